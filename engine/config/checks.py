@@ -1,0 +1,162 @@
+"""Cross-checks between the files of ``config/``, run once each file is valid on its own."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from datetime import timedelta
+
+from engine.config.agreement import AgreementConfig
+from engine.config.durations import format_duration
+from engine.config.models import TIERS, CalendarEntry, Department, EscalationPolicy
+from engine.config.problems import Origin, Problem
+from engine.sla_clock import BusinessCalendar
+
+Located = dict[tuple[str, str], Origin]
+"""Where each item was written: ``(section, id)`` -> origin; singletons have id ``""``."""
+
+
+def cross_check(config: AgreementConfig, items: Located) -> list[Problem]:
+    """Every problem that only shows when the files are read together."""
+    return [
+        *_contract_references(config, items[("general_contract", "")]),
+        *(
+            problem
+            for dep in config.departments.values()
+            for problem in _department(config, dep, items[("departments", dep.id)])
+        ),
+        *(
+            problem
+            for policy in config.escalation_policies.values()
+            for problem in _policy_steps(policy, items[("escalation_policies", policy.id)])
+        ),
+        *(
+            problem
+            for calendar in config.calendars.values()
+            for problem in _calendar_open_time(calendar, items[("calendars", calendar.id)])
+        ),
+        *_olas(config, items),
+    ]
+
+
+def _known(kind: str, value: str, known: Collection[str]) -> str | None:
+    if value in known:
+        return None
+    return f"unknown {kind} {value!r} (known: {', '.join(sorted(known))})"
+
+
+def _contract_references(config: AgreementConfig, origin: Origin) -> Iterator[Problem]:
+    contract = config.general_contract
+    if message := _known("calendar", contract.default_calendar, config.calendars):
+        yield origin.problem(message, "default_calendar")
+    if message := _known("escalation policy", contract.default_escalation_policy,
+                         config.escalation_policies):
+        yield origin.problem(message, "default_escalation_policy")
+    for index, service_id in enumerate(contract.positive_list):
+        if message := _known("service", service_id, config.services):
+            yield origin.problem(message, "positive_list", index)
+
+
+def _department(config: AgreementConfig, dep: Department, origin: Origin) -> Iterator[Problem]:
+    if dep.calendar is not None and (message := _known("calendar", dep.calendar, config.calendars)):
+        yield origin.problem(message, "calendar")
+    if dep.escalation_policy is not None and (
+        message := _known("escalation policy", dep.escalation_policy, config.escalation_policies)
+    ):
+        yield origin.problem(message, "escalation_policy")
+    teams = {team.id: team for team in config.provider.customer_teams}
+    if dep.customer_team is not None and (
+        message := _known("customer team", dep.customer_team, teams)
+    ):
+        yield origin.problem(message, "customer_team")
+    positive = config.general_contract.positive_list
+    for service_id in dep.services:
+        if message := _known("service", service_id, config.services):
+            yield origin.problem(message, "services", service_id)
+        elif service_id not in positive:
+            yield origin.problem(
+                f"service {service_id!r} is not on the general contract's positive list",
+                "services",
+                service_id,
+            )
+    for service_id in dep.contacts.system_owners:
+        if service_id not in dep.services:
+            yield origin.problem(
+                f"system owner named for {service_id!r}, which the department has not ordered",
+                "contacts", "system_owners", service_id,
+            )
+    yield from _tiers_reachable(config, dep, origin)
+
+
+def _tiers_reachable(config: AgreementConfig, dep: Department, origin: Origin) -> Iterator[Problem]:
+    policy_id = dep.escalation_policy or config.general_contract.default_escalation_policy
+    policy = config.escalation_policies.get(policy_id)
+    if policy is None:
+        return  # reported as an unknown reference
+    owners = dep.contacts.system_owners
+    for tier in TIERS:
+        if not any(step.tier == tier for step in policy.steps):
+            continue
+        if dep.contacts.for_tier(tier) is not None:
+            continue
+        if tier == "tactical" and all(service in owners for service in dep.services):
+            continue  # every ordered service has a system owner to tell
+        yield origin.problem(
+            f"escalation policy {policy.id!r} escalates to the {tier} tier, "
+            f"but the department has no {tier} contact",
+            "contacts",
+        )
+
+
+def _policy_steps(policy: EscalationPolicy, origin: Origin) -> Iterator[Problem]:
+    for index in range(1, len(policy.steps)):
+        before, step = policy.steps[index - 1].at, policy.steps[index].at
+        if step <= before:
+            yield origin.problem(
+                f"steps must increase: {step:g} follows {before:g}", "steps", index, "at"
+            )
+    if not any(step.at == 1.0 for step in policy.steps):
+        yield origin.problem("no step at 1.0: the breach itself must escalate", "steps")
+
+
+def _calendar_open_time(calendar: CalendarEntry, origin: Origin) -> Iterator[Problem]:
+    if not calendar.has_week_hours():
+        yield origin.problem("the calendar has no open time in any year: every weekday is closed",
+                             "week")
+        return
+    # Weekly windows recur every year; only extra closure days can empty a whole year.
+    business = BusinessCalendar(calendar)
+    for year in sorted({day.year for day in calendar.holidays.dates}):
+        if business.open_time_in_year(year) == timedelta(0):
+            yield origin.problem(f"the calendar has no open time in {year}", "holidays", "dates")
+
+
+def _olas(config: AgreementConfig, items: Located) -> Iterator[Problem]:
+    for function, ola in config.olas.items():
+        origin = items[("olas", function)]
+        if function not in config.provider.functions:
+            yield origin.problem(
+                f"the provider names no lead for function {function!r}, "
+                "so escalations of this OLA reach nobody",
+                "function",
+            )
+        for priority, per_metric in ola.targets.items():
+            for metric, ola_target in per_metric.items():
+                looser = [
+                    (sla_target, dep.id, service_id)
+                    for dep in config.departments.values()
+                    for service_id in dep.services
+                    if (service := config.services.get(service_id)) is not None
+                    and service.function == function
+                    and (sla_target := config.targets_for(dep.id, service_id)[1]
+                         .get(priority, {}).get(metric)) is not None
+                    and ola_target > sla_target
+                ]
+                if looser:
+                    strictest, dep_id, service_id = min(looser)
+                    others = f" and {len(looser) - 1} more" if len(looser) > 1 else ""
+                    yield origin.problem(
+                        f"OLA target {format_duration(ola_target)} is looser than the SLA target "
+                        f"{format_duration(strictest)} it underpins (department {dep_id!r}, "
+                        f"service {service_id!r}){others}; an OLA must at least meet the SLA",
+                        "targets", priority, metric,
+                    )

@@ -1,0 +1,135 @@
+"""Load ``config/``: read every YAML file, validate it, merge the files and cross-check them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from engine.config.agreement import AgreementConfig
+from engine.config.checks import Located, cross_check
+from engine.config.models import ConfigFile
+from engine.config.problems import ConfigError, Origin, Problem, format_loc
+from engine.config.yaml_source import Loc, YamlDocument, YamlError, read_yaml
+
+_LIST_SECTIONS = ("calendars", "services", "escalation_policies", "olas", "departments")
+_SINGLE_SECTIONS = ("general_contract", "provider")
+
+
+def load_config(directory: str | Path) -> AgreementConfig:
+    """Load and check the configuration in ``directory``; raise ``ConfigError`` listing problems."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError([Problem(str(root), "", "no such configuration directory")])
+    paths = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not paths:
+        raise ConfigError([Problem(str(root), "", "no .yaml files in the directory")])
+
+    problems: list[Problem] = []
+    files: list[tuple[YamlDocument, ConfigFile]] = []
+    for path in paths:
+        parsed = _read_file(path, problems)
+        if parsed is not None:
+            files.append(parsed)
+    if problems:  # cross-checks over a partial configuration would only add noise
+        raise ConfigError(problems)
+
+    items, config = _merge(root, files, problems)
+    if config is not None:
+        problems.extend(cross_check(config, items))
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def _read_file(path: Path, problems: list[Problem]) -> tuple[YamlDocument, ConfigFile] | None:
+    try:
+        document = read_yaml(path)
+    except YamlError as exc:
+        problems.append(Problem(str(path), format_loc(exc.loc), exc.message, exc.line))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(str(path), "", f"cannot be read: {exc}"))
+        return None
+    if not isinstance(document.data, dict):
+        problems.append(Problem(str(path), "", "the file must hold a mapping of sections", 1))
+        return None
+    try:
+        return document, ConfigFile.model_validate(document.data)
+    except ValidationError as exc:
+        problems.extend(_validation_problems(document, exc.errors()))
+        return None
+
+
+def _validation_problems(document: YamlDocument, errors: Iterable[ErrorDetails]) -> list[Problem]:
+    problems = []
+    for error in errors:
+        loc: Loc = tuple(part for part in error["loc"] if part != "[key]")
+        problems.append(
+            Problem(
+                file=str(document.path),
+                key=format_loc(loc),
+                message=_message(error),
+                line=document.line_of(loc),
+            )
+        )
+    return problems
+
+
+def _message(error: ErrorDetails) -> str:
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind != "value_error" and isinstance(value, str | int | float | bool):
+        message += f" (got {value!r})"
+    return message
+
+
+def _merge(
+    root: Path, files: list[tuple[YamlDocument, ConfigFile]], problems: list[Problem]
+) -> tuple[Located, AgreementConfig | None]:
+    """Key every section's items by id across files; report ids and sections seen twice."""
+    items: Located = {}
+    merged: dict[str, Any] = {name: {} for name in _LIST_SECTIONS}
+    for document, parsed in files:
+        for section in _LIST_SECTIONS:
+            for index, item in enumerate(getattr(parsed, section)):
+                key = item.function if section == "olas" else item.id
+                origin = Origin(document, (section, index))
+                first = items.get((section, key))
+                if first is not None:
+                    what = "an OLA for function" if section == "olas" else "id"
+                    problems.append(
+                        origin.problem(
+                            f"duplicate {what} {key!r}, first defined at "
+                            f"{first.document.path}:{first.document.line_of(first.loc)}"
+                        )
+                    )
+                    continue
+                items[(section, key)] = origin
+                merged[section][key] = item
+        for section in _SINGLE_SECTIONS:
+            value = getattr(parsed, section)
+            if value is None:
+                continue
+            origin = Origin(document, (section,))
+            first = items.get((section, ""))
+            if first is not None:
+                problems.append(
+                    origin.problem(f"{section} is defined twice; first in {first.document.path}")
+                )
+                continue
+            items[(section, "")] = origin
+            merged[section] = value
+    for section in _SINGLE_SECTIONS:
+        if section not in merged:
+            problems.append(Problem(str(root), section, "no file defines this section"))
+    if any(section not in merged for section in _SINGLE_SECTIONS):
+        return items, None
+    return items, AgreementConfig.model_validate(merged)

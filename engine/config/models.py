@@ -1,0 +1,226 @@
+"""The agreement configuration as written in the YAML files of ``config/``.
+
+Every model forbids unknown keys, so a misspelt key is reported rather than ignored.
+References between files (a department's calendar, a service id) are checked afterwards,
+in ``engine.config.checks``, once every file has been read.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from engine.config.durations import Duration
+from engine.sla_clock.spec import CalendarSpec
+
+Tier = Literal["operational", "tactical", "strategic"]
+TIERS: tuple[Tier, ...] = ("operational", "tactical", "strategic")
+
+ProviderFunction = Literal["server-network", "pc-software", "helpdesk", "sales", "administration"]
+PROVIDER_FUNCTIONS: tuple[ProviderFunction, ...] = (
+    "server-network",
+    "pc-software",
+    "helpdesk",
+    "sales",
+    "administration",
+)
+
+Priority = Literal["P1", "P2", "P3", "P4"]
+PRIORITIES: tuple[Priority, ...] = ("P1", "P2", "P3", "P4")
+Metric = Literal["response", "resolution", "update"]
+REQUIRED_METRICS: tuple[Metric, ...] = ("response", "resolution")
+Level = Literal["high", "medium", "low"]
+LEVELS: tuple[Level, ...] = ("high", "medium", "low")
+
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _check_id(value: str) -> str:
+    if not _ID_RE.match(value):
+        raise ValueError(f"{value!r} is not an id: lower-case letters, digits and '-'")
+    return value
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL_RE.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
+Id = Annotated[str, AfterValidator(_check_id)]
+Email = Annotated[str, AfterValidator(_check_email)]
+
+Targets = dict[Priority, dict[Metric, Duration]]
+"""Business-time targets per priority and metric."""
+
+
+class Model(BaseModel):
+    """Base of every config model: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Contact(Model):
+    """A person or mailbox that receives notices, and the channels that reach it."""
+
+    name: str
+    email: Email | None = None
+    webhook_url: HttpUrl | None = None
+    amqp: bool = Field(default=False, description="also publish to helpdesk.escalations")
+    language: Literal["da", "en"] = "da"
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Contact:
+        if self.email is None and self.webhook_url is None and not self.amqp:
+            raise ValueError("a contact needs at least one channel: email, webhook_url or amqp")
+        return self
+
+
+class CalendarEntry(CalendarSpec):
+    """A named business calendar."""
+
+    id: Id
+    name: str | None = None
+
+
+class Service(Model):
+    """A service in the provider's catalog."""
+
+    id: Id
+    name: str
+    function: ProviderFunction = Field(description="the provider function that owns it")
+    batch: bool = Field(default=False, description="covered in the calendar's batch windows too")
+    price_dkk: Decimal | None = Field(default=None, ge=0)
+    description: str | None = None
+
+
+class EscalationStep(Model):
+    """At this fraction of a clock's target, tell this tier."""
+
+    at: float = Field(gt=0, description="fraction of the target: 0.5, 0.9, 1.0 (breach), 1.5")
+    tier: Tier
+
+
+class EscalationPolicy(Model):
+    """Increasing steps: warnings before 1.0, the breach at 1.0, escalation after it."""
+
+    id: Id
+    name: str | None = None
+    steps: tuple[EscalationStep, ...] = Field(min_length=1)
+
+
+class OrderedService(Model):
+    """A catalog service a department has ordered; targets left out come from the contract."""
+
+    targets: Targets = Field(default_factory=dict)
+
+
+class DepartmentContacts(Model):
+    """The department's people per tier; system owners per service for the tactical tier."""
+
+    strategic: Contact | None = None
+    tactical: Contact | None = None
+    operational: Contact | None = None
+    system_owners: dict[str, Contact] = Field(default_factory=dict)
+
+    def for_tier(self, tier: Tier) -> Contact | None:
+        """The department-wide contact of a tier."""
+        contact: Contact | None = getattr(self, tier)
+        return contact
+
+
+class Department(Model):
+    """A department (forvaltning) and its SLA."""
+
+    id: Id
+    name: str
+    calendar: str | None = Field(default=None, description="default: the contract's calendar")
+    customer_team: str | None = None
+    contacts: DepartmentContacts
+    services: dict[str, OrderedService] = Field(min_length=1)
+    escalation_policy: str | None = Field(default=None, description="overrides the default")
+
+
+class Ola(Model):
+    """An operational level agreement of one provider function."""
+
+    function: ProviderFunction
+    name: str | None = None
+    targets: Targets = Field(min_length=1)
+
+
+class FunctionTeam(Model):
+    """A provider function and its lead, who hears of its OLA escalations."""
+
+    name: str
+    lead: Contact
+
+
+class CustomerTeam(Model):
+    """A provider team dedicated to one department."""
+
+    id: Id
+    name: str
+    contact: Contact | None = None
+
+
+class Provider(Model):
+    """The IT service unit (Koncernservice): its leads per tier and its teams."""
+
+    name: str
+    it_chief: Contact = Field(description="provider side, strategic tier")
+    helpdesk_lead: Contact = Field(description="provider side, operational tier")
+    functions: dict[ProviderFunction, FunctionTeam]
+    customer_teams: tuple[CustomerTeam, ...] = ()
+
+
+PriorityMatrix = dict[Level, dict[Level, Priority]]
+"""Priority by impact (outer key) and urgency (inner key)."""
+
+
+class GeneralContract(Model):
+    """The municipality-wide contract: defaults for every department and the positive list."""
+
+    default_calendar: str
+    default_escalation_policy: str
+    default_targets: Targets
+    positive_list: tuple[str, ...] = Field(
+        min_length=1, description="catalog services departments may order"
+    )
+    priority_matrix: PriorityMatrix
+
+    @model_validator(mode="after")
+    def _complete(self) -> GeneralContract:
+        missing = [
+            f"{p}.{m}"
+            for p in PRIORITIES
+            for m in REQUIRED_METRICS
+            if m not in self.default_targets.get(p, {})
+        ]
+        if missing:
+            raise ValueError(f"default_targets lacks {', '.join(missing)}")
+        holes = [
+            f"impact {i} x urgency {u}"
+            for i in LEVELS
+            for u in LEVELS
+            if u not in self.priority_matrix.get(i, {})
+        ]
+        if holes:
+            raise ValueError(f"priority_matrix lacks {', '.join(holes)}")
+        return self
+
+
+class ConfigFile(Model):
+    """One YAML file of ``config/``: any of these sections, each at most once per file."""
+
+    calendars: tuple[CalendarEntry, ...] = ()
+    services: tuple[Service, ...] = ()
+    escalation_policies: tuple[EscalationPolicy, ...] = ()
+    olas: tuple[Ola, ...] = ()
+    departments: tuple[Department, ...] = ()
+    general_contract: GeneralContract | None = None
+    provider: Provider | None = None

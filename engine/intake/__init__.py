@@ -1,0 +1,1 @@
+"""Ticket intake from RabbitMQ into PostgreSQL. Lands with the intake issue."""

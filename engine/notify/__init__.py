@@ -1,0 +1,1 @@
+"""Escalation notices over e-mail, webhook and AMQP. Lands with the escalation issue."""

@@ -1,0 +1,157 @@
+"""Property tests of the business calendar, and a brute-force oracle for its open time."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.sla_clock import BusinessCalendar, parse_window
+from engine.sla_clock.windows import WEEKDAYS
+
+CPH = ZoneInfo("Europe/Copenhagen")
+# Forms that matter: office hours, split days, nights across midnight, whole days, and
+# windows that touch the hour the clocks skip or repeat.
+WINDOW_FORMS = [
+    "08:00-16:00",
+    "07:30-12:00",
+    "13:00-17:15",
+    "22:00-06:00",
+    "00:00-24:00",
+    "02:00-03:00",
+    "01:30-02:30",
+    "02:30-04:00",
+    "23:00-02:30",
+    "16:00-08:00",
+]
+
+week_strategy = st.dictionaries(
+    st.sampled_from(WEEKDAYS),
+    st.lists(st.sampled_from(WINDOW_FORMS), min_size=1, max_size=3),
+    min_size=1,
+)
+holiday_strategy = st.sampled_from(
+    [{"country": None}, {"country": "DK"}, {"country": "DK", "categories": ["public", "optional"]}]
+)
+
+
+@st.composite
+def calendars(draw: st.DrawFn) -> tuple[dict[str, Any], BusinessCalendar]:
+    config = {"week": draw(week_strategy), "holidays": draw(holiday_strategy)}
+    return config, BusinessCalendar.from_config(config)
+
+
+# Instants over two years around both of 2026's daylight-saving changes, to the microsecond.
+instants = st.integers(
+    min_value=int(datetime(2025, 12, 1, tzinfo=UTC).timestamp() * 1e6),
+    max_value=int(datetime(2027, 12, 1, tzinfo=UTC).timestamp() * 1e6),
+).map(lambda us: datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us))
+zones = st.sampled_from([UTC, CPH])
+durations = st.integers(min_value=0, max_value=20 * 8 * 3600 * 10**6).map(
+    lambda us: timedelta(microseconds=us)
+)
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(calendars(), instants, zones, durations)
+def test_elapsed_to_the_deadline_is_the_duration(
+    cal: tuple[dict[str, Any], BusinessCalendar], start: datetime, zone: Any, d: timedelta
+) -> None:
+    _, business = cal
+    deadline = business.add(start.astimezone(zone), d)
+    assert deadline >= start
+    assert business.elapsed(start, deadline) == d
+
+
+@SETTINGS
+@given(calendars(), instants, instants, durations, durations)
+def test_add_is_monotonic_in_start_and_duration(
+    cal: tuple[dict[str, Any], BusinessCalendar],
+    s1: datetime,
+    s2: datetime,
+    d1: timedelta,
+    d2: timedelta,
+) -> None:
+    _, business = cal
+    s1, s2 = sorted((s1, s2))
+    d1, d2 = sorted((d1, d2))
+    assert business.add(s1, d1) <= business.add(s2, d1)
+    assert business.add(s1, d1) <= business.add(s1, d2)
+
+
+@SETTINGS
+@given(calendars(), instants, durations)
+def test_deadline_is_the_earliest_instant(
+    cal: tuple[dict[str, Any], BusinessCalendar], start: datetime, d: timedelta
+) -> None:
+    _, business = cal
+    deadline = business.add(start, d)
+    tick = timedelta(microseconds=1)
+    if d > timedelta(0):
+        # Business time was still running just before the deadline.
+        assert business.is_open(deadline - tick)
+        assert business.elapsed(start, deadline - tick) == d - tick
+    else:
+        assert business.is_open(deadline)
+        assert deadline == start or business.elapsed(start, deadline) == timedelta(0)
+
+
+@SETTINGS
+@given(calendars(), instants, instants, instants)
+def test_elapsed_is_additive(
+    cal: tuple[dict[str, Any], BusinessCalendar], a: datetime, b: datetime, c: datetime
+) -> None:
+    _, business = cal
+    a, b, c = sorted((a, b, c))
+    assert business.elapsed(a, c) == business.elapsed(a, b) + business.elapsed(b, c)
+
+
+def _open_by_wall_clock(config: dict[str, Any], instant: datetime, closed: set[date]) -> bool:
+    """Reference: is the instant's local wall time inside a window of its day or the day before."""
+    wall = instant.astimezone(CPH).replace(tzinfo=None)
+    for back in (0, 1):
+        day = wall.date() - timedelta(days=back)
+        if day in closed:
+            continue
+        for text in config["week"].get(WEEKDAYS[day.weekday()], []):
+            window = parse_window(text)
+            midnight = datetime.combine(day, datetime.min.time())
+            if (
+                midnight + timedelta(minutes=window.start_min)
+                <= wall
+                < midnight + timedelta(minutes=window.end_min)
+            ):
+                return True
+    return False
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    week_strategy,
+    st.sampled_from([date(2026, 3, 27), date(2026, 10, 23), date(2026, 12, 22)]),
+    st.sets(st.integers(min_value=0, max_value=4), max_size=2),
+)
+def test_open_time_matches_a_walk_in_quarter_hours(
+    week: dict[str, list[str]], first_day: date, closed_offsets: set[int]
+) -> None:
+    closed = {first_day + timedelta(days=n) for n in closed_offsets}
+    config = {"week": week, "holidays": {"country": None, "dates": sorted(closed)}}
+    business = BusinessCalendar.from_config(config)
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=CPH).astimezone(UTC)
+    # Every window edge and clock change falls on a quarter hour, so a walk in quarter
+    # hours sees each stretch of open time whole.
+    step = timedelta(minutes=15)
+    steps = 5 * 24 * 4
+    open_steps = 0
+    for n in range(steps):
+        instant = start + n * step
+        expected = _open_by_wall_clock(config, instant, closed)
+        assert business.is_open(instant) == expected, instant
+        assert business.is_open(instant + step / 2) == expected, instant
+        open_steps += expected
+    assert business.elapsed(start, start + steps * step) == open_steps * step
