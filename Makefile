@@ -68,10 +68,8 @@ test: venv services lint
 run: venv services
 	$(RUN_CMD)
 
-# -P (Python >= 3.11): do not put benchmarks/ on sys.path, otherwise
-# benchmarks/calendar.py would shadow the standard library `calendar` module.
 bench: venv
-	$(BIN)/python -P benchmarks/calendar.py
+	$(BIN)/python benchmarks/calendar.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

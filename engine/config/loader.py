@@ -104,10 +104,10 @@ def _merge(
                 origin = Origin(document, (section, index))
                 first = items.get((section, key))
                 if first is not None:
-                    what = "an OLA for function" if section == "olas" else "id"
+                    what = "a second OLA for function" if section == "olas" else "duplicate id"
                     problems.append(
                         origin.problem(
-                            f"duplicate {what} {key!r}, first defined at "
+                            f"{what} {key!r}, first defined at "
                             f"{first.document.path}:{first.document.line_of(first.loc)}"
                         )
                     )

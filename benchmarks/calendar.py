@@ -1,0 +1,97 @@
+"""Time BusinessCalendar.add and .elapsed on the example office calendar.
+
+Run: ``make bench`` (or ``.venv/bin/python benchmarks/calendar.py [--calls N]``).
+1,000,000 calls each by default, with random starts over two years and random
+durations up to 20 business days; prints calls per second on one core.
+"""
+
+import sys
+from pathlib import Path
+
+# This file is named calendar.py; keep it from shadowing the standard library's
+# `calendar` module, which the dependencies import.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+
+from engine.config import load_config
+from engine.sla_clock import BusinessCalendar
+
+REPO = Path(__file__).resolve().parent.parent
+BUSINESS_DAY = timedelta(hours=8)
+
+
+def _timed(label: str, calls: int, fn: Callable[[], None]) -> None:
+    began = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - began
+    print(f"{label:<47} {calls:>9,} calls {seconds:6.2f} s {calls / seconds:>10,.0f} calls/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=20261127)
+    args = parser.parse_args()
+    calls: int = args.calls
+
+    config = load_config(REPO / "config")
+    spec = config.calendars["office"]
+    calendar = BusinessCalendar.from_config(spec)
+    zone = spec.zone
+    rng = random.Random(args.seed)
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    span_us = int(timedelta(days=2 * 365).total_seconds() * 1e6)
+    max_us = int((20 * BUSINESS_DAY).total_seconds() * 1e6)
+
+    # Events carry RFC 3339 instants with a fixed offset; the calendar answers in its zone.
+    offsets = [timezone(timedelta(hours=1)), timezone(timedelta(hours=2)), UTC]
+    starts = [
+        (first + timedelta(microseconds=rng.randrange(span_us))).astimezone(rng.choice(offsets))
+        for _ in range(calls)
+    ]
+    durations = [timedelta(microseconds=rng.randrange(max_us)) for _ in range(calls)]
+    ends = [s + timedelta(microseconds=rng.randrange(span_us // 24)) for s in starts]
+    zoned = [s.astimezone(zone) for s in starts]
+
+    # Build the two years (and a little beyond) once, as a running engine would have.
+    calendar.add(first, timedelta(0))
+    calendar.add(first + timedelta(days=2 * 365), 40 * BUSINESS_DAY)
+
+    add, elapsed, is_open = calendar.add, calendar.elapsed, calendar.is_open
+
+    def add_fixed() -> None:
+        for s, d in zip(starts, durations, strict=True):
+            add(s, d)
+
+    def add_zoned() -> None:
+        for s, d in zip(zoned, durations, strict=True):
+            add(s, d)
+
+    def elapsed_fixed() -> None:
+        for s, e in zip(starts, ends, strict=True):
+            elapsed(s, e)
+
+    def open_checks() -> None:
+        for s in starts:
+            is_open(s)
+
+    print(f"office calendar ({spec.timezone}, DK holidays), Python {sys.version.split()[0]}")
+    _timed("add(start, duration), fixed-offset starts", calls, add_fixed)
+    _timed("add(start, duration), Europe/Copenhagen starts", calls, add_zoned)
+    _timed("elapsed(start, end), fixed-offset instants", calls, elapsed_fixed)
+    _timed("is_open(at)", calls, open_checks)
+    cold = BusinessCalendar.from_config(spec)
+    began = time.perf_counter()
+    cold.add(first, 320 * timedelta(hours=1))
+    print(f"{'first call on a new calendar (builds a year)':<47} "
+          f"{(time.perf_counter() - began) * 1e3:7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""Agreement configuration: the example loads; each broken config names file, line and key."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from engine.config import ConfigError, Problem, load_config
+from engine.sla_clock import BusinessCalendar
+from tests.helpers import EXAMPLE_CONFIG, EditYaml
+
+
+def problems_of(directory: Path) -> list[Problem]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(directory)
+    return caught.value.problems
+
+
+def only_problem(directory: Path) -> Problem:
+    problems = problems_of(directory)
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def line_of(path: Path, needle: str) -> int:
+    """The 1-based line of the first line of ``path`` containing ``needle``."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+class TestExample:
+    def test_loads(self) -> None:
+        config = load_config(EXAMPLE_CONFIG)
+        assert len(config.departments) == 7
+        assert 15 <= len(config.services) <= 25
+        functions = {service.function for service in config.services.values()}
+        assert functions == {"server-network", "pc-software", "helpdesk", "sales", "administration"}
+        names = {dep.name for dep in config.departments.values()}
+        assert "Børne- og Ungdomsforvaltningen" in names
+        assert "Økonomiforvaltningen" in names
+
+    def test_has_office_24_7_and_batch_calendars(self) -> None:
+        config = load_config(EXAMPLE_CONFIG)
+        office = BusinessCalendar.from_config(config.calendars["office"])
+        care = BusinessCalendar.from_config(config.calendars["care-24-7"])
+        week = timedelta(days=7)
+        start = datetime(2026, 11, 23, tzinfo=config.calendars["office"].zone)  # a Monday
+        assert care.elapsed(start, start + week) == week
+        assert office.elapsed(start, start + week) == timedelta(hours=4 * 8 + 7)
+        batch = office.with_batch_windows()
+        assert batch.elapsed(start, start + week) > office.elapsed(start, start + week)
+        assert any(service.batch for service in config.services.values())
+
+    def test_is_immutable(self) -> None:
+        config = load_config(EXAMPLE_CONFIG)
+        with pytest.raises(ValidationError, match="frozen"):
+            config.departments["buf"].name = "x"  # type: ignore[misc]
+
+    def test_targets_of_ordered_service_fall_back_to_the_contract_per_target(self) -> None:
+        config = load_config(EXAMPLE_CONFIG)
+        kind, targets = config.targets_for("buf", "skole-it-aula")
+        assert kind == "sla"
+        assert targets["P1"]["resolution"] == timedelta(hours=3)  # agreed by BUF
+        defaults = config.general_contract.default_targets
+        assert targets["P4"]["resolution"] == defaults["P4"]["resolution"]
+
+    def test_service_not_ordered_runs_under_the_default_targets(self) -> None:
+        config = load_config(EXAMPLE_CONFIG)
+        ordered = set(config.departments["buf"].services)
+        not_ordered = next(s for s in config.services if s not in ordered)
+        kind, targets = config.targets_for("buf", not_ordered)
+        assert kind == "default"
+        assert targets == config.general_contract.default_targets
+
+    def test_policy_and_calendar_overrides(self) -> None:
+        config = load_config(EXAMPLE_CONFIG)
+        assert config.policy_for("sof").id == "critical-care"
+        assert config.policy_for("buf").id == "standard"
+        assert config.calendar_for("sof").id == "care-24-7"
+        assert config.priority("high", "high") == "P1"
+        assert config.priority("low", "low") == "P4"
+
+
+class TestUnknownReferences:
+    def test_service_ordered_by_a_department(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["services"]
+                         .update({"no-such-service": {}}))
+        problem = only_problem(path.parent.parent)
+        assert problem.file == str(path)
+        assert problem.key == "departments[0].services.no-such-service"
+        assert "unknown service 'no-such-service'" in problem.message
+        assert problem.line == line_of(path, "no-such-service")
+
+    def test_calendar(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("departments/okf.yaml",
+                         lambda d: d["departments"][0].update(calendar="weekends"))
+        problem = only_problem(path.parent.parent)
+        assert problem.key == "departments[0].calendar"
+        assert "unknown calendar 'weekends' (known: care-24-7, extended, office)" in str(problem)
+
+    def test_function(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("catalog.yaml", lambda d: d["services"][0].update(function="network"))
+        problem = only_problem(path.parent)
+        assert problem.key == "services[0].function"
+        assert "'server-network'" in problem.message
+        assert "(got 'network')" in problem.message
+
+    def test_tier(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("escalation.yaml", lambda d: d["escalation_policies"][0]["steps"][2]
+                         .update(tier="management"))
+        problem = only_problem(path.parent)
+        assert problem.key == "escalation_policies[0].steps[2].tier"
+        assert "'operational', 'tactical' or 'strategic'" in problem.message
+
+    def test_escalation_policy_of_a_department(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("departments/sf.yaml",
+                         lambda d: d["departments"][0].update(escalation_policy="gentle"))
+        problem = only_problem(path.parent.parent)
+        assert problem.key == "departments[0].escalation_policy"
+        assert "unknown escalation policy 'gentle'" in problem.message
+
+    def test_positive_list_entry(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("general_contract.yaml",
+                         lambda d: d["general_contract"]["positive_list"].append("telefax"))
+        problem = only_problem(path.parent)
+        assert problem.key.startswith("general_contract.positive_list[")
+        assert "unknown service 'telefax'" in problem.message
+
+    def test_service_off_the_positive_list(self, edit_yaml: EditYaml, config_dir: Path) -> None:
+        edit_yaml("general_contract.yaml",
+                  lambda d: d["general_contract"]["positive_list"].remove("print"))
+        problems = problems_of(config_dir)
+        ordering = [d for d in load_config(EXAMPLE_CONFIG).departments.values()
+                    if "print" in d.services]
+        assert len(problems) == len(ordering) > 0
+        for problem in problems:
+            assert problem.key.endswith(".services.print")
+            assert "'print' is not on the general contract's positive list" in problem.message
+
+
+class TestDuplicateIds:
+    def test_service_listed_twice(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("catalog.yaml", lambda d: d["services"].append(dict(d["services"][3])))
+        problem = only_problem(path.parent)
+        assert problem.file == str(path)
+        assert "duplicate id 'opus-loen', first defined at" in problem.message
+        assert f"catalog.yaml:{line_of(path, 'id: opus-loen')}" in problem.message
+
+    def test_department_in_two_files(self, config_dir: Path) -> None:
+        copy = config_dir / "departments" / "buf2.yaml"  # read after buf.yaml
+        copy.write_text((config_dir / "departments" / "buf.yaml").read_text("utf-8"), "utf-8")
+        problem = only_problem(config_dir)
+        assert problem.file == str(copy)
+        assert "duplicate id 'buf', first defined at" in problem.message
+        assert "departments/buf.yaml:" in problem.message
+
+    def test_two_olas_for_one_function(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("olas.yaml", lambda d: d["olas"].append(dict(d["olas"][0])))
+        problem = only_problem(path.parent)
+        assert "a second OLA for function 'server-network', first defined at" in problem.message
+
+    def test_duplicate_yaml_key(self, config_dir: Path) -> None:
+        path = config_dir / "departments" / "kff.yaml"
+        text = path.read_text("utf-8").replace("      print: {}\n", "      print: {}\n" * 2)
+        path.write_text(text, "utf-8")
+        problem = only_problem(config_dir)
+        assert problem.key == "departments[0].services.print"
+        assert "duplicate key 'print'" in problem.message
+        assert problem.line == line_of(path, "print: {}") + 1
+
+    def test_contract_in_two_files(self, config_dir: Path) -> None:
+        contract = (config_dir / "general_contract.yaml").read_text("utf-8")
+        (config_dir / "contract-copy.yaml").write_text(contract, "utf-8")
+        problem = only_problem(config_dir)
+        assert "general_contract is defined twice" in problem.message
+
+
+def test_ola_looser_than_the_sla_it_underpins(edit_yaml: EditYaml) -> None:
+    def loosen(data: Any) -> None:
+        pc = next(ola for ola in data["olas"] if ola["function"] == "pc-software")
+        pc["targets"]["P1"]["resolution"] = "8h"
+
+    path = edit_yaml("olas.yaml", loosen)
+    problem = only_problem(path.parent)
+    assert problem.key.endswith(".targets.P1.resolution")
+    assert "OLA target 8h is looser than the SLA target 2h it underpins" in problem.message
+    assert "an OLA must at least meet the SLA" in problem.message
+    assert problem.line == line_of(path, "resolution: 8h")
+
+
+def test_ola_looser_than_a_default_target_a_department_left_out(edit_yaml: EditYaml) -> None:
+    def loosen(data: Any) -> None:
+        sales = next(ola for ola in data["olas"] if ola["function"] == "sales")
+        sales["targets"]["P1"] = {"resolution": "5h"}  # contract default P1 resolution: 4h
+
+    path = edit_yaml("olas.yaml", loosen)
+    problem = only_problem(path.parent)
+    assert "OLA target 5h is looser than the SLA target 4h" in problem.message
+
+
+class TestEscalationSteps:
+    def test_steps_that_do_not_increase(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("escalation.yaml", lambda d: d["escalation_policies"][0]["steps"][2]
+                         .update(at=0.7))
+        problem = only_problem(path.parent)
+        assert problem.key == "escalation_policies[0].steps[2].at"
+        assert problem.message == "steps must increase: 0.7 follows 0.75"
+
+    def test_policy_without_a_breach_step(self, edit_yaml: EditYaml) -> None:
+        def drop_breach(data: Any) -> None:
+            steps = data["escalation_policies"][0]["steps"]
+            steps[:] = [step for step in steps if step["at"] != 1.0]
+
+        path = edit_yaml("escalation.yaml", drop_breach)
+        problem = only_problem(path.parent)
+        assert "no step at 1.0" in problem.message
+
+    def test_step_at_zero(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("escalation.yaml", lambda d: d["escalation_policies"][0]["steps"][0]
+                         .update(at=0))
+        problem = only_problem(path.parent)
+        assert problem.key == "escalation_policies[0].steps[0].at"
+        assert "greater than 0" in problem.message
+
+
+class TestCalendarWithoutOpenTime:
+    def test_every_weekday_closed(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("calendars.yaml", lambda d: d["calendars"][1].update(week={"mon": []}))
+        problem = only_problem(path.parent)
+        assert problem.key == "calendars[1].week"
+        assert "no open time in any year" in problem.message
+
+    def test_a_whole_year_of_closure_days(self, edit_yaml: EditYaml) -> None:
+        year = [date(2027, 1, 1) + timedelta(days=n) for n in range(365)]
+        path = edit_yaml("calendars.yaml", lambda d: d["calendars"][1]["holidays"]
+                         .update(dates=year))
+        problem = only_problem(path.parent)
+        assert problem.key == "calendars[1].holidays.dates"
+        assert "no open time in 2027" in problem.message
+
+
+class TestTierWithoutContact:
+    def test_strategic_contact_missing(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("departments/buf.yaml",
+                         lambda d: d["departments"][0]["contacts"].pop("strategic"))
+        problem = only_problem(path.parent.parent)
+        assert problem.key == "departments[0].contacts"
+        assert problem.message == (
+            "escalation policy 'standard' escalates to the strategic tier, "
+            "but the department has no strategic contact"
+        )
+
+    def test_tactical_tier_served_by_system_owners_of_every_service(
+        self, edit_yaml: EditYaml
+    ) -> None:
+        owner = {"name": "Systemejer", "email": "ejer@buf.kk.dk"}
+
+        def owners_only(data: Any) -> None:
+            dep = data["departments"][0]
+            dep["contacts"].pop("tactical")
+            dep["contacts"]["system_owners"] = dict.fromkeys(dep["services"], owner)
+
+        path = edit_yaml("departments/buf.yaml", owners_only)
+        load_config(path.parent.parent)
+
+    def test_tactical_contact_missing(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("departments/buf.yaml",
+                         lambda d: d["departments"][0]["contacts"].pop("tactical"))
+        problem = only_problem(path.parent.parent)
+        assert "no tactical contact" in problem.message
+
+    def test_tier_the_policy_never_uses_needs_no_contact(self, edit_yaml: EditYaml) -> None:
+        def operational_only(data: Any) -> None:
+            data["departments"][0]["contacts"].pop("strategic")
+            data["departments"][0]["escalation_policy"] = "quiet"
+
+        path = edit_yaml("departments/buf.yaml", operational_only)
+        (path.parent.parent / "quiet.yaml").write_text(
+            "escalation_policies:\n"
+            "  - id: quiet\n"
+            "    steps: [{at: 1.0, tier: operational}, {at: 2.0, tier: tactical}]\n",
+            "utf-8",
+        )
+        load_config(path.parent.parent)
+
+    def test_contact_without_any_channel(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["contacts"]
+                         ["operational"].update(email=None, amqp=False))
+        problem = only_problem(path.parent.parent)
+        assert problem.key == "departments[0].contacts.operational"
+        assert "at least one channel" in problem.message
+
+
+class TestFileLevelProblems:
+    def test_unknown_key_points_at_its_line(self, config_dir: Path) -> None:
+        path = config_dir / "departments" / "tmf.yaml"
+        text = path.read_text("utf-8").replace("    customer_team:", "    costumer:  x\n"
+                                               "    customer_team:", 1)
+        path.write_text(text, "utf-8")
+        problem = only_problem(config_dir)
+        assert str(problem) == (
+            f"{path}:{line_of(path, 'costumer:')}: departments[0].costumer: unknown key"
+        )
+
+    def test_bad_duration(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["services"]
+                         ["skole-it-aula"]["targets"]["P1"].update(response="2d"))
+        problem = only_problem(path.parent.parent)
+        assert problem.key == "departments[0].services.skole-it-aula.targets.P1.response"
+        assert "business days differ per calendar" in problem.message
+
+    def test_bad_priority_key(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["services"]
+                         ["skole-it-aula"]["targets"].update(P5={"response": "1h"}))
+        problem = only_problem(path.parent.parent)
+        assert problem.key == "departments[0].services.skole-it-aula.targets.P5"
+        assert "'P1', 'P2', 'P3' or 'P4'" in problem.message
+
+    def test_not_yaml(self, config_dir: Path) -> None:
+        path = config_dir / "olas.yaml"
+        path.write_text("olas:\n  - function: sales\n    targets: {P1: [\n", "utf-8")
+        problem = only_problem(config_dir)
+        assert problem.file == str(path)
+        assert "not valid YAML" in problem.message
+        assert problem.line is not None
+
+    def test_missing_section(self, config_dir: Path) -> None:
+        (config_dir / "provider.yaml").unlink()
+        problem = only_problem(config_dir)
+        assert problem.key == "provider"
+        assert "no file defines this section" in problem.message
+
+    def test_missing_directory(self, tmp_path: Path) -> None:
+        problem = only_problem(tmp_path / "nowhere")
+        assert "no such configuration directory" in problem.message
+
+    def test_incomplete_priority_matrix(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("general_contract.yaml",
+                         lambda d: d["general_contract"]["priority_matrix"]["low"].pop("low"))
+        problem = only_problem(path.parent)
+        assert "priority_matrix lacks impact low x urgency low" in problem.message
+
+
+def test_every_problem_is_listed(edit_yaml: EditYaml, config_dir: Path) -> None:
+    edit_yaml("departments/okf.yaml", lambda d: d["departments"][0].update(calendar="nope"))
+    edit_yaml("departments/bif.yaml", lambda d: d["departments"][0]["contacts"].pop("strategic"))
+    edit_yaml("escalation.yaml", lambda d: d["escalation_policies"][1]["steps"][1].update(at=0.1))
+    problems = problems_of(config_dir)
+    messages = "\n".join(map(str, problems))
+    assert len(problems) == 3, messages
+    assert "unknown calendar 'nope'" in messages
+    assert "no strategic contact" in messages
+    assert "steps must increase" in messages
+    with pytest.raises(ConfigError, match="3 problems in the configuration"):
+        load_config(config_dir)
