@@ -315,3 +315,12 @@ def test_bad_config_is_refused_with_a_reason(config: dict[str, Any], message: st
 def test_calendar_without_any_window_is_refused() -> None:
     with pytest.raises(ValueError, match="no opening window"):
         BusinessCalendar.from_config({"week": {"mon": []}})
+
+
+def test_instants_outside_the_supported_years_are_refused(office: BusinessCalendar) -> None:
+    with pytest.raises(ValueError, match="outside the years 1900-2199"):
+        office.add(at(2300, 1, 1), h(1))
+    with pytest.raises(ValueError, match="outside the years 1900-2199"):
+        office.elapsed(at(1850, 1, 1), at(2026, 1, 1))
+    with pytest.raises(ValueError, match="beyond the years 1900-2199"):
+        office.add(at(2199, 12, 1), h(8 * 261 * 3))
