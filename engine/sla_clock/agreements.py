@@ -1,0 +1,144 @@
+"""Agreement snapshots: the terms a clock runs under, copied from the config when attached.
+
+A clock keeps the terms it was attached with (DESIGN invariant 5), so a new version of
+the configuration changes new tickets only. Calendars are referred to by id and taken
+from the running configuration: a closure day added later applies to open tickets too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from engine.config import AgreementConfig
+from engine.config.agreement import AgreementKind
+from engine.config.models import Metric, Priority, ProviderFunction, Tier
+from engine.sla_clock.calendar import BusinessCalendar
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """The terms of one clock: whose agreement, its calendar, targets and escalation steps."""
+
+    kind: AgreementKind
+    department: str
+    service: str
+    function: ProviderFunction  # for an OLA the function measured, else the service's owner
+    calendar: str
+    batch: bool
+    targets_s: Mapping[Priority, Mapping[Metric, int]]
+    steps: tuple[tuple[float, Tier], ...]
+
+    def target(self, priority: Priority, metric: Metric) -> timedelta | None:
+        """The target for a priority and metric, if the agreement sets one."""
+        seconds = self.targets_s.get(priority, {}).get(metric)
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form, for the store."""
+        return {
+            "kind": self.kind,
+            "department": self.department,
+            "service": self.service,
+            "function": self.function,
+            "calendar": self.calendar,
+            "batch": self.batch,
+            "targets_s": {p: dict(m) for p, m in self.targets_s.items()},
+            "steps": [[fraction, tier] for fraction, tier in self.steps],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Agreement:
+        """Read back what ``to_json`` wrote."""
+        return cls(
+            kind=data["kind"],
+            department=data["department"],
+            service=data["service"],
+            function=data["function"],
+            calendar=data["calendar"],
+            batch=data["batch"],
+            targets_s={p: dict(m) for p, m in data["targets_s"].items()},
+            steps=tuple((float(f), t) for f, t in data["steps"]),
+        )
+
+
+class UnknownReference(ValueError):
+    """An event names a department or service the configuration does not know."""
+
+
+def _seconds(
+    targets: Mapping[Priority, Mapping[Metric, timedelta]],
+) -> dict[Priority, dict[Metric, int]]:
+    return {
+        p: {m: int(d.total_seconds()) for m, d in per_metric.items()}
+        for p, per_metric in targets.items()
+    }
+
+
+def attach_sla(config: AgreementConfig, department_id: str, service_id: str) -> Agreement:
+    """The department's SLA for a service, or the contract's defaults when not ordered."""
+    department = config.departments.get(department_id)
+    if department is None:
+        raise UnknownReference(f"unknown department {department_id!r}")
+    service = config.services.get(service_id)
+    if service is None:
+        raise UnknownReference(f"unknown service {service_id!r}")
+    kind, targets = config.targets_for(department_id, service_id)
+    return Agreement(
+        kind=kind,
+        department=department_id,
+        service=service_id,
+        function=service.function,
+        calendar=config.calendar_for(department_id).id,
+        batch=service.batch,
+        targets_s=_seconds(targets),
+        steps=tuple((step.at, step.tier) for step in config.policy_for(department_id).steps),
+    )
+
+
+def attach_ola(
+    config: AgreementConfig, function: ProviderFunction, department_id: str, service_id: str
+) -> Agreement | None:
+    """The OLA of a provider function on this ticket's calendar, if the function has one."""
+    ola = config.olas.get(function)
+    if ola is None:
+        return None
+    sla = attach_sla(config, department_id, service_id)
+    return Agreement(
+        kind="ola",
+        department=department_id,
+        service=service_id,
+        function=function,
+        calendar=sla.calendar,
+        batch=sla.batch,
+        targets_s=_seconds(ola.targets),
+        steps=sla.steps,
+    )
+
+
+class CalendarBook:
+    """The business calendars of a configuration, built once and shared by every clock."""
+
+    def __init__(self, config: AgreementConfig) -> None:
+        self._config = config
+        self._built: dict[tuple[str, bool], BusinessCalendar] = {}
+
+    def get(self, calendar_id: str, batch: bool) -> BusinessCalendar:
+        """A calendar by id, with batch windows for batch-covered services.
+
+        A calendar that has left the configuration since a clock was attached falls
+        back to the contract's default calendar rather than stopping the clock.
+        """
+        key = (calendar_id, batch)
+        calendar = self._built.get(key)
+        if calendar is None:
+            spec = self._config.calendars.get(calendar_id) or self._config.calendars[
+                self._config.general_contract.default_calendar
+            ]
+            base = self._built.get((calendar_id, False)) or BusinessCalendar(spec)
+            self._built[(calendar_id, False)] = base
+            calendar = base.with_batch_windows() if batch else base
+            self._built[key] = calendar
+        return calendar

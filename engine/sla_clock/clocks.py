@@ -1,0 +1,187 @@
+"""A ticket's SLA and OLA clocks, measured in business time from its events.
+
+Pure: the events, the agreements already attached, the calendars and the instant to
+measure at all come in as arguments. ``ticket_clocks`` is a function of the events as a
+set, so out-of-order and late events give the same clocks as in-order ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Literal
+
+from engine.config.models import Metric, Priority, ProviderFunction, Tier
+from engine.events import TicketEvent
+from engine.sla_clock.agreements import Agreement
+from engine.sla_clock.calendar import BusinessCalendar
+from engine.sla_clock.timeline import PriorityOf, Run, Timeline, read_timeline
+
+ClockState = Literal["running", "paused", "met", "breached"]
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """An escalation step of a clock and the instant business time reaches it.
+
+    ``due_at`` is None while the clock is paused or stopped short of the step.
+    """
+
+    fraction: float
+    tier: Tier
+    due_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """One clock of a ticket, measured at ``as_of``."""
+
+    key: str
+    metric: Metric
+    agreement: Agreement
+    agreement_key: str
+    priority: Priority
+    target: timedelta
+    started_at: datetime
+    stopped_at: datetime | None
+    running: bool
+    state: ClockState
+    elapsed: timedelta
+    fraction: float
+    deadline: datetime | None
+    thresholds: tuple[Threshold, ...]
+    as_of: datetime
+
+    def ahead(self) -> tuple[Threshold, ...]:
+        """The thresholds still ahead of ``as_of``."""
+        return tuple(t for t in self.thresholds if t.due_at is not None and t.due_at > self.as_of)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketClocks:
+    """Everything the events say about a ticket, with its clocks."""
+
+    timeline: Timeline
+    clocks: tuple[Clock, ...]
+    agreements: Mapping[str, Agreement]  # every snapshot the clocks use, by agreement key
+
+
+AttachSla = Callable[[str, str], Agreement]
+AttachOla = Callable[[ProviderFunction, str, str], Agreement | None]
+CalendarOf = Callable[[str, bool], BusinessCalendar]
+
+
+def sla_key(department: str, service: str) -> str:
+    """The key under which a ticket keeps the snapshot of a department's SLA for a service."""
+    return f"sla:{department}:{service}"
+
+
+def ola_key(function: str) -> str:
+    """The key under which a ticket keeps the snapshot of a function's OLA."""
+    return f"ola:{function}"
+
+
+def ticket_clocks(
+    events: Iterable[TicketEvent],
+    *,
+    attached: Mapping[str, Agreement],
+    attach_sla: AttachSla,
+    attach_ola: AttachOla,
+    calendar_of: CalendarOf,
+    priority_of: PriorityOf,
+    as_of: datetime,
+) -> TicketClocks | None:
+    """Measure a ticket's clocks at ``as_of``; None until its ``ticket.created`` is known.
+
+    Snapshots in ``attached`` are reused; missing ones are attached through the
+    ``attach_*`` functions and returned in ``TicketClocks.agreements`` to be kept.
+    """
+    timeline = read_timeline(events, priority_of)
+    if timeline is None:
+        return None
+    agreements: dict[str, Agreement] = {}
+
+    def snapshot(key: str, make: Callable[[], Agreement | None]) -> Agreement | None:
+        if key not in agreements:
+            found = attached.get(key) or make()
+            if found is None:
+                return None
+            agreements[key] = found
+        return agreements[key]
+
+    sla_id = sla_key(timeline.department, timeline.service)
+    sla = snapshot(sla_id, lambda: attach_sla(timeline.department, timeline.service))
+    assert sla is not None  # attach_sla raises rather than return None
+    clocks = []
+    for run in timeline.runs:
+        agreement, key = sla, sla_id
+        if run.function is not None:
+            key = ola_key(run.function)
+            ola = snapshot(
+                key, partial(attach_ola, run.function, timeline.department, timeline.service)
+            )
+            if ola is None:
+                continue  # the function has no OLA: nothing to measure
+            agreement = ola
+        priority = timeline.priority_at(run.stopped_at)
+        target = agreement.target(priority, run.metric)
+        if target is None or target <= timedelta(0):
+            continue  # the agreement sets no target for this metric
+        calendar = calendar_of(agreement.calendar, agreement.batch)
+        clocks.append(_measure(run, agreement, key, priority, target, calendar, as_of))
+    return TicketClocks(timeline, tuple(clocks), agreements)
+
+
+def _measure(
+    run: Run,
+    agreement: Agreement,
+    agreement_key: str,
+    priority: Priority,
+    target: timedelta,
+    calendar: BusinessCalendar,
+    as_of: datetime,
+) -> Clock:
+    # Business time each step needs, and the target itself last: the deadline.
+    needs = [target * fraction for fraction, _tier in agreement.steps] + [target]
+    due: list[datetime | None] = [None] * len(needs)
+    spent = timedelta(0)  # business time before the segment at hand
+    elapsed = timedelta(0)  # business time up to as_of
+    for start, end in run.segments:
+        length = calendar.elapsed(start, end) if end is not None else None
+        for index, need in enumerate(needs):
+            if due[index] is None and spent < need and (length is None or need <= spent + length):
+                due[index] = calendar.add(start, need - spent)
+        elapsed += calendar.elapsed(start, as_of if end is None or end > as_of else end)
+        if length is not None:
+            spent += length
+    stopped = run.stopped_at is not None
+    # Ending exactly on the deadline meets the target; running up to it breaches it.
+    state: ClockState
+    if elapsed > target or (not stopped and elapsed >= target):
+        state = "breached"
+    elif stopped:
+        state = "met"
+    else:
+        state = "running" if run.running else "paused"
+    return Clock(
+        key=run.key,
+        metric=run.metric,
+        agreement=agreement,
+        agreement_key=agreement_key,
+        priority=priority,
+        target=target,
+        started_at=run.started_at,
+        stopped_at=run.stopped_at,
+        running=run.running,
+        state=state,
+        elapsed=elapsed,
+        fraction=elapsed / target,
+        deadline=due[-1] if run.running else None,
+        thresholds=tuple(
+            Threshold(fraction, tier, at)
+            for (fraction, tier), at in zip(agreement.steps, due, strict=False)
+        ),
+        as_of=as_of,
+    )
