@@ -17,7 +17,7 @@ RUN_CMD ?= $(BIN)/sla-engine check-config config
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv services lint test run bench clean
+.PHONY: help venv services lint test run bench bench-intake clean
 
 help:
 	@echo "Targets:"
@@ -26,7 +26,8 @@ help:
 	@echo "  lint      ruff check . && mypy"
 	@echo "  test      venv + services, lint, then pytest (extra args: PYTEST_ARGS='...')"
 	@echo "  run       venv + services, then RUN_CMD (now: $(RUN_CMD))"
-	@echo "  bench     run benchmarks/calendar.py"
+	@echo "  bench     run benchmarks/calendar.py (calendar arithmetic)"
+	@echo "  bench-intake  run benchmarks/intake.py (drain 200,000 events; real RabbitMQ and PostgreSQL)"
 	@echo "  clean     remove $(VENV) and caches"
 
 venv: $(STAMP)
@@ -69,7 +70,10 @@ run: venv services
 	$(RUN_CMD)
 
 bench: venv
-	$(BIN)/python benchmarks/calendar.py
+	$(BIN)/python -m benchmarks.calendar
+
+bench-intake: venv services
+	$(BIN)/python -m benchmarks.intake
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

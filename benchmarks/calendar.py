@@ -1,25 +1,20 @@
 """Time BusinessCalendar.add and .elapsed on the example office calendar.
 
-Run: ``make bench`` (or ``.venv/bin/python benchmarks/calendar.py [--calls N]``).
+Run: ``make bench`` (or ``.venv/bin/python -m benchmarks.calendar [--calls N]``; as a module,
+so that this file does not shadow the standard library's ``calendar``).
 1,000,000 calls each by default, with random starts over two years and random
 durations up to 20 business days; prints calls per second on one core, the best
 and the median of a few runs.
 """
 
-import sys
-from pathlib import Path
-
-# This file is named calendar.py; keep it from shadowing the standard library's
-# `calendar` module, which the dependencies import.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 from engine.config import load_config
 from engine.sla_clock import BusinessCalendar

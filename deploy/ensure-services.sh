@@ -21,7 +21,9 @@ PG_PORT="${PGPORT:-5432}"
 AMQP_HOST="${AMQP_HOST:-127.0.0.1}"
 AMQP_PORT="${AMQP_PORT:-5672}"
 TIMEOUT="${SERVICES_TIMEOUT:-90}"
-TEST_DB="sla_engine_test"
+# The daemon's database (make run) and the tests' (make test).
+DATABASES=(sla_engine sla_engine_test)
+DB_QUERY="select string_agg(datname, ' ' order by datname) from pg_database where datname in ('sla_engine', 'sla_engine_test')"
 LOG_DIR="${TMPDIR:-/tmp}"
 LOCK_FILE="${LOG_DIR}/sla-engine-ensure-services.lock"
 ERR_FILE=$(mktemp "${LOG_DIR}/sla-engine-services.XXXXXX")
@@ -175,9 +177,9 @@ ensure_postgresql() {
         fi
     fi
 
-    # Fast path: one query checks TCP auth and the test database at once.
+    # Fast path: one query checks TCP auth and the databases at once.
     local out err
-    if out=$(pg_tcp_psql -Atc "select 1 from pg_database where datname = '${TEST_DB}'" 2>"$ERR_FILE"); then
+    if out=$(pg_tcp_psql -Atc "$DB_QUERY" 2>"$ERR_FILE"); then
         :
     else
         err=$(cat "$ERR_FILE")
@@ -192,19 +194,21 @@ ensure_postgresql() {
             fi
             pg_socket_psql -Atc 'select pg_reload_conf()' >/dev/null || die "postgresql: reload failed"
             status="${status}, trust auth for 127.0.0.1"
-            out=$(pg_tcp_psql -Atc "select 1 from pg_database where datname = '${TEST_DB}'") \
+            out=$(pg_tcp_psql -Atc "$DB_QUERY") \
                 || die "postgresql: still cannot connect as postgres to ${PG_HOST}:${PG_PORT} without a password"
         else
             echo "$err" >&2
             die "postgresql: cannot connect as postgres to ${PG_HOST}:${PG_PORT}"
         fi
     fi
-    if [[ "$out" != "1" ]]; then
-        pg_tcp_psql -c "create database ${TEST_DB} owner postgres" >/dev/null 2>"$ERR_FILE" \
+    local db
+    for db in "${DATABASES[@]}"; do
+        [[ " $out " == *" $db "* ]] && continue
+        pg_tcp_psql -c "create database ${db} owner postgres" >/dev/null 2>"$ERR_FILE" \
             || grep -q 'already exists' "$ERR_FILE" \
-            || { cat "$ERR_FILE" >&2; die "postgresql: cannot create database ${TEST_DB}"; }
-        status="${status}, created database ${TEST_DB}"
-    fi
+            || { cat "$ERR_FILE" >&2; die "postgresql: cannot create database ${db}"; }
+        status="${status}, created database ${db}"
+    done
     echo "postgresql: ${PG_ACTION:+$PG_ACTION, }${status} (${PG_HOST}:${PG_PORT})"
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -10,8 +11,13 @@ from pathlib import Path
 
 from engine import __version__
 from engine.config import AgreementConfig, ConfigError, load_config
+from engine.settings import ENV_PREFIX, Settings
 
-CONFIG_DIR_ENV = "SLA_ENGINE_CONFIG_DIR"
+CONFIG_DIR_ENV = f"{ENV_PREFIX}CONFIG_DIR"
+SETTINGS_HELP = (
+    f"YAML settings file; environment variables {ENV_PREFIX}AMQP_URL, {ENV_PREFIX}DATABASE_URL, "
+    f"{CONFIG_DIR_ENV}, ... override it"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +41,89 @@ def _parser() -> argparse.ArgumentParser:
         default=Path(os.environ.get(CONFIG_DIR_ENV, "config")),
         help=f"configuration directory (env {CONFIG_DIR_ENV}; default: ./config)",
     )
+    run = commands.add_parser(
+        "run",
+        help="start the engine: migrate the database, consume ticket events",
+        description="Start the engine daemon. SIGTERM or SIGINT stops it cleanly.",
+    )
+    run.add_argument("--settings", type=Path, help=SETTINGS_HELP)
+    migrate = commands.add_parser("migrate", help="apply the database migrations and exit")
+    migrate.add_argument("--settings", type=Path, help=SETTINGS_HELP)
+    publish = commands.add_parser(
+        "publish",
+        help="publish ticket events from a JSON Lines file, with publisher confirms",
+        description="Publish one event per line of FILE to the helpdesk.tickets exchange. "
+        "Lines that are not valid events are refused with their line number.",
+    )
+    publish.add_argument("file", type=Path, metavar="FILE.jsonl")
+    publish.add_argument(
+        "--no-validate", action="store_true", help="send lines as they are, valid or not"
+    )
+    publish.add_argument("--settings", type=Path, help=SETTINGS_HELP)
+    commands.add_parser("schema", help="print the JSON Schema of the ticket event contract")
     return parser
+
+
+def _settings(path: Path | None) -> Settings:
+    try:
+        return Settings.load(path)
+    except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
+        raise SystemExit(f"sla-engine: invalid settings: {exc}") from None
+
+
+def run(settings_file: Path | None) -> int:
+    """Start the daemon; 1 when the configuration is invalid."""
+    from engine import logging as engine_logging
+    from engine.daemon import serve
+
+    settings = _settings(settings_file)
+    engine_logging.configure(settings.log_level, settings.log_json)
+    try:
+        config = load_config(settings.config_dir)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    asyncio.run(serve(settings, config))
+    return 0
+
+
+def migrate(settings_file: Path | None) -> int:
+    """Apply pending migrations and list them."""
+    import asyncpg
+
+    from engine.store.migrate import migrate as apply
+
+    settings = _settings(settings_file)
+
+    async def main() -> int:
+        connection = await asyncpg.connect(settings.database_url.get_secret_value())
+        try:
+            applied = await apply(connection)
+        finally:
+            await connection.close()
+        for migration in applied:
+            print(f"applied {migration.version:03d}_{migration.name}")
+        print("database is up to date" if not applied else f"{len(applied)} migrations applied")
+        return 0
+
+    return asyncio.run(main())
+
+
+def publish(path: Path, validate: bool, settings_file: Path | None) -> int:
+    """Publish a JSON Lines file; 1 when a line was refused."""
+    from engine.intake.publish import publish_file
+
+    settings = _settings(settings_file)
+    if not path.is_file():
+        print(f"sla-engine: no such file: {path}", file=sys.stderr)
+        return 1
+    report = asyncio.run(
+        publish_file(path, settings.amqp_url.get_secret_value(), validate=validate)
+    )
+    for line, reason in report.refused:
+        print(f"{path}:{line}: refused: {reason}", file=sys.stderr)
+    print(f"published {report.published} events from {path}")
+    return 1 if report.refused else 0
 
 
 def _summary(directory: Path, config: AgreementConfig) -> str:
@@ -64,6 +152,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.directory)
+    if args.command == "run":
+        return run(args.settings)
+    if args.command == "migrate":
+        return migrate(args.settings)
+    if args.command == "publish":
+        return publish(args.file, not args.no_validate, args.settings)
+    if args.command == "schema":
+        from engine.events.schema import schema_text
+
+        sys.stdout.write(schema_text())
+        return 0
     raise AssertionError(f"unhandled command {args.command}")  # argparse refuses others
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
+import aio_pika
+import asyncpg
 import pytest
 import yaml
 
+from engine.intake import topology
 from tests.helpers import EXAMPLE_CONFIG, EditYaml
+from tests.services import AMQP_URL, DATABASE_URL
 
 
 @pytest.fixture
@@ -33,3 +38,40 @@ def edit_yaml(config_dir: Path) -> EditYaml:
         return path
 
     return edit
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    """A database URL whose tables live in a schema of this test's own."""
+    schema = f"t_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(DATABASE_URL)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await admin.close()
+    yield f"{DATABASE_URL}?search_path={schema}"
+    admin = await asyncpg.connect(DATABASE_URL)
+    try:
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to this test's schema."""
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A channel on the real broker, with the intake queues emptied for this test."""
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    channel = await connection.channel()
+    for queue in (topology.QUEUE, topology.DEAD_LETTER_QUEUE):
+        await channel.queue_delete(queue)
+    await topology.declare(channel)
+    yield channel
+    await connection.close()

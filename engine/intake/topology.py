@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
@@ -21,19 +23,27 @@ def routing_key(event_type: str) -> str:
     return event_type
 
 
-async def declare(channel: AbstractChannel) -> tuple[AbstractExchange, AbstractQueue]:
-    """Declare the exchanges and queues; return the ticket exchange and the intake queue."""
-    exchange = await channel.declare_exchange(
-        EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    dlx = await channel.declare_exchange(
+@dataclass(frozen=True)
+class Topology:
+    """The declared exchanges and queues."""
+
+    tickets: AbstractExchange
+    dead_letters: AbstractExchange
+    intake: AbstractQueue
+    dead: AbstractQueue
+
+
+async def declare(channel: AbstractChannel) -> Topology:
+    """Declare the exchanges and queues (idempotent: the same arguments every time)."""
+    tickets = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+    dead_letters = await channel.declare_exchange(
         DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
     )
     dead = await channel.declare_queue(
         DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
     )
-    await dead.bind(dlx)
-    queue = await channel.declare_queue(
+    await dead.bind(dead_letters)
+    intake = await channel.declare_queue(
         QUEUE,
         durable=True,
         arguments={
@@ -42,5 +52,5 @@ async def declare(channel: AbstractChannel) -> tuple[AbstractExchange, AbstractQ
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
         },
     )
-    await queue.bind(exchange, BINDING_KEY)
-    return exchange, queue
+    await intake.bind(tickets, BINDING_KEY)
+    return Topology(tickets, dead_letters, intake, dead)

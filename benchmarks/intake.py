@@ -1,0 +1,187 @@
+"""Intake throughput: drain a backlog of ticket events, against this machine's raw ceiling.
+
+Run: ``make bench-intake`` (or ``.venv/bin/python -m benchmarks.intake [--tickets N]``).
+
+1. Raw ceiling: the same messages, consumed with aio-pika in batches of 500 with one
+   multi-ack and inserted into one table with asyncpg, no engine logic.
+2. Engine: the messages published to ``helpdesk.tickets`` while no engine runs, then
+   ``sla-engine run`` started as a process; timed from its ``engine.started`` log line
+   until every event is in the database.
+
+Uses the local RabbitMQ and PostgreSQL (``SLA_ENGINE_AMQP_URL``, ``SLA_ENGINE_DATABASE_URL``
+override them), a schema of its own in the database and a queue of its own for step 1;
+the intake queues are emptied first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid5
+from zoneinfo import ZoneInfo
+
+import aio_pika
+import asyncpg
+
+from engine.intake import topology
+from engine.intake.publish import publish_events
+
+REPO = Path(__file__).resolve().parent.parent
+AMQP_URL = os.environ.get("SLA_ENGINE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+DATABASE_URL = os.environ.get(
+    "SLA_ENGINE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/sla_engine"
+)
+RAW_QUEUE = "sla-engine.bench.raw"
+BATCH = 500
+NAMESPACE = UUID("8f0e8a56-0a43-4c43-8f3e-1c2b3a4d5e6f")
+SERVICES = {
+    "buf": ["esdh", "skole-it-aula"], "okf": ["opus-loen", "esdh"], "sof": ["omsorgssystem"],
+    "tmf": ["print", "esdh"], "kff": ["pc-arbejdsplads"],
+}  # fmt: skip
+
+
+def make_events(tickets: int, seed: int = 42) -> list[bytes]:
+    """Creation, response, in progress and resolution of each ticket over one week."""
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 23, 8, tzinfo=ZoneInfo("Europe/Copenhagen"))
+    events = []
+    for n in range(tickets):
+        ticket = f"B-{n}"
+        department = rng.choice(sorted(SERVICES))
+        at = start + timedelta(seconds=rng.randrange(5 * 24 * 3600))
+        steps: list[tuple[str, dict[str, object]]] = [
+            ("ticket.created", {"department": department,
+                                "service": rng.choice(SERVICES[department]),
+                                "priority": rng.choice(["P1", "P2", "P3", "P4"]),
+                                "subject": f"Sag {ticket}", "requester": {"name": "Bruger"}}),
+            ("ticket.responded", {}),
+            ("ticket.status_changed", {"status": "in_progress"}),
+            ("ticket.status_changed", {"status": "resolved"}),
+        ]  # fmt: skip
+        for seq, (type_, fields) in enumerate(steps):
+            at += timedelta(minutes=rng.randint(1, 240))
+            event: dict[str, object] = {
+                "schema_version": 1, "event_id": str(uuid5(NAMESPACE, f"{ticket}/{seq}")),
+                "type": type_, "ticket_id": ticket, "occurred_at": at.isoformat(),
+                "channel": "web",
+            }
+            event.update(fields)
+            events.append((at, event))
+    events.sort(key=lambda pair: pair[0])
+    return [json.dumps(event).encode() for _, event in events]
+
+
+async def raw_ceiling(bodies: list[bytes], schema: str) -> float:
+    """Events a second with no engine logic: consume, insert one row each, multi-ack."""
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    db = await asyncpg.connect(f"{DATABASE_URL}?search_path={schema}")
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.queue_delete(RAW_QUEUE)
+        queue = await channel.declare_queue(
+            RAW_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        for start in range(0, len(bodies), BATCH):
+            chunk = bodies[start : start + BATCH]
+            await asyncio.gather(*(
+                channel.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=RAW_QUEUE,
+                )
+                for body in chunk
+            ))  # fmt: skip
+        await db.execute("CREATE TABLE raw_events (event_id uuid PRIMARY KEY, payload jsonb)")
+        await channel.set_qos(prefetch_count=2 * BATCH)
+        inbox: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+        await queue.consume(inbox.put)
+        began, done = time.perf_counter(), 0
+        while done < len(bodies):
+            batch = [await inbox.get()]
+            while len(batch) < BATCH and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            ids = [json.loads(m.body)["event_id"] for m in batch]
+            async with db.transaction():
+                await db.execute(
+                    "INSERT INTO raw_events SELECT * FROM unnest($1::uuid[], $2::jsonb[])"
+                    " ON CONFLICT DO NOTHING",
+                    ids,
+                    [m.body.decode() for m in batch],
+                )
+            await batch[-1].ack(multiple=True)
+            done += len(batch)
+        seconds = time.perf_counter() - began
+        await channel.queue_delete(RAW_QUEUE)
+        return len(bodies) / seconds
+    finally:
+        await db.close()
+        await connection.close()
+
+
+async def engine_rate(bodies: list[bytes], schema: str) -> tuple[float, float]:
+    """Events a second of ``sla-engine run`` draining them as a backlog; and the drain time."""
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (topology.QUEUE, topology.DEAD_LETTER_QUEUE):
+            await channel.queue_delete(queue)
+    await publish_events(bodies, AMQP_URL)
+    database_url = f"{DATABASE_URL}?search_path={schema}"
+    env = {**os.environ, "SLA_ENGINE_AMQP_URL": AMQP_URL, "SLA_ENGINE_DATABASE_URL": database_url,
+           "SLA_ENGINE_CONFIG_DIR": str(REPO / "config")}  # fmt: skip
+    db = await asyncpg.connect(database_url)
+    with tempfile.TemporaryFile("w+") as log:
+        engine = subprocess.Popen(
+            [str(Path(sys.executable).with_name("sla-engine")), "run"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            began = None
+            while began is None:
+                assert engine.poll() is None, "the engine exited"
+                log.seek(0)
+                if '"engine.started"' in log.read():
+                    began = time.perf_counter()
+                await asyncio.sleep(0.01)
+            while await db.fetchval("SELECT count(*) FROM events") < len(bodies):
+                assert engine.poll() is None, "the engine exited"
+                await asyncio.sleep(0.05)
+            seconds = time.perf_counter() - began
+        finally:
+            engine.send_signal(signal.SIGTERM)
+            engine.wait(60)
+            await db.close()
+    return len(bodies) / seconds, seconds
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=50_000)
+    args = parser.parse_args()
+    bodies = make_events(args.tickets)
+    schema = f"bench_{int(time.time())}"
+    admin = await asyncpg.connect(DATABASE_URL)
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        print(f"{len(bodies):,} events for {args.tickets:,} tickets")
+        raw = await raw_ceiling(bodies, schema)
+        print(f"raw ceiling (aio-pika + asyncpg, batches of {BATCH}): {raw:10,.0f} events/s")
+        rate, seconds = await engine_rate(bodies, schema)
+        print(f"engine (sla-engine run, drained in {seconds:.1f} s): {rate:10,.0f} events/s")
+        print(f"engine / raw ceiling: {rate / raw:.2f}")
+    finally:
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

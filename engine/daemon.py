@@ -1,0 +1,109 @@
+"""The engine process: connect, migrate, declare, consume; stop cleanly on SIGTERM.
+
+Shutdown runs in a fixed order: stop taking messages, let the batch in hand finish
+within the grace period (its messages are acked only after their commit, so whatever is
+cut off is redelivered), then close the broker connection and the database pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+import aio_pika
+import asyncpg
+import structlog
+
+from engine.config import AgreementConfig
+from engine.intake import topology
+from engine.intake.consumer import TRANSIENT_ERRORS, IntakeConsumer
+from engine.settings import Settings, redact_url
+from engine.sla_clock.meter import ClockMeter
+from engine.store.migrate import migrate
+
+log = structlog.get_logger(__name__)
+
+
+async def _wait(stopping: asyncio.Event, seconds: float) -> None:
+    waiter = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({waiter}, timeout=seconds)
+    waiter.cancel()
+
+
+async def connect_database(settings: Settings, stopping: asyncio.Event) -> asyncpg.Pool | None:
+    """A migrated connection pool, retried until the database answers or we are stopped."""
+    delay_s = 0.2
+    while not stopping.is_set():
+        try:
+            pool = await asyncpg.create_pool(
+                settings.database_url.get_secret_value(), min_size=1, max_size=4
+            )
+            async with pool.acquire() as connection:
+                applied = await migrate(connection)
+            for migration in applied:
+                log.info("store.migrated", version=migration.version, name=migration.name)
+            return pool
+        except TRANSIENT_ERRORS as exc:
+            log.warning("store.unavailable", error=repr(exc), retry_in_s=delay_s)
+        await _wait(stopping, delay_s)
+        delay_s = min(delay_s * 2, settings.db_retry_max_s)
+    return None
+
+
+async def serve(
+    settings: Settings,
+    config: AgreementConfig,
+    stopping: asyncio.Event | None = None,
+    on_started: Callable[[IntakeConsumer], None] | None = None,
+) -> None:
+    """Run intake until SIGTERM or SIGINT (or ``stopping``); raise if the intake worker dies."""
+    if stopping is None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+    log.info(
+        "engine.starting",
+        amqp_url=redact_url(settings.amqp_url.get_secret_value()),
+        database_url=redact_url(settings.database_url.get_secret_value()),
+        config_dir=str(settings.config_dir),
+        departments=len(config.departments),
+    )
+    pool = await connect_database(settings, stopping)
+    if pool is None:
+        log.info("engine.stopped", reason="stopped before the database answered")
+        return
+    connection = await aio_pika.connect_robust(settings.amqp_url.get_secret_value())
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=settings.prefetch)
+        declared = await topology.declare(channel)
+        consumer = IntakeConsumer(
+            declared.intake,
+            declared.dead_letters,
+            pool,
+            ClockMeter(config),
+            batch_size=settings.batch_size,
+            retry_max_s=settings.db_retry_max_s,
+        )
+        worker = asyncio.create_task(consumer.run(stopping), name="intake")
+        await consumer.start()
+        log.info("engine.started", queue=topology.QUEUE, prefetch=settings.prefetch)
+        if on_started is not None:
+            on_started(consumer)
+        stop_waiter = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait({worker, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+        stop_waiter.cancel()
+        if worker.done():
+            worker.result()  # the worker only ends early by failing: let that stop us
+        log.info("engine.stopping", grace_s=settings.shutdown_grace_s)
+        await consumer.stop_receiving()
+        try:
+            await asyncio.wait_for(worker, timeout=settings.shutdown_grace_s)
+        except TimeoutError:
+            log.warning("engine.grace_expired", note="unfinished messages will be redelivered")
+        log.info("engine.stopped", **vars(consumer.stats))
+    finally:
+        await connection.close()
+        await pool.close()

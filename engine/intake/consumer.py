@@ -1,0 +1,213 @@
+"""Consume ticket events from RabbitMQ into PostgreSQL, acknowledging only committed work.
+
+Messages are taken in batches: a batch's valid events are recorded in one transaction and
+the whole batch is acknowledged with one multiple-ack after the commit. A message that can
+never be recorded (not JSON, not the contract, an unknown department) is copied to the
+dead-letter exchange with its reason before that ack. While PostgreSQL is away the batch
+stays unacknowledged and is retried with backoff; the bounded prefetch then holds the
+rest of the queue at the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aio_pika
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from pydantic import ValidationError
+
+from engine.events import TicketEvent, parse_event
+from engine.intake.topology import REASON_HEADER
+from engine.sla_clock.meter import ClockMeter
+from engine.store.recorder import BatchOutcome, record_batch
+
+log = structlog.get_logger(__name__)
+
+# Twice the largest valid event (a 64 KiB body plus the envelope); anything bigger is
+# refused before it is parsed.
+MAX_MESSAGE_BYTES = 160 * 1024
+
+# Errors after which the same batch may well succeed: the database went away, a
+# connection was cut, or two transactions deadlocked.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+@dataclass
+class IntakeStats:
+    """Counts since start, for logs, tests and (later) metrics."""
+
+    recorded: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    retries: int = 0
+
+
+def _reason(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "message"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"invalid event: {where}: {first['msg']}{more}"
+
+
+class IntakeConsumer:
+    """Takes messages off the intake queue and records them in batches."""
+
+    def __init__(
+        self,
+        queue: AbstractQueue,
+        dead_letters: AbstractExchange,
+        pool: asyncpg.Pool,
+        meter: ClockMeter,
+        *,
+        batch_size: int,
+        retry_max_s: float,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._queue = queue
+        self._dead_letters = dead_letters
+        self._pool = pool
+        self._meter = meter
+        self._batch_size = batch_size
+        self._retry_max_s = retry_max_s
+        self._now = now
+        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._consumer_tag: str | None = None
+        self.stats = IntakeStats()
+
+    async def start(self) -> None:
+        """Start receiving messages (at most the channel's prefetch at a time)."""
+        self._consumer_tag = await self._queue.consume(self._inbox.put)
+
+    async def stop_receiving(self) -> None:
+        """Stop taking new messages; those already received are still processed or released."""
+        if self._consumer_tag is not None:
+            tag, self._consumer_tag = self._consumer_tag, None
+            await self._queue.cancel(tag)
+
+    @property
+    def idle(self) -> bool:
+        """Whether no received message is waiting."""
+        return self._inbox.empty()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Process batches until ``stopping`` is set and the received messages are done."""
+        while not (stopping.is_set() and self._inbox.empty()):
+            getter = asyncio.ensure_future(self._inbox.get())
+            stopper = asyncio.ensure_future(stopping.wait())
+            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if getter not in done:
+                getter.cancel()
+                continue
+            batch = [getter.result()]
+            while len(batch) < self._batch_size and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            await self._process(batch, stopping)
+
+    async def _process(
+        self,
+        batch: list[AbstractIncomingMessage],
+        stopping: asyncio.Event,
+        *,
+        isolated: bool = False,
+    ) -> None:
+        valid: list[TicketEvent] = []
+        for message in batch:
+            event, reason = self._read(message)
+            if event is not None:
+                valid.append(event)
+            else:
+                await self._dead_letter(message, reason)
+        if valid:
+            try:
+                outcome = await self._record(valid, stopping)
+            except Exception as exc:
+                # Not the database but this code failing on some event: find the message
+                # that does it and dead-letter it, rather than stall the queue on it.
+                log.exception("intake.record_failed", events=len(valid))
+                if len(batch) > 1:
+                    for message in batch:
+                        await self._process([message], stopping, isolated=True)
+                    return
+                await self._dead_letter(batch[0], f"internal error: {exc!r}")
+                outcome = BatchOutcome(0, 0, 0, 0)
+            if outcome is None:
+                return  # stopping while the database is away: the broker redelivers them
+            self.stats.recorded += outcome.recorded
+            self.stats.duplicates += outcome.duplicates
+            if outcome.duplicates:
+                log.info("intake.duplicates", count=outcome.duplicates)
+        self.stats.batches += 1
+        try:
+            # One ack for the batch; a message retried on its own is acked on its own.
+            await batch[-1].ack(multiple=not isolated)
+        except Exception as exc:  # noqa: BLE001 - the broker redelivers; recording is idempotent
+            log.warning("intake.ack_failed", error=repr(exc), messages=len(batch))
+
+    def _read(self, message: AbstractIncomingMessage) -> tuple[TicketEvent | None, str]:
+        if len(message.body) > MAX_MESSAGE_BYTES:
+            return None, f"message of {len(message.body)} bytes exceeds {MAX_MESSAGE_BYTES}"
+        try:
+            event = parse_event(message.body)
+        except ValidationError as exc:
+            return None, _reason(exc)
+        refusal = self._meter.refusal(event)
+        if refusal is not None:
+            return None, f"refers to nothing the configuration knows: {refusal}"
+        return event, ""
+
+    async def _record(
+        self, events: list[TicketEvent], stopping: asyncio.Event
+    ) -> BatchOutcome | None:
+        delay_s = 0.1
+        while True:
+            try:
+                async with self._pool.acquire() as connection:
+                    return await record_batch(connection, self._meter, events, self._now())
+            except TRANSIENT_ERRORS as exc:
+                self.stats.retries += 1
+                log.warning("intake.store_unavailable", error=repr(exc), retry_in_s=delay_s)
+            if stopping.is_set():
+                return None
+            # Back off, but wake at once on shutdown.
+            waiter = asyncio.ensure_future(stopping.wait())
+            await asyncio.wait({waiter}, timeout=delay_s)
+            waiter.cancel()
+            delay_s = min(delay_s * 2, self._retry_max_s)
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        headers = dict(message.headers or {})
+        headers[REASON_HEADER] = reason
+        headers["x-original-routing-key"] = message.routing_key or ""
+        await self._dead_letters.publish(
+            aio_pika.Message(
+                message.body,
+                headers=headers,
+                content_type=message.content_type,
+                message_id=message.message_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=message.routing_key or "",
+        )
+        self.stats.dead_lettered += 1
+        log.warning(
+            "intake.dead_lettered",
+            reason=reason,
+            message_id=message.message_id,
+            routing_key=message.routing_key,
+        )

@@ -1,0 +1,78 @@
+"""Process settings: environment variables ``SLA_ENGINE_*``, or a YAML settings file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+ENV_PREFIX = "SLA_ENGINE_"
+
+
+class Settings(BaseSettings):
+    """How the engine reaches its broker and database, and how it paces itself."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    amqp_url: SecretStr = Field(
+        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="RabbitMQ URL; amqps://... with ?cafile=... for TLS",
+    )
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://postgres@127.0.0.1:5432/sla_engine"),
+        description="PostgreSQL URL; add ?sslmode=verify-full for TLS",
+    )
+    config_dir: Path = Field(default=Path("config"), description="agreement configuration")
+    prefetch: int = Field(default=1000, ge=1, description="unacked messages held at once")
+    batch_size: int = Field(default=500, ge=1, description="events recorded per transaction")
+    shutdown_grace_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="time to finish in-flight work after SIGTERM; keep it below the "
+        "platform's kill timeout (Kubernetes terminationGracePeriodSeconds, default 30)",
+    )
+    db_retry_max_s: float = Field(
+        default=10.0, gt=0, description="longest pause between attempts while PostgreSQL is away"
+    )
+    log_level: str = "info"
+    log_json: bool = Field(default=True, description="JSON log lines; false for a console")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over a settings file, which wins over the defaults.
+        return env_settings, init_settings
+
+    @classmethod
+    def load(cls, settings_file: Path | None = None) -> Settings:
+        """Settings from the environment over an optional YAML file."""
+        values: dict[str, Any] = {}
+        if settings_file is not None:
+            values = YamlConfigSettingsSource(cls, yaml_file=settings_file)()
+        return cls(**values)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, fit for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

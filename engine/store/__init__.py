@@ -1,0 +1,1 @@
+"""PostgreSQL state: migrations, and the recording of events with their tickets' clocks."""

@@ -1,0 +1,195 @@
+"""The engine as a process: SIGTERM mid-stream, two engines on one queue, PostgreSQL restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+import pytest
+
+from engine.intake.publish import publish_events
+from tests.helpers import EXAMPLE_CONFIG, REPO
+from tests.services import AMQP_URL, poll
+from tests.streams import lines, stream
+
+pytestmark = pytest.mark.acceptance
+
+SLA_ENGINE = str(Path(sys.executable).with_name("sla-engine"))
+
+
+class Daemon:
+    """One ``sla-engine run`` process, its log in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [SLA_ENGINE, "run"], env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far."""
+        found = []
+        for line in self.log_path.read_text().splitlines():
+            if line.startswith("{"):
+                found.append(json.loads(line))
+        return found
+
+    def logged(self, name: str) -> dict[str, Any] | None:
+        return next((e for e in self.events() if e["event"] == name), None)
+
+    async def started(self) -> None:
+        async def up() -> bool:
+            assert self.process.poll() is None, self.log_path.read_text()
+            return self.logged("engine.started") is not None
+
+        await poll(up, what="the engine to start")
+
+    async def terminate(self, timeout_s: float = 30) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return await self.wait(timeout_s)
+
+    async def wait(self, timeout_s: float) -> int:
+        async def exited() -> bool:
+            return self.process.poll() is not None
+
+        await poll(exited, timeout_s, what="the engine to exit")
+        self._log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def daemon_env(database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SLA_ENGINE_AMQP_URL": AMQP_URL,
+        "SLA_ENGINE_DATABASE_URL": database_url,
+        "SLA_ENGINE_CONFIG_DIR": str(EXAMPLE_CONFIG),
+        "SLA_ENGINE_BATCH_SIZE": "100",
+        "SLA_ENGINE_PREFETCH": "300",
+        "SLA_ENGINE_DB_RETRY_MAX_S": "0.5",
+    }
+
+
+@pytest.fixture
+def daemons(daemon_env: dict[str, str], tmp_path: Path) -> Iterator[list[Daemon]]:
+    """Start engines with ``start(daemons)``; any still running at the end are killed."""
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.kill()
+
+
+async def start(daemons: list[Daemon], env: dict[str, str], tmp_path: Path) -> Daemon:
+    daemon = Daemon(env, tmp_path / f"engine-{len(daemons)}.log")
+    daemons.append(daemon)
+    await daemon.started()
+    return daemon
+
+
+async def events_in(database_url: str) -> int:
+    connection = await asyncpg.connect(database_url)
+    try:
+        value = await connection.fetchval("SELECT count(*) FROM events")
+    finally:
+        await connection.close()
+    assert isinstance(value, int)
+    return value
+
+
+async def all_recorded(database_url: str, n: int, timeout_s: float = 60) -> None:
+    async def check() -> bool:
+        return await events_in(database_url) == n
+
+    await poll(check, timeout_s, what=f"{n} events in the database")
+
+
+async def test_sigterm_mid_stream_loses_nothing(
+    daemons: list[Daemon], daemon_env: dict[str, str], database_url: str, tmp_path: Path,
+    broker: aio_pika.abc.AbstractChannel,
+) -> None:
+    events = stream(600, seed=3)
+    first = await start(daemons, daemon_env, tmp_path)
+    publisher = asyncio.create_task(publish_events(lines(events), AMQP_URL))
+
+    async def some() -> bool:
+        return await events_in(database_url) >= 300
+
+    await poll(some, what="the first events to be recorded")
+    assert await first.terminate() == 0
+    stopped = first.logged("engine.stopped")
+    assert stopped is not None
+    await publisher
+    assert await events_in(database_url) < len(events), "the stream was over before SIGTERM"
+    second = await start(daemons, daemon_env, tmp_path)
+    await all_recorded(database_url, len(events))
+    assert await second.terminate() == 0
+
+
+async def test_two_engines_share_the_queue_without_loss_or_double(
+    daemons: list[Daemon], daemon_env: dict[str, str], database_url: str, tmp_path: Path,
+    broker: aio_pika.abc.AbstractChannel,
+) -> None:
+    events = stream(800, seed=4)
+    engines = [await start(daemons, daemon_env, tmp_path) for _ in range(2)]
+    await publish_events(lines(events), AMQP_URL)
+    await all_recorded(database_url, len(events))
+    for engine in engines:
+        assert await engine.terminate() == 0
+    stats = [engine.logged("engine.stopped") or {} for engine in engines]
+    assert sum(s["recorded"] for s in stats) == len(events)
+    assert all(s["recorded"] > 0 for s in stats), stats  # both took part
+
+
+def _cluster() -> list[str]:
+    versions = sorted(os.listdir("/etc/postgresql"))
+    assert versions, "no local PostgreSQL cluster to stop and start"
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
+
+
+async def test_postgresql_stopped_mid_stream_every_event_recorded_once(
+    daemons: list[Daemon], daemon_env: dict[str, str], database_url: str, tmp_path: Path,
+    broker: aio_pika.abc.AbstractChannel,
+) -> None:
+    events = stream(600, seed=5)
+    engine = await start(daemons, daemon_env, tmp_path)
+    half = len(events) // 2
+    await publish_events(lines(events[:half]), AMQP_URL)
+
+    async def some() -> bool:
+        return await events_in(database_url) >= 200
+
+    await poll(some, what="the first events to be recorded")
+    subprocess.run([*_cluster(), "stop", "-m", "fast"], check=True, timeout=60)
+    try:
+        await publish_events(lines(events[half:]), AMQP_URL)
+
+        async def waiting() -> bool:
+            return any(e["event"] == "intake.store_unavailable" for e in engine.events())
+
+        await poll(waiting, what="the engine to notice the database is gone")
+    finally:
+        subprocess.run([*_cluster(), "start"], check=True, timeout=120)
+    await all_recorded(database_url, len(events), timeout_s=120)
+    connection = await asyncpg.connect(database_url)
+    try:
+        distinct = await connection.fetchval("SELECT count(DISTINCT event_id) FROM events")
+    finally:
+        await connection.close()
+    assert distinct == len(events)
+    assert await engine.terminate() == 0

@@ -1,0 +1,148 @@
+"""Intake against the real RabbitMQ and PostgreSQL: events become tickets with clocks."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime
+from typing import Any
+
+import aio_pika
+import asyncpg
+import pytest
+
+from engine.intake import topology
+from engine.intake.publish import publish_events
+from engine.store.migrate import migrate, migrations
+from tests.integration.conftest import RunningEngine
+from tests.services import AMQP_URL, poll
+from tests.streams import CPH, event, lines, stream, ticket_events
+
+pytestmark = pytest.mark.integration
+MONDAY = datetime(2026, 11, 23, 9, tzinfo=CPH)
+
+CLOCK_FIELDS = (
+    "clock_key, metric, agreement_kind, department, service, function, priority, calendar,"
+    " target_s, state, running, elapsed_s, started_at, stopped_at, deadline, thresholds"
+)
+
+
+async def count(db: asyncpg.Connection, sql: str, *args: Any) -> int:
+    value = await db.fetchval(sql, *args)
+    assert isinstance(value, int)
+    return value
+
+
+async def recorded(db: asyncpg.Connection, n: int) -> None:
+    async def check() -> bool:
+        return await count(db, "SELECT count(*) FROM events") >= n
+
+    await poll(check, what=f"{n} events recorded")
+
+
+async def test_published_event_becomes_a_ticket_with_its_clocks(
+    engine: RunningEngine, db: asyncpg.Connection
+) -> None:
+    created = stream(1)[0]
+    await publish_events(lines([created]), AMQP_URL)
+    await recorded(db, 1)
+    ticket = await db.fetchrow("SELECT * FROM tickets")
+    assert ticket is not None
+    assert ticket["ticket_id"] == created["ticket_id"]
+    assert ticket["department"] == created["department"]
+    assert ticket["agreement_kind"] == "sla"
+    rows = await db.fetch("SELECT * FROM clocks ORDER BY clock_key")
+    assert [r["clock_key"] for r in rows] == ["resolution", "response"]
+    for row in rows:
+        assert row["state"] in ("running", "breached")
+        assert row["deadline"] is not None
+        assert row["next_due_at"] is not None
+        assert json.loads(row["thresholds"])[0]["tier"] == "operational"
+    snapshots = json.loads(ticket["agreements"])
+    assert list(snapshots) == [f"sla:{created['department']}:{created['service']}"]
+
+
+async def test_the_same_event_twice_has_one_effect(
+    engine: RunningEngine, db: asyncpg.Connection
+) -> None:
+    events = stream(3)
+    await publish_events(lines(events), AMQP_URL)
+    await recorded(db, len(events))
+    before = await db.fetch(f"SELECT ticket_id, {CLOCK_FIELDS} FROM clocks ORDER BY 1, 2")
+    await publish_events(lines(events[:5]), AMQP_URL)
+
+    async def counted() -> bool:
+        return engine.consumer.stats.duplicates == 5
+
+    await poll(counted, what="five duplicates counted")
+    assert await count(db, "SELECT count(*) FROM events") == len(events)
+    after = await db.fetch(f"SELECT ticket_id, {CLOCK_FIELDS} FROM clocks ORDER BY 1, 2")
+    assert after == before
+
+
+async def test_reverse_order_gives_the_same_clocks(
+    engine: RunningEngine, db: asyncpg.Connection
+) -> None:
+    in_order = ticket_events("FWD-1", MONDAY, random.Random(7))
+    reversed_ = [
+        {**e, "ticket_id": "REV-1", "event_id": e["event_id"][:-4] + "beef"}
+        for e in reversed(in_order)
+    ]
+    await publish_events(lines(in_order + reversed_), AMQP_URL)
+    await recorded(db, 2 * len(in_order))
+    fwd = await db.fetch(f"SELECT {CLOCK_FIELDS} FROM clocks WHERE ticket_id = 'FWD-1' ORDER BY 1")
+    rev = await db.fetch(f"SELECT {CLOCK_FIELDS} FROM clocks WHERE ticket_id = 'REV-1' ORDER BY 1")
+    assert len(fwd) == 3  # response, resolution and the OLA of the assigned function
+    assert fwd == rev
+
+
+async def test_invalid_messages_are_dead_lettered_with_reasons_while_the_queue_flows(
+    engine: RunningEngine, db: asyncpg.Connection, broker: aio_pika.abc.AbstractChannel
+) -> None:
+    valid = stream(2)
+    unknown = event("ticket.created", "BAD-1", 0, MONDAY, department="nowhere",
+                    service="esdh", priority="P1", subject="x")
+    bad = [b"not json", json.dumps({**valid[0], "extra": 1}).encode(), json.dumps(unknown).encode()]
+    await publish_events([bad[0], *lines(valid[:3]), bad[1], *lines(valid[3:]), bad[2]], AMQP_URL)
+    await recorded(db, len(valid))
+    dead = await broker.get_queue(topology.DEAD_LETTER_QUEUE)
+    reasons = []
+    for _ in range(3):
+        message = await dead.get(timeout=10, fail=True)
+        assert message is not None
+        await message.ack()
+        reasons.append(str(message.headers[topology.REASON_HEADER]))
+    assert await dead.get(fail=False) is None
+    assert reasons[0].startswith("invalid event: message: Invalid JSON")
+    assert reasons[1] == "invalid event: ticket.created.extra: Extra inputs are not permitted"
+    assert reasons[2] == "refers to nothing the configuration knows: unknown department 'nowhere'"
+    assert engine.consumer.stats.dead_lettered == 3
+    assert await count(db, "SELECT count(*) FROM events") == len(valid)
+
+
+async def test_events_before_their_creation_are_kept_and_applied_later(
+    engine: RunningEngine, db: asyncpg.Connection
+) -> None:
+    events = stream(1)
+    created, rest = events[0], events[1:]
+    await publish_events(lines(rest), AMQP_URL)
+    await recorded(db, len(rest))
+    assert await count(db, "SELECT count(*) FROM clocks") == 0
+    assert await count(db, "SELECT count(*) FROM tickets WHERE created_at IS NULL") == 1
+    await publish_events(lines([created]), AMQP_URL)
+    await recorded(db, len(events))
+
+    async def measured() -> bool:
+        return await count(db, "SELECT count(*) FROM clocks") == 3
+
+    await poll(measured, what="the clocks of the ticket")
+    assert await count(db, "SELECT count(*) FROM clocks WHERE state IN ('met', 'breached')") == 3
+
+
+async def test_migrate_builds_an_empty_database_from_zero(db: asyncpg.Connection) -> None:
+    applied = await migrate(db)
+    assert [m.version for m in applied] == [m.version for m in migrations()]
+    tables = {r["tablename"] for r in await db.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    assert {"schema_migrations", "events", "tickets", "clocks"} <= tables
+    assert await migrate(db) == []  # a second run has nothing to do

@@ -1,0 +1,24 @@
+"""The real services the integration and acceptance tests use, and polling with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+
+AMQP_URL = os.environ.get("SLA_ENGINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+DATABASE_URL = os.environ.get(
+    "SLA_ENGINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/sla_engine_test"
+)
+
+
+async def poll(
+    check: Callable[[], Awaitable[bool]], timeout_s: float = 30, what: str = "condition"
+) -> None:
+    """Wait until ``check`` is true, polling; fail after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,339 @@
+"""The v1 ticket event contract: what it accepts, what it refuses, and how it says why."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from engine.events import (
+    EVENT_TYPES,
+    MAX_BODY_BYTES,
+    MAX_SUBJECT_CHARS,
+    SCHEMA_VERSION,
+    TicketCreated,
+    event_adapter,
+    parse_event,
+)
+from engine.intake.publish import INVALID_ROUTING_KEY, envelope_of, refusal_of
+
+EVENT_ID = "5f0c8a1e-6b7d-4c2e-9a43-2d8e0f6b1c77"
+ENVELOPE: dict[str, Any] = {
+    "schema_version": SCHEMA_VERSION,
+    "event_id": EVENT_ID,
+    "ticket_id": "KS-48113",
+    "occurred_at": "2026-11-23T09:15:00+01:00",
+    "channel": "web",
+}
+# The smallest valid event of each type, beyond the envelope.
+FIELDS: dict[str, dict[str, Any]] = {
+    "ticket.created": {
+        "department": "buf",
+        "service": "skole-it-aula",
+        "priority": "P2",
+        "subject": "Kan ikke logge på Aula",
+    },
+    "ticket.responded": {},
+    "ticket.status_changed": {"status": "in_progress"},
+    "ticket.priority_changed": {"priority": "P1"},
+    "ticket.assigned": {"function": "pc-software"},
+    "ticket.commented": {"visibility": "public", "body": "Vi kigger på det."},
+    "ticket.reclassified": {"service": "pc-arbejdsplads"},
+}
+
+
+def event(kind: str, **changes: Any) -> dict[str, Any]:
+    """A valid event of ``kind`` as JSON data; a change to ``None`` removes the field."""
+    data = {**ENVELOPE, "type": kind, **FIELDS[kind], **changes}
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def parse(data: dict[str, Any]) -> Any:
+    return parse_event(json.dumps(data))
+
+
+def errors_of(data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]]:
+    """The (location, message) of each error; the location starts with the event type."""
+    with pytest.raises(ValidationError) as caught:
+        parse(data)
+    return [(error["loc"], error["msg"]) for error in caught.value.errors()]
+
+
+def test_the_examples_cover_every_type() -> None:
+    assert set(FIELDS) == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_each_type_parses_into_its_model(kind: str) -> None:
+    parsed = parse(event(kind))
+    assert parsed.type == kind
+    assert str(parsed.event_id) == EVENT_ID
+    assert parsed.occurred_at.utcoffset() == timedelta(hours=1)
+
+
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_each_type_survives_a_round_trip_through_json(kind: str) -> None:
+    parsed = parse(event(kind))
+    assert parse_event(event_adapter.dump_json(parsed)) == parsed
+
+
+def test_bytes_and_text_parse_alike() -> None:
+    text = json.dumps(event("ticket.created"))
+    assert parse_event(text) == parse_event(text.encode("utf-8"))
+
+
+def test_a_full_created_event_parses() -> None:
+    parsed = parse(
+        event(
+            "ticket.created",
+            priority=None,
+            impact="high",
+            urgency="medium",
+            requester={"name": "Lone Mortensen", "email": "lone.mortensen@buf.kk.dk"},
+            body="Hej Servicedesk",
+        )
+    )
+    assert isinstance(parsed, TicketCreated)
+    assert (parsed.impact, parsed.urgency, parsed.priority) == ("high", "medium", None)
+    assert parsed.requester.email == "lone.mortensen@buf.kk.dk"
+
+
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_unknown_fields_are_refused(kind: str) -> None:
+    assert errors_of(event(kind, colour="blue")) == [
+        ((kind, "colour"), "Extra inputs are not permitted")
+    ]
+
+
+def test_unknown_fields_of_the_requester_are_refused() -> None:
+    data = event("ticket.created", requester={"name": "Lone", "fax": "+45 33 66 00 00"})
+    assert errors_of(data) == [
+        (("ticket.created", "requester", "fax"), "Extra inputs are not permitted")
+    ]
+
+
+@pytest.mark.parametrize("stamp", ["2026-11-23T09:15:00", "2026-11-23 09:15"])
+def test_a_naive_timestamp_is_refused(stamp: str) -> None:
+    [(loc, message)] = errors_of(event("ticket.responded", occurred_at=stamp))
+    assert loc == ("ticket.responded", "occurred_at")
+    assert "timezone" in message
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2026-11-23T08:15:00Z", "2026-11-23T09:15:00+01:00", "2026-11-23T03:15:00-05:00"]
+)
+def test_any_offset_is_accepted_and_names_the_same_instant(stamp: str) -> None:
+    reference = parse(event("ticket.responded")).occurred_at
+    assert parse(event("ticket.responded", occurred_at=stamp)).occurred_at == reference
+
+
+@pytest.mark.parametrize("stamp", ["2026-11-23", "yesterday", "2026-11-23T25:00:00+01:00"])
+def test_a_timestamp_that_is_not_one_is_refused(stamp: str) -> None:
+    [(loc, _)] = errors_of(event("ticket.responded", occurred_at=stamp))
+    assert loc == ("ticket.responded", "occurred_at")
+
+
+def test_subject_of_the_limit_is_accepted_and_one_more_refused() -> None:
+    parse(event("ticket.created", subject="å" * MAX_SUBJECT_CHARS))
+    [(loc, message)] = errors_of(event("ticket.created", subject="å" * (MAX_SUBJECT_CHARS + 1)))
+    assert loc == ("ticket.created", "subject")
+    assert str(MAX_SUBJECT_CHARS) in message
+
+
+def test_an_empty_subject_is_refused() -> None:
+    [(loc, _)] = errors_of(event("ticket.created", subject=""))
+    assert loc == ("ticket.created", "subject")
+
+
+@pytest.mark.parametrize("kind", ["ticket.created", "ticket.commented"])
+def test_body_limit_counts_utf8_bytes_not_characters(kind: str) -> None:
+    # "ø" is two bytes: half the limit in characters is the whole limit in bytes.
+    parse(event(kind, body="ø" * (MAX_BODY_BYTES // 2)))
+    parse(event(kind, body="a" * MAX_BODY_BYTES))
+    over = "ø" * (MAX_BODY_BYTES // 2) + "a"
+    assert len(over) < MAX_BODY_BYTES
+    [(loc, message)] = errors_of(event(kind, body=over))
+    assert loc == (kind, "body")
+    assert f"{MAX_BODY_BYTES + 1} bytes" in message
+
+
+def test_body_limit_with_four_byte_characters() -> None:
+    parse(event("ticket.commented", body="🙂" * (MAX_BODY_BYTES // 4)))
+    [(loc, _)] = errors_of(event("ticket.commented", body="🙂" * (MAX_BODY_BYTES // 4 + 1)))
+    assert loc == ("ticket.commented", "body")
+
+
+@given(st.text(max_size=40).map(lambda unit: unit * 2000))
+def test_body_is_accepted_exactly_when_it_fits_in_the_limit(body: str) -> None:
+    fits = len(body.encode("utf-8")) <= MAX_BODY_BYTES
+    try:
+        parse(event("ticket.commented", body=body))
+    except ValidationError:
+        assert not fits
+    else:
+        assert fits
+
+
+@pytest.mark.parametrize("kind", ["ticket.created", "ticket.priority_changed"])
+@pytest.mark.parametrize(
+    "given_fields",
+    [{}, {"impact": "high"}, {"urgency": "low"}],
+    ids=["neither", "impact only", "urgency only"],
+)
+def test_priority_or_both_impact_and_urgency_are_needed(
+    kind: str, given_fields: dict[str, str]
+) -> None:
+    [(loc, message)] = errors_of(event(kind, priority=None, **given_fields))
+    assert loc == (kind,)
+    assert "priority" in message
+    assert "impact and urgency" in message
+
+
+@pytest.mark.parametrize("kind", ["ticket.created", "ticket.priority_changed"])
+def test_impact_and_urgency_stand_in_for_priority(kind: str) -> None:
+    parsed = parse(event(kind, priority=None, impact="low", urgency="high"))
+    assert parsed.priority is None
+
+
+def test_unknown_priority_and_levels_are_refused() -> None:
+    assert [loc for loc, _ in errors_of(event("ticket.created", priority="P5"))] == [
+        ("ticket.created", "priority")
+    ]
+    data = event("ticket.priority_changed", priority=None, impact="huge", urgency="low")
+    assert [loc for loc, _ in errors_of(data)] == [("ticket.priority_changed", "impact")]
+
+
+def test_reclassified_needs_a_department_or_a_service() -> None:
+    [(loc, message)] = errors_of(event("ticket.reclassified", service=None))
+    assert loc == ("ticket.reclassified",)
+    assert "department" in message
+    assert "service" in message
+    parse(event("ticket.reclassified", service=None, department="sof"))
+    parse(event("ticket.reclassified", department="sof"))
+
+
+@pytest.mark.parametrize(
+    "event_id", ["not-a-uuid", "5f0c8a1e-6b7d-4c2e-9a43-2d8e0f6b1c7", "", 12345]
+)
+def test_a_bad_event_id_is_refused(event_id: object) -> None:
+    [(loc, _)] = errors_of(event("ticket.responded", event_id=event_id))
+    assert loc == ("ticket.responded", "event_id")
+
+
+@pytest.mark.parametrize("version", [0, 2, "1", "v1"])
+def test_another_schema_version_is_refused(version: object) -> None:
+    [(loc, _)] = errors_of(event("ticket.responded", schema_version=version))
+    assert loc == ("ticket.responded", "schema_version")
+
+
+def test_a_missing_schema_version_is_refused() -> None:
+    data = event("ticket.responded")
+    del data["schema_version"]
+    assert errors_of(data) == [(("ticket.responded", "schema_version"), "Field required")]
+
+
+def test_an_unknown_type_is_refused_naming_the_known_ones() -> None:
+    [(loc, message)] = errors_of({**ENVELOPE, "type": "ticket.deleted"})
+    assert loc == ()
+    assert "ticket.deleted" in message
+    assert all(kind in message for kind in EVENT_TYPES)
+
+
+def test_a_missing_type_is_refused() -> None:
+    [(_, message)] = errors_of(dict(ENVELOPE))
+    assert "type" in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ticket_id", ""),
+        ("ticket_id", "-starts-with-a-dash"),
+        ("ticket_id", "has space"),
+        ("ticket_id", "K" * 65),
+        ("channel", "fax"),
+    ],
+)
+def test_envelope_values_are_bounded(field: str, value: str) -> None:
+    [(loc, _)] = errors_of(event("ticket.responded", **{field: value}))
+    assert loc == ("ticket.responded", field)
+
+
+def test_an_unknown_status_is_refused() -> None:
+    [(loc, message)] = errors_of(event("ticket.status_changed", status="reopened"))
+    assert loc == ("ticket.status_changed", "status")
+    assert "in_progress" in message
+
+
+def test_assignment_is_to_a_known_provider_function() -> None:
+    [(loc, _)] = errors_of(event("ticket.assigned", function="catering"))
+    assert loc == ("ticket.assigned", "function")
+    assert parse(event("ticket.assigned", team="team-buf")).team == "team-buf"
+
+
+def test_a_comment_needs_a_visibility() -> None:
+    [(loc, _)] = errors_of(event("ticket.commented", visibility="secret"))
+    assert loc == ("ticket.commented", "visibility")
+
+
+def test_several_problems_are_reported_together() -> None:
+    data = event("ticket.created", subject="", channel="fax", colour="blue")
+    locs = {loc for loc, _ in errors_of(data)}
+    assert locs == {
+        ("ticket.created", "subject"),
+        ("ticket.created", "channel"),
+        ("ticket.created", "colour"),
+    }
+
+
+def test_events_are_immutable() -> None:
+    parsed = parse(event("ticket.responded"))
+    with pytest.raises(ValidationError):
+        parsed.agent = "someone else"
+
+
+# What the publisher makes of raw lines: its refusal reasons name the field.
+
+
+def test_refusal_reason_names_the_field_without_the_type_prefix() -> None:
+    raw = json.dumps(event("ticket.created", subject="x" * (MAX_SUBJECT_CHARS + 1))).encode()
+    reason = refusal_of(raw)
+    assert reason is not None
+    assert reason.startswith("subject: ")
+    assert refusal_of(json.dumps(event("ticket.created")).encode()) is None
+
+
+def test_refusal_reasons_join_several_problems() -> None:
+    raw = json.dumps(event("ticket.responded", colour="blue", channel="fax")).encode()
+    reason = refusal_of(raw)
+    assert reason is not None
+    assert "colour: Extra inputs are not permitted" in reason
+    assert "channel: " in reason
+
+
+def test_refusal_of_malformed_json() -> None:
+    reason = refusal_of(b"{not json")
+    assert reason is not None
+    assert reason.startswith("Invalid JSON")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (json.dumps(event("ticket.assigned")).encode(), ("ticket.assigned", EVENT_ID)),
+        (json.dumps({"type": "ticket.deleted"}).encode(), ("ticket.deleted", None)),
+        (json.dumps({"type": "sales.order", "event_id": 1}).encode(), (INVALID_ROUTING_KEY, None)),
+        (json.dumps({"event_id": EVENT_ID.upper()}).encode(), (INVALID_ROUTING_KEY, EVENT_ID)),
+        (b"[1, 2]", (INVALID_ROUTING_KEY, None)),
+        (b"\xff\xfe", (INVALID_ROUTING_KEY, None)),
+        (b"", (INVALID_ROUTING_KEY, None)),
+    ],
+    ids=["valid", "unknown ticket type", "foreign type", "no type", "array", "binary", "empty"],
+)
+def test_envelope_of_raw_messages(raw: bytes, expected: tuple[str, str | None]) -> None:
+    assert envelope_of(raw) == expected
