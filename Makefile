@@ -11,9 +11,10 @@ BIN := $(VENV)/bin
 # when pyproject.toml is newer than this stamp (or the venv is recreated).
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# The daemon (`sla-engine run --config config`) arrives with the intake issue;
-# until then `make run` validates the configuration.
-RUN_CMD ?= $(BIN)/sla-engine check-config config
+# The daemon: migrates the database, then consumes ticket events until SIGTERM or
+# Ctrl-C. Settings come from SLA_ENGINE_* variables (see README); the defaults fit the
+# local services that `make services` starts.
+RUN_CMD ?= $(BIN)/sla-engine check-config config && $(BIN)/sla-engine run
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -56,6 +57,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[test]'
 	@touch $@
 
+# make test and make run set up a development or CI machine: there the local
+# PostgreSQL may be told to trust 127.0.0.1 (ensure-services refuses otherwise).
+test run: export SLA_ENGINE_ALLOW_TRUST_AUTH := 1
+
 services:
 	bash deploy/ensure-services.sh
 
@@ -67,7 +72,7 @@ test: venv services lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 run: venv services
-	$(RUN_CMD)
+	export SLA_ENGINE_LOG_JSON="$${SLA_ENGINE_LOG_JSON:-false}"; $(RUN_CMD)
 
 bench: venv
 	$(BIN)/python -m benchmarks.calendar

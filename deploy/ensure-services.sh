@@ -8,7 +8,14 @@
 # Environment:
 #   PGHOST / PGPORT          PostgreSQL to check   (default 127.0.0.1 / 5432)
 #   AMQP_HOST / AMQP_PORT    RabbitMQ to check     (default 127.0.0.1 / 5672)
-#   SERVICES_TIMEOUT         seconds to wait for a service to come up (default 90)
+#   SERVICES_TIMEOUT_S       seconds to wait for a service to come up (default 90;
+#                            the older name SERVICES_TIMEOUT is still read)
+#   SLA_ENGINE_ALLOW_TRUST_AUTH=1 (or CI=true)
+#                            when the tests cannot connect as postgres over TCP
+#                            without a password, add 'host all all 127.0.0.1/32
+#                            trust' to pg_hba.conf. Never done otherwise: it lets
+#                            every local user in as any role, which only a
+#                            development or CI machine can afford.
 # When a host is not local, the service is only checked for reachability:
 # nothing is installed or started.
 set -euo pipefail
@@ -20,7 +27,7 @@ PG_HOST="${PGHOST:-127.0.0.1}"
 PG_PORT="${PGPORT:-5432}"
 AMQP_HOST="${AMQP_HOST:-127.0.0.1}"
 AMQP_PORT="${AMQP_PORT:-5672}"
-TIMEOUT="${SERVICES_TIMEOUT:-90}"
+TIMEOUT_S="${SERVICES_TIMEOUT_S:-${SERVICES_TIMEOUT:-90}}"
 # The daemon's database (make run) and the tests' (make test).
 DATABASES=(sla_engine sla_engine_test)
 DB_QUERY="select string_agg(datname, ' ' order by datname) from pg_database where datname in ('sla_engine', 'sla_engine_test')"
@@ -31,6 +38,13 @@ trap 'rm -f "$ERR_FILE"' EXIT
 
 die() { echo "ensure-services: ERROR: $*" >&2; exit 1; }
 note() { echo "ensure-services: $*" >&2; }
+
+[[ "$TIMEOUT_S" =~ ^[0-9]+$ ]] \
+    || die "SERVICES_TIMEOUT_S (or the older SERVICES_TIMEOUT) must be whole seconds, not '${TIMEOUT_S}'"
+
+trust_auth_allowed() {
+    [[ "${SLA_ENGINE_ALLOW_TRUST_AUTH:-}" == 1 || "${CI:-}" == true ]]
+}
 
 is_local() {
     case "$1" in
@@ -63,7 +77,7 @@ LOCKED=0
 take_lock() {
     if ((LOCKED == 0)); then
         exec 9>"$LOCK_FILE"
-        flock -w "$TIMEOUT" 9 || die "could not acquire ${LOCK_FILE}"
+        flock -w "$TIMEOUT_S" 9 || die "could not acquire ${LOCK_FILE}"
         LOCKED=1
     fi
 }
@@ -156,7 +170,7 @@ pg_pick_cluster() {
 ensure_postgresql() {
     local status="running"
     if ! is_local "$PG_HOST"; then
-        wait_for "PostgreSQL at ${PG_HOST}:${PG_PORT}" "$TIMEOUT" pg_ready \
+        wait_for "PostgreSQL at ${PG_HOST}:${PG_PORT}" "$TIMEOUT_S" pg_ready \
             || die "postgresql: ${PG_HOST}:${PG_PORT} is not reachable (remote host: not managed here)"
         echo "postgresql: reachable at ${PG_HOST}:${PG_PORT} (remote, not managed)"
         return
@@ -171,7 +185,7 @@ ensure_postgresql() {
             # 9>&-: the server must not inherit the lock.
             setsid --wait pg_ctlcluster --skip-systemctl-redirect "$PG_VER" "$PG_CLUSTER" start </dev/null >&2 9>&- \
                 || note "postgresql: pg_ctlcluster $PG_VER $PG_CLUSTER start returned an error"
-            wait_for "PostgreSQL on ${PG_HOST}:${PG_PORT}" "$TIMEOUT" pg_ready \
+            wait_for "PostgreSQL on ${PG_HOST}:${PG_PORT}" "$TIMEOUT_S" pg_ready \
                 || die "postgresql: not accepting connections on ${PG_HOST}:${PG_PORT} (see /var/log/postgresql/postgresql-${PG_VER}-${PG_CLUSTER}.log)"
             status="started $PG_VER/$PG_CLUSTER"
         fi
@@ -188,6 +202,13 @@ ensure_postgresql() {
             local hba
             hba=$(pg_socket_psql -Atc 'show hba_file') || die "postgresql: cannot query hba_file over the Unix socket"
             if ! grep -qE '^[[:space:]]*host[[:space:]]+all[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
+                trust_auth_allowed || die "postgresql: cannot connect as postgres to ${PG_HOST}:${PG_PORT} without a password:
+$(sed 's/^/    /' "$ERR_FILE")
+  Either, on a development or CI machine only, let this script add
+  'host all all 127.0.0.1/32 trust' to ${hba} (any local user may then connect
+  as any role without a password):
+    SLA_ENGINE_ALLOW_TRUST_AUTH=1 make services   (make test will set it)
+  or give the postgres role a password and export PGPASSWORD (psql and the tests read it)."
                 note "postgresql: adding 'host all all 127.0.0.1/32 trust' at the top of $hba"
                 cp -p "$hba" "${hba}.bak-sla-engine"
                 { echo "host all all 127.0.0.1/32 trust"; cat "${hba}.bak-sla-engine"; } >"$hba"
@@ -231,7 +252,7 @@ rabbit_node_running() { pgrep -u rabbitmq -f 'beam.*rabbit' >/dev/null 2>&1; }
 ensure_rabbitmq() {
     local status="running"
     if ! is_local "$AMQP_HOST"; then
-        wait_for "RabbitMQ at ${AMQP_HOST}:${AMQP_PORT}" "$TIMEOUT" rabbit_ready \
+        wait_for "RabbitMQ at ${AMQP_HOST}:${AMQP_PORT}" "$TIMEOUT_S" rabbit_ready \
             || die "rabbitmq: ${AMQP_HOST}:${AMQP_PORT} is not reachable (remote host: not managed here)"
         echo "rabbitmq: reachable at ${AMQP_HOST}:${AMQP_PORT} (remote, not managed)"
         return
@@ -250,8 +271,8 @@ ensure_rabbitmq() {
                     || { cat "$log" >&2; die "rabbitmq: rabbitmq-server -detached failed"; }
                 status="started"
             fi
-            wait_for "RabbitMQ on ${AMQP_HOST}:${AMQP_PORT}" "$TIMEOUT" rabbit_ready \
-                || die "rabbitmq: port ${AMQP_HOST}:${AMQP_PORT} did not open within ${TIMEOUT}s (see /var/log/rabbitmq/)"
+            wait_for "RabbitMQ on ${AMQP_HOST}:${AMQP_PORT}" "$TIMEOUT_S" rabbit_ready \
+                || die "rabbitmq: port ${AMQP_HOST}:${AMQP_PORT} did not open within ${TIMEOUT_S}s (see /var/log/rabbitmq/)"
         fi
     fi
     echo "rabbitmq: ${RABBIT_ACTION:+$RABBIT_ACTION, }${status} (${AMQP_HOST}:${AMQP_PORT})"

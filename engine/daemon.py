@@ -21,6 +21,7 @@ from engine.intake.consumer import TRANSIENT_ERRORS, IntakeConsumer
 from engine.settings import Settings, redact_url
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
+from engine.store.recorder import Recorder
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +84,7 @@ async def serve(
             declared.intake,
             declared.dead_letters,
             pool,
-            ClockMeter(config),
+            Recorder(ClockMeter(config)),
             batch_size=settings.batch_size,
             retry_max_s=settings.db_retry_max_s,
         )

@@ -34,6 +34,8 @@ def cross_check(config: AgreementConfig, items: Located) -> list[Problem]:
             for calendar in config.calendars.values()
             for problem in _calendar_open_time(calendar, items[("calendars", calendar.id)])
         ),
+        *_provider(config, items[("provider", "")]),
+        *_customer_teams_dedicated(config, items),
         *_olas(config, items),
     ]
 
@@ -51,9 +53,60 @@ def _contract_references(config: AgreementConfig, origin: Origin) -> Iterator[Pr
     if message := _known("escalation policy", contract.default_escalation_policy,
                          config.escalation_policies):
         yield origin.problem(message, "default_escalation_policy")
+    first_index: dict[str, int] = {}
     for index, service_id in enumerate(contract.positive_list):
         if message := _known("service", service_id, config.services):
             yield origin.problem(message, "positive_list", index)
+        if service_id in first_index:
+            yield origin.problem(
+                f"service {service_id!r} is listed twice, first at "
+                f"{_where(origin, 'positive_list', first_index[service_id])}",
+                "positive_list", index,
+            )
+        first_index.setdefault(service_id, index)
+
+
+def _where(origin: Origin, *sub: str | int) -> str:
+    """``file:line`` of a key inside an item, for a message that points at a second place."""
+    return f"{origin.document.path}:{origin.document.line_of((*origin.loc, *sub))}"
+
+
+def _provider(config: AgreementConfig, origin: Origin) -> Iterator[Problem]:
+    first_index: dict[str, int] = {}
+    for index, team in enumerate(config.provider.customer_teams):
+        if team.id in first_index:
+            yield origin.problem(
+                f"duplicate id {team.id!r}, first defined at "
+                f"{_where(origin, 'customer_teams', first_index[team.id], 'id')}",
+                "customer_teams", index, "id",
+            )
+        first_index.setdefault(team.id, index)
+    owned: dict[str, list[str]] = {}
+    for service in config.services.values():
+        owned.setdefault(service.function, []).append(service.id)
+    for function, service_ids in owned.items():
+        if function not in config.provider.functions:
+            # Provider-side escalations of these services go to the function's lead.
+            yield origin.problem(
+                f"the provider names no lead for function {function!r}, so escalations of "
+                f"its services ({', '.join(service_ids)}) reach nobody on the provider side",
+                "functions",
+            )
+
+
+def _customer_teams_dedicated(config: AgreementConfig, items: Located) -> Iterator[Problem]:
+    served: dict[str, Department] = {}
+    for dep in config.departments.values():
+        if dep.customer_team is None:
+            continue
+        first = served.setdefault(dep.customer_team, dep)
+        if first is not dep:
+            yield items[("departments", dep.id)].problem(
+                f"customer team {dep.customer_team!r} already serves department {first.id!r} "
+                f"({_where(items[('departments', first.id)], 'customer_team')}); "
+                "a customer team is dedicated to one department",
+                "customer_team",
+            )
 
 
 def _department(config: AgreementConfig, dep: Department, origin: Origin) -> Iterator[Problem]:

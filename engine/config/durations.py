@@ -10,6 +10,9 @@ from pydantic import PlainSerializer, PlainValidator
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
+MAX_DURATION = timedelta(hours=10_000)
+"""The longest target: about five years of office hours, far beyond any agreement."""
+
 
 def parse_duration(text: str) -> timedelta:
     """Parse a positive business duration such as ``"1h30m"``."""
@@ -22,7 +25,15 @@ def parse_duration(text: str) -> timedelta:
             else ""
         )
         raise ValueError(f"{text!r} is not a duration like '30m', '4h' or '1h30m'{hint}")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    digits = [(group or "").lstrip("0") for group in match.groups()]
+    # Count digits before int(), which refuses 4,300 of them; timedelta overflows far sooner.
+    too_long = any(len(d) > 12 for d in digits)
+    hours, minutes, seconds = (0, 0, 0) if too_long else (int(d or 0) for d in digits)
+    if too_long or hours * 3600 + minutes * 60 + seconds > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"duration {text!r} is longer than {format_duration(MAX_DURATION)}, "
+            "the longest target allowed"
+        )
     duration = timedelta(hours=hours, minutes=minutes, seconds=seconds)
     if duration <= timedelta(0):
         raise ValueError(f"duration {text!r} must be longer than zero")

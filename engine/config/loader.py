@@ -51,11 +51,19 @@ def _read_file(path: Path, problems: list[Problem]) -> tuple[YamlDocument, Confi
     except YamlError as exc:
         problems.append(Problem(str(path), format_loc(exc.loc), exc.message, exc.line))
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(str(path), "", f"cannot be read: {exc}"))
+    except OSError as exc:
+        problems.append(Problem(str(path), "", f"cannot be read: {exc.strerror or exc}"))
+        return None
+    if document.data is None or document.data == {}:
+        # An emptied file would otherwise drop a department's SLA without a word.
+        problems.append(Problem(str(path), "", "the file holds no sections", 1))
         return None
     if not isinstance(document.data, dict):
-        problems.append(Problem(str(path), "", "the file must hold a mapping of sections", 1))
+        kind = "a list" if isinstance(document.data, list) else "a single value"
+        problems.append(Problem(
+            str(path), "", f"the file must hold a mapping of sections, not {kind}",
+            document.line_of(()),
+        ))
         return None
     try:
         return document, ConfigFile.model_validate(document.data)

@@ -11,7 +11,15 @@ import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
 
 from engine.config.durations import Duration
 from engine.sla_clock.spec import CalendarSpec
@@ -101,7 +109,11 @@ class Service(Model):
 class EscalationStep(Model):
     """At this fraction of a clock's target, tell this tier."""
 
-    at: float = Field(gt=0, description="fraction of the target: 0.5, 0.9, 1.0 (breach), 1.5")
+    at: float = Field(
+        gt=0,
+        allow_inf_nan=False,  # a step at .inf would never fire, and nan compares with nothing
+        description="fraction of the target: 0.5, 0.9, 1.0 (breach), 1.5",
+    )
     tier: Tier
 
 
@@ -224,3 +236,11 @@ class ConfigFile(Model):
     departments: tuple[Department, ...] = ()
     general_contract: GeneralContract | None = None
     provider: Provider | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_blank(cls, value: object) -> object:
+        # YAML reads a section left blank (`provider:`) as null: a slip, not an absence.
+        if value is None:
+            raise ValueError("the section is empty: fill it in or remove the key")
+        return value

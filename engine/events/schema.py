@@ -24,8 +24,9 @@ _DESCRIPTION = (
     "helpdesk.tickets exchange with the event type as routing key. Rules beyond this "
     "schema, enforced by the engine: a body is at most "
     f"{MAX_BODY_BYTES} bytes encoded as UTF-8; ticket.created and ticket.priority_changed "
-    "need priority, or both impact and urgency; ticket.reclassified needs department, "
-    "service or both; occurred_at must carry a UTC offset. See docs/EVENTS.md."
+    "need priority, or both impact and urgency (given both, priority wins); "
+    "ticket.reclassified needs department, service or both; occurred_at must be a date "
+    "and time that exists (no 30 February). See docs/EVENTS.md."
 )
 
 

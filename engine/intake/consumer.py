@@ -23,8 +23,7 @@ from pydantic import ValidationError
 
 from engine.events import TicketEvent, parse_event
 from engine.intake.topology import REASON_HEADER
-from engine.sla_clock.meter import ClockMeter
-from engine.store.recorder import BatchOutcome, record_batch
+from engine.store.recorder import BatchOutcome, Recorder
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +71,7 @@ class IntakeConsumer:
         queue: AbstractQueue,
         dead_letters: AbstractExchange,
         pool: asyncpg.Pool,
-        meter: ClockMeter,
+        recorder: Recorder,
         *,
         batch_size: int,
         retry_max_s: float,
@@ -81,7 +80,7 @@ class IntakeConsumer:
         self._queue = queue
         self._dead_letters = dead_letters
         self._pool = pool
-        self._meter = meter
+        self._recorder = recorder
         self._batch_size = batch_size
         self._retry_max_s = retry_max_s
         self._now = now
@@ -166,7 +165,7 @@ class IntakeConsumer:
             event = parse_event(message.body)
         except ValidationError as exc:
             return None, _reason(exc)
-        refusal = self._meter.refusal(event)
+        refusal = self._recorder.meter.refusal(event)
         if refusal is not None:
             return None, f"refers to nothing the configuration knows: {refusal}"
         return event, ""
@@ -178,7 +177,7 @@ class IntakeConsumer:
         while True:
             try:
                 async with self._pool.acquire() as connection:
-                    return await record_batch(connection, self._meter, events, self._now())
+                    return await self._recorder.record(connection, events, self._now())
             except TRANSIENT_ERRORS as exc:
                 self.stats.retries += 1
                 log.warning("intake.store_unavailable", error=repr(exc), retry_in_s=delay_s)

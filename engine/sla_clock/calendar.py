@@ -1,37 +1,47 @@
 """Business-time arithmetic over a calendar's open intervals.
 
 The calendar's open time is kept as sorted, disjoint real-time intervals in epoch
-microseconds with cumulative sums, built a local year at a time when first needed. ``add``
-and ``elapsed`` are then a binary search and some integer arithmetic, whatever the duration.
-Integers keep ``elapsed(s, add(s, d)) == d`` exact to the microsecond.
+microseconds with cumulative sums, built by local years when first needed. The built years
+stay one contiguous range: an instant outside it builds just the missing years, in one go,
+appended (or prepended) to what is there. ``add`` and ``elapsed`` are then a binary search
+and some integer arithmetic, whatever the duration. Integers keep
+``elapsed(s, add(s, d)) == d`` exact to the microsecond.
+
+Results are in the calendar's zone. By PEP 495 a datetime in the hour that repeats when
+clocks fall back (either pass, ``fold=0`` or ``fold=1``) never compares ``==`` to a datetime
+in another zone, not even to the same instant (and ``!=`` is true): compare such deadlines
+in UTC (``astimezone(UTC)``) or with ``<``, ``<=``, ``>``, ``>=``, whose ordering is right.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import holidays
 
-from engine.sla_clock.spec import CalendarSpec
-from engine.sla_clock.wall_time import EPOCH, wall_span_to_utc
+from engine.sla_clock.spec import FIRST_YEAR, LAST_YEAR, CalendarSpec
+from engine.sla_clock.wall_time import EPOCH, offset_periods, wall_spans_to_utc
 from engine.sla_clock.windows import WEEKDAYS, Window
 
-_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
 _MICROSECOND = timedelta(microseconds=1)  # times an int: the fastest exact timedelta
+_MINUTE_US = 60_000_000
+_DAY_US = 86_400_000_000
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+_WeekTable = tuple[tuple[tuple[int, int], ...], ...]
 
 
 class NaiveDatetimeError(ValueError):
     """A datetime without a time zone was given where an instant is required."""
 
 
-# Instants are handled between these years. Within them a float timestamp converts to and
-# from exact microseconds (up to 2**53 of them, about 285 years either side of 1970), which
-# is several times faster than timedelta arithmetic on the hot path.
-FIRST_YEAR, LAST_YEAR = 1900, 2199
+# Instants are handled in these local years, both included. Within them a float timestamp
+# converts to and from exact microseconds (up to 2**53 of them, about 285 years either side
+# of 1970), which is several times faster than timedelta arithmetic on the hot path.
 
 
 def to_us(at: datetime) -> int:
@@ -54,17 +64,19 @@ class BusinessCalendar:
 
     __slots__ = (
         "_batch_calendar",
-        "_closed_cache",
+        "_closed",
         "_cum",
         "_cum_end",
         "_ends",
         "_first_year",
         "_hi_us",
+        "_holiday_years",
         "_include_batch",
         "_last_year",
         "_lo_us",
         "_spec",
         "_starts",
+        "_week_us",
         "_zone",
     )
 
@@ -75,11 +87,15 @@ class BusinessCalendar:
         self._zone = spec.zone
         self._include_batch = include_batch
         self._batch_calendar: BusinessCalendar | None = None
-        self._closed_cache: dict[int, frozenset[date]] = {}
+        kept_open = {d.toordinal() for d in spec.holidays.open_dates}
+        self._closed = {d.toordinal() for d in spec.holidays.dates} - kept_open  # day ordinals
+        self._holiday_years: set[int] = set()  # whose public holidays are in _closed
+        self._week_us = self._week_tables()
         self._starts: list[int] = []
         self._ends: list[int] = []
-        self._cum: list[int] = []  # open time before interval i
-        self._cum_end: list[int] = []  # open time up to the end of interval i
+        # Open time before interval i and up to its end, counted from an arbitrary origin.
+        self._cum: list[int] = []
+        self._cum_end: list[int] = []
         self._first_year = 0
         self._last_year = -1
         self._lo_us = 0
@@ -116,7 +132,12 @@ class BusinessCalendar:
     # -- queries ------------------------------------------------------------------------
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
-        """The earliest instant at which the business time since ``start`` reaches ``duration``."""
+        """The earliest instant at which the business time since ``start`` reaches ``duration``.
+
+        The deadline is in the calendar's zone. One in the hour repeated when clocks fall
+        back never compares ``==`` to a datetime in another zone, not even the same instant
+        (PEP 495): compare it in UTC, or with ``<`` and ``>``, whose ordering is right.
+        """
         # to_us and duration_us inlined: a function call is a tenth of this method's cost.
         if start.tzinfo is None:
             to_us(start)  # raises NaiveDatetimeError
@@ -167,112 +188,150 @@ class BusinessCalendar:
         """Business time in one local calendar year."""
         lo, hi = self._year_start_us(year), self._year_start_us(year + 1)
         self._cover(lo)
-        self._cover(hi)
+        self._cover(hi - 1)
         return _MICROSECOND * (self._open_before(hi) - self._open_before(lo))
 
     # -- internals ----------------------------------------------------------------------
 
     def _open_before(self, x: int) -> int:
-        """Open time from the first built interval up to instant ``x``."""
+        """Open time from the sums' origin up to instant ``x`` (only differences matter)."""
         i = bisect_right(self._starts, x) - 1
         if i < 0:
-            return 0
+            return self._cum[0] if self._cum else 0
         return self._cum[i] + min(x, self._ends[i]) - self._starts[i]
 
     def _cover(self, x: int) -> None:
-        """Build intervals until instant ``x`` lies inside the built range."""
-        if not _FIRST_US <= x < _LAST_US:
-            raise ValueError(
-                f"instant {from_utc_us(x)} lies outside the years {FIRST_YEAR}-{LAST_YEAR} "
-                "that calendars handle"
-            )
+        """Build the local years up to the one holding instant ``x``, keeping one built range."""
+        year = self._local_year(x)
         if self._last_year < self._first_year:
-            year = from_utc_us(x).astimezone(self._zone).year
-            self._build(year)
-        while x < self._lo_us:
-            self._extend_backward()
-        while x >= self._hi_us:
-            self._extend_forward()
+            self._grow(year, year)
+        else:
+            self._grow(min(year, self._first_year), max(year, self._last_year))
 
     def _extend_forward(self) -> None:
-        self._build(self._last_year + 1)
-
-    def _extend_backward(self) -> None:
-        self._build(self._first_year - 1)
-
-    def _build(self, year: int) -> None:
-        """Add the intervals of a whole local year adjacent to the built range."""
-        if not FIRST_YEAR - 1 <= year <= LAST_YEAR + 1:
+        if self._last_year >= LAST_YEAR:
             raise ValueError(f"business time beyond the years {FIRST_YEAR}-{LAST_YEAR}")
-        new = self._year_intervals(year)
-        if self._last_year < self._first_year:
-            self._first_year = self._last_year = year
-            self._lo_us, self._hi_us = self._year_start_us(year), self._year_start_us(year + 1)
-            pairs = new
-        elif year == self._last_year + 1:
-            self._last_year = year
-            self._hi_us = self._year_start_us(year + 1)
-            pairs = [*zip(self._starts, self._ends, strict=True), *new]
-        else:  # a year before the built range: rare, so rebuild the sums from scratch
-            self._first_year = year
-            self._lo_us = self._year_start_us(year)
-            pairs = [*new, *zip(self._starts, self._ends, strict=True)]
-        self._set_intervals(_merge(pairs))
+        self._grow(self._first_year, self._last_year + 1)
 
-    def _set_intervals(self, pairs: list[tuple[int, int]]) -> None:
-        self._starts = [a for a, _ in pairs]
-        self._ends = [b for _, b in pairs]
-        self._cum, self._cum_end = [], []
-        total = 0
+    def _grow(self, first_year: int, last_year: int) -> None:
+        """Widen the built range to the local years ``first_year`` to ``last_year``.
+
+        Only the missing years are built, each side in one go, so a far instant costs the
+        years in between once rather than a rebuild of everything per year.
+        """
+        if self._last_year < self._first_year:
+            self._append(self._open_intervals(first_year, last_year))
+        else:
+            if first_year < self._first_year:
+                self._prepend(self._open_intervals(first_year, self._first_year - 1))
+            if last_year > self._last_year:
+                self._append(self._open_intervals(self._last_year + 1, last_year))
+        self._first_year, self._last_year = first_year, last_year
+        self._lo_us = self._year_start_us(first_year)
+        self._hi_us = self._year_start_us(last_year + 1)
+
+    def _append(self, pairs: list[tuple[int, int]]) -> None:
+        """Add merged intervals that begin where or after the built ones end."""
+        starts, ends, cum, cum_end = self._starts, self._ends, self._cum, self._cum_end
+        total = cum_end[-1] if cum_end else 0
         for a, b in pairs:
-            self._cum.append(total)
-            total += b - a
-            self._cum_end.append(total)
+            if ends and a <= ends[-1]:  # open across the year boundary: one interval
+                total += b - ends[-1]
+                ends[-1], cum_end[-1] = b, total
+            else:
+                starts.append(a)
+                ends.append(b)
+                cum.append(total)
+                total += b - a
+                cum_end.append(total)
+
+    def _prepend(self, pairs: list[tuple[int, int]]) -> None:
+        """Add merged intervals that end where or before the built ones begin."""
+        starts, ends, cum, cum_end = self._starts, self._ends, self._cum, self._cum_end
+        # The sums count from an arbitrary origin, so earlier intervals count down from it
+        # and the built ones keep their sums.
+        total = cum[0] if cum else 0
+        if pairs and starts and pairs[-1][1] >= starts[0]:  # open across the year boundary
+            total -= starts[0] - pairs[-1][0]
+            starts[0], cum[0] = pairs[-1][0], total
+            pairs = pairs[:-1]
+        new_cum, new_cum_end = [0] * len(pairs), [0] * len(pairs)
+        for i in range(len(pairs) - 1, -1, -1):
+            a, b = pairs[i]
+            new_cum_end[i] = total
+            total -= b - a
+            new_cum[i] = total
+        starts[:0] = [a for a, _ in pairs]
+        ends[:0] = [b for _, b in pairs]
+        cum[:0] = new_cum
+        cum_end[:0] = new_cum_end
+
+    def _local_year(self, x: int) -> int:
+        """The calendar's local year holding instant ``x``; refused outside the handled years."""
+        if not self._year_start_us(FIRST_YEAR) <= x < self._year_start_us(LAST_YEAR + 1):
+            raise ValueError(
+                f"instant {from_utc_us(x)} lies outside the years {FIRST_YEAR}-{LAST_YEAR} "
+                f"that calendars handle (local years in {self._spec.timezone})"
+            )
+        year = from_utc_us(x).astimezone(self._zone).year
+        # A year starts at its first local midnight; where clocks change over New Year the
+        # instant's own wall time may say otherwise, and the built range must hold it.
+        if x < self._year_start_us(year):
+            return year - 1
+        if x >= self._year_start_us(year + 1):
+            return year + 1
+        return year
 
     def _year_start_us(self, year: int) -> int:
         return to_us(datetime(year, 1, 1, tzinfo=self._zone))
 
-    def _year_intervals(self, year: int) -> list[tuple[int, int]]:
-        """Open intervals within one local year, clipped to it, sorted and merged."""
-        lo, hi = self._year_start_us(year), self._year_start_us(year + 1)
-        closed = self._closed_dates(year - 1) | self._closed_dates(year)
-        spans: list[tuple[int, int]] = []
-        day = date(year - 1, 12, 31)  # its windows may cross midnight into the year
-        last = date(year, 12, 31)
-        while day <= last:
-            midnight = datetime.combine(day, time())
-            for window in self._windows_on(day, day in closed):
-                start = midnight + timedelta(minutes=window.start_min)
-                end = midnight + timedelta(minutes=window.end_min)
-                for a, b in wall_span_to_utc(start, end, self._zone):
-                    a, b = max(a, lo), min(b, hi)
-                    if a < b:
-                        spans.append((a, b))
-            day += _DAY
-        return _merge(sorted(spans))
+    def _open_intervals(self, first_year: int, last_year: int) -> list[tuple[int, int]]:
+        """Open intervals of the local years ``first_year`` to ``last_year``, clipped, merged."""
+        closed = self._closed_days(first_year - 1, last_year)
+        open_week, closed_week = self._week_us
+        local: list[tuple[int, int]] = []
+        # From the 31st of December before: its windows may cross midnight into the range.
+        first_day, last_day = date(first_year - 1, 12, 31), date(last_year, 12, 31)
+        for day in range(first_day.toordinal(), last_day.toordinal() + 1):
+            midnight = (day - _EPOCH_DAY) * _DAY_US
+            for a, b in (closed_week if day in closed else open_week)[day % 7]:
+                local.append((midnight + a, midnight + b))
+        lo, hi = self._year_start_us(first_year), self._year_start_us(last_year + 1)
+        return _merge(wall_spans_to_utc(local, offset_periods(self._zone, lo, hi)))
 
-    def _windows_on(self, day: date, closed: bool) -> list[Window]:
-        weekday = WEEKDAYS[day.weekday()]
-        windows: list[Window] = [] if closed else list(self._spec.week.get(weekday, ()))
-        if self._include_batch and (self._spec.batch_on_closed_days or not closed):
-            windows.extend(self._spec.batch_windows.get(weekday, ()))
-        return windows
-
-    def _closed_dates(self, year: int) -> frozenset[date]:
-        cached = self._closed_cache.get(year)
-        if cached is not None:
-            return cached
+    def _closed_days(self, first_year: int, last_year: int) -> set[int]:
+        """Closed days as ordinals, with the public holidays of these years loaded."""
         spec = self._spec.holidays
-        closed = {d for d in spec.dates if d.year == year}
-        if spec.country is not None:
-            closed.update(
-                holidays.country_holidays(
-                    spec.country, subdiv=spec.subdivision, categories=spec.categories, years=year
-                )
+        missing = [y for y in range(first_year, last_year + 1) if y not in self._holiday_years]
+        if missing and spec.country is not None:
+            # One call for all the years: the package's set-up costs more than a year's dates.
+            found = holidays.country_holidays(
+                spec.country,
+                subdiv=spec.subdivision,
+                categories=spec.categories,
+                years=range(missing[0], missing[-1] + 1),
             )
-        result = frozenset(closed - set(spec.open_dates))
-        self._closed_cache[year] = result
-        return result
+            self._closed.update(d.toordinal() for d in found)
+            self._closed.difference_update(d.toordinal() for d in spec.open_dates)
+        self._holiday_years.update(missing)
+        return self._closed
+
+    def _week_tables(self) -> tuple[_WeekTable, _WeekTable]:
+        """Windows of an open and of a closed day, in microseconds after local midnight.
+
+        Indexed by a day's ordinal modulo 7, each sorted by start.
+        """
+        open_week: list[tuple[tuple[int, int], ...]] = [()] * 7
+        closed_week: list[tuple[tuple[int, int], ...]] = [()] * 7
+        spec = self._spec
+        for weekday, name in enumerate(WEEKDAYS):
+            batch = spec.batch_windows.get(name, ()) if self._include_batch else ()
+            on_open = [*spec.week.get(name, ()), *batch]
+            on_closed = batch if spec.batch_on_closed_days else ()
+            index = (weekday + 1) % 7  # date.fromordinal(1) is a Monday
+            open_week[index] = _windows_us(on_open)
+            closed_week[index] = _windows_us(on_closed)
+        return tuple(open_week), tuple(closed_week)
 
 
 def from_utc_us(us: int) -> datetime:
@@ -280,8 +339,8 @@ def from_utc_us(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
-_FIRST_US = round(datetime(FIRST_YEAR, 1, 2, tzinfo=UTC).timestamp() * 1e6)
-_LAST_US = round(datetime(LAST_YEAR, 12, 30, tzinfo=UTC).timestamp() * 1e6)
+def _windows_us(windows: Iterable[Window]) -> tuple[tuple[int, int], ...]:
+    return tuple(sorted((w.start_min * _MINUTE_US, w.end_min * _MINUTE_US) for w in windows))
 
 
 def _merge(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
 
 from engine.config import AgreementConfig
 from engine.events import TicketCreated, TicketEvent, TicketReclassified
@@ -18,8 +18,10 @@ class ClockMeter:
     def __init__(self, config: AgreementConfig) -> None:
         self.config = config
         self.calendars = CalendarBook(config)
-        self._attach_sla = partial(attach_sla, config)
-        self._attach_ola = partial(attach_ola, config)
+        # The configuration never changes under a meter, so neither does an attached
+        # agreement: attach each (department, service) or OLA once.
+        self._attach_sla = cache(partial(attach_sla, config))
+        self._attach_ola = cache(partial(attach_ola, config))
 
     def refusal(self, event: TicketEvent) -> str | None:
         """Why an event cannot be tracked under this configuration, or None when it can.

@@ -4,21 +4,36 @@ from __future__ import annotations
 
 from datetime import date
 from functools import cache
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from engine.sla_clock.windows import Weekday, WindowField
 
 DEFAULT_TIMEZONE = "Europe/Copenhagen"
 DEFAULT_COUNTRY = "DK"
 
+# The local years a calendar handles instants in (calendar.py imports them from here).
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+
 WeekWindows = dict[Weekday, tuple[WindowField, ...]]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _within_supported_years(day: date) -> date:
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        years = f"{FIRST_YEAR}-{LAST_YEAR}"
+        raise ValueError(f"{day} lies outside the years {years} a calendar handles")
+    return day
+
+
+CalendarDate = Annotated[date, AfterValidator(_within_supported_years)]
+"""A day a calendar can close or keep open."""
 
 
 @cache
@@ -38,28 +53,46 @@ class HolidaySpec(_Frozen):
         description="holiday categories observed; Denmark files 24 and 31 December, "
         "1 May and 5 June under 'optional'",
     )
-    dates: tuple[date, ...] = Field(default=(), description="extra closure days")
-    open_dates: tuple[date, ...] = Field(
+    dates: tuple[CalendarDate, ...] = Field(default=(), description="extra closure days")
+    open_dates: tuple[CalendarDate, ...] = Field(
         default=(), description="days kept open although they are holidays or closure days"
     )
 
-    @model_validator(mode="after")
-    def _known_country_and_categories(self) -> HolidaySpec:
-        if self.country is None:
-            return self
-        supported = _supported_countries()
-        if self.country not in supported:
-            raise ValueError(f"unknown holiday country {self.country!r} (ISO 3166 alpha-2)")
-        if self.subdivision is not None and self.subdivision not in supported[self.country]:
-            raise ValueError(f"unknown subdivision {self.subdivision!r} of {self.country}")
-        known = holidays.country_holidays(self.country).supported_categories
-        unknown = sorted(set(self.categories) - set(known))
+    # Field validators rather than one model validator, so that an error names the key.
+    # Fields are validated in order: ``info.data`` lacks the country when it was refused.
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        if value is not None and value not in _supported_countries():
+            raise ValueError(f"unknown holiday country {value!r} (ISO 3166 alpha-2)")
+        return value
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or "country" not in info.data:
+            return value
+        country = info.data["country"]
+        if country is None:
+            raise ValueError(f"subdivision {value!r} needs a country")
+        if value not in _supported_countries()[country]:
+            raise ValueError(f"unknown subdivision {value!r} of {country}")
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        country = info.data.get("country")
+        if country is None:
+            return value
+        known = holidays.country_holidays(country).supported_categories
+        unknown = sorted(set(value) - set(known))
         if unknown:
             raise ValueError(
-                f"unknown holiday categories {unknown} for {self.country} "
+                f"unknown holiday categories {unknown} for {country} "
                 f"(known: {', '.join(sorted(known))})"
             )
-        return self
+        return value
 
 
 class CalendarSpec(_Frozen):

@@ -1,67 +1,94 @@
-"""Map spans of local wall time to spans of real (UTC) time across daylight-saving changes."""
+"""Map spans of local wall time to spans of real (UTC) time across daylight-saving changes.
+
+A zone's offset from UTC is constant between its changes, so real time is first cut into
+stretches of one offset; within a stretch, a local wall time maps to real time by subtracting
+that offset. A wall time the clocks skip (spring forward) has no instant; one they pass twice
+(fall back) has two, so a window over the repeated hour lasts that much longer in real time.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
-_SECOND = timedelta(seconds=1)
+_US_PER_S = 1_000_000
+# The offset is sampled once a day and each change found by bisection to the second (tzdata
+# changes offsets on whole seconds). Daily samples would miss two changes that undo each
+# other between two samples; in tzdata's record for 1900-2199 no zone's offset changes
+# twice within three days.
+_SAMPLE_S = 86_400
 
 
-def naive_utc_to_us(naive_utc: datetime) -> int:
-    """Microseconds since the epoch of a naive datetime read as UTC."""
-    return (naive_utc.replace(tzinfo=UTC) - EPOCH) // MICROSECOND
-
-
-def _offset_at(naive_utc: datetime, zone: ZoneInfo) -> timedelta:
-    offset = naive_utc.replace(tzinfo=UTC).astimezone(zone).utcoffset()
+def _offset_us(zone: ZoneInfo, second: int) -> int:
+    offset = datetime.fromtimestamp(second, zone).utcoffset()
     assert offset is not None  # a ZoneInfo always knows its offset
-    return offset
+    return offset // MICROSECOND
 
 
-def _transition(lo: datetime, hi: datetime, zone: ZoneInfo) -> datetime:
-    """The first UTC instant in ``(lo, hi]`` whose offset differs from ``lo``'s (to the second)."""
-    before = _offset_at(lo, zone)
-    while hi - lo > _SECOND:
-        mid = lo + (hi - lo) // 2
-        mid -= timedelta(microseconds=mid.microsecond)
-        if mid <= lo:
-            mid = lo + _SECOND
-        if _offset_at(mid, zone) == before:
+def _first_change(zone: ZoneInfo, lo: int, hi: int, before: int) -> int:
+    """The first second in ``(lo, hi]`` whose offset is not ``before``, the offset at ``lo``."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _offset_us(zone, mid) == before:
             lo = mid
         else:
             hi = mid
     return hi
 
 
-def wall_span_to_utc(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[int, int]]:
-    """The real-time spans, in epoch microseconds, whose local wall time lies in ``[start, end)``.
+def offset_periods(zone: ZoneInfo, lo_us: int, hi_us: int) -> list[tuple[int, int, int]]:
+    """Cut real time ``[lo_us, hi_us)`` into ``(start, end, offset)`` stretches of one offset.
 
-    ``start`` and ``end`` are naive local times at most a day or so apart. A wall time the
-    clocks skip (spring forward) has no instant; one they pass twice (fall back) has two,
-    so a window over the repeated hour lasts that much longer in real time.
+    All three are microseconds: instants since the epoch, the offset from UTC.
     """
-    offsets = [
-        off
-        for wall in (start, end)
-        for fold in (0, 1)
-        if (off := wall.replace(fold=fold, tzinfo=zone).utcoffset()) is not None
-    ]
-    if len(set(offsets)) == 1:
-        return [(naive_utc_to_us(start - offsets[0]), naive_utc_to_us(end - offsets[0]))]
-    # One offset change lies within reach: split real time at it and intersect each side.
-    lo, hi = start - max(offsets), end - min(offsets)
-    if _offset_at(lo, zone) == _offset_at(hi, zone):
-        segments = [(lo, hi)]
-    else:
-        cut = _transition(lo, hi, zone)
-        segments = [(lo, cut), (cut, hi)]
-    spans = []
-    for seg_lo, seg_hi in segments:
-        offset = _offset_at(seg_lo, zone)
-        a, b = max(seg_lo, start - offset), min(seg_hi, end - offset)
-        if a < b:
-            spans.append((naive_utc_to_us(a), naive_utc_to_us(b)))
-    return spans
+    periods: list[tuple[int, int, int]] = []
+    begin, sampled, last = lo_us, lo_us // _US_PER_S, -(-hi_us // _US_PER_S)
+    offset = _offset_us(zone, sampled)
+    while sampled < last:
+        probe = min(sampled + _SAMPLE_S, last)
+        if _offset_us(zone, probe) == offset:
+            sampled = probe
+            continue
+        sampled = _first_change(zone, sampled, probe, offset)
+        change = sampled * _US_PER_S
+        if change >= hi_us:
+            break
+        periods.append((begin, change, offset))
+        begin, offset = change, _offset_us(zone, sampled)
+    periods.append((begin, hi_us, offset))
+    return periods
+
+
+def wall_spans_to_utc(
+    spans: list[tuple[int, int]], periods: list[tuple[int, int, int]]
+) -> list[tuple[int, int]]:
+    """The real-time spans whose local wall time lies in one of ``spans``.
+
+    ``spans`` are local wall times written as microseconds since the epoch read as UTC,
+    sorted by start; ``periods`` come from ``offset_periods``. The result is clipped to the
+    periods and sorted by start, but not merged: spans that overlap stay apart.
+    """
+    if not spans:
+        return []
+    starts = [a for a, _ in spans]
+    reach = max(b - a for a, b in spans)
+    result: list[tuple[int, int]] = []
+    for lo, hi, offset in periods:
+        # Only spans starting less than ``reach`` before this stretch's wall time can meet it.
+        i = bisect_left(starts, lo + offset - reach)
+        for k in range(i, len(spans)):
+            a, b = spans[k]
+            a -= offset
+            if a >= hi:
+                break
+            b -= offset
+            if a < lo:  # comparisons, not min() and max(): this loop builds every year
+                a = lo
+            if b > hi:
+                b = hi
+            if a < b:
+                result.append((a, b))
+    return result

@@ -11,6 +11,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 import structlog
 
@@ -25,8 +27,8 @@ log = structlog.get_logger(__name__)
 _CLOCK_COLUMNS = (
     "ticket_id", "clock_key", "metric", "agreement_kind", "agreement_key", "department",
     "service", "function", "priority", "calendar", "target_s", "state", "running",
-    "elapsed_s", "fraction", "started_at", "stopped_at", "deadline", "thresholds",
-    "next_due_at", "measured_at",
+    "elapsed_s", "fraction", "started_at", "stopped_at", "deadline", "next_due_at",
+    "measured_at",
 )  # fmt: skip
 
 
@@ -40,77 +42,99 @@ class BatchOutcome:
     waiting: int  # tickets still waiting for their ticket.created
 
 
-async def record_batch(
-    connection: Connection,
-    meter: ClockMeter,
-    events: Sequence[TicketEvent],
-    now: datetime,
-) -> BatchOutcome:
-    """Record new events and re-measure the clocks of their tickets; all or nothing."""
-    unique = list({event.event_id: event for event in events}.values())
-    ticket_ids = sorted({event.ticket_id for event in unique})
-    async with connection.transaction():
-        await connection.execute(
-            "INSERT INTO tickets (ticket_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+class Recorder:
+    """Records batches of events for one clock meter, keeping recent events parsed.
+
+    A ticket is measured again from all its events each time one arrives; most of them
+    came through this process moments before, so their parsed form is kept (a bounded
+    cache: events never change) instead of parsing them again from the database.
+    """
+
+    def __init__(self, meter: ClockMeter, cache_size: int = 100_000) -> None:
+        self.meter = meter
+        self._cache: dict[UUID, TicketEvent] = {}
+        self._cache_size = cache_size
+
+    async def record(
+        self, connection: Connection, events: Sequence[TicketEvent], now: datetime
+    ) -> BatchOutcome:
+        """Record new events and re-measure the clocks of their tickets; all or nothing."""
+        unique = list({event.event_id: event for event in events}.values())
+        ticket_ids = sorted({event.ticket_id for event in unique})
+        async with connection.transaction():
+            await connection.execute(
+                "INSERT INTO tickets (ticket_id) SELECT unnest($1::text[])"
+                " ON CONFLICT DO NOTHING",
+                ticket_ids,
+            )
+            locked = await connection.fetch(
+                "SELECT ticket_id, agreements::text AS agreements FROM tickets"
+                " WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
+                ticket_ids,
+            )
+            inserted = await connection.fetch(
+                "INSERT INTO events (event_id, ticket_id, type, occurred_at, payload)"
+                " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[],"
+                " $5::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING ticket_id",
+                [e.event_id for e in unique],
+                [e.ticket_id for e in unique],
+                [e.type for e in unique],
+                [e.occurred_at for e in unique],
+                [e.model_dump_json() for e in unique],
+            )
+            self._remember(unique)
+            changed = sorted({row["ticket_id"] for row in inserted})
+            waiting = 0
+            if changed:
+                snapshots = {row["ticket_id"]: json.loads(row["agreements"]) for row in locked}
+                history = await self._events_of(connection, changed)
+                measured = [
+                    (ticket_id, _measure(self.meter, ticket_id, history[ticket_id],
+                                         snapshots[ticket_id], now))
+                    for ticket_id in changed
+                ]  # fmt: skip
+                waiting = sum(1 for _, m in measured if m is None)
+                counts = {ticket_id: len(history[ticket_id]) for ticket_id in changed}
+                await _store(connection, measured, counts, snapshots, now)
+        return BatchOutcome(len(inserted), len(events) - len(inserted), len(changed), waiting)
+
+    def _remember(self, events: list[TicketEvent]) -> None:
+        cache = self._cache
+        for event in events:
+            cache[event.event_id] = event
+        while len(cache) > self._cache_size:
+            del cache[next(iter(cache))]  # the oldest: dicts keep insertion order
+
+    async def _events_of(
+        self, connection: Connection, ticket_ids: list[str]
+    ) -> dict[str, list[TicketEvent]]:
+        rows = await connection.fetch(
+            "SELECT ticket_id, event_id, payload::text AS payload FROM events"
+            " WHERE ticket_id = ANY($1::text[])",
             ticket_ids,
         )
-        locked = await connection.fetch(
-            "SELECT ticket_id, agreements::text AS agreements FROM tickets"
-            " WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
-            ticket_ids,
-        )
-        inserted = await connection.fetch(
-            "INSERT INTO events (event_id, ticket_id, type, occurred_at, payload)"
-            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[],"
-            " $5::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING ticket_id",
-            [e.event_id for e in unique],
-            [e.ticket_id for e in unique],
-            [e.type for e in unique],
-            [e.occurred_at for e in unique],
-            [e.model_dump_json() for e in unique],
-        )
-        changed = sorted({row["ticket_id"] for row in inserted})
-        waiting = 0
-        if changed:
-            attached = {
-                row["ticket_id"]: {
-                    key: Agreement.from_json(value)
-                    for key, value in json.loads(row["agreements"]).items()
-                }
-                for row in locked
-            }
-            history = await _events_of(connection, changed)
-            measured = [
-                (ticket_id, _measure(meter, ticket_id, history[ticket_id], attached, now))
-                for ticket_id in changed
-            ]
-            waiting = sum(1 for _, clocks in measured if clocks is None)
-            await _store(connection, measured, {t: len(history[t]) for t in changed}, now)
-    return BatchOutcome(len(inserted), len(events) - len(inserted), len(changed), waiting)
-
-
-async def _events_of(
-    connection: Connection, ticket_ids: list[str]
-) -> dict[str, list[TicketEvent]]:
-    rows = await connection.fetch(
-        "SELECT ticket_id, payload::text AS payload FROM events WHERE ticket_id = ANY($1::text[])",
-        ticket_ids,
-    )
-    history: dict[str, list[TicketEvent]] = {ticket_id: [] for ticket_id in ticket_ids}
-    for row in rows:
-        history[row["ticket_id"]].append(event_adapter.validate_json(row["payload"]))
-    return history
+        history: dict[str, list[TicketEvent]] = {ticket_id: [] for ticket_id in ticket_ids}
+        parsed = []
+        for row in rows:
+            event = self._cache.get(row["event_id"])
+            if event is None:
+                event = event_adapter.validate_json(row["payload"])
+                parsed.append(event)
+            history[row["ticket_id"]].append(event)
+        self._remember(parsed)
+        return history
 
 
 def _measure(
     meter: ClockMeter,
     ticket_id: str,
     events: list[TicketEvent],
-    attached: dict[str, dict[str, Agreement]],
+    snapshots: dict[str, Any],
     now: datetime,
 ) -> TicketClocks | None:
+    attached = {key: Agreement.from_json(value) for key, value in snapshots.items()}
     try:
-        return meter.measure(events, attached.get(ticket_id, {}), now)
+        return meter.measure(events, attached, now)
     except UnknownReference as exc:
         # The event was checked against the configuration when it arrived; only a
         # configuration that since dropped the department or service gets here. The
@@ -123,9 +147,9 @@ async def _store(
     connection: Connection,
     measured: list[tuple[str, TicketClocks | None]],
     event_counts: dict[str, int],
+    snapshots: dict[str, dict[str, Any]],
     now: datetime,
 ) -> None:
-    ready = [(ticket_id, clocks) for ticket_id, clocks in measured if clocks is not None]
     await connection.execute(
         "UPDATE tickets SET event_count = u.n, updated_at = $3"
         " FROM unnest($1::text[], $2::int[]) AS u(ticket_id, n)"
@@ -134,14 +158,15 @@ async def _store(
         list(event_counts.values()),
         now,
     )
+    ready = [(ticket_id, clocks) for ticket_id, clocks in measured if clocks is not None]
     if not ready:
         return
-    rows = [_ticket_row(ticket_id, clocks) for ticket_id, clocks in ready]
+    rows = [_ticket_row(ticket_id, clocks, snapshots[ticket_id]) for ticket_id, clocks in ready]
     await connection.execute(
         "UPDATE tickets SET created_at = u.created_at, department = u.department,"
         " service = u.service, priority = u.priority, status = u.status,"
         " assigned_function = u.assigned_function, agreement_kind = u.agreement_kind,"
-        " agreements = u.agreements"
+        " agreements = coalesce(u.agreements, tickets.agreements)"
         " FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],"
         " $6::text[], $7::text[], $8::text[], $9::jsonb[])"
         " AS u(ticket_id, created_at, department, service, priority, status,"
@@ -159,7 +184,9 @@ async def _store(
     )
 
 
-def _ticket_row(ticket_id: str, clocks: TicketClocks) -> tuple[object, ...]:
+def _ticket_row(
+    ticket_id: str, clocks: TicketClocks, snapshots: dict[str, Any]
+) -> tuple[object, ...]:
     timeline = clocks.timeline
     sla = next((c for c in clocks.clocks if c.agreement.kind != "ola"), None)
     return (
@@ -171,8 +198,14 @@ def _ticket_row(ticket_id: str, clocks: TicketClocks) -> tuple[object, ...]:
         timeline.status,
         timeline.assigned_function,
         sla.agreement.kind if sla is not None else None,
-        json.dumps({key: a.to_json() for key, a in clocks.agreements.items()}),
+        _snapshots_to_write(clocks, snapshots),
     )
+
+
+def _snapshots_to_write(clocks: TicketClocks, known: dict[str, Any]) -> str | None:
+    """Every snapshot the ticket has had, when a clock attached a new one; else None."""
+    new = {key: a.to_json() for key, a in clocks.agreements.items() if key not in known}
+    return json.dumps({**known, **new}) if new else None
 
 
 def _clock_row(ticket_id: str, clock: Clock, now: datetime) -> tuple[object, ...]:
@@ -196,16 +229,6 @@ def _clock_row(ticket_id: str, clock: Clock, now: datetime) -> tuple[object, ...
         clock.started_at,
         clock.stopped_at,
         clock.deadline,
-        json.dumps(
-            [
-                {
-                    "fraction": t.fraction,
-                    "tier": t.tier,
-                    "due_at": t.due_at.isoformat() if t.due_at else None,
-                }
-                for t in clock.thresholds
-            ]
-        ),
         # Until the escalation issue records fired steps, the first step with an
         # instant is the next one due.
         min(due) if due else None,

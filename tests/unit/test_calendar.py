@@ -13,6 +13,7 @@ from engine.sla_clock import BusinessCalendar, NaiveDatetimeError
 
 CPH = ZoneInfo("Europe/Copenhagen")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+ALL_DAYS = (*WEEKDAYS, "sat", "sun")
 OFFICE: dict[str, Any] = {"week": {day: ["08:00-16:00"] for day in WEEKDAYS}}
 
 
@@ -176,9 +177,19 @@ class TestDaylightSaving:
         assert cal.elapsed(at(2026, 3, 22), at(2026, 3, 23)) == h(1)
         # 90 minutes into the doubled hour: the second 02:30, in winter time.
         deadline = cal.add(at(2026, 10, 25), timedelta(minutes=90))
-        # (PEP 495: a fold=1 instant never compares equal across zones, so compare in UTC.)
         assert deadline.astimezone(UTC) == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
         assert (deadline.hour, deadline.minute, deadline.fold) == (2, 30, 1)
+
+    def test_deadline_in_the_repeated_hour_compares_in_utc_or_by_order(self) -> None:
+        cal = BusinessCalendar.from_config({"week": {"sun": ["02:00-03:00"]}})
+        same = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+        deadline = cal.add(at(2026, 10, 25), timedelta(minutes=90))
+        # PEP 495, as add's docstring warns: == across zones fails in the repeated hour.
+        assert deadline != same
+        assert deadline.astimezone(UTC) == same
+        tick = timedelta(microseconds=1)
+        assert deadline <= same <= deadline
+        assert same - tick < deadline < same + tick
 
     def test_window_starting_inside_the_skipped_hour_opens_when_clocks_jump(self) -> None:
         cal = BusinessCalendar.from_config({"week": {"sun": ["02:30-04:00"]}})
@@ -249,10 +260,33 @@ def test_building_backwards_gives_the_same_answers() -> None:
     )
 
 
+@pytest.mark.parametrize("far", [at(2190, 6, 5, 10), at(1905, 6, 5, 10)])
+def test_far_instant_gives_the_answers_of_a_fresh_calendar(far: datetime) -> None:
+    near = at(2026, 11, 23, 10)
+    cal = BusinessCalendar.from_config(OFFICE)
+    deadline = cal.add(near, h(700))
+    fresh = BusinessCalendar.from_config(OFFICE)
+    later = far + timedelta(days=90)
+    assert cal.is_open(far) == fresh.is_open(far)
+    assert cal.add(far, h(700)) == fresh.add(far, h(700))
+    assert cal.next_open(far + h(8)) == fresh.next_open(far + h(8))
+    assert cal.elapsed(far, later) == fresh.elapsed(far, later)
+    assert cal.add(near, h(700)) == deadline
+    # The years between, built in one go, agree with a calendar grown a year at a time.
+    first, last = sorted((far.year, near.year))
+    years = range(first, last + 1)
+    stepwise = BusinessCalendar.from_config(OFFICE)
+    total = sum(
+        (stepwise.open_time_in_year(y) for y in (years if far > near else reversed(years))),
+        timedelta(0),
+    )
+    assert cal.elapsed(at(first, 1, 1), at(last + 1, 1, 1)) == total
+
+
 def test_open_time_in_year(office: BusinessCalendar) -> None:
-    # 2026: 261 weekdays, of which 9 DK public holidays (Maundy Thursday, Good Friday,
-    # Easter Monday, Ascension Day, Whit Monday, New Year, Christmas Day; Christmas
-    # second day falls on a Saturday).
+    # 2026: 261 weekdays, of which 7 are DK public holidays (New Year, Maundy Thursday, Good
+    # Friday, Easter Monday, Ascension Day, Whit Monday, Christmas Day; Christmas second
+    # day falls on a Saturday).
     weekdays = sum(1 for n in range(365) if (date(2026, 1, 1) + timedelta(n)).weekday() < 5)
     assert weekdays == 261
     assert office.open_time_in_year(2026) == h(8 * (261 - 7))
@@ -324,3 +358,36 @@ def test_instants_outside_the_supported_years_are_refused(office: BusinessCalend
         office.elapsed(at(1850, 1, 1), at(2026, 1, 1))
     with pytest.raises(ValueError, match="beyond the years 1900-2199"):
         office.add(at(2199, 12, 1), h(8 * 261 * 3))
+
+
+def test_first_supported_year_starts_at_its_local_new_year(office: BusinessCalendar) -> None:
+    # 1 January 1900 is New Year's Day, closed but handled.
+    assert not office.is_open(at(1900, 1, 1))
+    assert not office.is_open(datetime(1899, 12, 31, 23, tzinfo=UTC))  # 1900 in Copenhagen
+    assert office.next_open(at(1900, 1, 1)) == at(1900, 1, 2, 8)
+    with pytest.raises(ValueError, match="outside the years 1900-2199"):
+        office.is_open(at(1900, 1, 1) - timedelta(microseconds=1))
+
+
+def test_last_supported_year_ends_at_its_local_new_year_eve(office: BusinessCalendar) -> None:
+    tick = timedelta(microseconds=1)
+    # 31 December 2199 is a Tuesday.
+    assert office.is_open(at(2199, 12, 31, 15, 59, 59, 999999))
+    assert office.add(at(2199, 12, 31, 15), h(1)) == at(2199, 12, 31, 16)
+    assert office.elapsed(at(2199, 12, 31), at(2200, 1, 1) - tick) == h(8)
+    with pytest.raises(ValueError, match="outside the years 1900-2199"):
+        office.is_open(at(2200, 1, 1))
+    with pytest.raises(ValueError, match="beyond the years 1900-2199"):
+        office.add(at(2199, 12, 31, 15), h(1) + tick)
+
+
+def test_a_round_the_clock_calendar_is_one_span_over_all_supported_years() -> None:
+    always = BusinessCalendar.from_config(
+        {"week": {day: ["00:00-24:00"] for day in ALL_DAYS}, "holidays": {"country": None}}
+    )
+    assert always.is_open(at(2026, 6, 1))  # built from 2026, then out to both edges
+    first, last = at(1900, 1, 1), at(2200, 1, 1) - timedelta(microseconds=1)
+    real_time = last.astimezone(UTC) - first.astimezone(UTC)
+    assert always.elapsed(first, last) == real_time
+    assert always.add(first, real_time) == last
+    assert always.next_open(last) == last

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,8 @@ from engine.sla_clock.windows import WEEKDAYS
 
 CPH = ZoneInfo("Europe/Copenhagen")
 # Forms that matter: office hours, split days, nights across midnight, whole days, and
-# windows that touch the hour the clocks skip or repeat.
+# windows that touch the time the clocks skip or repeat: an hour from 02:00 (Copenhagen, New
+# York), half an hour at 02:00 (Lord Howe), an hour at midnight (Santiago).
 WINDOW_FORMS = [
     "08:00-16:00",
     "07:30-12:00",
@@ -26,6 +28,9 @@ WINDOW_FORMS = [
     "02:30-04:00",
     "23:00-02:30",
     "16:00-08:00",
+    "01:45-02:15",
+    "23:30-00:30",
+    "00:00-01:00",
 ]
 
 week_strategy = st.dictionaries(
@@ -111,9 +116,11 @@ def test_elapsed_is_additive(
     assert business.elapsed(a, c) == business.elapsed(a, b) + business.elapsed(b, c)
 
 
-def _open_by_wall_clock(config: dict[str, Any], instant: datetime, closed: set[date]) -> bool:
+def _open_by_wall_clock(
+    config: dict[str, Any], instant: datetime, zone: ZoneInfo, closed: set[date]
+) -> bool:
     """Reference: is the instant's local wall time inside a window of its day or the day before."""
-    wall = instant.astimezone(CPH).replace(tzinfo=None)
+    wall = instant.astimezone(zone).replace(tzinfo=None)
     for back in (0, 1):
         day = wall.date() - timedelta(days=back)
         if day in closed:
@@ -130,27 +137,47 @@ def _open_by_wall_clock(config: dict[str, Any], instant: datetime, closed: set[d
     return False
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    week_strategy,
-    st.sampled_from([date(2026, 3, 27), date(2026, 10, 23), date(2026, 12, 22)]),
-    st.sets(st.integers(min_value=0, max_value=4), max_size=2),
+# Five days walked from a Friday before each of the zones' 2026 clock changes, and from a
+# Tuesday in a week without one.
+CHANGE_WEEKS = [
+    ("Europe/Copenhagen", date(2026, 3, 27)),  # 29 March at 02:00, an hour forward
+    ("Europe/Copenhagen", date(2026, 10, 23)),  # 25 October at 03:00, an hour back
+    ("Europe/Copenhagen", date(2026, 12, 22)),  # none
+    ("America/New_York", date(2026, 3, 6)),  # 8 March at 02:00, an hour forward
+    ("America/New_York", date(2026, 10, 30)),  # 1 November at 02:00, an hour back
+    ("Australia/Lord_Howe", date(2026, 4, 3)),  # 5 April at 02:00, half an hour back
+    ("Australia/Lord_Howe", date(2026, 10, 2)),  # 4 October at 02:00, half an hour forward
+    ("America/Santiago", date(2026, 4, 3)),  # 5 April at 00:00, an hour back
+    ("America/Santiago", date(2026, 9, 4)),  # 6 September at 00:00, an hour forward
+]
+
+
+@pytest.mark.parametrize(
+    ("timezone", "first_day"), CHANGE_WEEKS, ids=[f"{tz}-{day}" for tz, day in CHANGE_WEEKS]
 )
+@settings(max_examples=40, deadline=None)
+@given(week_strategy, st.sets(st.integers(min_value=0, max_value=4), max_size=2))
 def test_open_time_matches_a_walk_in_quarter_hours(
-    week: dict[str, list[str]], first_day: date, closed_offsets: set[int]
+    timezone: str, first_day: date, week: dict[str, list[str]], closed_offsets: set[int]
 ) -> None:
+    zone = ZoneInfo(timezone)
     closed = {first_day + timedelta(days=n) for n in closed_offsets}
-    config = {"week": week, "holidays": {"country": None, "dates": sorted(closed)}}
+    config = {
+        "timezone": timezone,
+        "week": week,
+        "holidays": {"country": None, "dates": sorted(closed)},
+    }
     business = BusinessCalendar.from_config(config)
-    start = datetime.combine(first_day, datetime.min.time(), tzinfo=CPH).astimezone(UTC)
-    # Every window edge and clock change falls on a quarter hour, so a walk in quarter
-    # hours sees each stretch of open time whole.
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone).astimezone(UTC)
+    # Every window edge and clock change falls on a quarter hour of real time (these zones'
+    # offsets are whole or half hours), so a walk in quarter hours sees each stretch of open
+    # time whole.
     step = timedelta(minutes=15)
     steps = 5 * 24 * 4
     open_steps = 0
     for n in range(steps):
         instant = start + n * step
-        expected = _open_by_wall_clock(config, instant, closed)
+        expected = _open_by_wall_clock(config, instant, zone, closed)
         assert business.is_open(instant) == expected, instant
         assert business.is_open(instant + step / 2) == expected, instant
         open_steps += expected

@@ -132,6 +132,45 @@ class TestUnknownReferences:
         assert problem.key.startswith("general_contract.positive_list[")
         assert "unknown service 'telefax'" in problem.message
 
+    def test_customer_team(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("departments/buf.yaml",
+                         lambda d: d["departments"][0].update(customer_team="team-nobody"))
+        problem = only_problem(path.parent.parent)
+        assert (problem.file, problem.key) == (str(path), "departments[0].customer_team")
+        assert problem.message.startswith("unknown customer team 'team-nobody' (known: team-bif,")
+        assert problem.line == line_of(path, "customer_team:")
+
+    def test_default_calendar(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("general_contract.yaml",
+                         lambda d: d["general_contract"].update(default_calendar="ofice"))
+        problem = only_problem(path.parent)
+        assert (problem.file, problem.key) == (str(path), "general_contract.default_calendar")
+        assert problem.message == (
+            "unknown calendar 'ofice' (known: care-24-7, extended, office)"
+        )
+
+    def test_default_escalation_policy(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("general_contract.yaml",
+                         lambda d: d["general_contract"].update(default_escalation_policy="std"))
+        problem = only_problem(path.parent)
+        assert (problem.file, problem.key) == (
+            str(path), "general_contract.default_escalation_policy"
+        )
+        assert problem.message == (
+            "unknown escalation policy 'std' (known: critical-care, standard)"
+        )
+
+    def test_system_owner_of_a_service_not_ordered(self, edit_yaml: EditYaml) -> None:
+        owner = {"name": "Systemejer, OPUS", "email": "opus@buf.kk.dk"}
+        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["contacts"]
+                         ["system_owners"].update({"opus-loen": owner}))
+        problem = only_problem(path.parent.parent)
+        assert problem.file == str(path)
+        assert problem.key == "departments[0].contacts.system_owners.opus-loen"
+        assert problem.message == (
+            "system owner named for 'opus-loen', which the department has not ordered"
+        )
+
     def test_service_off_the_positive_list(self, edit_yaml: EditYaml, config_dir: Path) -> None:
         edit_yaml("general_contract.yaml",
                   lambda d: d["general_contract"]["positive_list"].remove("print"))
@@ -174,6 +213,28 @@ class TestDuplicateIds:
         assert "duplicate key 'print'" in problem.message
         assert problem.line == line_of(path, "print: {}") + 1
 
+    def test_customer_team_listed_twice(self, edit_yaml: EditYaml) -> None:
+        def copy_first(data: Any) -> None:
+            teams = data["provider"]["customer_teams"]
+            teams.append({**teams[0], "name": "Kundeteam BUF, igen"})
+
+        path = edit_yaml("provider.yaml", copy_first)
+        problem = only_problem(path.parent)
+        assert (problem.file, problem.key) == (str(path), "provider.customer_teams[7].id")
+        assert problem.message == (
+            f"duplicate id 'team-buf', first defined at {path}:{line_of(path, 'id: team-buf')}"
+        )
+
+    def test_service_on_the_positive_list_twice(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("general_contract.yaml",
+                         lambda d: d["general_contract"]["positive_list"].append("print"))
+        last = len(load_config(EXAMPLE_CONFIG).general_contract.positive_list)
+        problem = only_problem(path.parent)
+        assert (problem.file, problem.key) == (str(path), f"general_contract.positive_list[{last}]")
+        assert problem.message == (
+            f"service 'print' is listed twice, first at {path}:{line_of(path, '- print')}"
+        )
+
     def test_contract_in_two_files(self, config_dir: Path) -> None:
         contract = (config_dir / "general_contract.yaml").read_text("utf-8")
         (config_dir / "contract-copy.yaml").write_text(contract, "utf-8")
@@ -204,7 +265,89 @@ def test_ola_looser_than_a_default_target_a_department_left_out(edit_yaml: EditY
     assert "OLA target 5h is looser than the SLA target 4h" in problem.message
 
 
+def test_customer_team_serving_two_departments(edit_yaml: EditYaml, config_dir: Path) -> None:
+    path = edit_yaml("departments/okf.yaml",
+                     lambda d: d["departments"][0].update(customer_team="team-buf"))
+    problem = only_problem(config_dir)
+    buf = config_dir / "departments" / "buf.yaml"
+    assert (problem.file, problem.key) == (str(path), "departments[0].customer_team")
+    assert problem.message == (
+        f"customer team 'team-buf' already serves department 'buf' "
+        f"({buf}:{line_of(buf, 'customer_team:')}); "
+        "a customer team is dedicated to one department"
+    )
+
+
+class TestFunctionLeads:
+    def test_ola_whose_function_has_no_lead(self, edit_yaml: EditYaml, config_dir: Path) -> None:
+        path = edit_yaml("provider.yaml", lambda d: d["provider"]["functions"].pop("sales"))
+        problems = {problem.key: problem for problem in problems_of(config_dir)}
+        olas = config_dir / "olas.yaml"
+        ola = problems.pop(next(key for key in problems if key.startswith("olas[")))
+        assert ola.file == str(olas)
+        assert ola.message == (
+            "the provider names no lead for function 'sales', "
+            "so escalations of this OLA reach nobody"
+        )
+        assert ola.line == line_of(olas, "function: sales")
+        # Its services need the lead as much: reported once, in the provider.
+        assert list(problems) == ["provider.functions"]
+        assert problems["provider.functions"].file == str(path)
+
+    def test_services_whose_function_has_no_lead(
+        self, edit_yaml: EditYaml, config_dir: Path
+    ) -> None:
+        def drop_sales_ola(data: Any) -> None:
+            data["olas"] = [ola for ola in data["olas"] if ola["function"] != "sales"]
+
+        edit_yaml("olas.yaml", drop_sales_ola)
+        path = edit_yaml("provider.yaml", lambda d: d["provider"]["functions"].pop("sales"))
+        problem = only_problem(config_dir)
+        assert (problem.file, problem.key) == (str(path), "provider.functions")
+        assert problem.message.startswith(
+            "the provider names no lead for function 'sales', so escalations of its services "
+            "(kunderaadgivning, "
+        )
+        assert problem.message.endswith(") reach nobody on the provider side")
+        assert problem.line == line_of(path, "functions:")
+
+
+class TestHolidayLocations:
+    @pytest.mark.parametrize(
+        ("change", "key", "message"),
+        [
+            ({"country": "XX"}, "country", "unknown holiday country 'XX' (ISO 3166 alpha-2)"),
+            ({"subdivision": "99"}, "subdivision", "unknown subdivision '99' of DK"),
+            ({"country": None, "subdivision": "84"}, "subdivision",
+             "subdivision '84' needs a country"),
+            ({"categories": ["public", "bank"]}, "categories",
+             "unknown holiday categories ['bank'] for DK (known: optional, public)"),
+        ],
+    )
+    def test_error_names_the_key(
+        self, edit_yaml: EditYaml, change: dict[str, Any], key: str, message: str
+    ) -> None:
+        path = edit_yaml("calendars.yaml", lambda d: d["calendars"][0]["holidays"].update(change))
+        problem = only_problem(path.parent)
+        assert (problem.file, problem.key) == (str(path), f"calendars[0].holidays.{key}")
+        assert problem.message == message
+
+    def test_unknown_country_alone_is_reported(self, edit_yaml: EditYaml) -> None:
+        path = edit_yaml("calendars.yaml", lambda d: d["calendars"][0]["holidays"]
+                         .update(country="XX", subdivision="84", categories=["bank"]))
+        problem = only_problem(path.parent)
+        assert problem.key == "calendars[0].holidays.country"
+
+
 class TestEscalationSteps:
+    @pytest.mark.parametrize("value", [float("inf"), float("nan")])
+    def test_step_that_is_not_finite(self, edit_yaml: EditYaml, value: float) -> None:
+        path = edit_yaml("escalation.yaml", lambda d: d["escalation_policies"][0]["steps"]
+                         .append({"at": value, "tier": "strategic"}))
+        problem = only_problem(path.parent)
+        assert (problem.file, problem.key) == (str(path), "escalation_policies[0].steps[6].at")
+        assert problem.message == f"Input should be a finite number (got {value!r})"
+
     def test_steps_that_do_not_increase(self, edit_yaml: EditYaml) -> None:
         path = edit_yaml("escalation.yaml", lambda d: d["escalation_policies"][0]["steps"][2]
                          .update(at=0.7))

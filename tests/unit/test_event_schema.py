@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import re
 import runpy
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
@@ -78,6 +79,71 @@ def test_schema_covers_every_event_type_and_refuses_unknown_fields() -> None:
     assert len(schema["oneOf"]) == len(EVENT_TYPES)
     for name, definition in schema["$defs"].items():
         assert definition["additionalProperties"] is False, name
+
+
+def envelope_schema(field: str) -> dict[str, Any]:
+    return dict(json_schema()["$defs"]["TicketResponded"]["properties"][field])
+
+
+def accepted(field: str, value: object) -> bool:
+    responded = {
+        "schema_version": 1,
+        "event_id": "5f0c8a1e-6b7d-4c2e-9a43-2d8e0f6b1c77",
+        "type": "ticket.responded",
+        "ticket_id": "KS-1",
+        "occurred_at": "2026-11-23T09:15:00+01:00",
+        "channel": "web",
+    }
+    try:
+        parse_event(json.dumps({**responded, field: value}))
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-11-23T09:15:00+01:00",
+        "2026-11-23t08:15:00.25z",
+        "2026-11-23T09:15:00-00:00",
+        "2026-11-23T09:15:00",
+        "2026-11-23T09:15+01:00",
+        "2026-11-23 09:15:00+01:00",
+        "2026-11-23T09:15:00+0100",
+        "2026-11-23T24:00:00Z",
+        "2026-11-23T09:15:60Z",
+        "1790000000",
+    ],
+)
+def test_the_published_timestamp_pattern_agrees_with_the_models(stamp: str) -> None:
+    schema = envelope_schema("occurred_at")
+    assert schema["format"] == "date-time"
+    # JSON Schema patterns are unanchored ECMA-262 regexes; this one uses nothing that
+    # Python's re reads differently (given no trailing newline).
+    assert (re.search(schema["pattern"], stamp) is not None) == accepted("occurred_at", stamp)
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        "5f0c8a1e-6b7d-4c2e-9a43-2d8e0f6b1c77",
+        "5F0C8A1E-6B7D-4C2E-9A43-2D8E0F6B1C77",
+        "5f0c8a1e6b7d4c2e9a432d8e0f6b1c77",
+        "urn:uuid:5f0c8a1e-6b7d-4c2e-9a43-2d8e0f6b1c77",
+        "00000000-0000-0000-0000-000000000000",
+    ],
+)
+def test_the_published_event_id_rules_agree_with_the_models(event_id: str) -> None:
+    schema = envelope_schema("event_id")
+    published = re.search(schema["pattern"], event_id) is not None
+    published = published and event_id != schema["not"]["const"]
+    assert published == accepted("event_id", event_id)
+
+
+def test_the_schema_says_the_requester_may_be_null() -> None:
+    requester = json_schema()["$defs"]["TicketCreated"]["properties"]["requester"]
+    assert {"type": "null"} in requester["anyOf"]
 
 
 def example_files() -> list[Path]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from uuid import UUID
 
 import pytest
 from hypothesis import given
@@ -21,8 +23,14 @@ from engine.events import (
     parse_event,
 )
 from engine.intake.publish import INVALID_ROUTING_KEY, envelope_of, refusal_of
+from engine.sla_clock.timeline import read_timeline
 
 EVENT_ID = "5f0c8a1e-6b7d-4c2e-9a43-2d8e0f6b1c77"
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+RFC3339_WANTED = (
+    "Input should be an RFC 3339 timestamp with a UTC offset, "
+    "like 2026-11-23T09:15:00+01:00 or 2026-11-23T08:15:00Z"
+)
 ENVELOPE: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION,
     "event_id": EVENT_ID,
@@ -87,6 +95,18 @@ def test_bytes_and_text_parse_alike() -> None:
     assert parse_event(text) == parse_event(text.encode("utf-8"))
 
 
+def test_a_null_requester_is_taken_as_left_out() -> None:
+    left_out = parse(event("ticket.created"))
+    null = parse({**event("ticket.created"), "requester": None})
+    assert null == left_out
+    assert null.requester.name is None
+
+
+def test_a_requester_that_is_not_an_object_is_refused() -> None:
+    [(loc, _)] = errors_of(event("ticket.created", requester="Lone"))
+    assert loc == ("ticket.created", "requester")
+
+
 def test_a_full_created_event_parses() -> None:
     parsed = parse(
         event(
@@ -119,9 +139,69 @@ def test_unknown_fields_of_the_requester_are_refused() -> None:
 
 @pytest.mark.parametrize("stamp", ["2026-11-23T09:15:00", "2026-11-23 09:15"])
 def test_a_naive_timestamp_is_refused(stamp: str) -> None:
-    [(loc, message)] = errors_of(event("ticket.responded", occurred_at=stamp))
-    assert loc == ("ticket.responded", "occurred_at")
-    assert "timezone" in message
+    assert errors_of(event("ticket.responded", occurred_at=stamp)) == [
+        (("ticket.responded", "occurred_at"), RFC3339_WANTED)
+    ]
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [1790000000, 1790000000.5, -1, 0, "1790000000", "1790000000.5", "-1", "1e9"],
+    ids=repr,
+)
+def test_a_unix_timestamp_is_refused_as_number_or_string(stamp: object) -> None:
+    assert errors_of(event("ticket.responded", occurred_at=stamp)) == [
+        (("ticket.responded", "occurred_at"), RFC3339_WANTED)
+    ]
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-11-23T09:15+01:00",  # no seconds
+        "2026-11-23 09:15:00+01:00",  # a space for the T
+        "2026-11-23_09:15:00+01:00",
+        "2026-11-23T09:15:00+0100",  # offset without a colon
+        "2026-11-23T09:15:00+01",
+        "2026-11-23T09:15:00 +01:00",
+        "2026-11-23T09:15:00,5+01:00",  # decimal comma
+        "2026-11-23T09:15:00.+01:00",
+        "20261123T091500Z",  # ISO 8601 basic format
+        "2026-W48-1T09:15:00Z",
+        "2026-11-23T09:15:00Z\n",
+        " 2026-11-23T09:15:00Z",
+        "2026-11-23T09:15:00UTC",
+        "2026-11-23T09:15:00+01:00[Europe/Copenhagen]",
+        "",
+        True,
+        ["2026-11-23T09:15:00Z"],
+    ],
+    ids=repr,
+)
+def test_only_the_rfc_3339_form_is_accepted(stamp: object) -> None:
+    assert errors_of(event("ticket.responded", occurred_at=stamp)) == [
+        (("ticket.responded", "occurred_at"), RFC3339_WANTED)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stamp", "instant"),
+    [
+        ("2026-11-23T08:15:00Z", datetime(2026, 11, 23, 8, 15, tzinfo=UTC)),
+        ("2026-11-23t08:15:00z", datetime(2026, 11, 23, 8, 15, tzinfo=UTC)),
+        ("2026-11-23T08:15:00-00:00", datetime(2026, 11, 23, 8, 15, tzinfo=UTC)),
+        ("2026-11-23T09:15:00.5+01:00", datetime(2026, 11, 23, 8, 15, 0, 500000, tzinfo=UTC)),
+        (
+            "2026-11-23T09:15:00.123456789+01:00",
+            datetime(2026, 11, 23, 8, 15, 0, 123456, tzinfo=UTC),
+        ),
+        ("2026-11-24T07:44:59+23:29", datetime(2026, 11, 23, 8, 15, 59, tzinfo=UTC)),
+    ],
+)
+def test_rfc_3339_variants_are_accepted_as_aware_datetimes(stamp: str, instant: datetime) -> None:
+    parsed = parse(event("ticket.responded", occurred_at=stamp)).occurred_at
+    assert parsed.tzinfo is not None
+    assert parsed == instant
 
 
 @pytest.mark.parametrize(
@@ -132,10 +212,55 @@ def test_any_offset_is_accepted_and_names_the_same_instant(stamp: str) -> None:
     assert parse(event("ticket.responded", occurred_at=stamp)).occurred_at == reference
 
 
-@pytest.mark.parametrize("stamp", ["2026-11-23", "yesterday", "2026-11-23T25:00:00+01:00"])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-11-23",
+        "yesterday",
+        "2026-11-23T25:00:00+01:00",
+        "2026-11-23T24:00:00Z",
+        "2026-13-01T09:15:00Z",
+        "2026-11-31T09:15:00Z",
+        "2026-02-29T09:15:00Z",
+        "2026-11-23T09:60:00Z",
+        "2026-11-23T09:15:60Z",  # a leap second: datetime cannot hold it
+        "2026-11-23T09:15:00+24:00",
+        "2026-11-23T09:15:00+01:60",
+    ],
+)
 def test_a_timestamp_that_is_not_one_is_refused(stamp: str) -> None:
     [(loc, _)] = errors_of(event("ticket.responded", occurred_at=stamp))
     assert loc == ("ticket.responded", "occurred_at")
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
+            lambda minutes: timezone(timedelta(minutes=minutes))
+        ),
+    )
+)
+def test_every_aware_instant_in_rfc_3339_is_accepted_but_not_as_unix_time(
+    instant: datetime,
+) -> None:
+    assert parse(event("ticket.responded", occurred_at=instant.isoformat())).occurred_at == instant
+    for unix in (instant.timestamp(), str(int(instant.timestamp()))):
+        [(loc, _)] = errors_of(event("ticket.responded", occurred_at=unix))
+        assert loc == ("ticket.responded", "occurred_at")
+
+
+def test_python_callers_may_pass_an_aware_datetime_but_not_a_naive_one() -> None:
+    aware = datetime(2026, 11, 23, 8, 15, tzinfo=UTC)
+    data = {**event("ticket.responded"), "occurred_at": aware}
+    assert event_adapter.validate_python(data).occurred_at == aware
+    for wrong in (aware.replace(tzinfo=None), 1790000000):
+        with pytest.raises(ValidationError) as caught:
+            event_adapter.validate_python({**data, "occurred_at": wrong})
+        [error] = caught.value.errors()
+        assert error["loc"] == ("ticket.responded", "occurred_at")
+        assert error["msg"].startswith(RFC3339_WANTED)
 
 
 def test_subject_of_the_limit_is_accepted_and_one_more_refused() -> None:
@@ -200,6 +325,27 @@ def test_impact_and_urgency_stand_in_for_priority(kind: str) -> None:
     assert parsed.priority is None
 
 
+def test_given_both_priority_wins_over_impact_and_urgency() -> None:
+    """As documented on the models and in docs/EVENTS.md: impact and urgency are kept, unused."""
+    created = parse(event("ticket.created", priority="P4", impact="high", urgency="high"))
+    assert (created.priority, created.impact, created.urgency) == ("P4", "high", "high")
+    changed = parse(
+        event(
+            "ticket.priority_changed",
+            occurred_at="2026-11-23T10:15:00+01:00",
+            event_id="6f0c8a1e-6b7d-4c2e-9a43-2d8e0f6b1c77",
+            priority="P3",
+            impact="high",
+            urgency="high",
+        )
+    )
+    timeline = read_timeline([created, changed], priority_of=lambda impact, urgency: "P1")
+    assert timeline is not None
+    assert [priority for _, priority in timeline.priorities] == ["P4", "P3"]
+    for model in (TicketCreated, type(changed)):
+        assert "priority wins" in (model.__doc__ or "")
+
+
 def test_unknown_priority_and_levels_are_refused() -> None:
     assert [loc for loc, _ in errors_of(event("ticket.created", priority="P5"))] == [
         ("ticket.created", "priority")
@@ -225,10 +371,59 @@ def test_a_bad_event_id_is_refused(event_id: object) -> None:
     assert loc == ("ticket.responded", "event_id")
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", "v1"])
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        EVENT_ID.replace("-", ""),
+        f"urn:uuid:{EVENT_ID}",
+        f"{{{EVENT_ID}}}",
+        f" {EVENT_ID}",
+        f"{EVENT_ID}\n",
+        "5f0c8a1e6b7d-4c2e-9a43-2d8e-0f6b1c77",  # hyphens in the wrong places
+        int(UUID(EVENT_ID)),
+    ],
+    ids=repr,
+)
+def test_an_event_id_in_another_form_than_hyphenated_is_refused(event_id: object) -> None:
+    assert errors_of(event("ticket.responded", event_id=event_id)) == [
+        (
+            ("ticket.responded", "event_id"),
+            "Input should be a UUID in hyphenated form, like 5f0c8a1e-6b7d-4c2e-9a43-2d8e0f6b1c77",
+        )
+    ]
+
+
+def test_the_nil_uuid_is_refused_as_event_id() -> None:
+    [(loc, message)] = errors_of(event("ticket.responded", event_id=NIL_UUID))
+    assert loc == ("ticket.responded", "event_id")
+    assert "nil UUID" in message
+    with pytest.raises(ValidationError, match="nil UUID"):
+        event_adapter.validate_python({**event("ticket.responded"), "event_id": UUID(int=0)})
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        EVENT_ID.upper(),
+        "00000000-0000-0000-0000-000000000001",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    ],
+)
+def test_any_hyphenated_uuid_but_the_nil_one_is_accepted(event_id: str) -> None:
+    assert parse(event("ticket.responded", event_id=event_id)).event_id == UUID(event_id)
+
+
+def test_python_callers_may_pass_a_uuid() -> None:
+    data = {**event("ticket.responded"), "event_id": UUID(EVENT_ID)}
+    assert str(event_adapter.validate_python(data).event_id) == EVENT_ID
+
+
+@pytest.mark.parametrize("version", [0, 2, "1", "v1", 1.0, True, None, [1]], ids=repr)
 def test_another_schema_version_is_refused(version: object) -> None:
-    [(loc, _)] = errors_of(event("ticket.responded", schema_version=version))
-    assert loc == ("ticket.responded", "schema_version")
+    data = {**event("ticket.responded"), "schema_version": version}
+    assert errors_of(data) == [
+        (("ticket.responded", "schema_version"), f"Input should be the integer {SCHEMA_VERSION}")
+    ]
 
 
 def test_a_missing_schema_version_is_refused() -> None:
@@ -289,6 +484,43 @@ def test_several_problems_are_reported_together() -> None:
         ("ticket.created", "channel"),
         ("ticket.created", "colour"),
     }
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"colour": "blue"}, "ticket.created.colour: Extra inputs are not permitted"),
+        ({"priority": None}, "ticket.created: Give priority, or both impact and urgency"),
+    ],
+)
+def test_errors_name_the_event_type_then_the_field_and_the_union_by_its_name(
+    changes: dict[str, Any], reason: str
+) -> None:
+    """The intake's dead-letter reason joins a location with dots: keep it readable."""
+    with pytest.raises(ValidationError) as caught:
+        parse(event("ticket.created", **changes))
+    [error] = caught.value.errors()
+    assert f"{'.'.join(map(str, error['loc']))}: {error['msg']}" == reason
+    assert caught.value.title == "TicketEvent"
+    assert not re.search("tagged-union|function-after", str(caught.value))
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes", "message"),
+    [
+        ("ticket.created", {"priority": None}, "Give priority, or both impact and urgency"),
+        (
+            "ticket.priority_changed",
+            {"priority": None},
+            "Give priority, or both impact and urgency",
+        ),
+        ("ticket.reclassified", {"service": None}, "Give department, service or both"),
+    ],
+)
+def test_either_or_errors_sit_at_the_event_type_without_a_value_error_prefix(
+    kind: str, changes: dict[str, Any], message: str
+) -> None:
+    assert errors_of(event(kind, **changes)) == [((kind,), message)]
 
 
 def test_events_are_immutable() -> None:

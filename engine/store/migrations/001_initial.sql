@@ -50,9 +50,8 @@ CREATE TABLE clocks (
     started_at     timestamptz      NOT NULL,
     stopped_at     timestamptz,
     deadline       timestamptz,
-    -- [{"fraction": 0.5, "tier": "operational", "due_at": "..."}], in step order
-    thresholds     jsonb            NOT NULL,
-    -- the earliest step not yet fired that has a due instant; null when none is due
+    -- The earliest escalation step not yet fired that has a due instant; null when none
+    -- is due. The steps themselves are measured again from the events when they fire.
     next_due_at    timestamptz,
     measured_at    timestamptz      NOT NULL,
     PRIMARY KEY (ticket_id, clock_key)
