@@ -141,36 +141,48 @@ class BusinessCalendar:
         # to_us and duration_us inlined: a function call is a tenth of this method's cost.
         if start.tzinfo is None:
             to_us(start)  # raises NaiveDatetimeError
-        s = round(start.timestamp() * 1e6)
         dur = (duration.days * 86_400 + duration.seconds) * 1_000_000 + duration.microseconds
         if dur < 0:
             duration_us(duration)  # raises ValueError
+        us = self.add_us(round(start.timestamp() * 1e6), dur)
+        return datetime.fromtimestamp(us / 1e6, self._zone)
+
+    def add_us(self, start_us: int, duration_us: int) -> int:
+        """``add`` in epoch microseconds, for callers that do their arithmetic in integers."""
+        s, dur = start_us, duration_us
         if not self._lo_us <= s < self._hi_us:
             self._cover(s)
         # The hot path, kept flat: it decides how many deadlines a second the engine sets.
-        starts, ends, cum_end = self._starts, self._ends, self._cum_end
-        i = bisect_right(ends, s)  # the first interval ending after s
-        if i < len(ends):
-            begin = starts[i]
-            if dur == 0:
-                return datetime.fromtimestamp((s if s > begin else begin) / 1e6, self._zone)
-            target = self._cum[i] + (s - begin if s > begin else 0) + dur
-            if target <= cum_end[-1]:
-                j = bisect_left(cum_end, target, i)
-                return datetime.fromtimestamp((ends[j] - cum_end[j] + target) / 1e6, self._zone)
-        self._extend_forward()  # the deadline lies beyond the built years
-        return self.add(start, duration)
+        while True:
+            starts, ends, cum_end = self._starts, self._ends, self._cum_end
+            i = bisect_right(ends, s)  # the first interval ending after s
+            if i < len(ends):
+                begin = starts[i]
+                if dur == 0:
+                    return s if s > begin else begin
+                target = self._cum[i] + (s - begin if s > begin else 0) + dur
+                if target <= cum_end[-1]:
+                    j = bisect_left(cum_end, target, i)
+                    return ends[j] - cum_end[j] + target
+            self._extend_forward()  # the deadline lies beyond the built years
+
+    def elapsed_us(self, start_us: int, end_us: int) -> int:
+        """``elapsed`` in epoch microseconds."""
+        if end_us <= start_us:
+            return 0
+        if not self._lo_us <= start_us < self._hi_us:
+            self._cover(start_us)
+        if not self._lo_us <= end_us < self._hi_us:
+            self._cover(end_us)
+        return self._open_before(end_us) - self._open_before(start_us)
+
+    def instant(self, us: int) -> datetime:
+        """The datetime, in the calendar's zone, of an instant in epoch microseconds."""
+        return datetime.fromtimestamp(us / 1e6, self._zone)
 
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         """Business time between two instants; zero when ``end`` is not after ``start``."""
-        a, b = to_us(start), to_us(end)
-        if b <= a:
-            return _ZERO
-        if not self._lo_us <= a < self._hi_us:
-            self._cover(a)
-        if not self._lo_us <= b < self._hi_us:
-            self._cover(b)
-        return _MICROSECOND * (self._open_before(b) - self._open_before(a))
+        return _MICROSECOND * self.elapsed_us(to_us(start), to_us(end))
 
     def is_open(self, at: datetime) -> bool:
         """Whether ``at`` is open time: windows are open at their start, closed at their end."""

@@ -16,7 +16,7 @@ from typing import Literal
 from engine.config.models import Metric, Priority, ProviderFunction, Tier
 from engine.events import TicketEvent
 from engine.sla_clock.agreements import Agreement
-from engine.sla_clock.calendar import BusinessCalendar
+from engine.sla_clock.calendar import BusinessCalendar, duration_us, to_us
 from engine.sla_clock.timeline import PriorityOf, Run, Timeline, read_timeline
 
 ClockState = Literal["running", "paused", "met", "breached"]
@@ -50,9 +50,31 @@ class Clock:
     state: ClockState
     elapsed: timedelta
     fraction: float
-    deadline: datetime | None
-    thresholds: tuple[Threshold, ...]
     as_of: datetime
+    calendar: BusinessCalendar
+    # When each escalation step falls due and, last, the deadline, in epoch microseconds;
+    # turned into datetimes only when asked for, as most measurements only store one.
+    due_us: tuple[int | None, ...]
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When the target is reached, while the clock runs."""
+        due = self.due_us[-1]
+        return self.calendar.instant(due) if self.running and due is not None else None
+
+    @property
+    def thresholds(self) -> tuple[Threshold, ...]:
+        """Each escalation step with the instant it falls due."""
+        return tuple(
+            Threshold(fraction, tier, None if due is None else self.calendar.instant(due))
+            for (fraction, tier), due in zip(self.agreement.steps, self.due_us, strict=False)
+        )
+
+    @property
+    def first_due(self) -> datetime | None:
+        """The instant of the first escalation step that falls due, if one does."""
+        due = next((us for us in self.due_us[:-1] if us is not None), None)
+        return None if due is None else self.calendar.instant(due)
 
     def ahead(self) -> tuple[Threshold, ...]:
         """The thresholds still ahead of ``as_of``."""
@@ -143,19 +165,25 @@ def _measure(
     calendar: BusinessCalendar,
     as_of: datetime,
 ) -> Clock:
-    # Business time each step needs, and the target itself last: the deadline.
-    needs = [target * fraction for fraction, _tier in agreement.steps] + [target]
-    due: list[datetime | None] = [None] * len(needs)
-    spent = timedelta(0)  # business time before the segment at hand
-    elapsed = timedelta(0)  # business time up to as_of
+    # Integer microseconds throughout: this runs for every clock of every ticket an event
+    # touches. Business time each step needs, and the target itself last: the deadline.
+    target_us = duration_us(target)
+    as_of_us = to_us(as_of)
+    needs = [round(target_us * fraction) for fraction, _tier in agreement.steps] + [target_us]
+    due: list[int | None] = [None] * len(needs)
+    spent = 0  # business time before the segment at hand
+    elapsed_us = 0  # business time up to as_of
     for start, end in run.segments:
-        length = calendar.elapsed(start, end) if end is not None else None
+        a = to_us(start)
+        b = to_us(end) if end is not None else None
+        length = calendar.elapsed_us(a, b) if b is not None else None
         for index, need in enumerate(needs):
             if due[index] is None and spent < need and (length is None or need <= spent + length):
-                due[index] = calendar.add(start, need - spent)
-        elapsed += calendar.elapsed(start, as_of if end is None or end > as_of else end)
+                due[index] = calendar.add_us(a, need - spent)
+        elapsed_us += calendar.elapsed_us(a, as_of_us if b is None or b > as_of_us else b)
         if length is not None:
             spent += length
+    elapsed = timedelta(microseconds=elapsed_us)
     stopped = run.stopped_at is not None
     # Ending exactly on the deadline meets the target; running up to it breaches it.
     state: ClockState
@@ -177,11 +205,8 @@ def _measure(
         running=run.running,
         state=state,
         elapsed=elapsed,
-        fraction=elapsed / target,
-        deadline=due[-1] if run.running else None,
-        thresholds=tuple(
-            Threshold(fraction, tier, at)
-            for (fraction, tier), at in zip(agreement.steps, due, strict=False)
-        ),
+        fraction=elapsed_us / target_us,
         as_of=as_of,
+        calendar=calendar,
+        due_us=tuple(due),
     )

@@ -54,6 +54,7 @@ class Recorder:
         self.meter = meter
         self._cache: dict[UUID, TicketEvent] = {}
         self._cache_size = cache_size
+        self._snapshot_cache: dict[str, tuple[dict[str, Any], dict[str, Agreement]]] = {}
 
     async def record(
         self, connection: Connection, events: Sequence[TicketEvent], now: datetime
@@ -68,7 +69,7 @@ class Recorder:
                 ticket_ids,
             )
             locked = await connection.fetch(
-                "SELECT ticket_id, agreements::text AS agreements FROM tickets"
+                "SELECT ticket_id, agreements::text AS agreements, clock_keys FROM tickets"
                 " WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
                 ticket_ids,
             )
@@ -86,17 +87,34 @@ class Recorder:
             changed = sorted({row["ticket_id"] for row in inserted})
             waiting = 0
             if changed:
-                snapshots = {row["ticket_id"]: json.loads(row["agreements"]) for row in locked}
+                snapshots = {row["ticket_id"]: self._snapshots(row["agreements"]) for row in locked}
                 history = await self._events_of(connection, changed)
                 measured = [
                     (ticket_id, _measure(self.meter, ticket_id, history[ticket_id],
-                                         snapshots[ticket_id], now))
+                                         snapshots[ticket_id][1], now))
                     for ticket_id in changed
                 ]  # fmt: skip
                 waiting = sum(1 for _, m in measured if m is None)
                 counts = {ticket_id: len(history[ticket_id]) for ticket_id in changed}
-                await _store(connection, measured, counts, snapshots, now)
+                keys = {row["ticket_id"]: row["clock_keys"] for row in locked}
+                stored = {ticket_id: known for ticket_id, (known, _) in snapshots.items()}
+                await _store(connection, measured, counts, stored, keys, now)
         return BatchOutcome(len(inserted), len(events) - len(inserted), len(changed), waiting)
+
+    def _snapshots(self, text: str) -> tuple[dict[str, Any], dict[str, Agreement]]:
+        """A ticket's stored snapshots, as JSON and as agreements.
+
+        Tickets of one department and service share their snapshots, so the parsed form
+        is kept by its text.
+        """
+        parsed = self._snapshot_cache.get(text)
+        if parsed is None:
+            known = json.loads(text)
+            parsed = (known, {key: Agreement.from_json(value) for key, value in known.items()})
+            if len(self._snapshot_cache) >= 10_000:
+                self._snapshot_cache.clear()
+            self._snapshot_cache[text] = parsed
+        return parsed
 
     def _remember(self, events: list[TicketEvent]) -> None:
         cache = self._cache
@@ -129,10 +147,9 @@ def _measure(
     meter: ClockMeter,
     ticket_id: str,
     events: list[TicketEvent],
-    snapshots: dict[str, Any],
+    attached: dict[str, Agreement],
     now: datetime,
 ) -> TicketClocks | None:
-    attached = {key: Agreement.from_json(value) for key, value in snapshots.items()}
     try:
         return meter.measure(events, attached, now)
     except UnknownReference as exc:
@@ -148,45 +165,70 @@ async def _store(
     measured: list[tuple[str, TicketClocks | None]],
     event_counts: dict[str, int],
     snapshots: dict[str, dict[str, Any]],
+    clock_keys: dict[str, list[str]],
     now: datetime,
 ) -> None:
+    # One row version per ticket and per clock and batch: each write costs PostgreSQL a
+    # new tuple and index entries, so nothing is written twice or deleted to be re-added.
+    rows = [
+        _ticket_row(ticket_id, clocks, snapshots[ticket_id], event_counts[ticket_id])
+        for ticket_id, clocks in measured
+    ]
     await connection.execute(
-        "UPDATE tickets SET event_count = u.n, updated_at = $3"
-        " FROM unnest($1::text[], $2::int[]) AS u(ticket_id, n)"
+        "UPDATE tickets SET created_at = coalesce(u.created_at, tickets.created_at),"
+        " department = coalesce(u.department, tickets.department),"
+        " service = coalesce(u.service, tickets.service),"
+        " priority = coalesce(u.priority, tickets.priority),"
+        " status = coalesce(u.status, tickets.status),"
+        " assigned_function = CASE WHEN u.created_at IS NULL THEN tickets.assigned_function"
+        " ELSE u.assigned_function END,"
+        " agreement_kind = coalesce(u.agreement_kind, tickets.agreement_kind),"
+        " agreements = coalesce(u.agreements, tickets.agreements),"
+        # unnest would flatten an array of arrays: the keys travel comma-joined.
+        " clock_keys = coalesce(string_to_array(u.clock_keys, ','), tickets.clock_keys),"
+        " event_count = u.event_count, updated_at = $12"
+        " FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::text[], $11::int[])"
+        " AS u(ticket_id, created_at, department, service, priority, status,"
+        " assigned_function, agreement_kind, agreements, clock_keys, event_count)"
         " WHERE tickets.ticket_id = u.ticket_id",
-        list(event_counts),
-        list(event_counts.values()),
+        *map(list, zip(*rows, strict=True)),
         now,
     )
     ready = [(ticket_id, clocks) for ticket_id, clocks in measured if clocks is not None]
-    if not ready:
-        return
-    rows = [_ticket_row(ticket_id, clocks, snapshots[ticket_id]) for ticket_id, clocks in ready]
-    await connection.execute(
-        "UPDATE tickets SET created_at = u.created_at, department = u.department,"
-        " service = u.service, priority = u.priority, status = u.status,"
-        " assigned_function = u.assigned_function, agreement_kind = u.agreement_kind,"
-        " agreements = coalesce(u.agreements, tickets.agreements)"
-        " FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],"
-        " $6::text[], $7::text[], $8::text[], $9::jsonb[])"
-        " AS u(ticket_id, created_at, department, service, priority, status,"
-        " assigned_function, agreement_kind, agreements)"
-        " WHERE tickets.ticket_id = u.ticket_id",
-        *map(list, zip(*rows, strict=True)),
-    )
-    await connection.execute(
-        "DELETE FROM clocks WHERE ticket_id = ANY($1::text[])", [t for t, _ in ready]
-    )
-    await connection.copy_records_to_table(
-        "clocks",
-        records=[_clock_row(ticket_id, clock, now) for ticket_id, c in ready for clock in c.clocks],
-        columns=_CLOCK_COLUMNS,
-    )
+    clock_rows = [_clock_row(ticket_id, clock, now) for ticket_id, c in ready for clock in c.clocks]
+    if clock_rows:
+        await connection.execute(_UPSERT_CLOCKS, *map(list, zip(*clock_rows, strict=True)))
+    gone = [
+        (ticket_id, key)
+        for ticket_id, clocks in ready
+        for key in set(clock_keys[ticket_id]) - {clock.key for clock in clocks.clocks}
+    ]
+    if gone:  # a clock that no longer applies (its agreement sets no target any more)
+        await connection.execute(
+            "DELETE FROM clocks USING unnest($1::text[], $2::text[]) AS g(ticket_id, clock_key)"
+            " WHERE clocks.ticket_id = g.ticket_id AND clocks.clock_key = g.clock_key",
+            [t for t, _ in gone],
+            [k for _, k in gone],
+        )
+
+
+_UPSERT_CLOCKS = (
+    f"INSERT INTO clocks ({', '.join(_CLOCK_COLUMNS)})"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::float8[],"
+    " $12::text[], $13::bool[], $14::float8[], $15::float8[], $16::timestamptz[],"
+    " $17::timestamptz[], $18::timestamptz[], $19::timestamptz[], $20::timestamptz[])"
+    " ON CONFLICT (ticket_id, clock_key) DO UPDATE SET "
+    + ", ".join(f"{column} = EXCLUDED.{column}" for column in _CLOCK_COLUMNS[2:])
+)
 
 
 def _ticket_row(
-    ticket_id: str, clocks: TicketClocks, snapshots: dict[str, Any]
+    ticket_id: str, clocks: TicketClocks | None, snapshots: dict[str, Any], event_count: int
 ) -> tuple[object, ...]:
+    if clocks is None:  # waiting for its creation, or unmeasurable: keep what is there
+        return (ticket_id, None, None, None, None, None, None, None, None, None, event_count)
     timeline = clocks.timeline
     sla = next((c for c in clocks.clocks if c.agreement.kind != "ola"), None)
     return (
@@ -199,6 +241,8 @@ def _ticket_row(
         timeline.assigned_function,
         sla.agreement.kind if sla is not None else None,
         _snapshots_to_write(clocks, snapshots),
+        ",".join(clock.key for clock in clocks.clocks),
+        event_count,
     )
 
 
@@ -209,7 +253,6 @@ def _snapshots_to_write(clocks: TicketClocks, known: dict[str, Any]) -> str | No
 
 
 def _clock_row(ticket_id: str, clock: Clock, now: datetime) -> tuple[object, ...]:
-    due = [t.due_at for t in clock.thresholds if t.due_at is not None]
     return (
         ticket_id,
         clock.key,
@@ -231,6 +274,6 @@ def _clock_row(ticket_id: str, clock: Clock, now: datetime) -> tuple[object, ...
         clock.deadline,
         # Until the escalation issue records fired steps, the first step with an
         # instant is the next one due.
-        min(due) if due else None,
+        clock.first_due,
         now,
     )
