@@ -2,8 +2,9 @@
 
 Run: ``make bench-intake`` (or ``.venv/bin/python -m benchmarks.intake [--tickets N]``).
 
-1. Raw ceiling: the same messages, consumed with aio-pika in batches of 500 with one
-   multi-ack and inserted into one table with asyncpg, no engine logic.
+1. Raw ceiling: the same messages, consumed with aio-pika in batches (the engine's batch
+   size and prefetch) with one multi-ack and inserted into one table with asyncpg, no
+   engine logic.
 2. Engine: the messages published to ``helpdesk.tickets`` while no engine runs, then
    ``sla-engine run`` started as a process; timed from its ``engine.started`` log line
    until every event is in the database.
@@ -35,6 +36,7 @@ import asyncpg
 
 from engine.intake import topology
 from engine.intake.publish import publish_events
+from engine.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 AMQP_URL = os.environ.get("SLA_ENGINE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -42,7 +44,9 @@ DATABASE_URL = os.environ.get(
     "SLA_ENGINE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/sla_engine"
 )
 RAW_QUEUE = "sla-engine.bench.raw"
-BATCH = 500
+# The raw ceiling consumes with the engine's own batch size and prefetch.
+BATCH = Settings().batch_size
+PREFETCH = Settings().prefetch
 NAMESPACE = UUID("8f0e8a56-0a43-4c43-8f3e-1c2b3a4d5e6f")
 SERVICES = {
     "buf": ["esdh", "skole-it-aula"], "okf": ["opus-loen", "esdh"], "sof": ["omsorgssystem"],
@@ -101,7 +105,7 @@ async def raw_ceiling(bodies: list[bytes], schema: str) -> float:
                 for body in chunk
             ))  # fmt: skip
         await db.execute("CREATE TABLE raw_events (event_id uuid PRIMARY KEY, payload jsonb)")
-        await channel.set_qos(prefetch_count=2 * BATCH)
+        await channel.set_qos(prefetch_count=PREFETCH)
         inbox: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
         await queue.consume(inbox.put)
         began, done = time.perf_counter(), 0

@@ -31,8 +31,13 @@ class Settings(BaseSettings):
         description="PostgreSQL URL; add ?sslmode=verify-full for TLS",
     )
     config_dir: Path = Field(default=Path("config"), description="agreement configuration")
-    prefetch: int = Field(default=1000, ge=1, description="unacked messages held at once")
-    batch_size: int = Field(default=500, ge=1, description="events recorded per transaction")
+    prefetch: int = Field(
+        default=3000,
+        ge=1,
+        description="unacked messages held at once: enough for the two batches in flight "
+        "and the next one",
+    )
+    batch_size: int = Field(default=1000, ge=1, description="events recorded per transaction")
     shutdown_grace_s: float = Field(
         default=20.0,
         gt=0,

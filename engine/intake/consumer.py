@@ -11,6 +11,7 @@ rest of the queue at the broker.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,6 +76,7 @@ class IntakeConsumer:
         *,
         batch_size: int,
         retry_max_s: float,
+        pipeline: int = 2,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._queue = queue
@@ -82,6 +84,7 @@ class IntakeConsumer:
         self._pool = pool
         self._recorder = recorder
         self._batch_size = batch_size
+        self._pipeline = pipeline
         self._retry_max_s = retry_max_s
         self._now = now
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -104,59 +107,98 @@ class IntakeConsumer:
         return self._inbox.empty()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Process batches until ``stopping`` is set and the received messages are done."""
+        """Process batches until ``stopping`` is set and the received messages are done.
+
+        Up to ``pipeline`` batches are in flight at once, each in its own transaction,
+        so that one batch's clocks are measured while the database writes another's.
+        Acks still go out in delivery order: a batch acks only after the batch before it.
+        """
+        in_flight: deque[asyncio.Task[bool]] = deque()
         while not (stopping.is_set() and self._inbox.empty()):
-            getter = asyncio.ensure_future(self._inbox.get())
-            stopper = asyncio.ensure_future(stopping.wait())
-            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if getter not in done:
-                getter.cancel()
+            batch = await self._next_batch(stopping)
+            if batch is None:
                 continue
-            batch = [getter.result()]
-            while len(batch) < self._batch_size and not self._inbox.empty():
-                batch.append(self._inbox.get_nowait())
-            await self._process(batch, stopping)
+            while len(in_flight) >= self._pipeline:
+                await in_flight.popleft()
+            before = in_flight[-1] if in_flight else None
+            in_flight.append(asyncio.create_task(self._process(batch, stopping, before)))
+        while in_flight:
+            await in_flight.popleft()
+
+    async def _next_batch(self, stopping: asyncio.Event) -> list[AbstractIncomingMessage] | None:
+        getter = asyncio.ensure_future(self._inbox.get())
+        stopper = asyncio.ensure_future(stopping.wait())
+        done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if getter not in done:
+            getter.cancel()
+            return None
+        batch = [getter.result()]
+        while len(batch) < self._batch_size and not self._inbox.empty():
+            batch.append(self._inbox.get_nowait())
+        return batch
 
     async def _process(
         self,
         batch: list[AbstractIncomingMessage],
         stopping: asyncio.Event,
-        *,
-        isolated: bool = False,
-    ) -> None:
-        valid: list[TicketEvent] = []
-        for message in batch:
-            event, reason = self._read(message)
-            if event is not None:
-                valid.append(event)
-            else:
-                await self._dead_letter(message, reason)
-        if valid:
-            try:
-                outcome = await self._record(valid, stopping)
-            except Exception as exc:
-                # Not the database but this code failing on some event: find the message
-                # that does it and dead-letter it, rather than stall the queue on it.
-                log.exception("intake.record_failed", events=len(valid))
-                if len(batch) > 1:
-                    for message in batch:
-                        await self._process([message], stopping, isolated=True)
-                    return
-                await self._dead_letter(batch[0], f"internal error: {exc!r}")
-                outcome = BatchOutcome(0, 0, 0, 0)
-            if outcome is None:
-                return  # stopping while the database is away: the broker redelivers them
-            self.stats.recorded += outcome.recorded
-            self.stats.duplicates += outcome.duplicates
-            if outcome.duplicates:
-                log.info("intake.duplicates", count=outcome.duplicates)
+        before: asyncio.Task[bool] | None,
+    ) -> bool:
+        """Record a batch and ack it; True when every message up to its last is acked."""
+        settled = await self._settle(batch, stopping)
+        # Whatever happened to this batch, the one before must be done before an ack, and
+        # a multiple-ack is right only when it acked everything up to its own last message.
+        in_order = await before if before is not None else True
+        if not settled:
+            return False  # stopping while the database is away: the broker redelivers
         self.stats.batches += 1
         try:
-            # One ack for the batch; a message retried on its own is acked on its own.
-            await batch[-1].ack(multiple=not isolated)
+            if in_order:
+                await batch[-1].ack(multiple=True)
+            else:
+                for message in batch:
+                    await message.ack()
         except Exception as exc:  # noqa: BLE001 - the broker redelivers; recording is idempotent
             log.warning("intake.ack_failed", error=repr(exc), messages=len(batch))
+            return False
+        return in_order
+
+    async def _settle(self, batch: list[AbstractIncomingMessage], stopping: asyncio.Event) -> bool:
+        """Dead-letter what cannot be recorded and record the rest; False if not done."""
+        valid: list[TicketEvent] = []
+        try:
+            for message in batch:
+                event, reason = self._read(message)
+                if event is not None:
+                    valid.append(event)
+                else:
+                    await self._dead_letter(message, reason)
+        except Exception as exc:  # noqa: BLE001 - the broker redelivers the whole batch
+            log.warning("intake.dead_letter_failed", error=repr(exc))
+            return False
+        if not valid:
+            return True
+        try:
+            outcome = await self._record(valid, stopping)
+        except Exception as exc:
+            # Not the database but this code failing on some event: find the message
+            # that does it and dead-letter it, rather than stall the queue on it.
+            log.exception("intake.record_failed", events=len(valid))
+            if len(batch) > 1:
+                return all([await self._settle([message], stopping) for message in batch])
+            try:
+                await self._dead_letter(batch[0], f"internal error: {exc!r}")
+            except Exception as publish_error:  # noqa: BLE001 - redelivered, tried again
+                log.warning("intake.dead_letter_failed", error=repr(publish_error))
+                return False
+            return True
+        if outcome is None:
+            return False
+        self.stats.recorded += outcome.recorded
+        self.stats.duplicates += outcome.duplicates
+        if outcome.duplicates:
+            log.info("intake.duplicates", count=outcome.duplicates)
+        return True
 
     def _read(self, message: AbstractIncomingMessage) -> tuple[TicketEvent | None, str]:
         if len(message.body) > MAX_MESSAGE_BYTES:

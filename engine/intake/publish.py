@@ -19,10 +19,10 @@ import aio_pika
 import structlog
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
-from yarl import URL
 
 from engine.events import parse_event
 from engine.intake import topology
+from engine.settings import redact_url
 
 CONTENT_TYPE = "application/json"
 INVALID_ROUTING_KEY = "ticket.invalid"
@@ -40,12 +40,6 @@ class PublishReport:
 
     published: int = 0
     refused: list[tuple[int, str]] = field(default_factory=list)
-
-
-def masked_url(amqp_url: str) -> str:
-    """The URL with its password, if any, replaced: safe for logs and errors."""
-    url = URL(amqp_url)
-    return str(url.with_password("***")) if url.password is not None else str(url)
 
 
 def envelope_of(raw: bytes) -> tuple[str, str | None]:
@@ -101,7 +95,7 @@ async def publish_events(events: Iterable[bytes | str], amqp_url: str) -> int:
                 *(exchange.publish(message, routing_key=key) for message, key in messages)
             )
             published += len(messages)
-    log.info("intake.publish.done", published=published, broker=masked_url(amqp_url))
+    log.info("intake.publish.done", published=published, broker=redact_url(amqp_url))
     return published
 
 

@@ -126,20 +126,27 @@ class Recorder:
     async def _events_of(
         self, connection: Connection, ticket_ids: list[str]
     ) -> dict[str, list[TicketEvent]]:
+        # Ids first: the events this process recorded are kept parsed, and only the
+        # others' payloads are read and parsed.
         rows = await connection.fetch(
-            "SELECT ticket_id, event_id, payload::text AS payload FROM events"
-            " WHERE ticket_id = ANY($1::text[])",
+            "SELECT ticket_id, event_id FROM events WHERE ticket_id = ANY($1::text[])",
             ticket_ids,
         )
+        known = {row["event_id"]: self._cache.get(row["event_id"]) for row in rows}
+        missing = [event_id for event_id, event in known.items() if event is None]
+        if missing:
+            payloads = await connection.fetch(
+                "SELECT payload::text AS payload FROM events WHERE event_id = ANY($1::uuid[])",
+                missing,
+            )
+            parsed = [event_adapter.validate_json(row["payload"]) for row in payloads]
+            known.update((event.event_id, event) for event in parsed)
+            self._remember(parsed)
         history: dict[str, list[TicketEvent]] = {ticket_id: [] for ticket_id in ticket_ids}
-        parsed = []
         for row in rows:
-            event = self._cache.get(row["event_id"])
-            if event is None:
-                event = event_adapter.validate_json(row["payload"])
-                parsed.append(event)
+            event = known[row["event_id"]]
+            assert event is not None  # read just above
             history[row["ticket_id"]].append(event)
-        self._remember(parsed)
         return history
 
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 import asyncpg
 import pytest
 
+from engine.config import load_config
+from engine.events import parse_event
 from engine.intake import topology
 from engine.intake.publish import publish_events
+from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate, migrations
+from engine.store.recorder import Recorder
+from tests.helpers import EXAMPLE_CONFIG
 from tests.integration.conftest import RunningEngine
 from tests.services import AMQP_URL, poll
 from tests.streams import CPH, event, lines, stream, ticket_events
@@ -145,3 +150,18 @@ async def test_migrate_builds_an_empty_database_from_zero(db: asyncpg.Connection
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
     assert {"schema_migrations", "events", "tickets", "clocks"} <= tables
     assert await migrate(db) == []  # a second run has nothing to do
+
+
+async def test_a_recorder_reads_what_another_process_recorded(db: asyncpg.Connection) -> None:
+    await migrate(db)
+    meter = ClockMeter(load_config(EXAMPLE_CONFIG))
+    first, second = Recorder(meter), Recorder(meter, cache_size=1)
+    events = [parse_event(body) for body in lines(ticket_events("TWO-1", MONDAY,
+                                                                random.Random(3)))]
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    await first.record(db, events[:1], now)
+    outcome = await second.record(db, events[1:], now)  # knows none of the first's events
+    assert (outcome.recorded, outcome.measured, outcome.waiting) == (len(events) - 1, 1, 0)
+    keys = [r["clock_key"] for r in await db.fetch("SELECT clock_key FROM clocks ORDER BY 1")]
+    assert keys == ["ola:1:" + events[1].function, "resolution", "response"]  # type: ignore[union-attr]
+    assert await count(db, "SELECT count(*) FROM clocks WHERE stopped_at IS NULL") == 0

@@ -26,7 +26,8 @@ from yarl import URL
 
 from engine.events import SCHEMA_VERSION
 from engine.intake import topology
-from engine.intake.publish import CONTENT_TYPE, masked_url, publish_events, publish_file
+from engine.intake.publish import CONTENT_TYPE, publish_events, publish_file
+from engine.settings import redact_url
 
 pytestmark = pytest.mark.integration
 
@@ -203,7 +204,7 @@ async def test_publish_events_takes_text_and_bytes_and_logs_no_password(
     assert count == 2
     [done] = [entry for entry in logs if entry["event"] == "intake.publish.done"]
     assert done["published"] == 2
-    assert done["broker"] == masked_url(AMQP_URL)
+    assert done["broker"] == redact_url(AMQP_URL)
     password = URL(AMQP_URL).password
     if password:
         rendered = [str(value) for entry in logs for value in entry.values()]
