@@ -1,10 +1,8 @@
 """The ticket event contract (v1) that frontends publish and intake consumes."""
 
+from engine.events.fields import MAX_BODY_BYTES, MAX_SUBJECT_CHARS, SCHEMA_VERSION
 from engine.events.models import (
     EVENT_TYPES,
-    MAX_BODY_BYTES,
-    MAX_SUBJECT_CHARS,
-    SCHEMA_VERSION,
     TicketAssigned,
     TicketCommented,
     TicketCreated,

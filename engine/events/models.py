@@ -2,188 +2,38 @@
 
 Frontend authors read the JSON Schema generated from these models (``docs/schema/``).
 Unknown fields and naive timestamps are refused, and every free text is bounded, so a
-refused event is refused with a reason rather than stored half-understood.
-
-pydantic's own datetime, UUID and literal types are lenient about the JSON they take (Unix
-timestamps, UUIDs without hyphens, ``1.0`` for ``1``), so the envelope's fields check the
-JSON value's form first. The checks are core schemas, run by pydantic-core in Rust: this is
-the intake's hot path, parsed once per message.
+refused event is refused with a reason rather than stored half-understood. The field
+types, strict about the JSON they take, are in ``engine.events.fields``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
-    GetJsonSchemaHandler,
     StringConstraints,
     TypeAdapter,
     model_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from engine.config.models import Level, Priority, ProviderFunction
-
-SCHEMA_VERSION = 1
-# RFC 3339 (section 5.6) date-time, its fields in range so that a mistake is reported as
-# this form; "T" and "Z" may be lower case, as the RFC allows. A leap second (:60) is not
-# accepted: datetime cannot hold it.
-RFC3339_PATTERN = (
-    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
-    r"[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?"
-    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+from engine.events.fields import (
+    Body,
+    Channel,
+    EventId,
+    Instant,
+    Ref,
+    SchemaVersion,
+    ShortText,
+    Subject,
+    TicketId,
+    TicketStatus,
 )
-UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
-NIL_UUID = "00000000-0000-0000-0000-000000000000"
-MAX_SUBJECT_CHARS = 500
-MAX_BODY_BYTES = 64 * 1024
-
-Channel = Literal["email", "phone", "web", "api"]
-TicketStatus = Literal[
-    "new", "in_progress", "pending_customer", "pending_third_party", "resolved", "closed"
-]
-TicketId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-]
-Ref = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-ShortText = Annotated[str, StringConstraints(max_length=200)]
-
-
-_RFC3339_MESSAGE = (
-    "Input should be an RFC 3339 timestamp with a UTC offset, "
-    "like 2026-11-23T09:15:00+01:00 or 2026-11-23T08:15:00Z"
-)
-_UUID_MESSAGE = (
-    "Input should be a UUID in hyphenated form, like 5f0c8a1e-6b7d-4c2e-9a43-2d8e0f6b1c77"
-)
-_NIL_UUID_MESSAGE = "The nil UUID is not an event id; give each event a UUID of its own"
-_SCHEMA_VERSION_MESSAGE = f"Input should be the integer {SCHEMA_VERSION}"
-
-
-def _within_body_limit(text: str) -> str:
-    size = len(text.encode("utf-8"))
-    if size > MAX_BODY_BYTES:
-        raise PydanticCustomError(
-            "body_too_large",
-            "Body is {size} bytes encoded as UTF-8; at most {limit} are accepted",
-            {"size": size, "limit": MAX_BODY_BYTES},
-        )
-    return text
-
-
-Body = Annotated[str, AfterValidator(_within_body_limit)]
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS)]
-
-
-def _text_matching(pattern: str, error_type: str, message: str) -> CoreSchema:
-    """A string (never a number) matching ``pattern``, or one error that says what is wanted."""
-    return core_schema.custom_error_schema(
-        core_schema.str_schema(pattern=pattern, strict=True),
-        error_type,
-        custom_error_message=message,
-    )
-
-
-class _Rfc3339:
-    """An aware datetime, from an RFC 3339 string with an offset only.
-
-    pydantic's own datetime also takes Unix timestamps, as JSON numbers and as numeric
-    strings, and ISO 8601 variants (no seconds, a space for the ``T``, ``+0100``).
-    """
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
-        from_text = core_schema.chain_schema(
-            [
-                _text_matching(RFC3339_PATTERN, "rfc3339_timestamp", _RFC3339_MESSAGE),
-                core_schema.datetime_schema(tz_constraint="aware"),
-            ]
-        )
-        return core_schema.json_or_python_schema(
-            json_schema=from_text,
-            # Python callers may also pass an aware datetime itself.
-            python_schema=core_schema.union_schema(
-                [core_schema.datetime_schema(strict=True, tz_constraint="aware"), from_text],
-                custom_error_type="rfc3339_timestamp",
-                custom_error_message=f"{_RFC3339_MESSAGE}, or an aware datetime",
-            ),
-        )
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}
-
-
-def _uuid_as_text(value: object) -> object:
-    return str(value) if isinstance(value, UUID) else value
-
-
-class _HyphenatedUuid:
-    """A UUID in its hyphenated 8-4-4-4-12 form only, and never the nil UUID.
-
-    pydantic's own UUID also takes 32 bare hex digits, ``urn:uuid:…`` and ``{…}``. The nil
-    UUID is a placeholder that every frontend could send: it would collide across them.
-    """
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
-        from_text = core_schema.chain_schema(
-            [
-                _text_matching(UUID_PATTERN, "uuid_form", _UUID_MESSAGE),
-                # Unanchored: one hex digit other than 0 anywhere makes it not the nil UUID.
-                _text_matching("[1-9A-Fa-f]", "uuid_nil", _NIL_UUID_MESSAGE),
-                core_schema.uuid_schema(),
-            ]
-        )
-        return core_schema.json_or_python_schema(
-            json_schema=from_text,
-            # Python callers may also pass a UUID itself; it is checked as its text.
-            python_schema=core_schema.no_info_before_validator_function(_uuid_as_text, from_text),
-        )
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {
-            "type": "string",
-            "format": "uuid",
-            "pattern": UUID_PATTERN,
-            "not": {"const": NIL_UUID},
-        }
-
-
-class _StrictVersion:
-    """The schema version as a JSON integer only: pydantic's literal also takes 1.0 and true."""
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
-        return core_schema.custom_error_schema(
-            core_schema.chain_schema([core_schema.int_schema(strict=True), handler(source)]),
-            "schema_version",
-            custom_error_message=_SCHEMA_VERSION_MESSAGE,
-        )
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {"type": "integer", "const": SCHEMA_VERSION}
-
-
-SchemaVersion = Annotated[Literal[1], _StrictVersion()]
-EventId = Annotated[UUID, _HyphenatedUuid()]
-Instant = Annotated[datetime, _Rfc3339()]
 
 
 class _Event(BaseModel):

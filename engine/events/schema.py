@@ -12,7 +12,8 @@ import json
 import sys
 from typing import Any
 
-from engine.events.models import MAX_BODY_BYTES, SCHEMA_VERSION, event_adapter
+from engine.events.fields import MAX_BODY_BYTES, SCHEMA_VERSION
+from engine.events.models import event_adapter
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = f"https://sla-engine.invalid/schema/ticket-event.v{SCHEMA_VERSION}.json"

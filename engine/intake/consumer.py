@@ -101,11 +101,6 @@ class IntakeConsumer:
             tag, self._consumer_tag = self._consumer_tag, None
             await self._queue.cancel(tag)
 
-    @property
-    def idle(self) -> bool:
-        """Whether no received message is waiting."""
-        return self._inbox.empty()
-
     async def run(self, stopping: asyncio.Event) -> None:
         """Process batches until ``stopping`` is set and the received messages are done.
 
@@ -165,12 +160,12 @@ class IntakeConsumer:
 
     async def _settle(self, batch: list[AbstractIncomingMessage], stopping: asyncio.Event) -> bool:
         """Dead-letter what cannot be recorded and record the rest; False if not done."""
-        valid: list[TicketEvent] = []
+        valid: list[tuple[AbstractIncomingMessage, TicketEvent]] = []
         try:
             for message in batch:
                 event, reason = self._read(message)
                 if event is not None:
-                    valid.append(event)
+                    valid.append((message, event))
                 else:
                     await self._dead_letter(message, reason)
         except Exception as exc:  # noqa: BLE001 - the broker redelivers the whole batch
@@ -179,15 +174,15 @@ class IntakeConsumer:
         if not valid:
             return True
         try:
-            outcome = await self._record(valid, stopping)
+            outcome = await self._record([event for _, event in valid], stopping)
         except Exception as exc:
             # Not the database but this code failing on some event: find the message
             # that does it and dead-letter it, rather than stall the queue on it.
             log.exception("intake.record_failed", events=len(valid))
-            if len(batch) > 1:
-                return all([await self._settle([message], stopping) for message in batch])
+            if len(valid) > 1:
+                return all([await self._settle([message], stopping) for message, _ in valid])
             try:
-                await self._dead_letter(batch[0], f"internal error: {exc!r}")
+                await self._dead_letter(valid[0][0], f"internal error: {exc!r}")
             except Exception as publish_error:  # noqa: BLE001 - redelivered, tried again
                 log.warning("intake.dead_letter_failed", error=repr(publish_error))
                 return False

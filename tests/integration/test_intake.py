@@ -165,3 +165,35 @@ async def test_a_recorder_reads_what_another_process_recorded(db: asyncpg.Connec
     keys = [r["clock_key"] for r in await db.fetch("SELECT clock_key FROM clocks ORDER BY 1")]
     assert keys == ["ola:1:" + events[1].function, "resolution", "response"]  # type: ignore[union-attr]
     assert await count(db, "SELECT count(*) FROM clocks WHERE stopped_at IS NULL") == 0
+
+
+async def test_an_event_the_engine_fails_on_is_dead_lettered_alone(
+    engine: RunningEngine,
+    db: asyncpg.Connection,
+    broker: aio_pika.abc.AbstractChannel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    measure = ClockMeter.measure
+
+    def failing(self: ClockMeter, events: Any, attached: Any, as_of: datetime) -> Any:
+        events = list(events)
+        if any(e.ticket_id == "BOOM-1" for e in events):
+            raise RuntimeError("cannot measure BOOM-1")
+        return measure(self, events, attached, as_of)
+
+    monkeypatch.setattr(ClockMeter, "measure", failing)
+    boom = event("ticket.created", "BOOM-1", 0, MONDAY, department="buf", service="esdh",
+                 priority="P2", subject="x")
+    good = stream(2)
+    await publish_events(lines([*good[:4], boom, *good[4:]]), AMQP_URL)
+    await recorded(db, len(good))
+    dead = await broker.get_queue(topology.DEAD_LETTER_QUEUE)
+    message = await dead.get(timeout=10, fail=True)
+    assert message is not None
+    await message.ack()
+    assert json.loads(message.body)["ticket_id"] == "BOOM-1"
+    assert str(message.headers[topology.REASON_HEADER]).startswith(
+        "internal error: RuntimeError('cannot measure BOOM-1')"
+    )
+    assert await dead.get(fail=False) is None
+    assert await count(db, "SELECT count(*) FROM events WHERE ticket_id = 'BOOM-1'") == 0
