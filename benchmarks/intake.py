@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -137,7 +138,7 @@ async def _ready(channel: aio_pika.abc.AbstractChannel) -> int:
     return queue.declaration_result.message_count or 0
 
 
-async def engine_rate(bodies: list[bytes], schema: str) -> tuple[float, float]:
+async def engine_rate(bodies: list[bytes], schema: str, engines: int) -> tuple[float, float]:
     """Events a second of ``sla-engine run`` draining them as a backlog; and the drain time."""
     connection = await aio_pika.connect_robust(AMQP_URL)
     async with connection:
@@ -149,41 +150,55 @@ async def engine_rate(bodies: list[bytes], schema: str) -> tuple[float, float]:
     env = {**os.environ, "SLA_ENGINE_AMQP_URL": AMQP_URL, "SLA_ENGINE_DATABASE_URL": database_url,
            "SLA_ENGINE_CONFIG_DIR": str(REPO / "config")}  # fmt: skip
     db = await asyncpg.connect(database_url)
-    with tempfile.TemporaryFile("w+") as log:
-        engine = subprocess.Popen(
-            [str(Path(sys.executable).with_name("sla-engine")), "run"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            began = None
-            while began is None:
-                assert engine.poll() is None, "the engine exited"
+    files = contextlib.ExitStack()
+    logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(engines)]  # noqa: SIM115
+    command = [str(Path(sys.executable).with_name("sla-engine")), "run"]
+    processes = [
+        subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs
+    ]
+
+    def running() -> None:
+        assert all(p.poll() is None for p in processes), "an engine exited"
+
+    try:
+        # Timed from the first engine that starts consuming, which starts the drain.
+        began = None
+        while began is None:
+            running()
+            for log in logs:
                 log.seek(0)
                 if '"engine.started"' in log.read():
                     began = time.perf_counter()
-                await asyncio.sleep(0.01)
-            # Counting 200,000 rows costs the database real CPU on this 2-core machine, so
-            # watch the broker's queue (cheap) until it is empty, and only then the table.
-            async with await aio_pika.connect(AMQP_URL) as watcher:
-                # A plain connection: a passive declare on a robust channel never returned.
-                watch = await watcher.channel()
-                while await _ready(watch):
-                    assert engine.poll() is None, "the engine exited"
-                    await asyncio.sleep(0.1)
-            while await db.fetchval("SELECT count(*) FROM events") < len(bodies):
-                assert engine.poll() is None, "the engine exited"
-                await asyncio.sleep(0.05)
-            seconds = time.perf_counter() - began
-        finally:
-            engine.send_signal(signal.SIGTERM)
-            engine.wait(60)
-            await db.close()
+            await asyncio.sleep(0.01)
+        # Counting 200,000 rows costs the database real CPU on this 2-core machine, so
+        # watch the broker's queue (cheap) until it is empty, and only then the table.
+        async with await aio_pika.connect(AMQP_URL) as watcher:
+            # A plain connection: a passive declare on a robust channel never returned.
+            watch = await watcher.channel()
+            while await _ready(watch):
+                running()
+                await asyncio.sleep(0.1)
+        while await db.fetchval("SELECT count(*) FROM events") < len(bodies):
+            running()
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - began
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(60)
+        files.close()
+        await db.close()
     return len(bodies) / seconds, seconds
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=50_000)
+    parser.add_argument(
+        "--engines", type=int, default=1, help="engine processes consuming at once (DESIGN's "
+        "scale-out: competing consumers); the raw ceiling stays one process"
+    )
     args = parser.parse_args()
     bodies = make_events(args.tickets)
     schema = f"bench_{int(time.time())}"
@@ -193,8 +208,9 @@ async def main() -> None:
         print(f"{len(bodies):,} events for {args.tickets:,} tickets")
         raw = await raw_ceiling(bodies, schema)
         print(f"raw ceiling (aio-pika + asyncpg, batches of {BATCH}): {raw:10,.0f} events/s")
-        rate, seconds = await engine_rate(bodies, schema)
-        print(f"engine (sla-engine run, drained in {seconds:.1f} s): {rate:10,.0f} events/s")
+        rate, seconds = await engine_rate(bodies, schema, args.engines)
+        label = f"{args.engines} x sla-engine run" if args.engines > 1 else "sla-engine run"
+        print(f"engine ({label}, drained in {seconds:.1f} s): {rate:10,.0f} events/s")
         print(f"engine / raw ceiling: {rate / raw:.2f}")
     finally:
         await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
