@@ -14,6 +14,8 @@ from collections.abc import Callable
 import aio_pika
 import asyncpg
 import structlog
+from aio_pika.abc import AbstractRobustConnection
+from aio_pika.exceptions import AMQPConnectionError
 
 from engine.config import AgreementConfig
 from engine.intake import topology
@@ -52,6 +54,26 @@ async def connect_database(settings: Settings, stopping: asyncio.Event) -> async
     return None
 
 
+async def connect_broker(
+    settings: Settings, stopping: asyncio.Event
+) -> AbstractRobustConnection | None:
+    """A robust broker connection, retried until RabbitMQ answers or we are stopped.
+
+    Once connected, aio-pika's robust connection reconnects by itself; only the first
+    connection needs this loop, so that an engine started before its broker waits
+    instead of exiting (and being restarted, over and over, by its supervisor).
+    """
+    delay_s = 0.2
+    while not stopping.is_set():
+        try:
+            return await aio_pika.connect_robust(settings.amqp_url.get_secret_value())
+        except (OSError, AMQPConnectionError) as exc:
+            log.warning("broker.unavailable", error=repr(exc), retry_in_s=delay_s)
+        await _wait(stopping, delay_s)
+        delay_s = min(delay_s * 2, settings.db_retry_max_s)
+    return None
+
+
 async def serve(
     settings: Settings,
     config: AgreementConfig,
@@ -75,7 +97,11 @@ async def serve(
     if pool is None:
         log.info("engine.stopped", reason="stopped before the database answered")
         return
-    connection = await aio_pika.connect_robust(settings.amqp_url.get_secret_value())
+    connection = await connect_broker(settings, stopping)
+    if connection is None:
+        await pool.close()
+        log.info("engine.stopped", reason="stopped before the broker answered")
+        return
     try:
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=settings.prefetch)
