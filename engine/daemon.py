@@ -40,7 +40,12 @@ async def connect_database(settings: Settings, stopping: asyncio.Event) -> async
     while not stopping.is_set():
         try:
             pool = await asyncpg.create_pool(
-                settings.database_url.get_secret_value(), min_size=1, max_size=4
+                settings.database_url.get_secret_value(),
+                min_size=1,
+                max_size=4,
+                # A statement stuck on a stalled network fails (and is retried) rather
+                # than hold a batch, and shutdown, for ever.
+                command_timeout=60,
             )
             async with pool.acquire() as connection:
                 applied = await migrate(connection)
@@ -125,12 +130,20 @@ async def serve(
         if worker.done():
             worker.result()  # the worker only ends early by failing: let that stop us
         log.info("engine.stopping", grace_s=settings.shutdown_grace_s)
-        await consumer.stop_receiving()
         try:
-            await asyncio.wait_for(worker, timeout=settings.shutdown_grace_s)
+            await asyncio.wait_for(_drain(consumer, worker), timeout=settings.shutdown_grace_s)
         except TimeoutError:
             log.warning("engine.grace_expired", note="unfinished messages will be redelivered")
         log.info("engine.stopped", **vars(consumer.stats))
     finally:
         await connection.close()
-        await pool.close()
+        try:
+            await asyncio.wait_for(pool.close(), timeout=5)
+        except TimeoutError:
+            pool.terminate()
+
+
+async def _drain(consumer: IntakeConsumer, worker: asyncio.Task[None]) -> None:
+    """Stop taking messages, then let the worker finish the batches in hand."""
+    await consumer.stop_receiving()
+    await worker

@@ -44,6 +44,22 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
 )
+# SQLSTATEs of the database as a whole, not of an event: connection (08), insufficient
+# resources such as too many connections or a full disk (53), operator intervention and
+# cancelled statements (57), rollbacks (40), lock timeouts, and a read-only server after
+# a failover. Waiting is the answer to all of them; dead-lettering would lose events.
+_TRANSIENT_CLASSES = ("08", "53", "57", "40")
+_TRANSIENT_STATES = frozenset({"55P03", "25006"})
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether the database may well accept the same batch later."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    state = getattr(error, "sqlstate", None)
+    if isinstance(error, asyncpg.PostgresError) and isinstance(state, str):
+        return state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_STATES
+    return False
 
 
 @dataclass
@@ -109,16 +125,20 @@ class IntakeConsumer:
         Acks still go out in delivery order: a batch acks only after the batch before it.
         """
         in_flight: deque[asyncio.Task[bool]] = deque()
-        while not (stopping.is_set() and self._inbox.empty()):
-            batch = await self._next_batch(stopping)
-            if batch is None:
-                continue
-            while len(in_flight) >= self._pipeline:
+        try:
+            while not (stopping.is_set() and self._inbox.empty()):
+                batch = await self._next_batch(stopping)
+                if batch is None:
+                    continue
+                while len(in_flight) >= self._pipeline:
+                    await in_flight.popleft()
+                before = in_flight[-1] if in_flight else None
+                in_flight.append(asyncio.create_task(self._process(batch, stopping, before)))
+            while in_flight:
                 await in_flight.popleft()
-            before = in_flight[-1] if in_flight else None
-            in_flight.append(asyncio.create_task(self._process(batch, stopping, before)))
-        while in_flight:
-            await in_flight.popleft()
+        finally:  # cancelled when the grace period runs out: take the batches along
+            for task in in_flight:
+                task.cancel()
 
     async def _next_batch(self, stopping: asyncio.Event) -> list[AbstractIncomingMessage] | None:
         getter = asyncio.ensure_future(self._inbox.get())
@@ -139,24 +159,41 @@ class IntakeConsumer:
         stopping: asyncio.Event,
         before: asyncio.Task[bool] | None,
     ) -> bool:
-        """Record a batch and ack it; True when every message up to its last is acked."""
+        """Record a batch and ack it; True when no message up to its last is left unsettled.
+
+        A message is settled once acked, nacked, or lost with the channel it came on (the
+        broker redelivers those). Only at shutdown are messages left unsettled on purpose.
+        """
         settled = await self._settle(batch, stopping)
         # Whatever happened to this batch, the one before must be done before an ack, and
-        # a multiple-ack is right only when it acked everything up to its own last message.
+        # a multiple-ack is right only when nothing before this batch is left unsettled.
         in_order = await before if before is not None else True
         if not settled:
-            return False  # stopping while the database is away: the broker redelivers
+            if stopping.is_set():
+                return False  # stopping while the database is away: redelivered later
+            for message in batch:  # back to the queue; its delivery limit counts them
+                await self._settle_one(message, requeue=True)
+            return in_order
         self.stats.batches += 1
-        try:
-            if in_order:
+        if in_order:
+            try:
                 await batch[-1].ack(multiple=True)
-            else:
-                for message in batch:
-                    await message.ack()
-        except Exception as exc:  # noqa: BLE001 - the broker redelivers; recording is idempotent
-            log.warning("intake.ack_failed", error=repr(exc), messages=len(batch))
-            return False
+                return True
+            except Exception as exc:  # noqa: BLE001 - its channel is gone: redelivered
+                log.warning("intake.ack_failed", error=repr(exc), messages=len(batch))
+        for message in batch:
+            await self._settle_one(message)
         return in_order
+
+    async def _settle_one(self, message: AbstractIncomingMessage, requeue: bool = False) -> None:
+        """Ack (or nack) one message; one whose channel is gone is redelivered anyway."""
+        try:
+            if requeue:
+                await message.nack(requeue=True)
+            else:
+                await message.ack()
+        except Exception as exc:  # noqa: BLE001 - the broker redelivers; recording is idempotent
+            log.warning("intake.ack_failed", error=repr(exc), messages=1)
 
     async def _settle(self, batch: list[AbstractIncomingMessage], stopping: asyncio.Event) -> bool:
         """Dead-letter what cannot be recorded and record the rest; False if not done."""
@@ -215,7 +252,9 @@ class IntakeConsumer:
             try:
                 async with self._pool.acquire() as connection:
                     return await self._recorder.record(connection, events, self._now())
-            except TRANSIENT_ERRORS as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 self.stats.retries += 1
                 log.warning("intake.store_unavailable", error=repr(exc), retry_in_s=delay_s)
             if stopping.is_set():

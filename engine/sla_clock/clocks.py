@@ -100,9 +100,14 @@ def sla_key(department: str, service: str) -> str:
     return f"sla:{department}:{service}"
 
 
-def ola_key(function: str) -> str:
-    """The key under which a ticket keeps the snapshot of a function's OLA."""
-    return f"ola:{function}"
+def ola_key(function: str, department: str, service: str) -> str:
+    """The key under which a ticket keeps the snapshot of a function's OLA.
+
+    The snapshot takes the calendar and steps of the ticket's department and service, so
+    it is kept per department and service: after a reclassification the OLA attaches
+    anew, whatever order the assignment and the reclassification arrived in.
+    """
+    return f"ola:{function}:{department}:{service}"
 
 
 def ticket_clocks(
@@ -140,7 +145,7 @@ def ticket_clocks(
     for run in timeline.runs:
         agreement, key = sla, sla_id
         if run.function is not None:
-            key = ola_key(run.function)
+            key = ola_key(run.function, timeline.department, timeline.service)
             ola = snapshot(
                 key, partial(attach_ola, run.function, timeline.department, timeline.service)
             )

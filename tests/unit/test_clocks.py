@@ -329,3 +329,13 @@ def test_same_instant_events_are_ordered_by_event_id(steps: tuple[int, ...]) -> 
             status(at(1), "resolved"), status(at(1), "in_progress")]
     shuffled = [same[i] for i in steps]
     assert measure(shuffled, at(2)).clocks == measure(same, at(2)).clocks
+
+
+def test_ola_after_reclassification_is_the_same_whatever_arrived_first() -> None:
+    events = [created(at()), event("ticket.assigned", at(1), function="pc-software"),
+              event("ticket.reclassified", at(2), department="sof")]
+    first = measure(events[:2], as_of=at(3))  # the assignment recorded before the rest
+    later = measure(events, as_of=at(0, days=1), attached=dict(first.agreements))
+    at_once = measure(events, as_of=at(0, days=1))
+    assert later.clocks == at_once.clocks
+    assert clock(later, "ola:1:pc-software").agreement.calendar == "care-24-7"
