@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from functools import partial
 
 import aio_pika
 import asyncpg
@@ -19,7 +20,8 @@ from aio_pika.exceptions import AMQPConnectionError
 
 from engine.config import AgreementConfig
 from engine.intake import topology
-from engine.intake.consumer import TRANSIENT_ERRORS, IntakeConsumer
+from engine.intake.consumer import IntakeConsumer, is_transient
+from engine.retry import until_done
 from engine.settings import Settings, redact_url
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
@@ -28,35 +30,35 @@ from engine.store.recorder import Recorder
 log = structlog.get_logger(__name__)
 
 
-async def _wait(stopping: asyncio.Event, seconds: float) -> None:
-    waiter = asyncio.ensure_future(stopping.wait())
-    await asyncio.wait({waiter}, timeout=seconds)
-    waiter.cancel()
-
-
 async def connect_database(settings: Settings, stopping: asyncio.Event) -> asyncpg.Pool | None:
     """A migrated connection pool, retried until the database answers or we are stopped."""
-    delay_s = 0.2
-    while not stopping.is_set():
+
+    async def attempt() -> asyncpg.Pool:
+        pool = await asyncpg.create_pool(
+            settings.database_url.get_secret_value(),
+            min_size=1,
+            max_size=4,
+            # A statement stuck on a stalled network fails (and is retried) rather than
+            # hold a batch, and shutdown, for ever.
+            command_timeout=60,
+        )
         try:
-            pool = await asyncpg.create_pool(
-                settings.database_url.get_secret_value(),
-                min_size=1,
-                max_size=4,
-                # A statement stuck on a stalled network fails (and is retried) rather
-                # than hold a batch, and shutdown, for ever.
-                command_timeout=60,
-            )
             async with pool.acquire() as connection:
                 applied = await migrate(connection)
-            for migration in applied:
-                log.info("store.migrated", version=migration.version, name=migration.name)
-            return pool
-        except TRANSIENT_ERRORS as exc:
-            log.warning("store.unavailable", error=repr(exc), retry_in_s=delay_s)
-        await _wait(stopping, delay_s)
-        delay_s = min(delay_s * 2, settings.db_retry_max_s)
-    return None
+        except BaseException:
+            pool.terminate()  # the next attempt makes a new pool
+            raise
+        for migration in applied:
+            log.info("store.migrated", version=migration.version, name=migration.name)
+        return pool
+
+    return await until_done(
+        attempt,
+        transient=is_transient,
+        stopping=stopping,
+        max_delay_s=settings.db_retry_max_s,
+        event="store.unavailable",
+    )
 
 
 async def connect_broker(
@@ -65,18 +67,16 @@ async def connect_broker(
     """A robust broker connection, retried until RabbitMQ answers or we are stopped.
 
     Once connected, aio-pika's robust connection reconnects by itself; only the first
-    connection needs this loop, so that an engine started before its broker waits
+    connection needs retrying, so that an engine started before its broker waits
     instead of exiting (and being restarted, over and over, by its supervisor).
     """
-    delay_s = 0.2
-    while not stopping.is_set():
-        try:
-            return await aio_pika.connect_robust(settings.amqp_url.get_secret_value())
-        except (OSError, AMQPConnectionError) as exc:
-            log.warning("broker.unavailable", error=repr(exc), retry_in_s=delay_s)
-        await _wait(stopping, delay_s)
-        delay_s = min(delay_s * 2, settings.db_retry_max_s)
-    return None
+    return await until_done(
+        partial(aio_pika.connect_robust, settings.amqp_url.get_secret_value()),
+        transient=lambda exc: isinstance(exc, OSError | AMQPConnectionError),
+        stopping=stopping,
+        max_delay_s=settings.db_retry_max_s,
+        event="broker.unavailable",
+    )
 
 
 async def serve(

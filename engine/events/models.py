@@ -8,7 +8,7 @@ types, strict about the JSON they take, are in ``engine.events.fields``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -73,12 +73,26 @@ class _NullAsAbsent:
         )
 
 
-def _priority_or_matrix(event: TicketCreated | TicketPriorityChanged) -> None:
-    if event.priority is None and (event.impact is None or event.urgency is None):
-        raise PydanticCustomError("priority_missing", "Give priority, or both impact and urgency")
+class Prioritised(BaseModel):
+    """A priority given outright, or impact and urgency for the contract's matrix.
+
+    When both are given, priority wins: impact and urgency are kept but not used.
+    """
+
+    priority: Priority | None = None
+    impact: Level | None = None
+    urgency: Level | None = None
+
+    @model_validator(mode="after")
+    def _priority_given(self) -> Self:
+        if self.priority is None and (self.impact is None or self.urgency is None):
+            raise PydanticCustomError(
+                "priority_missing", "Give priority, or both impact and urgency"
+            )
+        return self
 
 
-class TicketCreated(_Event):
+class TicketCreated(_Event, Prioritised):
     """A ticket was raised; its priority is given or derived from impact and urgency.
 
     When both are given, priority wins: impact and urgency are kept but not used.
@@ -87,17 +101,9 @@ class TicketCreated(_Event):
     type: Literal["ticket.created"]
     department: Ref
     service: Ref
-    priority: Priority | None = None
-    impact: Level | None = None
-    urgency: Level | None = None
     requester: Annotated[Requester, _NullAsAbsent()] = Requester()
     subject: Subject
     body: Body | None = None
-
-    @model_validator(mode="after")
-    def _priority_given(self) -> TicketCreated:
-        _priority_or_matrix(self)
-        return self
 
 
 class TicketResponded(_Event):
@@ -114,21 +120,13 @@ class TicketStatusChanged(_Event):
     status: TicketStatus
 
 
-class TicketPriorityChanged(_Event):
+class TicketPriorityChanged(_Event, Prioritised):
     """The priority changed, given outright or through impact and urgency.
 
     When both are given, priority wins: impact and urgency are kept but not used.
     """
 
     type: Literal["ticket.priority_changed"]
-    priority: Priority | None = None
-    impact: Level | None = None
-    urgency: Level | None = None
-
-    @model_validator(mode="after")
-    def _priority_given(self) -> TicketPriorityChanged:
-        _priority_or_matrix(self)
-        return self
 
 
 class TicketAssigned(_Event):

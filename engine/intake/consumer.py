@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from engine.events import TicketEvent, parse_event
 from engine.intake.topology import REASON_HEADER
+from engine.retry import until_done
 from engine.store.recorder import BatchOutcome, Recorder
 
 log = structlog.get_logger(__name__)
@@ -247,23 +248,22 @@ class IntakeConsumer:
     async def _record(
         self, events: list[TicketEvent], stopping: asyncio.Event
     ) -> BatchOutcome | None:
-        delay_s = 0.1
-        while True:
-            try:
-                async with self._pool.acquire() as connection:
-                    return await self._recorder.record(connection, events, self._now())
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self.stats.retries += 1
-                log.warning("intake.store_unavailable", error=repr(exc), retry_in_s=delay_s)
-            if stopping.is_set():
-                return None
-            # Back off, but wake at once on shutdown.
-            waiter = asyncio.ensure_future(stopping.wait())
-            await asyncio.wait({waiter}, timeout=delay_s)
-            waiter.cancel()
-            delay_s = min(delay_s * 2, self._retry_max_s)
+        async def attempt() -> BatchOutcome:
+            async with self._pool.acquire() as connection:
+                return await self._recorder.record(connection, events, self._now())
+
+        def count() -> None:
+            self.stats.retries += 1
+
+        return await until_done(
+            attempt,
+            transient=is_transient,
+            stopping=stopping,
+            max_delay_s=self._retry_max_s,
+            event="intake.store_unavailable",
+            first_delay_s=0.1,
+            on_retry=count,
+        )
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         headers = dict(message.headers or {})

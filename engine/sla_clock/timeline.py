@@ -12,11 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.config.models import Level, Metric, Priority, ProviderFunction
-from engine.events import (
-    TicketCreated,
-    TicketEvent,
-    TicketPriorityChanged,
-)
+from engine.events import TicketEvent
+from engine.events.models import Prioritised
 
 PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})
@@ -75,7 +72,7 @@ class Timeline:
         return current
 
 
-def _priority(event: TicketCreated | TicketPriorityChanged, priority_of: PriorityOf) -> Priority:
+def _priority(event: Prioritised, priority_of: PriorityOf) -> Priority:
     if event.priority is not None:
         return event.priority
     # The model refuses an event with neither a priority nor both of these.

@@ -119,6 +119,13 @@ async def all_recorded(database_url: str, n: int, timeout_s: float = 60) -> None
     await poll(check, timeout_s, what=f"{n} events in the database")
 
 
+async def some_recorded(database_url: str, n: int) -> None:
+    async def check() -> bool:
+        return await events_in(database_url) >= n
+
+    await poll(check, what=f"the first {n} events to be recorded")
+
+
 async def test_sigterm_mid_stream_loses_nothing(
     daemons: list[Daemon], daemon_env: dict[str, str], database_url: str, tmp_path: Path,
     broker: aio_pika.abc.AbstractChannel,
@@ -127,10 +134,7 @@ async def test_sigterm_mid_stream_loses_nothing(
     first = await start(daemons, daemon_env, tmp_path)
     publisher = asyncio.create_task(publish_events(lines(events), AMQP_URL))
 
-    async def some() -> bool:
-        return await events_in(database_url) >= 300
-
-    await poll(some, what="the first events to be recorded")
+    await some_recorded(database_url, 300)
     assert await first.terminate() == 0
     stopped = first.logged("engine.stopped")
     assert stopped is not None
@@ -171,10 +175,7 @@ async def test_postgresql_stopped_mid_stream_every_event_recorded_once(
     half = len(events) // 2
     await publish_events(lines(events[:half]), AMQP_URL)
 
-    async def some() -> bool:
-        return await events_in(database_url) >= 200
-
-    await poll(some, what="the first events to be recorded")
+    await some_recorded(database_url, 200)
     subprocess.run([*_cluster(), "stop", "-m", "fast"], check=True, timeout=60)
     try:
         await publish_events(lines(events[half:]), AMQP_URL)
