@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -83,8 +84,22 @@ def run(settings_file: Path | None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    _tune_gc()
     asyncio.run(serve(settings, config))
     return 0
+
+
+def _tune_gc() -> None:
+    """Collect cyclic garbage rarely: the daemon makes little, and keeps much alive.
+
+    With the default thresholds a young-generation collection runs every 700
+    allocations and the older ones walk the recorder's cache of parsed events again and
+    again: a fifth of the engine's CPU while draining a backlog. The configuration,
+    loaded once, is moved out of the collector's sight altogether.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 def migrate(settings_file: Path | None) -> int:

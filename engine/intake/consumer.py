@@ -212,7 +212,7 @@ class IntakeConsumer:
         if not valid:
             return True
         try:
-            outcome = await self._record([event for _, event in valid], stopping)
+            outcome = await self._record(valid, stopping)
         except Exception as exc:
             # Not the database but this code failing on some event: find the message
             # that does it and dead-letter it, rather than stall the queue on it.
@@ -246,11 +246,14 @@ class IntakeConsumer:
         return event, ""
 
     async def _record(
-        self, events: list[TicketEvent], stopping: asyncio.Event
+        self, valid: list[tuple[AbstractIncomingMessage, TicketEvent]], stopping: asyncio.Event
     ) -> BatchOutcome | None:
+        events = [event for _, event in valid]
+        bodies = [message.body for message, _ in valid]
+
         async def attempt() -> BatchOutcome:
             async with self._pool.acquire() as connection:
-                return await self._recorder.record(connection, events, self._now())
+                return await self._recorder.record(connection, events, self._now(), bodies)
 
         def count() -> None:
             self.stats.retries += 1

@@ -57,9 +57,22 @@ class Recorder:
         self._snapshot_cache: dict[str, tuple[dict[str, Any], dict[str, Agreement]]] = {}
 
     async def record(
-        self, connection: Connection, events: Sequence[TicketEvent], now: datetime
+        self,
+        connection: Connection,
+        events: Sequence[TicketEvent],
+        now: datetime,
+        bodies: Sequence[bytes] | None = None,
     ) -> BatchOutcome:
-        """Record new events and re-measure the clocks of their tickets; all or nothing."""
+        """Record new events and re-measure the clocks of their tickets; all or nothing.
+
+        ``bodies`` are the messages the events were parsed from, stored as they came;
+        without them each event is serialised again.
+        """
+        payloads = (
+            {e.event_id: body.decode() for e, body in zip(events, bodies, strict=True)}
+            if bodies is not None
+            else {e.event_id: e.model_dump_json() for e in events}
+        )
         unique = list({event.event_id: event for event in events}.values())
         ticket_ids = sorted({event.ticket_id for event in unique})
         async with connection.transaction():
@@ -73,15 +86,18 @@ class Recorder:
                 " WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
                 ticket_ids,
             )
+            await _stage(connection)
+            await connection.copy_records_to_table(
+                "staged_events",
+                records=[
+                    (e.event_id, e.ticket_id, e.type, e.occurred_at, payloads[e.event_id])
+                    for e in unique
+                ],
+            )
             inserted = await connection.fetch(
                 "INSERT INTO events (event_id, ticket_id, type, occurred_at, payload)"
-                " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[],"
-                " $5::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING ticket_id",
-                [e.event_id for e in unique],
-                [e.ticket_id for e in unique],
-                [e.type for e in unique],
-                [e.occurred_at for e in unique],
-                [e.model_dump_json() for e in unique],
+                " SELECT * FROM staged_events ON CONFLICT (event_id) DO NOTHING"
+                " RETURNING ticket_id"
             )
             self._remember(unique)
             changed = sorted({row["ticket_id"] for row in inserted})
@@ -181,31 +197,15 @@ async def _store(
         _ticket_row(ticket_id, clocks, snapshots[ticket_id], event_counts[ticket_id])
         for ticket_id, clocks in measured
     ]
-    await connection.execute(
-        "UPDATE tickets SET created_at = coalesce(u.created_at, tickets.created_at),"
-        " department = coalesce(u.department, tickets.department),"
-        " service = coalesce(u.service, tickets.service),"
-        " priority = coalesce(u.priority, tickets.priority),"
-        " status = coalesce(u.status, tickets.status),"
-        " assigned_function = CASE WHEN u.created_at IS NULL THEN tickets.assigned_function"
-        " ELSE u.assigned_function END,"
-        " agreement_kind = coalesce(u.agreement_kind, tickets.agreement_kind),"
-        " agreements = coalesce(u.agreements, tickets.agreements),"
-        # unnest would flatten an array of arrays: the keys travel comma-joined.
-        " clock_keys = coalesce(string_to_array(u.clock_keys, ','), tickets.clock_keys),"
-        " event_count = u.event_count, updated_at = $12"
-        " FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],"
-        " $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::text[], $11::int[])"
-        " AS u(ticket_id, created_at, department, service, priority, status,"
-        " assigned_function, agreement_kind, agreements, clock_keys, event_count)"
-        " WHERE tickets.ticket_id = u.ticket_id",
-        *map(list, zip(*rows, strict=True)),
-        now,
-    )
+    await connection.copy_records_to_table("staged_tickets", records=rows)
+    await connection.execute(_UPDATE_TICKETS, now)
     ready = [(ticket_id, clocks) for ticket_id, clocks in measured if clocks is not None]
     clock_rows = [_clock_row(ticket_id, clock, now) for ticket_id, c in ready for clock in c.clocks]
     if clock_rows:
-        await connection.execute(_UPSERT_CLOCKS, *map(list, zip(*clock_rows, strict=True)))
+        await connection.copy_records_to_table(
+            "staged_clocks", records=clock_rows, columns=_CLOCK_COLUMNS
+        )
+        await connection.execute(_UPSERT_CLOCKS)
     gone = [
         (ticket_id, key)
         for ticket_id, clocks in ready
@@ -220,12 +220,46 @@ async def _store(
         )
 
 
+# Rows are written through COPY into per-session staging tables, then merged with one
+# statement each: binary COPY costs this process a quarter of the CPU that the same rows
+# cost as unnest() arrays (asyncpg checks every array element for being a sub-array),
+# and this process's one core is what bounds intake.
+_STAGING = """
+SET LOCAL client_min_messages = warning;
+CREATE TEMP TABLE IF NOT EXISTS staged_events (
+    event_id uuid, ticket_id text, type text, occurred_at timestamptz, payload jsonb
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS staged_tickets (
+    ticket_id text, created_at timestamptz, department text, service text, priority text,
+    status text, assigned_function text, agreement_kind text, agreements jsonb,
+    clock_keys text[], event_count integer
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS staged_clocks (LIKE clocks) ON COMMIT DELETE ROWS;
+"""
+
+
+async def _stage(connection: Connection) -> None:
+    """Make sure this session has its staging tables (emptied at every commit)."""
+    await connection.execute(_STAGING)
+
+
+_UPDATE_TICKETS = (
+    "UPDATE tickets SET created_at = coalesce(u.created_at, tickets.created_at),"
+    " department = coalesce(u.department, tickets.department),"
+    " service = coalesce(u.service, tickets.service),"
+    " priority = coalesce(u.priority, tickets.priority),"
+    " status = coalesce(u.status, tickets.status),"
+    " assigned_function = CASE WHEN u.created_at IS NULL THEN tickets.assigned_function"
+    " ELSE u.assigned_function END,"
+    " agreement_kind = coalesce(u.agreement_kind, tickets.agreement_kind),"
+    " agreements = coalesce(u.agreements, tickets.agreements),"
+    " clock_keys = coalesce(u.clock_keys, tickets.clock_keys),"
+    " event_count = u.event_count, updated_at = $1"
+    " FROM staged_tickets AS u WHERE tickets.ticket_id = u.ticket_id"
+)
 _UPSERT_CLOCKS = (
     f"INSERT INTO clocks ({', '.join(_CLOCK_COLUMNS)})"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-    " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::float8[],"
-    " $12::text[], $13::bool[], $14::float8[], $15::float8[], $16::timestamptz[],"
-    " $17::timestamptz[], $18::timestamptz[], $19::timestamptz[], $20::timestamptz[])"
+    f" SELECT {', '.join(_CLOCK_COLUMNS)} FROM staged_clocks"
     " ON CONFLICT (ticket_id, clock_key) DO UPDATE SET "
     + ", ".join(f"{column} = EXCLUDED.{column}" for column in _CLOCK_COLUMNS[2:])
 )
@@ -248,7 +282,7 @@ def _ticket_row(
         timeline.assigned_function,
         sla.agreement.kind if sla is not None else None,
         _snapshots_to_write(clocks, snapshots),
-        ",".join(clock.key for clock in clocks.clocks),
+        [clock.key for clock in clocks.clocks],
         event_count,
     )
 
