@@ -1,1 +1,1 @@
-"""Escalation notices over e-mail, webhook and AMQP. Lands with the escalation issue."""
+"""Escalation notices: the outbox they wait in, and the channels that deliver them."""

@@ -1,0 +1,47 @@
+"""A notice as it waits in the outbox, and the port every delivery channel implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+ChannelName = Literal["email", "webhook", "amqp"]
+CHANNELS: tuple[ChannelName, ...] = ("email", "webhook", "amqp")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One escalation notice to one recipient over one channel.
+
+    ``notice_id`` is stable: derived from the ticket, clock, step, recipient and channel,
+    so a resend after a crash carries the same id and the receiver can recognise it.
+    """
+
+    notice_id: UUID
+    channel: ChannelName
+    recipient: str  # an e-mail address, a webhook URL, or an AMQP routing key
+    recipient_name: str
+    subject: str
+    body: str  # plain text, in the recipient's language
+    payload: dict[str, Any] = field(default_factory=dict)  # the JSON document of webhook/AMQP
+
+
+class DeliveryError(Exception):
+    """A notice was not delivered; ``permanent`` when trying again cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Channel(Protocol):
+    """Delivers notices of one kind; raises ``DeliveryError`` when it cannot."""
+
+    name: ChannelName
+
+    async def deliver(self, notice: Notice) -> None:
+        """Deliver one notice, or raise ``DeliveryError``."""
+
+    async def close(self) -> None:
+        """Release connections."""
