@@ -1,8 +1,11 @@
-"""The engine process: connect, migrate, declare, consume; stop cleanly on SIGTERM.
+"""The engine process: connect, migrate, declare; consume, fire and notify until SIGTERM.
 
-Shutdown runs in a fixed order: stop taking messages, let the batch in hand finish
-within the grace period (its messages are acked only after their commit, so whatever is
-cut off is redelivered), then close the broker connection and the database pool.
+Three workers run side by side: intake (events into clocks), the scheduler (due steps
+into the outbox) and the sender (the outbox out to e-mail, webhooks and AMQP). A worker
+that dies stops the engine. Shutdown runs in a fixed order: stop taking messages, let
+the batch in hand finish within the grace period (its messages are acked only after
+their commit, so whatever is cut off is redelivered), stop the scheduler and let the
+sender finish the deliveries under way, then close channels, broker and database pool.
 """
 
 from __future__ import annotations
@@ -19,9 +22,19 @@ from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import AMQPConnectionError
 
 from engine.config import AgreementConfig
+from engine.escalation.policy import BREACH
 from engine.intake import topology
 from engine.intake.consumer import IntakeConsumer, is_transient
+from engine.metrics import BREACHES, ESCALATIONS
+from engine.notify.amqp import AmqpChannel
+from engine.notify.compose import Composer
+from engine.notify.email import SmtpChannel
+from engine.notify.notice import Channel, ChannelName
+from engine.notify.sender import OutboxSender
+from engine.notify.webhook import WebhookChannel
 from engine.retry import until_done
+from engine.scheduler.firing import Firing
+from engine.scheduler.loop import Scheduler
 from engine.settings import Settings, redact_url
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
@@ -107,6 +120,7 @@ async def serve(
         await pool.close()
         log.info("engine.stopped", reason="stopped before the broker answered")
         return
+    channels = _channels(settings, connection)
     try:
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=settings.prefetch)
@@ -119,23 +133,61 @@ async def serve(
             batch_size=settings.batch_size,
             retry_max_s=settings.db_retry_max_s,
         )
-        worker = asyncio.create_task(consumer.run(stopping), name="intake")
+        sender = OutboxSender(
+            pool,
+            channels,
+            transient=is_transient,
+            max_attempts=settings.notify_max_attempts,
+            backoff_max_s=settings.notify_backoff_max_s,
+            lease_s=settings.notify_lease_s,
+            retry_max_s=settings.db_retry_max_s,
+        )
+        scheduler = Scheduler(
+            pool,
+            settings.database_url.get_secret_value(),
+            Composer(config),
+            transient=is_transient,
+            batch_size=settings.scheduler_batch_size,
+            reconcile_s=settings.reconcile_interval_s,
+            retry_max_s=settings.db_retry_max_s,
+            on_fired=partial(_fired, sender),
+        )
+        # Intake stops first, on ``stopping``, and finishes its batches while the
+        # scheduler and the sender still run; they stop after it, on ``rest_stopping``.
+        rest_stopping = asyncio.Event()
+        workers = {
+            asyncio.create_task(consumer.run(stopping), name="intake"),
+            asyncio.create_task(scheduler.run(rest_stopping), name="scheduler"),
+            asyncio.create_task(sender.run(rest_stopping), name="sender"),
+        }
         await consumer.start()
-        log.info("engine.started", queue=topology.QUEUE, prefetch=settings.prefetch)
+        log.info("engine.started", queue=topology.QUEUE, prefetch=settings.prefetch,
+                 channels=sorted(channels))  # fmt: skip
         if on_started is not None:
             on_started(consumer)
         stop_waiter = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait({worker, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {*workers, stop_waiter}, return_when=asyncio.FIRST_COMPLETED
+        )
         stop_waiter.cancel()
-        if worker.done():
-            worker.result()  # the worker only ends early by failing: let that stop us
+        for worker in done & workers:
+            worker.result()  # a worker only ends early by failing: let that stop us
         log.info("engine.stopping", grace_s=settings.shutdown_grace_s)
+        intake = next(w for w in workers if w.get_name() == "intake")
         try:
-            await asyncio.wait_for(_drain(consumer, worker), timeout=settings.shutdown_grace_s)
+            await asyncio.wait_for(
+                _drain(consumer, intake, rest_stopping, workers),
+                timeout=settings.shutdown_grace_s,
+            )
         except TimeoutError:
             log.warning("engine.grace_expired", note="unfinished messages will be redelivered")
-        log.info("engine.stopped", **vars(consumer.stats))
+        log.info("engine.stopped", **vars(consumer.stats), steps_fired=scheduler.fired,
+                 notices_sent=sender.sent, notices_failed=sender.failed)  # fmt: skip
     finally:
+        for worker in locals().get("workers", set()):
+            worker.cancel()
+        for notify_channel in channels.values():
+            await notify_channel.close()
         await connection.close()
         try:
             await asyncio.wait_for(pool.close(), timeout=5)
@@ -143,7 +195,49 @@ async def serve(
             pool.terminate()
 
 
-async def _drain(consumer: IntakeConsumer, worker: asyncio.Task[None]) -> None:
-    """Stop taking messages, then let the worker finish the batches in hand."""
+def _fired(sender: OutboxSender, firing: Firing) -> None:
+    """Count the fired steps and wake the sender for their notices (after the commit)."""
+    for step in firing.fired:
+        labels = (step.department, step.service, step.priority, step.metric,
+                  step.agreement_kind)  # fmt: skip
+        ESCALATIONS.labels(*labels, step.tier).inc()
+        if step.step == BREACH:
+            BREACHES.labels(*labels).inc()
+    if firing.notices:
+        sender.wake()
+
+
+def _channels(
+    settings: Settings, connection: AbstractRobustConnection
+) -> dict[ChannelName, Channel]:
+    """The delivery channels the settings configure; AMQP and webhooks always."""
+    channels: dict[ChannelName, Channel] = {
+        "webhook": WebhookChannel(
+            secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        ),
+        "amqp": AmqpChannel(connection),
+    }
+    if settings.smtp_host is not None:
+        channels["email"] = SmtpChannel(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_from,
+            starttls=settings.smtp_starttls,
+            use_tls=settings.smtp_tls,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        )
+    return channels
+
+
+async def _drain(
+    consumer: IntakeConsumer,
+    intake: asyncio.Task[None],
+    rest_stopping: asyncio.Event,
+    workers: set[asyncio.Task[None]],
+) -> None:
+    """Stop taking messages, let intake finish its batches, then stop the others."""
     await consumer.stop_receiving()
-    await worker
+    await intake
+    rest_stopping.set()
+    await asyncio.gather(*workers)

@@ -47,6 +47,38 @@ class Settings(BaseSettings):
     db_retry_max_s: float = Field(
         default=10.0, gt=0, description="longest pause between attempts while PostgreSQL is away"
     )
+    scheduler_batch_size: int = Field(
+        default=500, ge=1, description="clocks claimed per firing transaction"
+    )
+    reconcile_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="longest sleep of the scheduler: a backstop for a lost notification",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset: no e-mail")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = Field(default=False, description="upgrade with STARTTLS")
+    smtp_tls: bool = Field(default=False, description="implicit TLS (port 465)")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field(
+        default="SLA-motor <sla-engine@localhost>", description="the From of notices"
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of the webhook signature header"
+    )
+    notify_max_attempts: int = Field(
+        default=10, ge=1, description="attempts before a notice is left failed"
+    )
+    notify_backoff_max_s: float = Field(
+        default=600.0, gt=0, description="longest pause between attempts of one notice"
+    )
+    notify_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="how long a claimed notice is held by its sender before another may "
+        "send it again (the same id): longer than a delivery's 10 s timeout",
+    )
     log_level: str = "info"
     log_json: bool = Field(default=True, description="JSON log lines; false for a console")
 

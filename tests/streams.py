@@ -65,10 +65,16 @@ def ticket_events(ticket: str, start: datetime, rng: random.Random) -> list[dict
     return events
 
 
-def stream(tickets: int, seed: int = 1, prefix: str = "T") -> list[dict[str, Any]]:
+# A Monday years ahead: no escalation step falls due while a test runs, so intake tests
+# are not joined by a flood of notices for steps long past. Escalation tests pick a day.
+FUTURE_MONDAY = datetime(2030, 11, 25, 8, tzinfo=CPH)
+
+
+def stream(
+    tickets: int, seed: int = 1, prefix: str = "T", day: datetime = FUTURE_MONDAY
+) -> list[dict[str, Any]]:
     """Events of ``tickets`` tickets created over a working day, in occurred_at order."""
     rng = random.Random(seed)
-    day = datetime(2026, 11, 23, 8, tzinfo=CPH)
     events = []
     for n in range(tickets):
         start = day + timedelta(seconds=rng.randrange(8 * 3600))

@@ -1,4 +1,10 @@
-"""Pure escalation policy: which tier hears of a clock at which fraction of its target.
+"""Pure escalation policy: which steps of a clock are due, and who hears of them.
 
-Lands with the escalation issue; the policy's configuration lives in ``engine.config``.
+No I/O and no wall clock: instants are passed in. The scheduler and the simulation
+both decide with these functions.
 """
+
+from engine.escalation.policy import StepDue, due_steps, next_due, superseded
+from engine.escalation.recipients import recipients
+
+__all__ = ["StepDue", "due_steps", "next_due", "recipients", "superseded"]

@@ -8,7 +8,8 @@ or deadlocking, and each ticket's clocks are measured from every event committed
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,15 @@ from engine.sla_clock.agreements import Agreement, UnknownReference
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
 from engine.store.connection import Connection
+from engine.store.steps import (
+    FiredSteps,
+    fired_steps,
+    instant,
+    mark_superseded,
+    step_columns,
+    undone_steps,
+    wake_schedulers,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -28,8 +38,11 @@ _CLOCK_COLUMNS = (
     "ticket_id", "clock_key", "metric", "agreement_kind", "agreement_key", "department",
     "service", "function", "priority", "calendar", "target_s", "state", "running",
     "elapsed_s", "fraction", "started_at", "stopped_at", "deadline", "next_due_at",
-    "measured_at",
+    "measured_at", "steps", "tiers", "step_due_at",
 )  # fmt: skip
+
+
+_NEXT_DUE = _CLOCK_COLUMNS.index("next_due_at")
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,7 @@ class Recorder:
             inserted = await connection.fetch(
                 "INSERT INTO events (event_id, ticket_id, type, occurred_at, payload)"
                 " SELECT * FROM staged_events ON CONFLICT (event_id) DO NOTHING"
-                " RETURNING ticket_id"
+                " RETURNING ticket_id, occurred_at"
             )
             self._remember(unique)
             changed = sorted({row["ticket_id"] for row in inserted})
@@ -114,7 +127,11 @@ class Recorder:
                 counts = {ticket_id: len(history[ticket_id]) for ticket_id in changed}
                 keys = {row["ticket_id"]: row["clock_keys"] for row in locked}
                 stored = {ticket_id: known for ticket_id, (known, _) in snapshots.items()}
-                await _store(connection, measured, counts, stored, keys, now)
+                fired = await fired_steps(connection, changed)
+                late: dict[str, list[datetime]] = defaultdict(list)
+                for row in inserted:
+                    late[row["ticket_id"]].append(row["occurred_at"])
+                await _store(connection, measured, counts, stored, keys, now, fired, late)
         return BatchOutcome(len(inserted), len(events) - len(inserted), len(changed), waiting)
 
     def _snapshots(self, text: str) -> tuple[dict[str, Any], dict[str, Agreement]]:
@@ -190,6 +207,8 @@ async def _store(
     snapshots: dict[str, dict[str, Any]],
     clock_keys: dict[str, list[str]],
     now: datetime,
+    fired: FiredSteps,
+    new_events: Mapping[str, Sequence[datetime]],
 ) -> None:
     # One row version per ticket and per clock and batch: each write costs PostgreSQL a
     # new tuple and index entries, so nothing is written twice or deleted to be re-added.
@@ -200,7 +219,21 @@ async def _store(
     await connection.copy_records_to_table("staged_tickets", records=rows)
     await connection.execute(_UPDATE_TICKETS, now)
     ready = [(ticket_id, clocks) for ticket_id, clocks in measured if clocks is not None]
-    clock_rows = [_clock_row(ticket_id, clock, now) for ticket_id, c in ready for clock in c.clocks]
+    clock_rows = []
+    undone: list[tuple[str, str, float]] = []
+    no_steps: dict[float, tuple[datetime, bool]] = {}
+    for ticket_id, ticket_clocks in ready:
+        for clock in ticket_clocks.clocks:
+            steps_fired = fired.get((ticket_id, clock.key), no_steps)
+            clock_rows.append(_clock_row(ticket_id, clock, now, steps_fired))
+            if steps_fired:
+                undone += undone_steps(ticket_id, clock, steps_fired, new_events[ticket_id])
+    if undone:
+        await mark_superseded(connection, undone, now)
+    dues = [row[_NEXT_DUE] for row in clock_rows]
+    earliest = min((due for due in dues if isinstance(due, datetime)), default=None)
+    if earliest is not None:
+        await wake_schedulers(connection, earliest)
     if clock_rows:
         await connection.copy_records_to_table(
             "staged_clocks", records=clock_rows, columns=_CLOCK_COLUMNS
@@ -293,7 +326,10 @@ def _snapshots_to_write(clocks: TicketClocks, known: dict[str, Any]) -> str | No
     return json.dumps({**known, **new}) if new else None
 
 
-def _clock_row(ticket_id: str, clock: Clock, now: datetime) -> tuple[object, ...]:
+def _clock_row(
+    ticket_id: str, clock: Clock, now: datetime, fired: Mapping[float, tuple[datetime, bool]]
+) -> tuple[object, ...]:
+    steps, tiers, due, next_due_at = step_columns(clock, fired)
     return (
         ticket_id,
         clock.key,
@@ -312,9 +348,10 @@ def _clock_row(ticket_id: str, clock: Clock, now: datetime) -> tuple[object, ...
         clock.fraction,
         clock.started_at,
         clock.stopped_at,
-        clock.deadline,
-        # Until the escalation issue records fired steps, the first step with an
-        # instant is the next one due.
-        clock.first_due,
+        instant(clock.due_us[-1]) if clock.running else None,  # the deadline
+        next_due_at,
         now,
+        steps,
+        tiers,
+        due,
     )

@@ -1,0 +1,80 @@
+"""When a clock's escalation steps fire: each once, in the order they fall due.
+
+A clock carries its steps (fractions of its target, each with a tier) and the instant
+each falls due under its latest measurement. A step fires once its instant has come,
+unless it already fired. A retargeted clock has new instants: the steps it has already
+passed under the new target are due at once, the others at theirs, and a step that
+fired never fires again, since steps are known by their fraction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.config.models import Tier
+
+BREACH = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepDue:
+    """A step whose instant has come, and the instant it fell due."""
+
+    step: float
+    tier: Tier
+    due_at: datetime
+
+    @property
+    def is_breach(self) -> bool:
+        """Whether this step is the breach itself (the target used up)."""
+        return self.step == BREACH
+
+
+def due_steps(
+    steps: Sequence[float],
+    tiers: Sequence[Tier],
+    due_at: Sequence[datetime | None],
+    fired: Collection[float],
+    now: datetime,
+) -> list[StepDue]:
+    """The steps not yet fired whose instant is at or before ``now``, earliest first."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    due = [
+        StepDue(step, tier, at)
+        for step, tier, at in zip(steps, tiers, due_at, strict=True)
+        if at is not None and at <= now and step not in fired
+    ]
+    return sorted(due, key=lambda s: (s.due_at, s.step))
+
+
+def next_due(
+    steps: Sequence[float], due_at: Sequence[datetime | None], fired: Collection[float]
+) -> datetime | None:
+    """The earliest instant among the steps not yet fired; None when none has one."""
+    pending = [
+        at for step, at in zip(steps, due_at, strict=True) if at is not None and step not in fired
+    ]
+    return min(pending, default=None)
+
+
+def superseded(
+    fired_at: Mapping[float, datetime],
+    steps: Sequence[float],
+    due_at: Sequence[datetime | None],
+    late_events: Sequence[datetime],
+) -> list[float]:
+    """Fired steps that the clock, measured again, had not reached when they fired.
+
+    Only an event that occurred before a step fired can undo it (a pause or stop that
+    arrived late); a change that occurred afterwards leaves the firing as it was right.
+    """
+    now_due = dict(zip(steps, due_at, strict=True))
+    undone = []
+    for step, fired in fired_at.items():
+        due = now_due.get(step)
+        if (due is None or due > fired) and any(at < fired for at in late_events):
+            undone.append(step)
+    return sorted(undone)

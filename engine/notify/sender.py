@@ -1,0 +1,177 @@
+"""Deliver the outbox: claim due notices, send them outside any transaction, record how.
+
+A claim moves a notice's ``next_attempt_at`` ahead by the lease, so a sender that dies
+while delivering gives its notices back when the lease runs out; the next sender sends
+them again with the same stable id, which is what lets a receiver recognise the resend.
+A temporary failure is retried with exponential backoff; a permanent one (a refused
+address, a 4xx) or the last attempt leaves the notice failed, with its error, for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import structlog
+
+from engine.notify.notice import Channel, ChannelName, DeliveryError, Notice
+from engine.retry import pause, until_done
+
+log = structlog.get_logger(__name__)
+
+_CLAIM = """
+UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1
+WHERE notice_id IN (
+    SELECT notice_id FROM outbox
+    WHERE status = 'pending' AND next_attempt_at <= $1
+    ORDER BY next_attempt_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING notice_id, ticket_id, channel, recipient, recipient_name, subject, body,
+    payload::text AS payload, attempts
+"""
+
+
+class OutboxSender:
+    """Sends pending notices through their channels until stopped."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channels: Mapping[ChannelName, Channel],
+        *,
+        transient: Callable[[BaseException], bool],
+        max_attempts: int = 10,
+        lease_s: float = 60.0,
+        batch_size: int = 50,
+        backoff_base_s: float = 2.0,
+        backoff_max_s: float = 600.0,
+        idle_s: float = 30.0,
+        retry_max_s: float = 10.0,
+        drain_s: float = 5.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._pool = pool
+        self._drain_s = drain_s
+        self._channels = channels
+        self._transient = transient
+        self._max_attempts = max_attempts
+        self._lease = timedelta(seconds=lease_s)
+        self._batch_size = batch_size
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self._idle_s = idle_s
+        self._retry_max_s = retry_max_s
+        self._now = now
+        self._wake = asyncio.Event()
+        self.sent = 0
+        self.failed = 0
+
+    def wake(self) -> None:
+        """Look at the outbox now: a firing has just queued notices."""
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Deliver until ``stopping`` is set.
+
+        Deliveries under way then get ``drain_s`` to finish; any cut off stay leased and
+        go out again, with their ids, once the lease runs out.
+        """
+        stop_waiter = asyncio.ensure_future(stopping.wait())
+        stop_waiter.add_done_callback(lambda _: self._wake.set())
+        try:
+            while not stopping.is_set():
+                self._wake.clear()
+                cycle = asyncio.ensure_future(until_done(
+                    self._cycle,
+                    transient=self._transient,
+                    stopping=stopping,
+                    max_delay_s=self._retry_max_s,
+                    event="notify.store_unavailable",
+                ))  # fmt: skip
+                await asyncio.wait({cycle, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if not cycle.done():
+                    await asyncio.wait({cycle}, timeout=self._drain_s)
+                    cycle.cancel()
+                    break
+                sleep_s = cycle.result()
+                if sleep_s is None:
+                    break
+                if sleep_s > 0:
+                    await pause(self._wake, sleep_s)
+        finally:
+            stop_waiter.cancel()
+
+    async def _cycle(self) -> float:
+        now = self._now()
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(_CLAIM, now, now + self._lease, self._batch_size)
+        if rows:
+            results = await asyncio.gather(*(self._deliver(row) for row in rows))
+            async with self._pool.acquire() as connection:
+                await connection.executemany(
+                    "UPDATE outbox SET status = $2, next_attempt_at = $3, sent_at = $4,"
+                    " failed_at = $5, last_error = $6 WHERE notice_id = $1",
+                    results,
+                )
+            return 0.0 if len(rows) >= self._batch_size else await self._sleep_s()
+        return await self._sleep_s()
+
+    async def _sleep_s(self) -> float:
+        async with self._pool.acquire() as connection:
+            earliest: datetime | None = await connection.fetchval(
+                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            )
+        if earliest is None:
+            return self._idle_s
+        seconds: float = (earliest - self._now()).total_seconds()
+        return min(max(seconds, 0.01), self._idle_s)
+
+    @staticmethod
+    async def _send(channel: Channel, notice: Notice) -> None:
+        try:
+            await channel.deliver(notice)
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            # A channel failing in a way it does not classify: tried again, up to the
+            # last attempt, rather than stopping the sender and every other notice.
+            log.exception("notify.channel_error", channel=notice.channel)
+            raise DeliveryError(f"unexpected error: {exc!r}", permanent=False) from exc
+
+    async def _deliver(self, row: asyncpg.Record) -> tuple[object, ...]:
+        """Send one notice; the outbox row's new status, retry time and error."""
+        notice = Notice(
+            notice_id=row["notice_id"],
+            channel=row["channel"],
+            recipient=row["recipient"],
+            recipient_name=row["recipient_name"],
+            subject=row["subject"],
+            body=row["body"],
+            payload=json.loads(row["payload"]),
+        )
+        context = {"notice_id": str(notice.notice_id), "ticket_id": row["ticket_id"],
+                   "channel": notice.channel, "attempt": row["attempts"]}  # fmt: skip
+        channel = self._channels.get(notice.channel)
+        try:
+            if channel is None:
+                raise DeliveryError(f"no {notice.channel} channel is configured", permanent=True)
+            await self._send(channel, notice)
+        except DeliveryError as exc:
+            now = self._now()
+            if exc.permanent or row["attempts"] >= self._max_attempts:
+                self.failed += 1
+                log.error("notify.failed", error=str(exc), permanent=exc.permanent, **context)
+                return (notice.notice_id, "failed", now, None, now, str(exc))
+            delay_s = min(self._backoff_base_s * 2 ** (row["attempts"] - 1), self._backoff_max_s)
+            log.warning("notify.retry", error=str(exc), retry_in_s=delay_s, **context)
+            return (notice.notice_id, "pending", now + timedelta(seconds=delay_s), None, None,
+                    str(exc))  # fmt: skip
+        now = self._now()
+        self.sent += 1
+        log.info("notify.sent", **context)
+        return (notice.notice_id, "sent", now, now, None, None)

@@ -1,0 +1,1 @@
+"""Fire escalation steps when they fall due: claimed from PostgreSQL, each step once."""

@@ -1,0 +1,139 @@
+"""One short transaction that fires the due steps of a batch of clocks.
+
+The clocks whose next due instant has come are claimed through their tickets' rows with
+``FOR UPDATE SKIP LOCKED``: the lock intake takes to re-measure a ticket, so a ticket is
+never fired and re-measured at once, and several engines never claim the same ticket.
+Each fired step is recorded with its notices in the outbox in the same transaction; the
+step's primary key makes it fire once, whatever else happens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.escalation import due_steps, next_due
+from engine.notify.compose import Composer, FiredStep
+from engine.store.connection import Connection
+
+_CLAIM = """
+SELECT c.ticket_id, c.clock_key, c.metric, c.agreement_kind, c.department, c.service,
+       c.function, c.priority, c.calendar, c.target_s, c.deadline, c.steps, c.tiers,
+       c.step_due_at
+FROM clocks AS c JOIN tickets AS t ON t.ticket_id = c.ticket_id
+WHERE c.next_due_at <= $1
+ORDER BY c.next_due_at
+LIMIT $2
+FOR UPDATE OF t SKIP LOCKED
+"""
+_RECORD_STEPS = """
+INSERT INTO escalation_steps (ticket_id, clock_key, step, tier, metric, agreement_kind,
+    department, service, priority, target_s, due_at, fired_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[],
+    $6::text[], $7::text[], $8::text[], $9::text[], $10::float8[], $11::timestamptz[],
+    $12::timestamptz[])
+ON CONFLICT DO NOTHING
+RETURNING ticket_id, clock_key, step
+"""
+_OUTBOX = """
+INSERT INTO outbox (notice_id, ticket_id, clock_key, step, channel, recipient,
+    recipient_name, subject, body, payload, created_at, next_attempt_at)
+SELECT n.*, $11, $11 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[],
+    $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[]) AS n
+ON CONFLICT (notice_id) DO NOTHING
+"""
+_ADVANCE = """
+UPDATE clocks SET next_due_at = u.next_due_at,
+    state = CASE WHEN u.breached AND clocks.state = 'running' THEN 'breached'
+            ELSE clocks.state END
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[])
+    AS u(ticket_id, clock_key, next_due_at, breached)
+WHERE clocks.ticket_id = u.ticket_id AND clocks.clock_key = u.clock_key
+"""
+
+
+@dataclass(frozen=True)
+class Firing:
+    """What one claim did: clocks claimed, steps fired, notices queued."""
+
+    claimed: int
+    fired: list[FiredStep]
+    notices: int
+
+
+async def fire_due(
+    connection: Connection, composer: Composer, now: datetime, limit: int
+) -> Firing:
+    """Fire every due step of up to ``limit`` clocks, in one transaction."""
+    async with connection.transaction():
+        claimed = await connection.fetch(_CLAIM, now, limit)
+        if not claimed:
+            return Firing(0, [], 0)
+        tickets = sorted({row["ticket_id"] for row in claimed})
+        already: dict[tuple[str, str], set[float]] = defaultdict(set)
+        for row in await connection.fetch(
+            "SELECT ticket_id, clock_key, step FROM escalation_steps"
+            " WHERE ticket_id = ANY($1::text[])",
+            tickets,
+        ):
+            already[(row["ticket_id"], row["clock_key"])].add(row["step"])
+        candidates: list[FiredStep] = []
+        advance: list[tuple[str, str, datetime | None, bool]] = []
+        for row in claimed:
+            key = (row["ticket_id"], row["clock_key"])
+            due = due_steps(row["steps"], row["tiers"], row["step_due_at"], already[key], now)
+            passed = already[key] | {step.step for step in due}
+            # The deadline in the notice: when step 1.0 falls (or fell) due.
+            deadline = next(
+                (at for s, at in zip(row["steps"], row["step_due_at"], strict=True) if s == 1.0),
+                row["deadline"],
+            )
+            candidates += [
+                FiredStep(
+                    ticket_id=row["ticket_id"], clock_key=row["clock_key"],
+                    metric=row["metric"], agreement_kind=row["agreement_kind"],
+                    department=row["department"], service=row["service"],
+                    function=row["function"], priority=row["priority"],
+                    calendar=row["calendar"], target_s=row["target_s"], step=step.step,
+                    tier=step.tier, due_at=step.due_at, fired_at=now, deadline=deadline,
+                )
+                for step in due
+            ]  # fmt: skip
+            breached = any(step.step >= 1.0 for step in due)
+            advance.append((*key, next_due(row["steps"], row["step_due_at"], passed), breached))
+        fired = await _record(connection, candidates)
+        notices = await _queue_notices(connection, composer, fired, now)
+        await connection.execute(_ADVANCE, *map(list, zip(*advance, strict=True)))
+    return Firing(len(claimed), fired, notices)
+
+
+async def _record(connection: Connection, candidates: list[FiredStep]) -> list[FiredStep]:
+    """Record the steps; those some other transaction recorded first are left out."""
+    if not candidates:
+        return []
+    rows = await connection.fetch(
+        _RECORD_STEPS,
+        *map(list, zip(*(
+            (s.ticket_id, s.clock_key, s.step, s.tier, s.metric, s.agreement_kind,
+             s.department, s.service, s.priority, s.target_s, s.due_at, s.fired_at)
+            for s in candidates
+        ), strict=True)),
+    )  # fmt: skip
+    new = {(row["ticket_id"], row["clock_key"], row["step"]) for row in rows}
+    return [s for s in candidates if (s.ticket_id, s.clock_key, s.step) in new]
+
+
+async def _queue_notices(
+    connection: Connection, composer: Composer, fired: list[FiredStep], now: datetime
+) -> int:
+    rows = [
+        (n.notice_id, step.ticket_id, step.clock_key, step.step, n.channel, n.recipient,
+         n.recipient_name, n.subject, n.body, json.dumps(n.payload, ensure_ascii=False))
+        for step in fired
+        for n in composer.notices(step)
+    ]  # fmt: skip
+    if rows:
+        await connection.execute(_OUTBOX, *map(list, zip(*rows, strict=True)), now)
+    return len(rows)

@@ -1,0 +1,156 @@
+"""The thin loop around the firing transaction: sleep until the earliest due instant.
+
+PostgreSQL holds every due instant and is the only source of truth: the loop asks it
+for the earliest one and sleeps until then, woken early by a NOTIFY from a recording
+transaction that set an earlier one (from this process or another). APScheduler runs a
+reconcile every ``reconcile_s``, a backstop for a lost notification or a dropped
+listening connection; it never holds a deadline itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from engine.notify.compose import Composer
+from engine.retry import pause, until_done
+from engine.scheduler.firing import Firing, fire_due
+from engine.store.connection import Connection
+from engine.store.steps import DUE_CHANNEL
+
+log = structlog.get_logger(__name__)
+# When the earliest due clock is locked by intake (skipped), look again this soon.
+_BUSY_RETRY_S = 0.05
+
+
+class Scheduler:
+    """Fires due escalation steps until stopped; one per engine, any number of engines."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        database_url: str,
+        composer: Composer,
+        *,
+        transient: Callable[[BaseException], bool],
+        batch_size: int = 500,
+        reconcile_s: float = 30.0,
+        retry_max_s: float = 10.0,
+        on_fired: Callable[[Firing], None] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._pool = pool
+        self._database_url = database_url
+        self._composer = composer
+        self._transient = transient
+        self._batch_size = batch_size
+        self._reconcile_s = reconcile_s
+        self._retry_max_s = retry_max_s
+        self._on_fired = on_fired
+        self._now = now
+        self._wake = asyncio.Event()
+        self._planned: datetime | None = None  # the instant the loop sleeps until
+        self._listener: asyncpg.Connection | None = None
+        self.fired = 0  # steps fired since start
+
+    def wake(self, at: datetime | None = None) -> None:
+        """Look for due steps now, or when ``at`` is earlier than the instant planned."""
+        if at is None or self._planned is None or at < self._planned:
+            self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Fire due steps until ``stopping`` is set."""
+        periodic = AsyncIOScheduler(timezone=UTC)
+        periodic.add_job(self._reconcile, "interval", seconds=self._reconcile_s,
+                         id="reconcile", coalesce=True, max_instances=1)  # fmt: skip
+        periodic.start()
+        # Stopping wakes the loop from its sleep.
+        stop_waiter = asyncio.ensure_future(stopping.wait())
+        stop_waiter.add_done_callback(lambda _: self._wake.set())
+        try:
+            await self._listen()
+            while not stopping.is_set():
+                self._wake.clear()
+                sleep_s = await until_done(
+                    self._cycle,
+                    transient=self._transient,
+                    stopping=stopping,
+                    max_delay_s=self._retry_max_s,
+                    event="scheduler.store_unavailable",
+                )
+                if sleep_s is None:
+                    break
+                if sleep_s > 0:
+                    await pause(self._wake, sleep_s)
+        finally:
+            stop_waiter.cancel()
+            periodic.shutdown(wait=False)
+            if self._listener is not None:
+                await self._listener.close(timeout=5)
+
+    async def _cycle(self) -> float:
+        """Fire what is due; the seconds to sleep before looking again (0: at once)."""
+        firing = await self._fire()
+        if firing.claimed >= self._batch_size:
+            return 0.0  # more are due at once: no sleeping between batches
+        return await self._sleep_s()
+
+    async def _fire(self) -> Firing:
+        now = self._now()
+        async with self._pool.acquire() as connection:
+            firing = await fire_due(connection, self._composer, now, self._batch_size)
+        if firing.fired:
+            self.fired += len(firing.fired)
+            for step in firing.fired:
+                late_s = round((step.fired_at - step.due_at).total_seconds(), 3)
+                log.info("escalation.fired", ticket_id=step.ticket_id, clock=step.clock_key,
+                         step=step.step, tier=step.tier, late_s=late_s)  # fmt: skip
+        if self._on_fired is not None:
+            self._on_fired(firing)
+        return firing
+
+    async def _sleep_s(self) -> float:
+        """Seconds until the earliest due instant, at most the reconcile interval."""
+        async with self._pool.acquire() as connection:
+            earliest: datetime | None = await connection.fetchval(
+                "SELECT min(next_due_at) FROM clocks WHERE next_due_at IS NOT NULL"
+            )
+        self._planned = earliest
+        if earliest is None:
+            return self._reconcile_s
+        seconds: float = (earliest - self._now()).total_seconds()
+        if seconds <= 0:
+            # Due, yet not claimed: its ticket is being recorded. Look again shortly.
+            return _BUSY_RETRY_S
+        return min(seconds, self._reconcile_s)
+
+    async def _listen(self) -> None:
+        """Listen for NOTIFYs of earlier due instants on a connection of its own."""
+        try:
+            connection = await asyncpg.connect(self._database_url)
+            await connection.add_listener(DUE_CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("scheduler.listen_failed", error=repr(exc))
+            return  # the reconcile job tries again; until then the periodic look stands in
+        self._listener = connection
+
+    def _notified(
+        self, _connection: Connection, _pid: int, _channel: str, payload: object
+    ) -> None:
+        try:
+            at = datetime.fromisoformat(str(payload))
+        except ValueError:
+            at = None  # not ours to judge: look anyway
+        self.wake(at)
+
+    async def _reconcile(self) -> None:
+        """Look again, and listen again if the listening connection was lost."""
+        if self._listener is None or self._listener.is_closed():
+            self._listener = None
+            await self._listen()
+        self.wake()

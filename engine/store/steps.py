@@ -1,0 +1,90 @@
+"""What the recorder needs of fired escalation steps: which fired, which a late event undid.
+
+A clock's row carries its steps and the instant each falls due under its latest
+measurement; ``next_due_at`` is the earliest of the steps not yet fired, which is what
+the scheduler waits for.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from engine.config.models import Tier
+from engine.escalation import next_due, superseded
+from engine.sla_clock.clocks import Clock
+from engine.store.connection import Connection
+
+# NOTIFY channel that wakes schedulers when a batch sets an earlier due instant.
+DUE_CHANNEL = "sla_engine_due"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+FiredSteps = Mapping[tuple[str, str], Mapping[float, tuple[datetime, bool]]]
+"""Per (ticket, clock key): step -> (fired at, still standing, i.e. not superseded)."""
+
+
+def instant(us: int | None) -> datetime | None:
+    """A UTC datetime from epoch microseconds: cheaper than the calendar's zone-aware one."""
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+def step_columns(
+    clock: Clock, fired: Mapping[float, tuple[datetime, bool]]
+) -> tuple[list[float], list[Tier], list[datetime | None], datetime | None]:
+    """The clock's steps, tiers, due instants, and its next due instant."""
+    steps = [fraction for fraction, _tier in clock.agreement.steps]
+    tiers = [tier for _fraction, tier in clock.agreement.steps]
+    due = [instant(us) for us in clock.due_us[: len(steps)]]
+    return steps, tiers, due, next_due(steps, due, fired)
+
+
+async def fired_steps(connection: Connection, ticket_ids: Sequence[str]) -> FiredSteps:
+    """Every step recorded for these tickets' clocks."""
+    rows = await connection.fetch(
+        "SELECT ticket_id, clock_key, step, fired_at, status FROM escalation_steps"
+        " WHERE ticket_id = ANY($1::text[])",
+        ticket_ids,
+    )
+    found: dict[tuple[str, str], dict[float, tuple[datetime, bool]]] = defaultdict(dict)
+    for row in rows:
+        found[(row["ticket_id"], row["clock_key"])][row["step"]] = (
+            row["fired_at"],
+            row["status"] == "fired",
+        )
+    return found
+
+
+def undone_steps(
+    ticket_id: str,
+    clock: Clock,
+    fired: Mapping[float, tuple[datetime, bool]],
+    late_events: Sequence[datetime],
+) -> list[tuple[str, str, float]]:
+    """Fired steps of a clock that events new in this batch show it had not reached."""
+    standing = {step: at for step, (at, ok) in fired.items() if ok}
+    if not standing or not late_events:
+        return []
+    steps, _tiers, due, _next = step_columns(clock, {})
+    return [(ticket_id, clock.key, s) for s in superseded(standing, steps, due, late_events)]
+
+
+async def mark_superseded(
+    connection: Connection, undone: Sequence[tuple[str, str, float]], now: datetime
+) -> None:
+    """Keep the undone steps in the record, marked superseded (their notices stay sent)."""
+    await connection.execute(
+        "UPDATE escalation_steps SET status = 'superseded', superseded_at = $4"
+        " FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(ticket_id, clock_key, step)"
+        " WHERE escalation_steps.ticket_id = u.ticket_id"
+        " AND escalation_steps.clock_key = u.clock_key AND escalation_steps.step = u.step",
+        [t for t, _, _ in undone],
+        [k for _, k, _ in undone],
+        [s for _, _, s in undone],
+        now,
+    )
+
+
+async def wake_schedulers(connection: Connection, earliest: datetime) -> None:
+    """Tell every scheduler, at commit, of the earliest due instant this batch wrote."""
+    await connection.execute("SELECT pg_notify($1, $2)", DUE_CHANNEL, earliest.isoformat())
