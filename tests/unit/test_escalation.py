@@ -10,13 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.config import AgreementConfig, load_config
+from engine.config.models import Tier
 from engine.escalation import due_steps, next_due, recipients, superseded
 from engine.notify.compose import Composer, FiredStep, notice_id
 from tests.helpers import EXAMPLE_CONFIG
 
 T0 = datetime(2026, 11, 23, 9, tzinfo=UTC)
 STEPS = [0.5, 0.75, 0.9, 1.0, 1.5, 2.0]
-TIERS = ["operational", "operational", "tactical", "tactical", "strategic", "strategic"]
+TIERS: list[Tier] = ["operational", "operational", "tactical", "tactical", "strategic", "strategic"]
 
 
 @cache
