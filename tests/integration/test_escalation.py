@@ -1,0 +1,146 @@
+"""Firing steps against the real PostgreSQL: once each, in order, undone by late events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from engine.config import load_config
+from engine.events import TicketEvent, parse_event
+from engine.notify.compose import Composer
+from engine.scheduler.firing import fire_due
+from engine.sla_clock.meter import ClockMeter
+from engine.store.migrate import migrate
+from engine.store.recorder import Recorder
+from tests.helpers import EXAMPLE_CONFIG
+from tests.streams import CPH, event
+
+pytestmark = pytest.mark.integration
+MONDAY = datetime(2026, 11, 23, 9, tzinfo=CPH)  # office hours, Monday
+CONFIG = load_config(EXAMPLE_CONFIG)
+
+
+def ev(type_: str, seq: int, at: datetime, ticket: str = "E-1", **fields: Any) -> TicketEvent:
+    return parse_event(json.dumps(event(type_, ticket, seq, at, **fields)))
+
+
+def created(ticket: str = "E-1", priority: str = "P1", at: datetime = MONDAY) -> TicketEvent:
+    # ØKF's Opus Løn, P1: response 15 minutes, resolution 2 hours, on the office calendar.
+    return ev("ticket.created", 0, at, ticket, department="okf", service="opus-loen",
+              priority=priority, subject="Løn fejler", requester={"name": "B"})  # fmt: skip
+
+
+@pytest.fixture
+async def recorder(db: asyncpg.Connection) -> Recorder:
+    await migrate(db)
+    return Recorder(ClockMeter(CONFIG))
+
+
+async def fire(db: asyncpg.Connection, now: datetime) -> list[tuple[str, str, float]]:
+    firing = await fire_due(db, Composer(CONFIG), now, 500)
+    return [(s.ticket_id, s.clock_key, s.step) for s in firing.fired]
+
+
+def after(minutes: float) -> datetime:
+    return MONDAY + timedelta(minutes=minutes)
+
+
+async def test_due_steps_fire_once_in_order_with_their_notices(
+    db: asyncpg.Connection, recorder: Recorder
+) -> None:
+    await recorder.record(db, [created()], after(1))
+    assert await fire(db, after(12)) == [("E-1", "response", 0.5), ("E-1", "response", 0.75)]
+    assert await fire(db, after(12)) == []
+    assert await fire(db, after(40)) == [
+        ("E-1", "response", 0.9), ("E-1", "response", 1.0),
+        ("E-1", "response", 1.5), ("E-1", "response", 2.0),
+    ]  # fmt: skip
+    rows = await db.fetch("SELECT step, due_at, fired_at FROM escalation_steps ORDER BY due_at")
+    assert [r["step"] for r in rows] == [0.5, 0.75, 0.9, 1.0, 1.5, 2.0]
+    assert rows[0]["due_at"] == after(7.5)
+    clock = await db.fetchrow("SELECT state, next_due_at FROM clocks WHERE clock_key = 'response'")
+    assert clock is not None
+    assert clock["state"] == "breached"
+    assert clock["next_due_at"] is None
+    notices = await db.fetch("SELECT notice_id, step, channel, recipient FROM outbox")
+    assert len({n["notice_id"] for n in notices}) == len(notices)
+    breach = sorted((n["channel"], n["recipient"]) for n in notices if n["step"] == 1.0)
+    assert breach == [("email", "systemejer-opus@okf.kk.dk")]  # tactical: the system owner
+    warning = sorted((n["channel"], n["recipient"]) for n in notices if n["step"] == 0.5)
+    assert warning == [("email", "drift@okf.kk.dk"), ("webhook", "https://hooks.okf.kk.dk/drift")]
+
+
+async def test_steps_due_while_nobody_looked_fire_together_in_due_order(
+    db: asyncpg.Connection, recorder: Recorder
+) -> None:
+    await recorder.record(db, [created()], after(1))
+    fired = await fire(db, after(24 * 60))  # a day later: every response step is past
+    response = [step for _, clock, step in fired if clock == "response"]
+    assert response == [0.5, 0.75, 0.9, 1.0, 1.5, 2.0]
+
+
+async def test_a_stop_that_occurred_before_a_step_but_arrived_after_its_instant_cancels_it(
+    db: asyncpg.Connection, recorder: Recorder
+) -> None:
+    await recorder.record(db, [created()], after(1))
+    # The response happened at minute 5; it arrives at minute 20, after every step's instant.
+    await recorder.record(db, [ev("ticket.responded", 1, after(5))], after(20))
+    assert await fire(db, after(20)) == []
+
+
+async def test_an_event_arriving_after_its_step_fired_marks_the_step_superseded(
+    db: asyncpg.Connection, recorder: Recorder
+) -> None:
+    await recorder.record(db, [created()], after(1))
+    assert await fire(db, after(12)) == [("E-1", "response", 0.5), ("E-1", "response", 0.75)]
+    # Responded at minute 10: after the 0.5 step fell due (7.5), before 0.75 (11.25).
+    await recorder.record(db, [ev("ticket.responded", 1, after(10))], after(13))
+    rows = await db.fetch("SELECT step, status, superseded_at FROM escalation_steps ORDER BY step")
+    assert [(r["step"], r["status"]) for r in rows] == [(0.5, "fired"), (0.75, "superseded")]
+    assert rows[1]["superseded_at"] == after(13)
+    later = await fire(db, after(59))
+    assert [s for s in later if s[1] == "response"] == []  # stopped: nothing more to fire
+
+
+async def test_a_priority_change_fires_passed_steps_at_once_and_fired_steps_never_again(
+    db: asyncpg.Connection, recorder: Recorder
+) -> None:
+    # P3 falls back to the contract's default: response within 4 hours.
+    await recorder.record(db, [created(priority="P3")], after(1))
+    assert await fire(db, after(121)) == [("E-1", "response", 0.5)]
+    await recorder.record(db, [ev("ticket.priority_changed", 1, after(125), priority="P1")],
+                          after(126))  # fmt: skip
+    fired = await fire(db, after(126))
+    assert [step for _, clock, step in fired if clock == "response"] == [0.75, 0.9, 1.0, 1.5, 2.0]
+    target = await db.fetchval("SELECT target_s FROM clocks WHERE clock_key = 'response'")
+    assert target == 15 * 60
+
+
+async def test_two_schedulers_at_once_fire_each_step_once(
+    db: asyncpg.Connection, recorder: Recorder, database_url: str
+) -> None:
+    tickets = [created(f"E-{n}", at=MONDAY + timedelta(minutes=n)) for n in range(80)]
+    await recorder.record(db, tickets, after(1))
+    other = await asyncpg.connect(database_url)
+    try:
+        composer = Composer(CONFIG)
+        now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+        seen: list[tuple[str, str, float]] = []
+        while True:
+            firings = await asyncio.gather(
+                fire_due(db, composer, now, 7), fire_due(other, composer, now, 7)
+            )
+            if not any(f.claimed for f in firings):
+                break
+            seen += [(s.ticket_id, s.clock_key, s.step) for f in firings for s in f.fired]
+    finally:
+        await other.close()
+    assert len(seen) == len(set(seen))
+    assert len(seen) == await db.fetchval("SELECT count(*) FROM escalation_steps")
+    # Every clock's steps up to now: 6 response and 6 resolution steps per ticket.
+    assert len(seen) == 80 * 12
