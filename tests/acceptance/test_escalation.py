@@ -1,0 +1,284 @@
+"""Escalation through the engine as a process, with a real SMTP server, HTTP receiver and
+RabbitMQ: a breach reaches each channel once; notices survive SIGKILL with their ids;
+steps due while the engine was down fire after restart, in order; two engines fire once.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+import pytest
+from aiohttp import web
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from engine.intake.publish import publish_events
+from engine.notify.amqp import ESCALATION_EXCHANGE
+from engine.notify.webhook import verify_signature
+from tests.acceptance.conftest import Daemon, start
+from tests.helpers import EditYaml
+from tests.services import AMQP_URL, poll
+from tests.streams import CPH, event, lines
+
+pytestmark = pytest.mark.acceptance
+SECRET = "hemmelig-nøgle"
+TARGET_S = 20  # SOF mobile phones, P1 response, in this test's configuration
+STEPS = [0.25, 0.5, 0.75, 1.0, 1.5]  # the critical-care policy
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Mailbox:
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.content if isinstance(envelope.content, bytes) else b""
+        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+
+@dataclass
+class Hooks:
+    port: int
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        async def hook(request: web.Request) -> web.Response:
+            self.received.append((dict(request.headers), await request.read()))
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+
+@dataclass
+class Receivers:
+    smtp_port: int
+    mailbox: Mailbox
+    hooks: Hooks
+    bus: list[aio_pika.abc.AbstractIncomingMessage]
+    controller: Controller | None = None
+
+    def start_smtp(self) -> None:
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.smtp_port)
+        self.controller.start()
+
+
+@pytest.fixture
+async def receivers() -> AsyncIterator[Receivers]:
+    """An SMTP server, a webhook receiver (both started by the test) and a bus queue."""
+    found = Receivers(free_port(), Mailbox(), Hooks(free_port()), [])
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(
+        ESCALATION_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(exchange, "escalation.#")
+
+    async def take(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        found.bus.append(message)
+        await message.ack()
+
+    await queue.consume(take)
+    yield found
+    if found.controller is not None:
+        found.controller.stop()
+    if found.hooks.runner is not None:
+        await found.hooks.runner.cleanup()
+    await connection.close()
+
+
+@pytest.fixture
+def escalation_env(
+    daemon_env: dict[str, str], receivers: Receivers, config_dir: Path, edit_yaml: EditYaml
+) -> dict[str, str]:
+    """SOF's people all reached through the test's receivers; a 20-second P1 response."""
+    contact = {"name": "Vagt SOF", "email": "vagt@sof.example.dk", "amqp": True,
+               "webhook_url": f"http://127.0.0.1:{receivers.hooks.port}/hook"}  # fmt: skip
+
+    def sof(data: Any) -> None:
+        department = data["departments"][0]
+        department["contacts"] = dict.fromkeys(("strategic", "tactical", "operational"), contact)
+        department["services"]["mobiltelefoni"]["targets"]["P1"]["response"] = f"{TARGET_S}s"
+
+    def olas(data: Any) -> None:  # an OLA must stay at least as strict as the SLA
+        for ola in data["olas"]:
+            if ola["function"] == "pc-software":
+                ola["targets"]["P1"]["response"] = "15s"
+
+    edit_yaml("departments/sof.yaml", sof)
+    edit_yaml("olas.yaml", olas)
+    return {
+        **daemon_env,
+        "SLA_ENGINE_CONFIG_DIR": str(config_dir),
+        "SLA_ENGINE_SMTP_HOST": "127.0.0.1",
+        "SLA_ENGINE_SMTP_PORT": str(receivers.smtp_port),
+        "SLA_ENGINE_WEBHOOK_SECRET": SECRET,
+        "SLA_ENGINE_NOTIFY_BACKOFF_MAX_S": "0.5",
+        "SLA_ENGINE_NOTIFY_LEASE_S": "5",
+    }
+
+
+def phone_ticket(ticket: str, at: datetime) -> dict[str, Any]:
+    """A P1 ticket on SOF's carers' phones, created at ``at`` (the 24/7 calendar)."""
+    return event("ticket.created", ticket, 0, at.astimezone(CPH), department="sof",
+                 service="mobiltelefoni", priority="P1", subject="Telefonen virker ikke",
+                 requester={"name": "Hjemmeplejer"})  # fmt: skip
+
+
+async def query(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await connection.fetch(sql, *args)
+    finally:
+        await connection.close()
+
+
+async def outbox_settled(database_url: str, expected: int, timeout_s: float = 30) -> None:
+    async def settled() -> bool:
+        rows = await query(database_url, "SELECT status FROM outbox")
+        return len(rows) >= expected and all(r["status"] == "sent" for r in rows)
+
+    await poll(settled, timeout_s, what=f"{expected} notices sent")
+
+
+async def steps_fired(database_url: str, n: int, timeout_s: float = 30) -> list[asyncpg.Record]:
+    async def fired() -> bool:
+        return len(await query(database_url, "SELECT 1 FROM escalation_steps")) >= n
+
+    await poll(fired, timeout_s, what=f"{n} steps fired")
+    return await query(database_url, "SELECT * FROM escalation_steps ORDER BY fired_at, due_at")
+
+
+def delivered_once(receivers: Receivers, outbox: list[asyncpg.Record]) -> None:
+    """Each notice reached its channel exactly once, under its own stable id."""
+    by_channel = {c: sorted(str(r["notice_id"]) for r in outbox if r["channel"] == c)
+                  for c in ("email", "webhook", "amqp")}  # fmt: skip
+    mail_ids = sorted(m["Message-ID"].strip("<>").split("@")[0] for m in receivers.mailbox.messages)
+    hook_ids = sorted(headers["Idempotency-Key"] for headers, _ in receivers.hooks.received)
+    bus_ids = sorted(m.message_id or "" for m in receivers.bus)
+    assert mail_ids == by_channel["email"]
+    assert hook_ids == by_channel["webhook"]
+    assert bus_ids == by_channel["amqp"]
+    for headers, body in receivers.hooks.received:
+        assert verify_signature(SECRET, body, headers.get("X-SLA-Engine-Signature"))
+
+
+async def test_a_breach_reaches_each_channel_once(
+    daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
+    database_url: str, tmp_path: Path,
+) -> None:
+    receivers.start_smtp()
+    await receivers.hooks.start()
+    await start(daemons, escalation_env, tmp_path)
+    created_at = datetime.now(UTC) - timedelta(seconds=TARGET_S + 2)  # just breached
+    await publish_events(lines([phone_ticket("SOF-1", created_at)]), AMQP_URL)
+    fired = await steps_fired(database_url, 4)
+    assert [r["step"] for r in fired][:4] == [0.25, 0.5, 0.75, 1.0]  # 1.5 follows in 8 s
+    await outbox_settled(database_url, 4 * 3)
+    outbox = await query(database_url, "SELECT * FROM outbox")
+    delivered_once(receivers, outbox)
+    breach = [m for m in receivers.mailbox.messages if "overskredet" in m["Subject"]]
+    assert len(breach) == 1
+    body = breach[0].get_content()
+    assert "SOF-1" in body
+    assert "strategisk niveau" in body  # critical care: the breach goes to the strategic tier
+    [bus] = [m for m in receivers.bus if json.loads(m.body)["step"] == 1.0]
+    assert bus.routing_key == "escalation.strategic.sof"
+    assert bus.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+
+
+async def test_notices_committed_but_not_sent_go_out_after_sigkill_with_the_same_ids(
+    daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
+    database_url: str, tmp_path: Path,
+) -> None:
+    engine = await start(daemons, escalation_env, tmp_path)  # SMTP and webhooks are down
+    created_at = datetime.now(UTC) - timedelta(seconds=TARGET_S + 2)
+    await publish_events(lines([phone_ticket("SOF-2", created_at)]), AMQP_URL)
+
+    async def tried() -> bool:
+        rows = await query(database_url, "SELECT attempts, status FROM outbox"
+                                         " WHERE channel <> 'amqp'")  # fmt: skip
+        return len(rows) == 8 and all(r["attempts"] >= 1 and r["status"] == "pending"
+                                      for r in rows)  # fmt: skip
+
+    await poll(tried, what="the notices to be tried and kept")
+    before = {r["notice_id"] for r in await query(database_url, "SELECT notice_id FROM outbox")}
+    engine.kill()  # SIGKILL
+    receivers.start_smtp()
+    await receivers.hooks.start()
+    await start(daemons, escalation_env, tmp_path)
+    await outbox_settled(database_url, len(before))
+    outbox = await query(database_url, "SELECT * FROM outbox")
+    assert {r["notice_id"] for r in outbox} == before
+    delivered_once(receivers, outbox)
+
+
+@pytest.mark.timeout(120)
+async def test_steps_due_while_the_engine_was_down_fire_after_restart_in_order(
+    daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
+    database_url: str, tmp_path: Path,
+) -> None:
+    receivers.start_smtp()
+    await receivers.hooks.start()
+    engine = await start(daemons, escalation_env, tmp_path)
+    created_at = datetime.now(UTC)
+    await publish_events(lines([phone_ticket("SOF-3", created_at)]), AMQP_URL)
+    await steps_fired(database_url, 1, timeout_s=TARGET_S)
+    engine.kill()
+    breach_at = created_at + timedelta(seconds=TARGET_S)
+
+    async def breach_passed() -> bool:
+        return datetime.now(UTC) > breach_at + timedelta(seconds=1)
+
+    await poll(breach_passed, timeout_s=TARGET_S + 5, what="the breach instant to pass")
+    await start(daemons, escalation_env, tmp_path)
+    fired = await steps_fired(database_url, 5, timeout_s=TARGET_S * 2)
+    assert [r["step"] for r in fired] == STEPS  # each once, in order
+    replayed = [r for r in fired if r["step"] in (0.5, 0.75, 1.0)]
+    assert all(r["fired_at"] > breach_at for r in replayed)
+    last = fired[-1]  # 1.5 fell due after the restart: on time
+    assert (last["fired_at"] - last["due_at"]).total_seconds() < 1.0
+    await outbox_settled(database_url, 5 * 3)
+    delivered_once(receivers, await query(database_url, "SELECT * FROM outbox"))
+
+
+async def test_two_engines_fire_each_step_once(
+    daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
+    database_url: str, tmp_path: Path,
+) -> None:
+    receivers.start_smtp()
+    await receivers.hooks.start()
+    for _ in range(2):
+        await start(daemons, escalation_env, tmp_path)
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)  # every step is past
+    tickets = [phone_ticket(f"SOF-{n}", long_ago + timedelta(seconds=n)) for n in range(40)]
+    await publish_events(lines(tickets), AMQP_URL)
+    fired = await steps_fired(database_url, 40 * len(STEPS))
+    assert len(fired) == 40 * len(STEPS)
+    await outbox_settled(database_url, 40 * len(STEPS) * 3, timeout_s=60)
+    delivered_once(receivers, await query(database_url, "SELECT * FROM outbox"))
