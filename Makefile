@@ -18,7 +18,7 @@ RUN_CMD ?= $(BIN)/sla-engine check-config config && $(BIN)/sla-engine run
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv services lint test run bench bench-intake clean
+.PHONY: help venv services lint test run bench bench-intake bench-timers clean
 
 help:
 	@echo "Targets:"
@@ -29,6 +29,7 @@ help:
 	@echo "  run       venv + services, then RUN_CMD (now: $(RUN_CMD))"
 	@echo "  bench     run benchmarks/calendar.py (calendar arithmetic)"
 	@echo "  bench-intake  run benchmarks/intake.py (drain 200,000 events; real RabbitMQ and PostgreSQL)"
+	@echo "  bench-timers  run benchmarks/timers.py (firing lateness with 1,000,000 open clocks)"
 	@echo "  clean     remove $(VENV) and caches"
 
 venv: $(STAMP)
@@ -79,6 +80,9 @@ bench: venv
 
 bench-intake: venv services
 	$(BIN)/python -m benchmarks.intake
+
+bench-timers: venv services
+	$(BIN)/python -m benchmarks.timers
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 
 import aio_pika
@@ -121,7 +122,9 @@ async def serve(
         log.info("engine.stopped", reason="stopped before the broker answered")
         return
     channels = _channels(settings, connection)
+    recorder = Recorder(ClockMeter(config))
     try:
+        await measure_unstepped(pool, recorder)
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=settings.prefetch)
         declared = await topology.declare(channel)
@@ -129,7 +132,7 @@ async def serve(
             declared.intake,
             declared.dead_letters,
             pool,
-            Recorder(ClockMeter(config)),
+            recorder,
             batch_size=settings.batch_size,
             retry_max_s=settings.db_retry_max_s,
         )
@@ -184,8 +187,11 @@ async def serve(
         log.info("engine.stopped", **vars(consumer.stats), steps_fired=scheduler.fired,
                  notices_sent=sender.sent, notices_failed=sender.failed)  # fmt: skip
     finally:
-        for worker in locals().get("workers", set()):
+        cut_off = locals().get("workers", set())
+        for worker in cut_off:
             worker.cancel()
+        # Let the cancelled workers unwind (roll back, release) before their pool closes.
+        await asyncio.gather(*cut_off, return_exceptions=True)
         for notify_channel in channels.values():
             await notify_channel.close()
         await connection.close()
@@ -193,6 +199,26 @@ async def serve(
             await asyncio.wait_for(pool.close(), timeout=5)
         except TimeoutError:
             pool.terminate()
+
+
+async def measure_unstepped(pool: asyncpg.Pool, recorder: Recorder) -> None:
+    """Measure again the tickets whose clocks were written before steps were stored.
+
+    Clocks recorded before migration 002 have no steps' instants, so the scheduler
+    could not fire them; measured again from their events they get them.
+    """
+    seen: set[str] = set()
+    while True:
+        async with pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT DISTINCT ticket_id FROM clocks WHERE cardinality(steps) = 0 LIMIT 1000"
+            )
+            batch = [row["ticket_id"] for row in rows if row["ticket_id"] not in seen]
+            if not batch:
+                return  # done, or only tickets that cannot be measured are left
+            seen.update(batch)
+            measured = await recorder.remeasure(connection, batch, datetime.now(UTC))
+        log.info("store.remeasured", tickets=measured)
 
 
 def _fired(sender: OutboxSender, firing: Firing) -> None:

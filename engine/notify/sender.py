@@ -57,6 +57,7 @@ class OutboxSender:
     ) -> None:
         self._pool = pool
         self._drain_s = drain_s
+        self._delivery_timeout_s = lease_s / 2
         self._channels = channels
         self._transient = transient
         self._max_attempts = max_attempts
@@ -113,9 +114,12 @@ class OutboxSender:
         if rows:
             results = await asyncio.gather(*(self._deliver(row) for row in rows))
             async with self._pool.acquire() as connection:
+                # Only while the claim is still ours: had the lease run out and another
+                # sender taken the notice, its outcome is the one that stands.
                 await connection.executemany(
                     "UPDATE outbox SET status = $2, next_attempt_at = $3, sent_at = $4,"
-                    " failed_at = $5, last_error = $6 WHERE notice_id = $1",
+                    " failed_at = $5, last_error = $6"
+                    " WHERE notice_id = $1 AND attempts = $7 AND status = 'pending'",
                     results,
                 )
             return 0.0 if len(rows) >= self._batch_size else await self._sleep_s()
@@ -131,12 +135,17 @@ class OutboxSender:
         seconds: float = (earliest - self._now()).total_seconds()
         return min(max(seconds, 0.01), self._idle_s)
 
-    @staticmethod
-    async def _send(channel: Channel, notice: Notice) -> None:
+    async def _send(self, channel: Channel, notice: Notice) -> None:
         try:
-            await channel.deliver(notice)
+            # One bound on the whole delivery, well inside the lease, whatever the
+            # channel's own per-step timeouts add up to.
+            await asyncio.wait_for(channel.deliver(notice), timeout=self._delivery_timeout_s)
         except DeliveryError:
             raise
+        except TimeoutError as exc:
+            raise DeliveryError(
+                f"no answer within {self._delivery_timeout_s:.0f} s", permanent=False
+            ) from exc
         except Exception as exc:
             # A channel failing in a way it does not classify: tried again, up to the
             # last attempt, rather than stopping the sender and every other notice.
@@ -166,12 +175,12 @@ class OutboxSender:
             if exc.permanent or row["attempts"] >= self._max_attempts:
                 self.failed += 1
                 log.error("notify.failed", error=str(exc), permanent=exc.permanent, **context)
-                return (notice.notice_id, "failed", now, None, now, str(exc))
+                return (notice.notice_id, "failed", now, None, now, str(exc), row["attempts"])
             delay_s = min(self._backoff_base_s * 2 ** (row["attempts"] - 1), self._backoff_max_s)
             log.warning("notify.retry", error=str(exc), retry_in_s=delay_s, **context)
             return (notice.notice_id, "pending", now + timedelta(seconds=delay_s), None, None,
-                    str(exc))  # fmt: skip
+                    str(exc), row["attempts"])  # fmt: skip
         now = self._now()
         self.sent += 1
         log.info("notify.sent", **context)
-        return (notice.notice_id, "sent", now, now, None, None)
+        return (notice.notice_id, "sent", now, now, None, None, row["attempts"])

@@ -18,15 +18,24 @@ from engine.escalation import due_steps, next_due
 from engine.notify.compose import Composer, FiredStep
 from engine.store.connection import Connection
 
+# The lock is taken on the tickets' rows, and the clocks are read afterwards in a
+# statement of their own: under READ COMMITTED a locking join re-checks only the locked
+# row, so clock columns read in the same statement could predate an intake commit that
+# just stopped the clock, and fire a step it never reached.
 _CLAIM = """
-SELECT c.ticket_id, c.clock_key, c.metric, c.agreement_kind, c.department, c.service,
-       c.function, c.priority, c.calendar, c.target_s, c.deadline, c.steps, c.tiers,
-       c.step_due_at
+SELECT t.ticket_id
 FROM clocks AS c JOIN tickets AS t ON t.ticket_id = c.ticket_id
 WHERE c.next_due_at <= $1
 ORDER BY c.next_due_at
 LIMIT $2
 FOR UPDATE OF t SKIP LOCKED
+"""
+_DUE_CLOCKS = """
+SELECT ticket_id, clock_key, metric, agreement_kind, department, service, function,
+       priority, calendar, target_s, deadline, steps, tiers, step_due_at
+FROM clocks
+WHERE ticket_id = ANY($1::text[]) AND next_due_at <= $2
+ORDER BY next_due_at
 """
 _RECORD_STEPS = """
 INSERT INTO escalation_steps (ticket_id, clock_key, step, tier, metric, agreement_kind,
@@ -68,10 +77,11 @@ async def fire_due(
 ) -> Firing:
     """Fire every due step of up to ``limit`` clocks, in one transaction."""
     async with connection.transaction():
-        claimed = await connection.fetch(_CLAIM, now, limit)
-        if not claimed:
+        locked = await connection.fetch(_CLAIM, now, limit)
+        if not locked:
             return Firing(0, [], 0)
-        tickets = sorted({row["ticket_id"] for row in claimed})
+        tickets = sorted({row["ticket_id"] for row in locked})
+        claimed = await connection.fetch(_DUE_CLOCKS, tickets, now)
         already: dict[tuple[str, str], set[float]] = defaultdict(set)
         for row in await connection.fetch(
             "SELECT ticket_id, clock_key, step FROM escalation_steps"
@@ -105,8 +115,9 @@ async def fire_due(
             advance.append((*key, next_due(row["steps"], row["step_due_at"], passed), breached))
         fired = await _record(connection, candidates)
         notices = await _queue_notices(connection, composer, fired, now)
-        await connection.execute(_ADVANCE, *map(list, zip(*advance, strict=True)))
-    return Firing(len(claimed), fired, notices)
+        if advance:
+            await connection.execute(_ADVANCE, *map(list, zip(*advance, strict=True)))
+    return Firing(len(locked), fired, notices)
 
 
 async def _record(connection: Connection, candidates: list[FiredStep]) -> list[FiredStep]:

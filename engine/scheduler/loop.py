@@ -76,6 +76,9 @@ class Scheduler:
             await self._listen()
             while not stopping.is_set():
                 self._wake.clear()
+                # Until the next sleep is planned, any NOTIFY wakes the loop: one that
+                # arrives while this cycle looks must not be judged by the last plan.
+                self._planned = None
                 sleep_s = await until_done(
                     self._cycle,
                     transient=self._transient,
@@ -120,13 +123,15 @@ class Scheduler:
             earliest: datetime | None = await connection.fetchval(
                 "SELECT min(next_due_at) FROM clocks WHERE next_due_at IS NOT NULL"
             )
-        self._planned = earliest
         if earliest is None:
             return self._reconcile_s
         seconds: float = (earliest - self._now()).total_seconds()
         if seconds <= 0:
             # Due, yet not claimed: its ticket is being recorded. Look again shortly.
             return _BUSY_RETRY_S
+        # Planned only now: a wake-up for an earlier instant that came during the
+        # query has set the event already, and the pause returns at once.
+        self._planned = earliest
         return min(seconds, self._reconcile_s)
 
     async def _listen(self) -> None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import structlog
 
 from engine.events import TicketEvent, event_adapter
@@ -114,25 +115,57 @@ class Recorder:
             )
             self._remember(unique)
             changed = sorted({row["ticket_id"] for row in inserted})
-            waiting = 0
-            if changed:
-                snapshots = {row["ticket_id"]: self._snapshots(row["agreements"]) for row in locked}
-                history = await self._events_of(connection, changed)
-                measured = [
-                    (ticket_id, _measure(self.meter, ticket_id, history[ticket_id],
-                                         snapshots[ticket_id][1], now))
-                    for ticket_id in changed
-                ]  # fmt: skip
-                waiting = sum(1 for _, m in measured if m is None)
-                counts = {ticket_id: len(history[ticket_id]) for ticket_id in changed}
-                keys = {row["ticket_id"]: row["clock_keys"] for row in locked}
-                stored = {ticket_id: known for ticket_id, (known, _) in snapshots.items()}
-                fired = await fired_steps(connection, changed)
-                late: dict[str, list[datetime]] = defaultdict(list)
-                for row in inserted:
-                    late[row["ticket_id"]].append(row["occurred_at"])
-                await _store(connection, measured, counts, stored, keys, now, fired, late)
+            late: dict[str, list[datetime]] = defaultdict(list)
+            for row in inserted:
+                late[row["ticket_id"]].append(row["occurred_at"])
+            waiting = await self._measure_again(connection, changed, locked, late, now)
         return BatchOutcome(len(inserted), len(events) - len(inserted), len(changed), waiting)
+
+    async def remeasure(
+        self, connection: Connection, ticket_ids: Sequence[str], now: datetime
+    ) -> int:
+        """Measure tickets' clocks again from their recorded events; the number measured.
+
+        For clocks written before their steps were stored (migration 002): without their
+        steps' instants the scheduler could not fire them.
+        """
+        ordered = sorted(set(ticket_ids))
+        async with connection.transaction():
+            locked = await connection.fetch(
+                "SELECT ticket_id, agreements::text AS agreements, clock_keys FROM tickets"
+                " WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
+                ordered,
+            )
+            await _stage(connection)
+            present = [row["ticket_id"] for row in locked]
+            await self._measure_again(connection, present, locked, {}, now)
+        return len(present)
+
+    async def _measure_again(
+        self,
+        connection: Connection,
+        changed: list[str],
+        locked: Sequence[asyncpg.Record],
+        new_events: Mapping[str, Sequence[datetime]],
+        now: datetime,
+    ) -> int:
+        """Measure and store the clocks of locked tickets; how many still wait to be created."""
+        if not changed:
+            return 0
+        snapshots = {row["ticket_id"]: self._snapshots(row["agreements"]) for row in locked}
+        history = await self._events_of(connection, changed)
+        measured = [
+            (ticket_id, _measure(self.meter, ticket_id, history[ticket_id],
+                                 snapshots[ticket_id][1], now))
+            for ticket_id in changed
+        ]  # fmt: skip
+        counts = {ticket_id: len(history[ticket_id]) for ticket_id in changed}
+        keys = {row["ticket_id"]: row["clock_keys"] for row in locked}
+        stored = {ticket_id: known for ticket_id, (known, _) in snapshots.items()}
+        fired = await fired_steps(connection, changed)
+        late = {ticket_id: new_events.get(ticket_id, ()) for ticket_id in changed}
+        await _store(connection, measured, counts, stored, keys, now, fired, late)
+        return sum(1 for _, m in measured if m is None)
 
     def _snapshots(self, text: str) -> tuple[dict[str, Any], dict[str, Agreement]]:
         """A ticket's stored snapshots, as JSON and as agreements.

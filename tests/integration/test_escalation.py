@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from engine.config import load_config
+from engine.daemon import measure_unstepped
 from engine.events import TicketEvent, parse_event
 from engine.notify.compose import Composer
 from engine.scheduler.firing import fire_due
@@ -144,3 +145,20 @@ async def test_two_schedulers_at_once_fire_each_step_once(
     assert len(seen) == await db.fetchval("SELECT count(*) FROM escalation_steps")
     # Every clock's steps up to now: 6 response and 6 resolution steps per ticket.
     assert len(seen) == 80 * 12
+
+
+async def test_clocks_written_before_steps_were_stored_are_measured_again_at_start(
+    db: asyncpg.Connection, recorder: Recorder, database_url: str
+) -> None:
+    await recorder.record(db, [created()], after(1))
+    # As migration 002 leaves a clock recorded before it: no steps, a stale next_due_at.
+    await db.execute("UPDATE clocks SET steps = '{}', tiers = '{}', step_due_at = '{}'")
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await measure_unstepped(pool, Recorder(ClockMeter(CONFIG)))
+    finally:
+        await pool.close()
+    rows = await db.fetch("SELECT clock_key, steps, step_due_at FROM clocks ORDER BY 1")
+    assert [r["clock_key"] for r in rows] == ["resolution", "response"]
+    assert all(len(r["steps"]) == len(r["step_due_at"]) == 6 for r in rows)
+    assert await fire(db, after(12)) == [("E-1", "response", 0.5), ("E-1", "response", 0.75)]
