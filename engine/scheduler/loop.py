@@ -24,8 +24,10 @@ from engine.store.connection import Connection
 from engine.store.steps import DUE_CHANNEL
 
 log = structlog.get_logger(__name__)
-# When the earliest due clock is locked by intake (skipped), look again this soon.
+# When the earliest due clock is locked by intake (skipped), look again this soon,
+# doubling while it stays so, up to the most it may add to a step's lateness.
 _BUSY_RETRY_S = 0.05
+_BUSY_RETRY_MAX_S = 0.5
 
 
 class Scheduler:
@@ -56,6 +58,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._planned: datetime | None = None  # the instant the loop sleeps until
         self._listener: asyncpg.Connection | None = None
+        self._busy_s = _BUSY_RETRY_S
         self.fired = 0  # steps fired since start
 
     def wake(self, at: datetime | None = None) -> None:
@@ -128,7 +131,9 @@ class Scheduler:
         seconds: float = (earliest - self._now()).total_seconds()
         if seconds <= 0:
             # Due, yet not claimed: its ticket is being recorded. Look again shortly.
-            return _BUSY_RETRY_S
+            busy_s, self._busy_s = self._busy_s, min(self._busy_s * 2, _BUSY_RETRY_MAX_S)
+            return busy_s
+        self._busy_s = _BUSY_RETRY_S
         # Planned only now: a wake-up for an earlier instant that came during the
         # query has set the event already, and the pause returns at once.
         self._planned = earliest
@@ -136,13 +141,23 @@ class Scheduler:
 
     async def _listen(self) -> None:
         """Listen for NOTIFYs of earlier due instants on a connection of its own."""
+        connection: asyncpg.Connection | None = None
         try:
             connection = await asyncpg.connect(self._database_url)
             await connection.add_listener(DUE_CHANNEL, self._notified)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("scheduler.listen_failed", error=repr(exc))
+            if connection is not None:
+                connection.terminate()
             return  # the reconcile job tries again; until then the periodic look stands in
+        connection.add_termination_listener(self._listener_lost)
         self._listener = connection
+
+    def _listener_lost(self, connection: Connection) -> None:
+        """The listening connection closed: look now, listen again at the next reconcile."""
+        if connection is self._listener:
+            self._listener = None
+        self.wake()
 
     def _notified(
         self, _connection: Connection, _pid: int, _channel: str, payload: object

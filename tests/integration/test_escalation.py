@@ -9,17 +9,21 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from engine.config import load_config
 from engine.daemon import measure_unstepped
 from engine.events import TicketEvent, parse_event
+from engine.intake.publish import publish_events
 from engine.notify.compose import Composer
 from engine.scheduler.firing import fire_due
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.recorder import Recorder
 from tests.helpers import EXAMPLE_CONFIG
-from tests.streams import CPH, event
+from tests.integration.conftest import RunningEngine
+from tests.services import AMQP_URL, poll
+from tests.streams import CPH, event, lines
 
 pytestmark = pytest.mark.integration
 MONDAY = datetime(2026, 11, 23, 9, tzinfo=CPH)  # office hours, Monday
@@ -162,3 +166,28 @@ async def test_clocks_written_before_steps_were_stored_are_measured_again_at_sta
     assert [r["clock_key"] for r in rows] == ["resolution", "response"]
     assert all(len(r["steps"]) == len(r["step_due_at"]) == 6 for r in rows)
     assert await fire(db, after(12)) == [("E-1", "response", 0.5), ("E-1", "response", 0.75)]
+
+
+async def test_the_running_engine_counts_breaches_and_escalations_by_labels(
+    engine: RunningEngine, db: asyncpg.Connection
+) -> None:
+    labels = {"department": "okf", "service": "opus-loen", "priority": "P1",
+              "metric": "response", "agreement": "sla"}  # fmt: skip
+
+    def value(name: str, **extra: str) -> float:
+        return REGISTRY.get_sample_value(name, {**labels, **extra}) or 0.0
+
+    breaches, strategic = value("sla_breaches_total"), value("sla_escalations_total",
+                                                             tier="strategic")  # fmt: skip
+    await publish_events(lines([event("ticket.created", "M-1", 0, MONDAY, department="okf",
+                                      service="opus-loen", priority="P1", subject="Løn",
+                                      requester={"name": "B"})]), AMQP_URL)  # fmt: skip
+
+    async def counted() -> bool:
+        return value("sla_escalations_total", tier="strategic") == strategic + 2
+
+    await poll(counted, what="the response clock's two strategic steps counted")
+    assert value("sla_breaches_total") == breaches + 1
+    samples = [s for m in REGISTRY.collect() if m.name.startswith("sla_")
+               for s in m.samples]  # fmt: skip
+    assert all("ticket_id" not in s.labels for s in samples)
