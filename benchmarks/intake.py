@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
@@ -60,7 +60,9 @@ def make_events(tickets: int, seed: int = 42) -> list[bytes]:
     rng = random.Random(seed)
     # A week years ahead: intake is measured alone, without the scheduler firing (and
     # notifying) every step of a week long past; benchmarks/timers.py measures firing.
-    start = datetime(2030, 11, 25, 8, tzinfo=ZoneInfo("Europe/Copenhagen"))
+    monday = date(date.today().year + 4, 11, 20)
+    monday += timedelta(days=(7 - monday.weekday()) % 7)
+    start = datetime(monday.year, monday.month, monday.day, 8, tzinfo=ZoneInfo("Europe/Copenhagen"))
     events = []
     for n in range(tickets):
         ticket = f"B-{n}"

@@ -16,3 +16,8 @@ ESCALATIONS = Counter(
     "Escalation steps fired (warnings, the breach, and escalations after it), by tier.",
     (*CLOCK_LABELS, "tier"),
 )
+NOTICES = Counter(
+    "sla_notices",
+    "Escalation notices by channel and outcome: sent, retried, or failed for good.",
+    ("channel", "outcome"),
+)

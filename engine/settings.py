@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -77,10 +77,19 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         description="how long a claimed notice is held by its sender before another may "
-        "send it again (the same id): longer than a delivery's 10 s timeout",
+        "send it again (the same id); a delivery is cut off at half of it",
     )
     log_level: str = "info"
     log_json: bool = Field(default=True, description="JSON log lines; false for a console")
+
+    @model_validator(mode="after")
+    def _smtp_coherent(self) -> Settings:
+        # Refused here, with the setting named, rather than when the channel is built.
+        if self.smtp_starttls and self.smtp_tls:
+            raise ValueError("smtp_starttls and smtp_tls exclude each other: choose one")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("smtp_username and smtp_password go together")
+        return self
 
     @classmethod
     def settings_customise_sources(

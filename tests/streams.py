@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
@@ -65,9 +65,18 @@ def ticket_events(ticket: str, start: datetime, rng: random.Random) -> list[dict
     return events
 
 
-# A Monday years ahead: no escalation step falls due while a test runs, so intake tests
-# are not joined by a flood of notices for steps long past. Escalation tests pick a day.
-FUTURE_MONDAY = datetime(2030, 11, 25, 8, tzinfo=CPH)
+
+
+def _monday_years_ahead(years: int = 4) -> datetime:
+    """08:00 on a late-November Monday (no Danish holiday near) some years from now."""
+    day = date(date.today().year + years, 11, 20)
+    day += timedelta(days=(7 - day.weekday()) % 7)
+    return datetime.combine(day, time(8), tzinfo=CPH)
+
+
+# No escalation step falls due while a test runs, so intake tests are not joined by a
+# flood of notices for steps long past. Escalation tests pick their own instants.
+FUTURE_MONDAY = _monday_years_ahead()
 
 
 def stream(

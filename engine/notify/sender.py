@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
+from engine.metrics import NOTICES
 from engine.notify.notice import Channel, ChannelName, DeliveryError, Notice
 from engine.retry import pause, until_done
 
@@ -98,6 +99,8 @@ class OutboxSender:
                 if not cycle.done():
                     await asyncio.wait({cycle}, timeout=self._drain_s)
                     cycle.cancel()
+                    # Unwound before run() returns: it holds a pool connection.
+                    await asyncio.gather(cycle, return_exceptions=True)
                     break
                 sleep_s = cycle.result()
                 if sleep_s is None:
@@ -174,13 +177,16 @@ class OutboxSender:
             now = self._now()
             if exc.permanent or row["attempts"] >= self._max_attempts:
                 self.failed += 1
+                NOTICES.labels(notice.channel, "failed").inc()
                 log.error("notify.failed", error=str(exc), permanent=exc.permanent, **context)
                 return (notice.notice_id, "failed", now, None, now, str(exc), row["attempts"])
             delay_s = min(self._backoff_base_s * 2 ** (row["attempts"] - 1), self._backoff_max_s)
+            NOTICES.labels(notice.channel, "retried").inc()
             log.warning("notify.retry", error=str(exc), retry_in_s=delay_s, **context)
             return (notice.notice_id, "pending", now + timedelta(seconds=delay_s), None, None,
                     str(exc), row["attempts"])  # fmt: skip
         now = self._now()
         self.sent += 1
+        NOTICES.labels(notice.channel, "sent").inc()
         log.info("notify.sent", **context)
         return (notice.notice_id, "sent", now, now, None, None, row["attempts"])

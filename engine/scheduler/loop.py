@@ -59,6 +59,7 @@ class Scheduler:
         self._planned: datetime | None = None  # the instant the loop sleeps until
         self._listener: asyncpg.Connection | None = None
         self._busy_s = _BUSY_RETRY_S
+        self._stopped = False
         self.fired = 0  # steps fired since start
 
     def wake(self, at: datetime | None = None) -> None:
@@ -69,8 +70,9 @@ class Scheduler:
     async def run(self, stopping: asyncio.Event) -> None:
         """Fire due steps until ``stopping`` is set."""
         periodic = AsyncIOScheduler(timezone=UTC)
-        periodic.add_job(self._reconcile, "interval", seconds=self._reconcile_s,
-                         id="reconcile", coalesce=True, max_instances=1)  # fmt: skip
+        # No misfire grace: a run the busy loop delayed still runs, late, not skipped.
+        periodic.add_job(self._reconcile, "interval", seconds=self._reconcile_s, id="reconcile",
+                         coalesce=True, max_instances=1, misfire_grace_time=None)  # fmt: skip
         periodic.start()
         # Stopping wakes the loop from its sleep.
         stop_waiter = asyncio.ensure_future(stopping.wait())
@@ -94,6 +96,7 @@ class Scheduler:
                 if sleep_s > 0:
                     await pause(self._wake, sleep_s)
         finally:
+            self._stopped = True  # a reconcile still listening closes what it opens
             stop_waiter.cancel()
             periodic.shutdown(wait=False)
             if self._listener is not None:
@@ -104,7 +107,7 @@ class Scheduler:
         firing = await self._fire()
         if firing.claimed >= self._batch_size:
             return 0.0  # more are due at once: no sleeping between batches
-        return await self._sleep_s()
+        return await self._sleep_s(claimed=firing.claimed)
 
     async def _fire(self) -> Firing:
         now = self._now()
@@ -120,7 +123,7 @@ class Scheduler:
             self._on_fired(firing)
         return firing
 
-    async def _sleep_s(self) -> float:
+    async def _sleep_s(self, claimed: int) -> float:
         """Seconds until the earliest due instant, at most the reconcile interval."""
         async with self._pool.acquire() as connection:
             earliest: datetime | None = await connection.fetchval(
@@ -129,6 +132,8 @@ class Scheduler:
         if earliest is None:
             return self._reconcile_s
         seconds: float = (earliest - self._now()).total_seconds()
+        if seconds <= 0 and claimed:
+            return 0.0  # fell due while this cycle fired: at once
         if seconds <= 0:
             # Due, yet not claimed: its ticket is being recorded. Look again shortly.
             busy_s, self._busy_s = self._busy_s, min(self._busy_s * 2, _BUSY_RETRY_MAX_S)
@@ -150,6 +155,9 @@ class Scheduler:
             if connection is not None:
                 connection.terminate()
             return  # the reconcile job tries again; until then the periodic look stands in
+        if self._stopped:
+            await connection.close(timeout=5)
+            return
         connection.add_termination_listener(self._listener_lost)
         self._listener = connection
 

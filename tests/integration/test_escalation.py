@@ -77,7 +77,7 @@ async def test_due_steps_fire_once_in_order_with_their_notices(
     breach = sorted((n["channel"], n["recipient"]) for n in notices if n["step"] == 1.0)
     assert breach == [("email", "systemejer-opus@okf.kk.dk")]  # tactical: the system owner
     warning = sorted((n["channel"], n["recipient"]) for n in notices if n["step"] == 0.5)
-    assert warning == [("email", "drift@okf.kk.dk"), ("webhook", "https://hooks.okf.kk.dk/drift")]
+    assert warning == [("email", "drift@okf.kk.dk"), ("webhook", "https://hooks.okf.kk.example/drift")]
 
 
 async def test_steps_due_while_nobody_looked_fire_together_in_due_order(
@@ -191,3 +191,19 @@ async def test_the_running_engine_counts_breaches_and_escalations_by_labels(
     samples = [s for m in REGISTRY.collect() if m.name.startswith("sla_")
                for s in m.samples]  # fmt: skip
     assert all("ticket_id" not in s.labels for s in samples)
+
+
+async def test_a_pause_that_occurred_before_a_step_but_arrived_after_it_cancels_the_step(
+    db: asyncpg.Connection, recorder: Recorder
+) -> None:
+    await recorder.record(db, [created()], after(1))
+    # Pending on the customer from minute 50: resolution's 0.5 step (minute 60) not reached.
+    pause = ev("ticket.status_changed", 1, after(50), status="pending_customer")
+    await recorder.record(db, [pause], after(70))
+    fired = await fire(db, after(70))
+    assert [s for s in fired if s[1] == "resolution"] == []
+    clock = await db.fetchrow(
+        "SELECT state, next_due_at FROM clocks WHERE clock_key = 'resolution'"
+    )
+    assert clock is not None
+    assert (clock["state"], clock["next_due_at"]) == ("paused", None)

@@ -151,7 +151,7 @@ def test_each_channel_of_a_contact_gets_a_notice_and_the_bus_one_per_step() -> N
     assert sorted((n.channel, n.recipient) for n in notices) == [
         ("amqp", "escalation.operational.sof"),
         ("email", "it-vagt@sof.kk.dk"),
-        ("webhook", "https://hooks.sof.kk.dk/it-vagt"),
+        ("webhook", "https://hooks.sof.kk.example/it-vagt"),
     ]
 
 

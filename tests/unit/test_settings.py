@@ -44,3 +44,10 @@ def test_passwords_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
     assert redact_url(settings.amqp_url.get_secret_value()) == "amqp://engine:***@mq.example:5671/"
     assert redact_url(settings.database_url.get_secret_value()) == "postgresql://engine:***@db/sla"
     assert redact_url("postgresql://postgres@db/sla") == "postgresql://postgres@db/sla"
+
+
+def test_smtp_settings_that_exclude_each_other_are_refused() -> None:
+    with pytest.raises(ValueError, match="smtp_starttls and smtp_tls"):
+        Settings(smtp_host="mail", smtp_starttls=True, smtp_tls=True)
+    with pytest.raises(ValueError, match="go together"):
+        Settings(smtp_host="mail", smtp_username="sla")
