@@ -40,6 +40,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # A pooled connection left mid-operation when the server went away (seen when
+    # PostgreSQL stops during a COPY): the connection's fault, not the events'.
+    asyncpg.InternalClientError,
     asyncpg.CannotConnectNowError,
     asyncpg.OperatorInterventionError,
     asyncpg.DeadlockDetectedError,

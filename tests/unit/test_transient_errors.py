@@ -19,6 +19,9 @@ from engine.intake.consumer import is_transient
         asyncpg.exceptions.LockNotAvailableError("lock timeout"),
         asyncpg.exceptions.AdminShutdownError("terminating"),
         asyncpg.exceptions.DeadlockDetectedError("deadlock"),
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 15; another operation (2) is in progress"
+        ),
     ],
 )
 def test_the_database_as_a_whole_is_worth_waiting_for(error: Exception) -> None:
