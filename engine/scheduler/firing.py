@@ -12,11 +12,20 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
 
 from engine.escalation import due_steps, next_due
+from engine.escalation.policy import BREACH
 from engine.notify.compose import Composer, FiredStep
+from engine.notify.notice import Notice
 from engine.store.connection import Connection
+
+log = structlog.get_logger(__name__)
+# A clock whose steps could not be worked out is looked at again after this.
+_FAILED_CLOCK_RETRY = timedelta(minutes=1)
 
 # The lock is taken on the tickets' rows, and the clocks are read afterwards in a
 # statement of their own: under READ COMMITTED a locking join re-checks only the locked
@@ -90,34 +99,57 @@ async def fire_due(
         ):
             already[(row["ticket_id"], row["clock_key"])].add(row["step"])
         candidates: list[FiredStep] = []
+        composed: dict[tuple[str, str, float], list[Notice]] = {}
         advance: list[tuple[str, str, datetime | None, bool]] = []
         for row in claimed:
             key = (row["ticket_id"], row["clock_key"])
-            due = due_steps(row["steps"], row["tiers"], row["step_due_at"], already[key], now)
-            passed = already[key] | {step.step for step in due}
-            # The deadline in the notice: when step 1.0 falls (or fell) due.
-            deadline = next(
-                (at for s, at in zip(row["steps"], row["step_due_at"], strict=True) if s == 1.0),
-                row["deadline"],
-            )
-            candidates += [
-                FiredStep(
-                    ticket_id=row["ticket_id"], clock_key=row["clock_key"],
-                    metric=row["metric"], agreement_kind=row["agreement_kind"],
-                    department=row["department"], service=row["service"],
-                    function=row["function"], priority=row["priority"],
-                    calendar=row["calendar"], target_s=row["target_s"], step=step.step,
-                    tier=step.tier, due_at=step.due_at, fired_at=now, deadline=deadline,
-                )
-                for step in due
-            ]  # fmt: skip
-            breached = any(step.step >= 1.0 for step in due)
+            try:
+                steps = _due(row, already[key], now)
+                composed.update(((s.ticket_id, s.clock_key, s.step), composer.notices(s))
+                                for s in steps)  # fmt: skip
+            except Exception as exc:  # one bad clock must not stop the rest
+                # Logged and looked at again later, rather than failing the transaction
+                # for every clock in it and restarting the engine into the same row.
+                log.exception("escalation.clock_failed", ticket_id=key[0], clock=key[1],
+                              error=repr(exc))  # fmt: skip
+                advance.append((*key, now + _FAILED_CLOCK_RETRY, False))
+                continue
+            candidates += steps
+            passed = already[key] | {step.step for step in steps}
+            breached = any(step.step >= BREACH for step in steps)
             advance.append((*key, next_due(row["steps"], row["step_due_at"], passed), breached))
         fired = await _record(connection, candidates)
-        notices = await _queue_notices(connection, composer, fired, now)
+        rows = [
+            (n.notice_id, step.ticket_id, step.clock_key, step.step, n.channel, n.recipient,
+             n.recipient_name, n.subject, n.body, json.dumps(n.payload, ensure_ascii=False))
+            for step in fired
+            for n in composed[(step.ticket_id, step.clock_key, step.step)]
+        ]  # fmt: skip
+        if rows:
+            await connection.execute(_OUTBOX, *map(list, zip(*rows, strict=True)), now)
         if advance:
             await connection.execute(_ADVANCE, *map(list, zip(*advance, strict=True)))
-    return Firing(len(locked), fired, notices)
+    return Firing(len(locked), fired, len(rows))
+
+
+def _due(row: asyncpg.Record, fired: set[float], now: datetime) -> list[FiredStep]:
+    """The steps of one claimed clock to fire now, with what their notices tell."""
+    due = due_steps(row["steps"], row["tiers"], row["step_due_at"], fired, now)
+    # The deadline in the notice: when the breach step falls (or fell) due.
+    deadline = next(
+        (at for s, at in zip(row["steps"], row["step_due_at"], strict=True) if s == BREACH),
+        row["deadline"],
+    )
+    return [
+        FiredStep(
+            ticket_id=row["ticket_id"], clock_key=row["clock_key"], metric=row["metric"],
+            agreement_kind=row["agreement_kind"], department=row["department"],
+            service=row["service"], function=row["function"], priority=row["priority"],
+            calendar=row["calendar"], target_s=row["target_s"], step=step.step, tier=step.tier,
+            due_at=step.due_at, fired_at=now, deadline=deadline,
+        )
+        for step in due
+    ]  # fmt: skip
 
 
 async def _record(connection: Connection, candidates: list[FiredStep]) -> list[FiredStep]:
@@ -134,17 +166,3 @@ async def _record(connection: Connection, candidates: list[FiredStep]) -> list[F
     )  # fmt: skip
     new = {(row["ticket_id"], row["clock_key"], row["step"]) for row in rows}
     return [s for s in candidates if (s.ticket_id, s.clock_key, s.step) in new]
-
-
-async def _queue_notices(
-    connection: Connection, composer: Composer, fired: list[FiredStep], now: datetime
-) -> int:
-    rows = [
-        (n.notice_id, step.ticket_id, step.clock_key, step.step, n.channel, n.recipient,
-         n.recipient_name, n.subject, n.body, json.dumps(n.payload, ensure_ascii=False))
-        for step in fired
-        for n in composer.notices(step)
-    ]  # fmt: skip
-    if rows:
-        await connection.execute(_OUTBOX, *map(list, zip(*rows, strict=True)), now)
-    return len(rows)

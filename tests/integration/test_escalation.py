@@ -207,3 +207,16 @@ async def test_a_pause_that_occurred_before_a_step_but_arrived_after_it_cancels_
     )
     assert clock is not None
     assert (clock["state"], clock["next_due_at"]) == ("paused", None)
+
+
+async def test_a_clock_whose_steps_cannot_be_read_is_set_aside_and_the_rest_fire(
+    db: asyncpg.Connection, recorder: Recorder
+) -> None:
+    await recorder.record(db, [created("E-1"), created("E-2")], after(1))
+    await db.execute("UPDATE clocks SET step_due_at = step_due_at[1:2]"
+                     " WHERE ticket_id = 'E-1' AND clock_key = 'response'")  # fmt: skip
+    fired = await fire(db, after(12))
+    assert fired == [("E-2", "response", 0.5), ("E-2", "response", 0.75)]
+    later = await db.fetchval("SELECT next_due_at FROM clocks"
+                              " WHERE ticket_id = 'E-1' AND clock_key = 'response'")  # fmt: skip
+    assert later == after(13)  # looked at again in a minute, not every cycle
