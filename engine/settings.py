@@ -32,12 +32,17 @@ class Settings(BaseSettings):
     )
     config_dir: Path = Field(default=Path("config"), description="agreement configuration")
     prefetch: int = Field(
-        default=3000,
+        default=9000,
         ge=1,
         description="unacked messages held at once: enough for the two batches in flight "
         "and the next one",
     )
-    batch_size: int = Field(default=1000, ge=1, description="events recorded per transaction")
+    batch_size: int = Field(
+        default=3000,
+        ge=1,
+        description="events recorded per transaction; larger batches meet fewer of the "
+        "tickets the batch before still holds locked",
+    )
     shutdown_grace_s: float = Field(
         default=20.0,
         gt=0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from engine.config.models import Tier
 from engine.escalation import next_due, superseded
@@ -37,6 +38,30 @@ def step_columns(
     tiers = [tier for _fraction, tier in clock.agreement.steps]
     due = [instant(us) for us in clock.due_us[: len(steps)]]
     return steps, tiers, due, next_due(steps, due, fired)
+
+
+@cache
+def _steps_literal(steps: tuple[tuple[float, Tier], ...]) -> tuple[str, str]:
+    """A policy's steps and tiers as array literals: the same for every clock under it."""
+    fractions = ",".join(repr(fraction) for fraction, _tier in steps)
+    tiers = ",".join(tier for _fraction, tier in steps)
+    return f"{{{fractions}}}", f"{{{tiers}}}"
+
+
+def step_literals(
+    clock: Clock, fired: Mapping[float, tuple[datetime, bool]]
+) -> tuple[str, str, str, datetime | None]:
+    """``step_columns`` for the recorder's staging table: steps, tiers and due instants
+    (epoch microseconds) as array literals, and the next due instant.
+    """
+    steps, tiers = _steps_literal(clock.agreement.steps)
+    due_us = clock.due_us[: len(clock.agreement.steps)]
+    due = ",".join("NULL" if us is None else str(us) for us in due_us)
+    if fired:
+        next_due_at = step_columns(clock, fired)[3]
+    else:  # the common case, kept to integers
+        next_due_at = instant(min((us for us in due_us if us is not None), default=None))
+    return steps, tiers, f"{{{due}}}", next_due_at
 
 
 async def fired_steps(connection: Connection, ticket_ids: Sequence[str]) -> FiredSteps:

@@ -14,7 +14,7 @@ def test_defaults_fit_the_local_services(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.delenv(name, raising=False)
     settings = Settings.load()
     assert settings.amqp_url.get_secret_value() == "amqp://guest:guest@127.0.0.1:5672/"
-    assert settings.batch_size == 1000
+    assert settings.batch_size == 3000
 
 
 def test_environment_wins_over_the_settings_file(
