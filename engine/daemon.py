@@ -124,7 +124,13 @@ async def serve(
     channels = _channels(settings, connection)
     recorder = Recorder(ClockMeter(config))
     try:
-        await measure_unstepped(pool, recorder)
+        await until_done(
+            partial(measure_unstepped, pool, recorder),
+            transient=is_transient,
+            stopping=stopping,
+            max_delay_s=settings.db_retry_max_s,
+            event="store.unavailable",
+        )
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=settings.prefetch)
         declared = await topology.declare(channel)
@@ -205,18 +211,21 @@ async def measure_unstepped(pool: asyncpg.Pool, recorder: Recorder) -> None:
     """Measure again the tickets whose clocks were written before steps were stored.
 
     Clocks recorded before migration 002 have no steps' instants, so the scheduler
-    could not fire them; measured again from their events they get them.
+    could not fire them; measured again from their events they get them. Paged by
+    ticket id, so a ticket that cannot be measured is passed over, not met again.
     """
-    seen: set[str] = set()
+    after = ""
     while True:
         async with pool.acquire() as connection:
             rows = await connection.fetch(
-                "SELECT DISTINCT ticket_id FROM clocks WHERE cardinality(steps) = 0 LIMIT 1000"
+                "SELECT DISTINCT ticket_id FROM clocks WHERE cardinality(steps) = 0"
+                " AND ticket_id > $1 ORDER BY ticket_id LIMIT 1000",
+                after,
             )
-            batch = [row["ticket_id"] for row in rows if row["ticket_id"] not in seen]
-            if not batch:
-                return  # done, or only tickets that cannot be measured are left
-            seen.update(batch)
+            if not rows:
+                return
+            after = rows[-1]["ticket_id"]
+            batch = [row["ticket_id"] for row in rows]
             measured = await recorder.remeasure(connection, batch, datetime.now(UTC))
         log.info("store.remeasured", tickets=measured)
 
