@@ -48,3 +48,49 @@ async def until_done(
             return None
         await pause(stopping, delay_s)
         delay_s = min(delay_s * 2, max_delay_s)
+
+
+async def run_cycles(
+    cycle: Callable[[], Awaitable[float]],
+    *,
+    wake: asyncio.Event,
+    stopping: asyncio.Event,
+    transient: Callable[[BaseException], bool],
+    max_delay_s: float,
+    event: str,
+    drain_s: float | None = None,
+    before_cycle: Callable[[], None] | None = None,
+) -> None:
+    """Run ``cycle`` until ``stopping``; each returns the seconds to sleep (0: go on).
+
+    The sleep ends early when ``wake`` is set (stopping sets it too). Transient errors
+    are retried as ``until_done`` does, logged as ``event``. With ``drain_s``, a cycle
+    under way when stopping comes gets that long to finish and is then cancelled;
+    without it, the cycle is always finished.
+    """
+    stop_waiter = asyncio.ensure_future(stopping.wait())
+    stop_waiter.add_done_callback(lambda _: wake.set())
+    try:
+        while not stopping.is_set():
+            wake.clear()
+            if before_cycle is not None:
+                before_cycle()
+            running = asyncio.ensure_future(until_done(
+                cycle, transient=transient, stopping=stopping, max_delay_s=max_delay_s,
+                event=event,
+            ))  # fmt: skip
+            if drain_s is not None:
+                await asyncio.wait({running, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if not running.done():
+                    await asyncio.wait({running}, timeout=drain_s)
+                    running.cancel()
+                    # Unwound before returning: a cycle may hold a pool connection.
+                    await asyncio.gather(running, return_exceptions=True)
+                    return
+            sleep_s = await running
+            if sleep_s is None:
+                return
+            if sleep_s > 0:
+                await pause(wake, sleep_s)
+    finally:
+        stop_waiter.cancel()

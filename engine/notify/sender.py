@@ -19,7 +19,7 @@ import structlog
 
 from engine.metrics import NOTICES
 from engine.notify.notice import Channel, ChannelName, DeliveryError, Notice
-from engine.retry import pause, until_done
+from engine.retry import run_cycles
 
 log = structlog.get_logger(__name__)
 
@@ -83,32 +83,15 @@ class OutboxSender:
         Deliveries under way then get ``drain_s`` to finish; any cut off stay leased and
         go out again, with their ids, once the lease runs out.
         """
-        stop_waiter = asyncio.ensure_future(stopping.wait())
-        stop_waiter.add_done_callback(lambda _: self._wake.set())
-        try:
-            while not stopping.is_set():
-                self._wake.clear()
-                cycle = asyncio.ensure_future(until_done(
-                    self._cycle,
-                    transient=self._transient,
-                    stopping=stopping,
-                    max_delay_s=self._retry_max_s,
-                    event="notify.store_unavailable",
-                ))  # fmt: skip
-                await asyncio.wait({cycle, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
-                if not cycle.done():
-                    await asyncio.wait({cycle}, timeout=self._drain_s)
-                    cycle.cancel()
-                    # Unwound before run() returns: it holds a pool connection.
-                    await asyncio.gather(cycle, return_exceptions=True)
-                    break
-                sleep_s = cycle.result()
-                if sleep_s is None:
-                    break
-                if sleep_s > 0:
-                    await pause(self._wake, sleep_s)
-        finally:
-            stop_waiter.cancel()
+        await run_cycles(
+            self._cycle,
+            wake=self._wake,
+            stopping=stopping,
+            transient=self._transient,
+            max_delay_s=self._retry_max_s,
+            event="notify.store_unavailable",
+            drain_s=self._drain_s,
+        )
 
     async def _cycle(self) -> float:
         now = self._now()

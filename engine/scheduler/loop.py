@@ -18,7 +18,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine.notify.compose import Composer
-from engine.retry import pause, until_done
+from engine.retry import run_cycles
 from engine.scheduler.firing import Firing, fire_due
 from engine.store.connection import Connection
 from engine.store.steps import DUE_CHANNEL
@@ -74,33 +74,27 @@ class Scheduler:
         periodic.add_job(self._reconcile, "interval", seconds=self._reconcile_s, id="reconcile",
                          coalesce=True, max_instances=1, misfire_grace_time=None)  # fmt: skip
         periodic.start()
-        # Stopping wakes the loop from its sleep.
-        stop_waiter = asyncio.ensure_future(stopping.wait())
-        stop_waiter.add_done_callback(lambda _: self._wake.set())
         try:
             await self._listen()
-            while not stopping.is_set():
-                self._wake.clear()
-                # Until the next sleep is planned, any NOTIFY wakes the loop: one that
-                # arrives while this cycle looks must not be judged by the last plan.
-                self._planned = None
-                sleep_s = await until_done(
-                    self._cycle,
-                    transient=self._transient,
-                    stopping=stopping,
-                    max_delay_s=self._retry_max_s,
-                    event="scheduler.store_unavailable",
-                )
-                if sleep_s is None:
-                    break
-                if sleep_s > 0:
-                    await pause(self._wake, sleep_s)
+            await run_cycles(
+                self._cycle,
+                wake=self._wake,
+                stopping=stopping,
+                transient=self._transient,
+                max_delay_s=self._retry_max_s,
+                event="scheduler.store_unavailable",
+                before_cycle=self._forget_plan,
+            )
         finally:
             self._stopped = True  # a reconcile still listening closes what it opens
-            stop_waiter.cancel()
             periodic.shutdown(wait=False)
             if self._listener is not None:
                 await self._listener.close(timeout=5)
+
+    def _forget_plan(self) -> None:
+        # Until the next sleep is planned, any NOTIFY wakes the loop: one that arrives
+        # while a cycle looks must not be judged by the last plan.
+        self._planned = None
 
     async def _cycle(self) -> float:
         """Fire what is due; the seconds to sleep before looking again (0: at once)."""
