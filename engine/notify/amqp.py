@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from engine.notify.notice import ChannelName, DeliveryError, Notice
+from engine.notify.notice import ChannelName, DeliveryError, Notice, body_of
 
 ESCALATION_EXCHANGE = "helpdesk.escalations"
 CONTENT_TYPE = "application/json"
@@ -62,7 +61,7 @@ class AmqpChannel:
                 permanent=True,
             )
         try:
-            body = json.dumps(notice.payload, ensure_ascii=False, sort_keys=True).encode()
+            body = body_of(notice.payload)
         except (TypeError, ValueError) as exc:
             raise DeliveryError(f"payload is not JSON: {exc}", permanent=True) from exc
         message = aio_pika.Message(

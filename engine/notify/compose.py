@@ -20,6 +20,7 @@ from engine.config import AgreementConfig
 from engine.config.agreement import AgreementKind
 from engine.config.models import Contact, Metric, Priority, ProviderFunction, Tier
 from engine.escalation import recipients
+from engine.escalation.policy import BREACH
 from engine.notify.notice import ChannelName, Notice
 
 Language = Literal["da", "en"]
@@ -51,7 +52,7 @@ class FiredStep:
     @property
     def state(self) -> Literal["warning", "breach", "escalated"]:
         """A warning before the target, the breach at it, an escalation after it."""
-        return "warning" if self.step < 1.0 else "breach" if self.step == 1.0 else "escalated"
+        return "warning" if self.step < BREACH else "breach" if self.step == BREACH else "escalated"
 
 
 def notice_id(step: FiredStep, channel: ChannelName, recipient: str) -> UUID:

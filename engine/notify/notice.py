@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from uuid import UUID
@@ -25,6 +26,11 @@ class Notice:
     subject: str
     body: str  # plain text, in the recipient's language
     payload: dict[str, Any] = field(default_factory=dict)  # the JSON document of webhook/AMQP
+
+
+def body_of(payload: dict[str, Any]) -> bytes:
+    """The exact bytes a webhook or AMQP receiver gets for a payload (and a signature signs)."""
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
 
 
 class DeliveryError(Exception):

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from engine.notify.notice import ChannelName, DeliveryError, Notice
+from engine.notify.notice import ChannelName, DeliveryError, Notice, body_of
 
 SIGNATURE_HEADER = "X-SLA-Engine-Signature"
 NOTICE_ID_HEADER = "X-SLA-Engine-Notice-Id"
 SIGNATURE_PREFIX = "sha256="
 USER_AGENT = "sla-engine"
 _ERROR_SNIPPET_BYTES = 300  # of a refusing response's body, to say why in the error
-
-
-def body_of(payload: dict[str, Any]) -> bytes:
-    """Return the exact bytes sent and signed for a payload."""
-    return json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
 
 
 def sign(secret: str, body: bytes) -> str:

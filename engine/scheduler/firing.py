@@ -10,7 +10,6 @@ step's primary key makes it fire once, whatever else happens.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from engine.escalation.policy import BREACH
 from engine.notify.compose import Composer, FiredStep
 from engine.notify.notice import Notice
 from engine.store.connection import Connection
+from engine.store.steps import fired_steps
 
 log = structlog.get_logger(__name__)
 # A clock whose steps could not be worked out is looked at again after this.
@@ -91,20 +91,16 @@ async def fire_due(
             return Firing(0, [], 0)
         tickets = sorted({row["ticket_id"] for row in locked})
         claimed = await connection.fetch(_DUE_CLOCKS, tickets, now)
-        already: dict[tuple[str, str], set[float]] = defaultdict(set)
-        for row in await connection.fetch(
-            "SELECT ticket_id, clock_key, step FROM escalation_steps"
-            " WHERE ticket_id = ANY($1::text[])",
-            tickets,
-        ):
-            already[(row["ticket_id"], row["clock_key"])].add(row["step"])
+        recorded = await fired_steps(connection, tickets)
+        # Superseded steps count too: a step fires once per clock, ever.
+        already = {key: set(steps) for key, steps in recorded.items()}
         candidates: list[FiredStep] = []
         composed: dict[tuple[str, str, float], list[Notice]] = {}
         advance: list[tuple[str, str, datetime | None, bool]] = []
         for row in claimed:
             key = (row["ticket_id"], row["clock_key"])
             try:
-                steps = _due(row, already[key], now)
+                steps = _due(row, already.get(key, set()), now)
                 composed.update(((s.ticket_id, s.clock_key, s.step), composer.notices(s))
                                 for s in steps)  # fmt: skip
             except Exception as exc:  # one bad clock must not stop the rest
@@ -115,7 +111,7 @@ async def fire_due(
                 advance.append((*key, now + _FAILED_CLOCK_RETRY, False))
                 continue
             candidates += steps
-            passed = already[key] | {step.step for step in steps}
+            passed = already.get(key, set()) | {step.step for step in steps}
             breached = any(step.step >= BREACH for step in steps)
             advance.append((*key, next_due(row["steps"], row["step_due_at"], passed), breached))
         fired = await _record(connection, candidates)

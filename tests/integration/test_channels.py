@@ -22,8 +22,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from engine.notify.amqp import ESCALATION_EXCHANGE, AmqpChannel
 from engine.notify.email import SmtpChannel
-from engine.notify.notice import Channel, DeliveryError, Notice
-from engine.notify.webhook import WebhookChannel, body_of, sign, verify_signature
+from engine.notify.notice import Channel, DeliveryError, Notice, body_of
+from engine.notify.webhook import WebhookChannel, sign, verify_signature
 from tests.services import AMQP_URL, poll
 
 pytestmark = pytest.mark.integration
