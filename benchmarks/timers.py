@@ -34,6 +34,7 @@ import asyncpg
 import yaml
 
 from engine.store.migrate import migrate
+from engine.store.recorder import CLOCK_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 AMQP_URL = os.environ.get("SLA_ENGINE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -75,12 +76,6 @@ def clock_rows(
         )  # fmt: skip
 
 
-COLUMNS = (
-    "ticket_id", "clock_key", "metric", "agreement_kind", "agreement_key", "department",
-    "service", "function", "priority", "calendar", "target_s", "state", "running",
-    "elapsed_s", "fraction", "started_at", "stopped_at", "deadline", "next_due_at",
-    "measured_at", "steps", "tiers", "step_due_at",
-)  # fmt: skip
 
 
 async def load(database_url: str, clocks: int, stream: int, base: datetime) -> None:
@@ -95,7 +90,9 @@ async def load(database_url: str, clocks: int, stream: int, base: datetime) -> N
                 await connection.copy_records_to_table(
                     "tickets", records=[(r[0],) for r in rows], columns=["ticket_id"]
                 )
-                await connection.copy_records_to_table("clocks", records=rows, columns=COLUMNS)
+                await connection.copy_records_to_table(
+                    "clocks", records=rows, columns=CLOCK_COLUMNS
+                )
         await connection.execute("ANALYZE tickets; ANALYZE clocks")
     finally:
         await connection.close()

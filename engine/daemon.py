@@ -123,6 +123,7 @@ async def serve(
         return
     channels = _channels(settings, connection)
     recorder = Recorder(ClockMeter(config))
+    workers: set[asyncio.Task[None]] = set()
     try:
         await until_done(
             partial(measure_unstepped, pool, recorder),
@@ -164,7 +165,7 @@ async def serve(
         # Intake stops first, on ``stopping``, and finishes its batches while the
         # scheduler and the sender still run; they stop after it, on ``rest_stopping``.
         rest_stopping = asyncio.Event()
-        workers = {
+        workers |= {
             asyncio.create_task(consumer.run(stopping), name="intake"),
             asyncio.create_task(scheduler.run(rest_stopping), name="scheduler"),
             asyncio.create_task(sender.run(rest_stopping), name="sender"),
@@ -193,11 +194,10 @@ async def serve(
         log.info("engine.stopped", **vars(consumer.stats), steps_fired=scheduler.fired,
                  notices_sent=sender.sent, notices_failed=sender.failed)  # fmt: skip
     finally:
-        cut_off = locals().get("workers", set())
-        for worker in cut_off:
+        for worker in workers:
             worker.cancel()
         # Let the cancelled workers unwind (roll back, release) before their pool closes.
-        await asyncio.gather(*cut_off, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
         for notify_channel in channels.values():
             await notify_channel.close()
         await connection.close()

@@ -35,15 +35,18 @@ from engine.store.steps import (
 
 log = structlog.get_logger(__name__)
 
-_CLOCK_COLUMNS = (
+CLOCK_COLUMNS = (
     "ticket_id", "clock_key", "metric", "agreement_kind", "agreement_key", "department",
     "service", "function", "priority", "calendar", "target_s", "state", "running",
     "elapsed_s", "fraction", "started_at", "stopped_at", "deadline", "next_due_at",
-    "measured_at", "steps", "tiers", "step_due_us",
+    "measured_at", "steps", "tiers", "step_due_at",
 )  # fmt: skip
+"""The columns of the clocks table, in the order the recorder writes them."""
+# In the staging table the steps' instants are epoch microseconds (see _UPSERT_CLOCKS).
+_STAGED_CLOCK_COLUMNS = (*CLOCK_COLUMNS[:-1], "step_due_us")
 
 
-_NEXT_DUE = _CLOCK_COLUMNS.index("next_due_at")
+_NEXT_DUE = CLOCK_COLUMNS.index("next_due_at")
 
 
 @dataclass(frozen=True)
@@ -95,11 +98,7 @@ class Recorder:
                 " ON CONFLICT DO NOTHING",
                 ticket_ids,
             )
-            locked = await connection.fetch(
-                "SELECT ticket_id, agreements::text AS agreements, clock_keys FROM tickets"
-                " WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
-                ticket_ids,
-            )
+            locked = await _lock_tickets(connection, ticket_ids)
             await _stage(connection)
             await connection.copy_records_to_table(
                 "staged_events",
@@ -131,11 +130,7 @@ class Recorder:
         """
         ordered = sorted(set(ticket_ids))
         async with connection.transaction():
-            locked = await connection.fetch(
-                "SELECT ticket_id, agreements::text AS agreements, clock_keys FROM tickets"
-                " WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
-                ordered,
-            )
+            locked = await _lock_tickets(connection, ordered)
             await _stage(connection)
             present = [row["ticket_id"] for row in locked]
             await self._measure_again(connection, present, locked, {}, now)
@@ -216,6 +211,18 @@ class Recorder:
         return history
 
 
+async def _lock_tickets(
+    connection: Connection, ticket_ids: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Lock the tickets' rows in ticket order (so that no two engines deadlock) and read
+    the snapshots and clock keys kept on them."""
+    return await connection.fetch(
+        "SELECT ticket_id, agreements::text AS agreements, clock_keys FROM tickets"
+        " WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
+        ticket_ids,
+    )
+
+
 def _measure(
     meter: ClockMeter,
     ticket_id: str,
@@ -269,7 +276,7 @@ async def _store(
         await wake_schedulers(connection, earliest)
     if clock_rows:
         await connection.copy_records_to_table(
-            "staged_clocks", records=clock_rows, columns=_CLOCK_COLUMNS
+            "staged_clocks", records=clock_rows, columns=_STAGED_CLOCK_COLUMNS
         )
         await connection.execute(_UPSERT_CLOCKS)
     gone = [
@@ -333,15 +340,14 @@ _UPDATE_TICKETS = (
 # The steps travel as array literals, and their instants as epoch microseconds: COPY's
 # binary arrays cost this process a check of every element, which the database can do
 # on its own, idle, core instead.
-_STEP_COLUMNS = ("steps", "tiers", "step_due_at")
 _UPSERT_CLOCKS = (
-    f"INSERT INTO clocks ({', '.join(_CLOCK_COLUMNS[:-3] + _STEP_COLUMNS)})"
-    f" SELECT {', '.join(_CLOCK_COLUMNS[:-3])}, steps::float8[], tiers::text[],"
+    f"INSERT INTO clocks ({', '.join(CLOCK_COLUMNS)})"
+    f" SELECT {', '.join(CLOCK_COLUMNS[:-3])}, steps::float8[], tiers::text[],"
     " (SELECT array_agg('epoch'::timestamptz + u * interval '1 microsecond' ORDER BY n)"
     "  FROM unnest(step_due_us::bigint[]) WITH ORDINALITY AS d(u, n))"
     " FROM staged_clocks"
     " ON CONFLICT (ticket_id, clock_key) DO UPDATE SET "
-    + ", ".join(f"{column} = EXCLUDED.{column}" for column in _CLOCK_COLUMNS[2:-3] + _STEP_COLUMNS)
+    + ", ".join(f"{column} = EXCLUDED.{column}" for column in CLOCK_COLUMNS[2:])
 )
 
 
