@@ -8,7 +8,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from engine.notify.amqp import ESCALATION_EXCHANGE
 from engine.notify.webhook import verify_signature
 from tests.acceptance.conftest import Daemon, start
 from tests.helpers import EditYaml
-from tests.services import AMQP_URL, poll
+from tests.services import AMQP_URL, free_port, poll
 from tests.streams import CPH, event, lines
 
 pytestmark = pytest.mark.acceptance
@@ -40,13 +39,6 @@ STEPS = [0.25, 0.5, 0.75, 1.0, 1.5]  # the critical-care policy
 def every_step_past() -> datetime:
     """A creation instant long enough ago for every step, the last too, to be due."""
     return datetime.now(UTC) - timedelta(seconds=TARGET_S * STEPS[-1] + 2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -87,9 +79,11 @@ class Receivers:
     bus: list[aio_pika.abc.AbstractIncomingMessage]
     controller: Controller | None = None
 
-    def start_smtp(self) -> None:
+    async def start(self) -> None:
+        """Start the SMTP server and the webhook receiver (the bus queue is always up)."""
         self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.smtp_port)
         self.controller.start()
+        await self.hooks.start()
 
 
 @pytest.fixture
@@ -198,8 +192,7 @@ async def test_a_breach_reaches_each_channel_once(
     daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
     database_url: str, tmp_path: Path, broker: aio_pika.abc.AbstractChannel,
 ) -> None:
-    receivers.start_smtp()
-    await receivers.hooks.start()
+    await receivers.start()
     await start(daemons, escalation_env, tmp_path)
     await publish_events(lines([phone_ticket("SOF-1", every_step_past())]), AMQP_URL)
     fired = await steps_fired(database_url, len(STEPS))
@@ -237,8 +230,7 @@ async def test_notices_committed_but_not_sent_go_out_after_sigkill_with_the_same
     await poll(tried, what="the notices to be tried and kept")
     before = {r["notice_id"] for r in await query(database_url, "SELECT notice_id FROM outbox")}
     engine.kill()  # SIGKILL
-    receivers.start_smtp()
-    await receivers.hooks.start()
+    await receivers.start()
     await start(daemons, escalation_env, tmp_path)
     await outbox_settled(database_url, len(before))
     outbox = await query(database_url, "SELECT * FROM outbox")
@@ -251,8 +243,7 @@ async def test_steps_due_while_the_engine_was_down_fire_after_restart_in_order(
     daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
     database_url: str, tmp_path: Path, broker: aio_pika.abc.AbstractChannel,
 ) -> None:
-    receivers.start_smtp()
-    await receivers.hooks.start()
+    await receivers.start()
     engine = await start(daemons, escalation_env, tmp_path)
     created_at = datetime.now(UTC)
     await publish_events(lines([phone_ticket("SOF-3", created_at)]), AMQP_URL)
@@ -282,8 +273,7 @@ async def test_two_engines_fire_each_step_once(
     daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
     database_url: str, tmp_path: Path, broker: aio_pika.abc.AbstractChannel,
 ) -> None:
-    receivers.start_smtp()
-    await receivers.hooks.start()
+    await receivers.start()
     for _ in range(2):
         await start(daemons, escalation_env, tmp_path)
     long_ago = datetime.now(UTC) - timedelta(minutes=5)  # every step is past

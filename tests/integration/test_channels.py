@@ -6,7 +6,6 @@ import asyncio
 import email
 import email.policy
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from engine.notify.amqp import ESCALATION_EXCHANGE, AmqpChannel
 from engine.notify.email import SmtpChannel
 from engine.notify.notice import Channel, DeliveryError, Notice, body_of
 from engine.notify.webhook import WebhookChannel, sign, verify_signature
-from tests.services import AMQP_URL, poll
+from tests.services import AMQP_URL, free_port, poll
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +48,6 @@ def notice(channel: Any, recipient: str, **fields: Any) -> Notice:
         "payload": PAYLOAD,
     }
     return Notice(**{**defaults, **fields})
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_every_channel_meets_the_port() -> None:
