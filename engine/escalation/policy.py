@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from engine.config.models import Tier
 
 BREACH = 1.0
+Instant = TypeVar("Instant", datetime, int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +53,12 @@ def due_steps(
 
 
 def next_due(
-    steps: Sequence[float], due_at: Sequence[datetime | None], fired: Collection[float]
-) -> datetime | None:
-    """The earliest instant among the steps not yet fired; None when none has one."""
+    steps: Sequence[float], due_at: Sequence[Instant | None], fired: Collection[float]
+) -> Instant | None:
+    """The earliest instant among the steps not yet fired; None when none has one.
+
+    Instants are datetimes, or epoch microseconds where the caller counts in integers.
+    """
     pending = [
         at for step, at in zip(steps, due_at, strict=True) if at is not None and step not in fired
     ]

@@ -30,38 +30,25 @@ def instant(us: int | None) -> datetime | None:
     return None if us is None else _EPOCH + timedelta(microseconds=us)
 
 
-def step_columns(
-    clock: Clock, fired: Mapping[float, tuple[datetime, bool]]
-) -> tuple[list[float], list[Tier], list[datetime | None], datetime | None]:
-    """The clock's steps, tiers, due instants, and its next due instant."""
-    steps = [fraction for fraction, _tier in clock.agreement.steps]
-    tiers = [tier for _fraction, tier in clock.agreement.steps]
-    due = [instant(us) for us in clock.due_us[: len(steps)]]
-    return steps, tiers, due, next_due(steps, due, fired)
-
-
 @cache
-def _steps_literal(steps: tuple[tuple[float, Tier], ...]) -> tuple[str, str]:
-    """A policy's steps and tiers as array literals: the same for every clock under it."""
-    fractions = ",".join(repr(fraction) for fraction, _tier in steps)
+def _steps_literal(steps: tuple[tuple[float, Tier], ...]) -> tuple[tuple[float, ...], str, str]:
+    """A policy's step fractions, and its steps and tiers as array literals: the same for
+    every clock under it."""
+    fractions = tuple(fraction for fraction, _tier in steps)
     tiers = ",".join(tier for _fraction, tier in steps)
-    return f"{{{fractions}}}", f"{{{tiers}}}"
+    return fractions, f"{{{','.join(map(repr, fractions))}}}", f"{{{tiers}}}"
 
 
 def step_literals(
     clock: Clock, fired: Mapping[float, tuple[datetime, bool]]
 ) -> tuple[str, str, str, datetime | None]:
-    """``step_columns`` for the recorder's staging table: steps, tiers and due instants
-    (epoch microseconds) as array literals, and the next due instant.
+    """The clock's steps, tiers and due instants (epoch microseconds) as array literals
+    for the recorder's staging table, and its next due instant.
     """
-    steps, tiers = _steps_literal(clock.agreement.steps)
-    due_us = clock.due_us[: len(clock.agreement.steps)]
+    fractions, steps, tiers = _steps_literal(clock.agreement.steps)
+    due_us = clock.due_us[: len(fractions)]
     due = ",".join("NULL" if us is None else str(us) for us in due_us)
-    if fired:
-        next_due_at = step_columns(clock, fired)[3]
-    else:  # the common case, kept to integers
-        next_due_at = instant(min((us for us in due_us if us is not None), default=None))
-    return steps, tiers, f"{{{due}}}", next_due_at
+    return steps, tiers, f"{{{due}}}", instant(next_due(fractions, due_us, fired))
 
 
 async def fired_steps(connection: Connection, ticket_ids: Sequence[str]) -> FiredSteps:
@@ -90,7 +77,8 @@ def undone_steps(
     standing = {step: at for step, (at, ok) in fired.items() if ok}
     if not standing or not late_events:
         return []
-    steps, _tiers, due, _next = step_columns(clock, {})
+    steps = [fraction for fraction, _tier in clock.agreement.steps]
+    due = [instant(us) for us in clock.due_us[: len(steps)]]
     return [(ticket_id, clock.key, s) for s in superseded(standing, steps, due, late_events)]
 
 
