@@ -21,7 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from engine.notify.amqp import ESCALATION_EXCHANGE, AmqpChannel
 from engine.notify.email import SmtpChannel
-from engine.notify.notice import Channel, DeliveryError, Notice, body_of
+from engine.notify.notice import CHANNELS, Channel, DeliveryError, Notice, body_of
 from engine.notify.webhook import WebhookChannel, sign, verify_signature
 from tests.services import AMQP_URL, free_port, poll
 
@@ -56,6 +56,8 @@ def test_every_channel_meets_the_port() -> None:
         WebhookChannel(secret=None),
     ]
     assert [c.name for c in channels] == ["email", "webhook"]
+    # The sender finds a notice's channel by its name: every name a notice can carry.
+    assert {SmtpChannel.name, WebhookChannel.name, AmqpChannel.name} == set(CHANNELS)
 
 
 # --- e-mail ----------------------------------------------------------------------------
