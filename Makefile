@@ -73,7 +73,7 @@ test: venv services lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 run: venv services
-	export SLA_ENGINE_LOG_JSON="$${SLA_ENGINE_LOG_JSON:-false}"; $(RUN_CMD)
+	$(RUN_CMD)
 
 bench: venv
 	$(BIN)/python -m benchmarks.calendar

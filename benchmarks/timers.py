@@ -134,7 +134,8 @@ async def main() -> None:
             raise SystemExit("loading took longer than --lead-s: give a larger one")
         env = {**os.environ, "SLA_ENGINE_AMQP_URL": AMQP_URL,
                "SLA_ENGINE_DATABASE_URL": database_url,
-               "SLA_ENGINE_CONFIG_DIR": str(bench_config(folder))}  # fmt: skip
+               "SLA_ENGINE_CONFIG_DIR": str(bench_config(folder)),
+               "SLA_ENGINE_HTTP_PORT": "0"}  # fmt: skip
         log = (folder / "engine.log").open("w")
         engine = subprocess.Popen([str(Path(sys.executable).with_name("sla-engine")), "run"],
                                   env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip

@@ -75,7 +75,7 @@ def _settings(path: Path | None) -> Settings:
 def run(settings_file: Path | None) -> int:
     """Start the daemon; 1 when the configuration is invalid."""
     from engine import logging as engine_logging
-    from engine.daemon import serve
+    from engine.daemon import StartupError, serve
 
     settings = _settings(settings_file)
     engine_logging.configure(settings.log_level, settings.log_json)
@@ -85,7 +85,11 @@ def run(settings_file: Path | None) -> int:
         print(exc, file=sys.stderr)
         return 1
     _tune_gc()
-    asyncio.run(serve(settings, config))
+    try:
+        asyncio.run(serve(settings, config))
+    except StartupError as exc:
+        print(f"sla-engine: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

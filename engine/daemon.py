@@ -26,13 +26,23 @@ from engine.config import AgreementConfig
 from engine.escalation.policy import BREACH
 from engine.intake import topology
 from engine.intake.consumer import IntakeConsumer, is_transient
-from engine.metrics import BREACHES, ESCALATIONS
+from engine.metrics import (
+    BREACHES,
+    ESCALATIONS,
+    FIRING_LATENESS,
+    WARNINGS,
+    business_time_histogram,
+    set_build_info,
+    target_buckets,
+)
 from engine.notify.amqp import AmqpChannel
 from engine.notify.compose import Composer
 from engine.notify.email import SmtpChannel
 from engine.notify.notice import Channel, ChannelName
 from engine.notify.sender import OutboxSender
 from engine.notify.webhook import WebhookChannel
+from engine.ops.gauges import GaugeRefresher
+from engine.ops.http_port import HttpPort, Parts
 from engine.retry import until_done
 from engine.scheduler.firing import Firing
 from engine.scheduler.loop import Scheduler
@@ -93,18 +103,46 @@ async def connect_broker(
     )
 
 
+class StartupError(Exception):
+    """The engine cannot start as configured (its HTTP address is taken, say)."""
+
+
 async def serve(
     settings: Settings,
     config: AgreementConfig,
     stopping: asyncio.Event | None = None,
     on_started: Callable[[IntakeConsumer], None] | None = None,
 ) -> None:
-    """Run intake until SIGTERM or SIGINT (or ``stopping``); raise if the intake worker dies."""
+    """Run the engine until SIGTERM or SIGINT (or ``stopping``); raise if a worker dies."""
     if stopping is None:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
+    set_build_info()
+    meter = ClockMeter(config)
+    port = HttpPort(Parts(meter), settings.http_host, settings.http_port)
+    try:
+        await port.start()
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen on {settings.http_host}:{settings.http_port} "
+            f"(SLA_ENGINE_HTTP_HOST, SLA_ENGINE_HTTP_PORT): {exc.strerror or exc}"
+        ) from exc
+    try:
+        await _serve(settings, config, meter, port.parts, stopping, on_started)
+    finally:
+        await port.stop()
+
+
+async def _serve(
+    settings: Settings,
+    config: AgreementConfig,
+    meter: ClockMeter,
+    parts: Parts,
+    stopping: asyncio.Event,
+    on_started: Callable[[IntakeConsumer], None] | None,
+) -> None:
     log.info(
         "engine.starting",
         amqp_url=redact_url(settings.amqp_url.get_secret_value()),
@@ -116,13 +154,22 @@ async def serve(
     if pool is None:
         log.info("engine.stopped", reason="stopped before the database answered")
         return
+    parts.pool = pool
     connection = await connect_broker(settings, stopping)
     if connection is None:
         await pool.close()
         log.info("engine.stopped", reason="stopped before the broker answered")
         return
+    parts.broker = connection
     channels = _channels(settings, connection)
-    recorder = Recorder(ClockMeter(config))
+    recorder = Recorder(meter)
+    refresher = GaugeRefresher(
+        pool,
+        connection,
+        (topology.QUEUE, topology.DEAD_LETTER_QUEUE),
+        config.calendars[config.general_contract.default_calendar].zone,
+        interval_s=settings.gauges_refresh_s,
+    )
     workers: set[asyncio.Task[None]] = set()
     try:
         await until_done(
@@ -142,6 +189,7 @@ async def serve(
             recorder,
             batch_size=settings.batch_size,
             retry_max_s=settings.db_retry_max_s,
+            business_time=business_time_histogram(target_buckets(config)),
         )
         sender = OutboxSender(
             pool,
@@ -171,6 +219,8 @@ async def serve(
             asyncio.create_task(sender.run(rest_stopping), name="sender"),
         }
         await consumer.start()
+        parts.consuming = lambda: consumer.consuming
+        refresher.start()
         log.info("engine.started", queue=topology.QUEUE, prefetch=settings.prefetch,
                  channels=sorted(channels))  # fmt: skip
         if on_started is not None:
@@ -194,6 +244,8 @@ async def serve(
         log.info("engine.stopped", **vars(consumer.stats), steps_fired=scheduler.fired,
                  notices_sent=sender.sent, notices_failed=sender.failed)  # fmt: skip
     finally:
+        parts.consuming = lambda: False
+        await refresher.stop()
         for worker in workers:
             worker.cancel()
         # Let the cancelled workers unwind (roll back, release) before their pool closes.
@@ -201,6 +253,7 @@ async def serve(
         for notify_channel in channels.values():
             await notify_channel.close()
         await connection.close()
+        parts.broker = parts.pool = None
         try:
             await asyncio.wait_for(pool.close(), timeout=5)
         except TimeoutError:
@@ -232,12 +285,16 @@ async def measure_unstepped(pool: asyncpg.Pool, recorder: Recorder) -> None:
 
 def _fired(sender: OutboxSender, firing: Firing) -> None:
     """Count the fired steps and wake the sender for their notices (after the commit)."""
+    committed = datetime.now(UTC)
     for step in firing.fired:
         labels = (step.department, step.service, step.priority, step.metric,
                   step.agreement_kind)  # fmt: skip
         ESCALATIONS.labels(*labels, step.tier).inc()
         if step.step == BREACH:
             BREACHES.labels(*labels).inc()
+        elif step.step < BREACH:
+            WARNINGS.labels(*labels, step.tier).inc()
+        FIRING_LATENESS.observe(max(0.0, (committed - step.due_at).total_seconds()))
     if firing.notices:
         sender.wake()
 

@@ -8,8 +8,14 @@ import sys
 import structlog
 
 
-def configure(level: str = "info", json_lines: bool = True) -> None:
-    """Send structlog's events to stderr, as JSON lines or for a console."""
+def configure(level: str = "info", json_lines: bool | None = None) -> None:
+    """Send structlog's events to stderr, as JSON lines or for a console.
+
+    Unset, ``json_lines`` follows standard error: a person at a terminal reads the
+    console format, a supervisor or log shipper gets one JSON object a line.
+    """
+    if json_lines is None:
+        json_lines = not sys.stderr.isatty()
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
     )

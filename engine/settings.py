@@ -84,8 +84,23 @@ class Settings(BaseSettings):
         description="how long a claimed notice is held by its sender before another may "
         "send it again (the same id); a delivery is cut off at half of it",
     )
+    http_host: str = Field(
+        default="127.0.0.1",
+        description="address of the HTTP port (/metrics, /healthz, /readyz, /tickets); "
+        "0.0.0.0 exposes it beyond this machine",
+    )
+    http_port: int = Field(default=8321, ge=0, le=65535, description="the HTTP port")
+    gauges_refresh_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="how often the gauges read from PostgreSQL and the broker are refreshed",
+    )
     log_level: str = "info"
-    log_json: bool = Field(default=True, description="JSON log lines; false for a console")
+    log_json: bool | None = Field(
+        default=None,
+        description="JSON log lines (true) or a readable console (false); unset: JSON "
+        "unless standard error is a terminal",
+    )
 
     @model_validator(mode="after")
     def _smtp_coherent(self) -> Settings:

@@ -11,6 +11,8 @@ rest of the queue at the broker.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +22,20 @@ import aio_pika
 import asyncpg
 import structlog
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from engine.events import TicketEvent, parse_event
 from engine.intake.topology import REASON_HEADER
+from engine.metrics import (
+    INTAKE_BATCH_SECONDS,
+    INTAKE_DEAD_LETTERS,
+    INTAKE_DUPLICATES,
+    INTAKE_EVENTS,
+    INTAKE_HELD,
+    INTAKE_LAST_PROCESSED,
+    INTAKE_RETRIES,
+)
 from engine.retry import until_done
 from engine.store.recorder import BatchOutcome, Recorder
 
@@ -77,11 +89,35 @@ class IntakeStats:
     retries: int = 0
 
 
-def _reason(error: ValidationError) -> str:
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a message is dead-lettered: a kind for the metric, a reason for people."""
+
+    kind: str  # one of engine.metrics.DEAD_LETTER_REASONS
+    reason: str
+
+
+def _refusal(error: ValidationError) -> Refusal:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "message"
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"invalid event: {where}: {first['msg']}{more}"
+    kind = "malformed" if first["type"] == "json_invalid" else "invalid"
+    return Refusal(kind, f"invalid event: {where}: {first['msg']}{more}")
+
+
+def _ids(body: bytes) -> dict[str, str]:
+    """The event and ticket ids of a refused message, where it has them, for its log line."""
+    try:
+        document = json.loads(body)
+    except ValueError:  # not JSON, or not UTF-8: there are no ids to read
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    return {
+        key: str(document[key])[:100]
+        for key in ("event_id", "ticket_id")
+        if isinstance(document.get(key), str | int)
+    }
 
 
 class IntakeConsumer:
@@ -98,6 +134,7 @@ class IntakeConsumer:
         retry_max_s: float,
         pipeline: int = 2,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        business_time: Histogram | None = None,
     ) -> None:
         self._queue = queue
         self._dead_letters = dead_letters
@@ -107,16 +144,30 @@ class IntakeConsumer:
         self._pipeline = pipeline
         self._retry_max_s = retry_max_s
         self._now = now
+        self._business_time = business_time
         # A deque and an event rather than an asyncio.Queue: put and get cost a loop
         # lookup and a waiter check per message, on the path of every event. Unbounded,
         # since the channel's prefetch bounds what the broker sends.
         self._inbox: deque[AbstractIncomingMessage] = deque()
         self._arrived = asyncio.Event()
         self._consumer_tag: str | None = None
+        self._in_batches = 0  # messages taken from the inbox and not yet settled
         self.stats = IntakeStats()
+
+    @property
+    def consuming(self) -> bool:
+        """Whether messages are being taken from the queue."""
+        return self._consumer_tag is not None
+
+    @property
+    def held(self) -> int:
+        """Messages received from the broker and not yet settled."""
+        return len(self._inbox) + self._in_batches
 
     async def start(self) -> None:
         """Start receiving messages (at most the channel's prefetch at a time)."""
+        INTAKE_LAST_PROCESSED.set_to_current_time()  # "stalled" counts from the start
+        INTAKE_HELD.set_function(lambda: self.held)
         self._consumer_tag = await self._queue.consume(self._receive)
 
     async def _receive(self, message: AbstractIncomingMessage) -> None:
@@ -163,7 +214,9 @@ class IntakeConsumer:
             arrived.cancel()
             stopper.cancel()
         inbox = self._inbox
-        return [inbox.popleft() for _ in range(min(len(inbox), self._batch_size))]
+        batch = [inbox.popleft() for _ in range(min(len(inbox), self._batch_size))]
+        self._in_batches += len(batch)
+        return batch
 
     async def _process(
         self,
@@ -176,7 +229,22 @@ class IntakeConsumer:
         A message is settled once acked, nacked, or lost with the channel it came on (the
         broker redelivers those). Only at shutdown are messages left unsettled on purpose.
         """
+        try:
+            return await self._process_in_order(batch, stopping, before)
+        finally:
+            self._in_batches -= len(batch)
+
+    async def _process_in_order(
+        self,
+        batch: list[AbstractIncomingMessage],
+        stopping: asyncio.Event,
+        before: asyncio.Task[bool] | None,
+    ) -> bool:
+        started = time.perf_counter()
         settled = await self._settle(batch, stopping)
+        if settled:
+            INTAKE_BATCH_SECONDS.observe(time.perf_counter() - started)
+            INTAKE_LAST_PROCESSED.set_to_current_time()
         # Whatever happened to this batch, the one before must be done before an ack, and
         # a multiple-ack is right only when nothing before this batch is left unsettled.
         in_order = await before if before is not None else True
@@ -212,11 +280,11 @@ class IntakeConsumer:
         valid: list[tuple[AbstractIncomingMessage, TicketEvent]] = []
         try:
             for message in batch:
-                event, reason = self._read(message)
-                if event is not None:
-                    valid.append((message, event))
+                event = self._read(message)
+                if isinstance(event, Refusal):
+                    await self._dead_letter(message, event)
                 else:
-                    await self._dead_letter(message, reason)
+                    valid.append((message, event))
         except Exception as exc:  # noqa: BLE001 - the broker redelivers the whole batch
             log.warning("intake.dead_letter_failed", error=repr(exc))
             return False
@@ -227,34 +295,54 @@ class IntakeConsumer:
         except Exception as exc:
             # Not the database but this code failing on some event: find the message
             # that does it and dead-letter it, rather than stall the queue on it.
-            log.exception("intake.record_failed", events=len(valid))
+            one = {"event_id": str(valid[0][1].event_id), "ticket_id": valid[0][1].ticket_id}
+            log.exception("intake.record_failed", events=len(valid),
+                          **(one if len(valid) == 1 else {}))  # fmt: skip
             if len(valid) > 1:
                 return all([await self._settle([message], stopping) for message, _ in valid])
             try:
-                await self._dead_letter(valid[0][0], f"internal error: {exc!r}")
+                await self._dead_letter(
+                    valid[0][0], Refusal("internal_error", f"internal error: {exc!r}")
+                )
             except Exception as publish_error:  # noqa: BLE001 - redelivered, tried again
                 log.warning("intake.dead_letter_failed", error=repr(publish_error))
                 return False
             return True
         if outcome is None:
             return False
-        self.stats.recorded += outcome.recorded
-        self.stats.duplicates += outcome.duplicates
-        if outcome.duplicates:
-            log.info("intake.duplicates", count=outcome.duplicates)
+        self._count(outcome)
         return True
 
-    def _read(self, message: AbstractIncomingMessage) -> tuple[TicketEvent | None, str]:
+    def _count(self, outcome: BatchOutcome) -> None:
+        """The committed batch's effects, into the stats and the metrics."""
+        self.stats.recorded += outcome.recorded
+        self.stats.duplicates += outcome.duplicates
+        for (event_type, channel), count in outcome.kinds.items():
+            INTAKE_EVENTS.labels(event_type, channel).inc(count)
+        if outcome.duplicates:
+            INTAKE_DUPLICATES.inc(outcome.duplicates)
+            log.info("intake.duplicates", count=outcome.duplicates)
+        if self._business_time is not None:
+            for clock in outcome.stopped:
+                self._business_time.labels(clock.metric, clock.agreement_kind).observe(
+                    clock.elapsed_s
+                )
+
+    def _read(self, message: AbstractIncomingMessage) -> TicketEvent | Refusal:
         if len(message.body) > MAX_MESSAGE_BYTES:
-            return None, f"message of {len(message.body)} bytes exceeds {MAX_MESSAGE_BYTES}"
+            return Refusal(
+                "too_large", f"message of {len(message.body)} bytes exceeds {MAX_MESSAGE_BYTES}"
+            )
         try:
             event = parse_event(message.body)
         except ValidationError as exc:
-            return None, _reason(exc)
-        refusal = self._recorder.meter.refusal(event)
-        if refusal is not None:
-            return None, f"refers to nothing the configuration knows: {refusal}"
-        return event, ""
+            return _refusal(exc)
+        unknown = self._recorder.meter.refusal(event)
+        if unknown is not None:
+            return Refusal(
+                "unknown_reference", f"refers to nothing the configuration knows: {unknown}"
+            )
+        return event
 
     async def _record(
         self, valid: list[tuple[AbstractIncomingMessage, TicketEvent]], stopping: asyncio.Event
@@ -268,6 +356,7 @@ class IntakeConsumer:
 
         def count() -> None:
             self.stats.retries += 1
+            INTAKE_RETRIES.inc()
 
         return await until_done(
             attempt,
@@ -279,9 +368,9 @@ class IntakeConsumer:
             on_retry=count,
         )
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+    async def _dead_letter(self, message: AbstractIncomingMessage, refusal: Refusal) -> None:
         headers = dict(message.headers or {})
-        headers[REASON_HEADER] = reason
+        headers[REASON_HEADER] = refusal.reason
         headers["x-original-routing-key"] = message.routing_key or ""
         await self._dead_letters.publish(
             aio_pika.Message(
@@ -294,9 +383,12 @@ class IntakeConsumer:
             routing_key=message.routing_key or "",
         )
         self.stats.dead_lettered += 1
+        INTAKE_DEAD_LETTERS.labels(refusal.kind).inc()
         log.warning(
             "intake.dead_lettered",
-            reason=reason,
+            reason=refusal.reason,
+            kind=refusal.kind,
             message_id=message.message_id,
             routing_key=message.routing_key,
+            **(_ids(message.body) if refusal.kind != "too_large" else {}),
         )

@@ -8,9 +8,9 @@ or deadlocking, and each ticket's clocks are measured from every event committed
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -57,6 +57,18 @@ class BatchOutcome:
     duplicates: int  # events already recorded: no second effect
     measured: int  # tickets whose clocks were measured again
     waiting: int  # tickets still waiting for their ticket.created
+    # the new events by type and channel, and the clocks this batch stopped, for metrics
+    kinds: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    stopped: Sequence[StoppedClock] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoppedClock:
+    """A clock that a batch stopped (met or breached), with the business time it used."""
+
+    metric: str
+    agreement_kind: str
+    elapsed_s: float
 
 
 class Recorder:
@@ -110,15 +122,21 @@ class Recorder:
             inserted = await connection.fetch(
                 "INSERT INTO events (event_id, ticket_id, type, occurred_at, payload)"
                 " SELECT * FROM staged_events ON CONFLICT (event_id) DO NOTHING"
-                " RETURNING ticket_id, occurred_at"
+                " RETURNING event_id, ticket_id, occurred_at"
             )
             self._remember(unique)
             changed = sorted({row["ticket_id"] for row in inserted})
             late: dict[str, list[datetime]] = defaultdict(list)
             for row in inserted:
                 late[row["ticket_id"]].append(row["occurred_at"])
-            waiting = await self._measure_again(connection, changed, locked, late, now)
-        return BatchOutcome(len(inserted), len(events) - len(inserted), len(changed), waiting)
+            waiting, stopped = await self._measure_again(connection, changed, locked, late, now)
+        by_id = {event.event_id: event for event in unique}
+        kinds: Counter[tuple[str, str]] = Counter(
+            (by_id[row["event_id"]].type, by_id[row["event_id"]].channel) for row in inserted
+        )
+        return BatchOutcome(
+            len(inserted), len(events) - len(inserted), len(changed), waiting, kinds, stopped
+        )
 
     async def remeasure(
         self, connection: Connection, ticket_ids: Sequence[str], now: datetime
@@ -143,10 +161,11 @@ class Recorder:
         locked: Sequence[asyncpg.Record],
         new_events: Mapping[str, Sequence[datetime]],
         now: datetime,
-    ) -> int:
-        """Measure and store the clocks of locked tickets; how many still wait to be created."""
+    ) -> tuple[int, list[StoppedClock]]:
+        """Measure and store the clocks of locked tickets: how many still wait to be
+        created, and the clocks that stopped."""
         if not changed:
-            return 0
+            return 0, []
         snapshots = {row["ticket_id"]: self._snapshots(row["agreements"]) for row in locked}
         history = await self._events_of(connection, changed)
         measured = [
@@ -159,8 +178,8 @@ class Recorder:
         stored = {ticket_id: known for ticket_id, (known, _) in snapshots.items()}
         fired = await fired_steps(connection, changed)
         late = {ticket_id: new_events.get(ticket_id, ()) for ticket_id in changed}
-        await _store(connection, measured, counts, stored, keys, now, fired, late)
-        return sum(1 for _, m in measured if m is None)
+        stopped = await _store(connection, measured, counts, stored, keys, now, fired, late)
+        return sum(1 for _, m in measured if m is None), stopped
 
     def _snapshots(self, text: str) -> tuple[dict[str, Any], dict[str, Agreement]]:
         """A ticket's stored snapshots, as JSON and as agreements.
@@ -249,7 +268,7 @@ async def _store(
     now: datetime,
     fired: FiredSteps,
     new_events: Mapping[str, Sequence[datetime]],
-) -> None:
+) -> list[StoppedClock]:
     # One row version per ticket and per clock and batch: each write costs PostgreSQL a
     # new tuple and index entries, so nothing is written twice or deleted to be re-added.
     rows = [
@@ -274,11 +293,12 @@ async def _store(
     earliest = min((due for due in dues if isinstance(due, datetime)), default=None)
     if earliest is not None:
         await wake_schedulers(connection, earliest)
+    stopped: list[StoppedClock] = []
     if clock_rows:
         await connection.copy_records_to_table(
             "staged_clocks", records=clock_rows, columns=_STAGED_CLOCK_COLUMNS
         )
-        await connection.execute(_UPSERT_CLOCKS)
+        stopped = [StoppedClock(*row) for row in await connection.fetch(_UPSERT_CLOCKS)]
     gone = [
         (ticket_id, key)
         for ticket_id, clocks in ready
@@ -291,6 +311,7 @@ async def _store(
             [t for t, _ in gone],
             [k for _, k in gone],
         )
+    return stopped
 
 
 # Rows are written through COPY into per-session staging tables, then merged with one
@@ -340,14 +361,22 @@ _UPDATE_TICKETS = (
 # The steps travel as array literals, and their instants as epoch microseconds: COPY's
 # binary arrays cost this process a check of every element, which the database can do
 # on its own, idle, core instead.
+# It returns the clocks that it stopped: every sub-statement of a WITH sees the table as
+# it was before the upsert, so ``before`` holds the previous stop (none for a new clock).
 _UPSERT_CLOCKS = (
-    f"INSERT INTO clocks ({', '.join(CLOCK_COLUMNS)})"
+    "WITH before AS (SELECT c.ticket_id, c.clock_key, c.stopped_at FROM clocks AS c"
+    " JOIN staged_clocks AS s USING (ticket_id, clock_key)),"
+    f" written AS (INSERT INTO clocks ({', '.join(CLOCK_COLUMNS)})"
     f" SELECT {', '.join(CLOCK_COLUMNS[:-3])}, steps::float8[], tiers::text[],"
     " (SELECT array_agg('epoch'::timestamptz + u * interval '1 microsecond' ORDER BY n)"
     "  FROM unnest(step_due_us::bigint[]) WITH ORDINALITY AS d(u, n))"
     " FROM staged_clocks"
     " ON CONFLICT (ticket_id, clock_key) DO UPDATE SET "
     + ", ".join(f"{column} = EXCLUDED.{column}" for column in CLOCK_COLUMNS[2:])
+    + " RETURNING ticket_id, clock_key, metric, agreement_kind, elapsed_s, stopped_at)"
+    " SELECT w.metric, w.agreement_kind, w.elapsed_s FROM written AS w"
+    " LEFT JOIN before AS b USING (ticket_id, clock_key)"
+    " WHERE w.stopped_at IS NOT NULL AND b.stopped_at IS NULL"
 )
 
 

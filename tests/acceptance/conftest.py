@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import EXAMPLE_CONFIG, REPO
-from tests.services import AMQP_URL, poll
+from tests.services import AMQP_URL, free_port, poll
 
 SLA_ENGINE = str(Path(sys.executable).with_name("sla-engine"))
 
@@ -23,6 +23,9 @@ class Daemon:
     """One ``sla-engine run`` process, its log in a file."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        env = {"SLA_ENGINE_HTTP_PORT": str(free_port()), **env}
+        self.port = int(env["SLA_ENGINE_HTTP_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(

@@ -14,7 +14,7 @@ from engine.daemon import serve
 from engine.intake.consumer import IntakeConsumer
 from engine.settings import Settings
 from tests.helpers import EXAMPLE_CONFIG
-from tests.services import AMQP_URL
+from tests.services import AMQP_URL, free_port
 
 
 @pytest.fixture
@@ -27,6 +27,7 @@ def settings(database_url: str) -> Settings:
         prefetch=200,
         db_retry_max_s=0.5,
         shutdown_grace_s=10,
+        http_port=free_port(),
     )
 
 

@@ -1,0 +1,222 @@
+"""Gauges read from PostgreSQL and the broker: open clocks, risk, compliance, backlogs.
+
+They describe the shared store, not this process, so they are read on a timer rather
+than counted as work happens; every engine reports the same values. Each refresh builds
+a complete new reading and swaps it in whole, so a scrape never sees half of one and a
+label set that no longer occurs (a department with no open clocks) disappears.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from engine.metrics import (
+    AT_RISK,
+    MONTH_STOPPED,
+    OPEN_CLOCKS,
+    OUTBOX_FAILED,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PENDING,
+    QUEUE_MESSAGES,
+    REFRESHED,
+    STEPS_DUE,
+    STORE_GAUGES,
+    StoreGauge,
+)
+
+log = structlog.get_logger(__name__)
+
+Sample = tuple[tuple[str, ...], float]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One refresh: each gauge's samples, as (label values, value)."""
+
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+
+
+class StoreGauges(Collector):
+    """Serves the latest reading to Prometheus; registered once, fed by each refresher."""
+
+    def __init__(self, gauges: Sequence[StoreGauge]) -> None:
+        self._gauges = gauges
+        self._reading = Reading()
+
+    def update(self, reading: Reading) -> None:
+        self._reading = reading
+
+    def clear(self) -> None:
+        self._reading = Reading()
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family(gauge, []) for gauge in self._gauges]
+
+    def collect(self) -> Iterator[Metric]:
+        reading = self._reading
+        for gauge in self._gauges:
+            samples = reading.samples.get(gauge.name)
+            if samples is not None:
+                yield self._family(gauge, samples)
+
+    @staticmethod
+    def _family(gauge: StoreGauge, samples: list[Sample]) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(gauge.name, gauge.documentation, labels=gauge.labels)
+        for labels, value in samples:
+            family.add_metric(labels, value)
+        return family
+
+
+STORE_COLLECTOR = StoreGauges(STORE_GAUGES)
+REGISTRY.register(STORE_COLLECTOR)
+
+# One scan of the clocks for open and this month's stopped ones. A clock still running
+# past its deadline counts as breached now, whatever its last measurement said; at risk
+# means past the first warning (a step below 1.0) and not breached.
+_CLOCKS = """
+SELECT department, metric, agreement_kind,
+       CASE WHEN stopped_at IS NOT NULL THEN state
+            WHEN state = 'breached' OR (running AND deadline <= $1) THEN 'open_breached'
+            WHEN running THEN 'open_running'
+            ELSE 'open_paused' END AS bucket,
+       count(*) AS clocks,
+       count(*) FILTER (
+           WHERE stopped_at IS NULL AND state <> 'breached'
+             AND NOT (running AND deadline <= $1)
+             AND cardinality(steps) > 0 AND steps[1] < 1
+             AND CASE WHEN running THEN step_due_at[1] <= $1 ELSE fraction >= steps[1] END
+       ) AS at_risk
+FROM clocks
+WHERE stopped_at IS NULL OR stopped_at >= $2
+GROUP BY 1, 2, 3, 4
+"""
+_STEPS_DUE = "SELECT count(*) FROM clocks WHERE next_due_at <= $1"
+_OUTBOX = """
+SELECT channel,
+       count(*) FILTER (WHERE status = 'pending') AS pending,
+       min(created_at) FILTER (WHERE status = 'pending') AS oldest,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+FROM outbox WHERE status <> 'sent' GROUP BY channel
+"""
+
+
+def month_start(now: datetime, zone: ZoneInfo) -> datetime:
+    """Midnight of the first day of ``now``'s month in ``zone``."""
+    local = now.astimezone(zone)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+async def read_store(
+    connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+    now: datetime,
+    zone: ZoneInfo,
+) -> dict[str, list[Sample]]:
+    """The clock and outbox gauges, read in one snapshot."""
+    samples: dict[str, list[Sample]] = {
+        gauge.name: [] for gauge in (OPEN_CLOCKS, AT_RISK, MONTH_STOPPED, OUTBOX_PENDING,
+                                     OUTBOX_OLDEST_AGE, OUTBOX_FAILED)
+    }  # fmt: skip
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        clocks = await connection.fetch(_CLOCKS, now, month_start(now, zone))
+        due = await connection.fetchval(_STEPS_DUE, now)
+        outbox = await connection.fetch(_OUTBOX)
+    at_risk: dict[tuple[str, ...], float] = {}
+    for row in clocks:
+        where = (row["department"], row["metric"], row["agreement_kind"])
+        bucket: str = row["bucket"]
+        if bucket.startswith("open_"):
+            samples[OPEN_CLOCKS.name].append(((*where, bucket[5:]), row["clocks"]))
+            at_risk[where] = at_risk.get(where, 0) + row["at_risk"]
+        else:
+            samples[MONTH_STOPPED.name].append(((*where, bucket), row["clocks"]))
+    samples[AT_RISK.name] = list(at_risk.items())
+    samples[STEPS_DUE.name] = [((), due)]
+    for row in outbox:
+        channel = (row["channel"],)
+        samples[OUTBOX_PENDING.name].append((channel, row["pending"]))
+        samples[OUTBOX_FAILED.name].append((channel, row["failed"]))
+        age = (now - row["oldest"]).total_seconds() if row["oldest"] is not None else 0.0
+        samples[OUTBOX_OLDEST_AGE.name].append((channel, max(0.0, age)))
+    return samples
+
+
+class GaugeRefresher:
+    """Reads the store and queue gauges every ``interval_s`` into ``STORE_COLLECTOR``."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        connection: AbstractRobustConnection,
+        queues: Sequence[str],
+        zone: ZoneInfo,
+        *,
+        interval_s: float,
+    ) -> None:
+        self._pool = pool
+        self._connection = connection
+        self._queues = queues
+        self._zone = zone
+        self._interval_s = interval_s
+        self._channel: AbstractChannel | None = None
+        self._periodic: AsyncIOScheduler | None = None
+
+    def start(self) -> None:
+        """Refresh now and then every interval (APScheduler; a slow refresh is not stacked)."""
+        periodic = AsyncIOScheduler(timezone=UTC)
+        periodic.add_job(
+            self.refresh,
+            "interval",
+            seconds=self._interval_s,
+            id="gauges",
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+        )
+        periodic.start()
+        self._periodic = periodic
+
+    async def stop(self) -> None:
+        if self._periodic is not None:
+            self._periodic.shutdown(wait=False)
+            self._periodic = None
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        STORE_COLLECTOR.clear()
+
+    async def refresh(self) -> None:
+        """One reading; on failure the last one stays and its timestamp tells its age."""
+        now = datetime.now(UTC)
+        try:
+            async with self._pool.acquire(timeout=10) as connection:
+                samples = await read_store(connection, now, self._zone)
+            samples[QUEUE_MESSAGES.name] = await self._queue_depths()
+        except Exception as exc:  # noqa: BLE001 - the next refresh tries again; alerts see the age
+            log.warning("metrics.refresh_failed", error=repr(exc))
+            return
+        samples[REFRESHED.name] = [((), time.time())]
+        STORE_COLLECTOR.update(Reading(samples))
+
+    async def _queue_depths(self) -> list[Sample]:
+        # Its own channel: a passive declare of a missing queue closes the channel it
+        # ran on, which must not be the one intake consumes on.
+        if self._channel is None or self._channel.is_closed:
+            self._channel = await self._connection.channel()
+        depths: list[Sample] = []
+        for name in self._queues:
+            queue = await self._channel.declare_queue(name, passive=True)
+            count = queue.declaration_result.message_count
+            depths.append(((name,), float(count or 0)))
+        return depths
+

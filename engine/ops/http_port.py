@@ -1,0 +1,140 @@
+"""The engine's HTTP port: /metrics, /healthz, /readyz and GET /tickets/{id}.
+
+It starts before the engine reaches its database and broker, so that a supervisor sees
+a live process (``/healthz``) that is not ready yet (``/readyz``) while it waits, rather
+than no answer at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from engine.ops.ticket_state import ticket_state
+from engine.sla_clock.meter import ClockMeter
+
+log = structlog.get_logger(__name__)
+
+# A readiness probe that waits longer than this on the database reports it unreachable:
+# probes have their own short timeouts, and a slow answer is as bad as none to them.
+READY_TIMEOUT_S = 2.0
+MAX_TICKET_ID = 200
+
+
+@dataclass
+class Parts:
+    """What the endpoints read; filled in as the engine connects."""
+
+    meter: ClockMeter
+    pool: asyncpg.Pool | None = None
+    broker: AbstractRobustConnection | None = None
+    # Set once intake consumes: a process that connected but has not declared its
+    # queues, or has stopped consuming, is not ready for traffic.
+    consuming: Callable[[], bool] = field(default=lambda: False)
+
+
+class HttpPort:
+    """An aiohttp server on ``host``:``port`` (port 0: any free one, see ``port``)."""
+
+    def __init__(self, parts: Parts, host: str, port: int) -> None:
+        self.parts = parts
+        self._host = host
+        self._port = port
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/tickets/{ticket_id}", self._ticket)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.port = port
+
+    async def start(self) -> None:
+        """Bind and serve; an address in use raises OSError, for the caller to report."""
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        log.info("http.listening", host=self._host, port=self.port)
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        # The event loop answered: the process lives. Nothing else, so that a restart
+        # is never triggered by a database outage the engine is waiting out.
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        checks = {
+            "database": await self._check(self._database),
+            "broker": await self._check(self._broker),
+            "intake": "ok" if self.parts.consuming() else "not consuming",
+        }
+        ready = all(result == "ok" for result in checks.values())
+        return web.json_response(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status=200 if ready else 503,
+        )
+
+    @staticmethod
+    async def _check(probe: Callable[[], Awaitable[str]]) -> str:
+        try:
+            return await asyncio.wait_for(probe(), READY_TIMEOUT_S)
+        except TimeoutError:
+            return f"no answer within {READY_TIMEOUT_S:g} s"
+        except Exception as exc:  # noqa: BLE001 - reported to the prober, not raised
+            return f"unreachable: {exc.__class__.__name__}"
+
+    async def _database(self) -> str:
+        pool = self.parts.pool
+        if pool is None:
+            return "not connected yet"
+        async with pool.acquire() as connection:
+            await connection.fetchval("SELECT 1")
+        return "ok"
+
+    async def _broker(self) -> str:
+        broker = self.parts.broker
+        if broker is None:
+            return "not connected yet"
+        return "ok" if broker.connected.is_set() and not broker.is_closed else "reconnecting"
+
+    async def _ticket(self, request: web.Request) -> web.Response:
+        ticket_id = request.match_info["ticket_id"]
+        if len(ticket_id) > MAX_TICKET_ID:
+            return _problem(400, f"a ticket id has at most {MAX_TICKET_ID} characters")
+        pool = self.parts.pool
+        if pool is None:
+            return _problem(503, "the engine is not connected to its database yet")
+        try:
+            async with pool.acquire(timeout=READY_TIMEOUT_S) as connection:
+                state = await ticket_state(
+                    connection, self.parts.meter, ticket_id, datetime.now(UTC)
+                )
+        except (OSError, TimeoutError, asyncpg.PostgresConnectionError) as exc:
+            return _problem(503, f"the database is unreachable: {exc.__class__.__name__}")
+        if state is None:
+            return _problem(404, f"no ticket {ticket_id!r}: no event of it was recorded")
+        return web.json_response(state)
+
+
+def _problem(status: int, detail: str) -> web.Response:
+    """An RFC 9457 problem document."""
+    return web.json_response(
+        {"status": status, "title": HTTPStatus(status).phrase, "detail": detail},
+        status=status,
+        content_type="application/problem+json",
+    )

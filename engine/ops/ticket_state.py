@@ -1,0 +1,105 @@
+"""A ticket's SLA state as JSON: its clocks measured now, with the steps already fired.
+
+The clocks table holds each clock as last measured, when the ticket's last event came;
+a running clock has used more business time since. So the clocks are measured again
+from the ticket's events at the moment of the request, by the same pure core intake
+uses, with the agreement snapshots the ticket's clocks were attached with.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from engine.events import event_adapter
+from engine.sla_clock.agreements import Agreement, UnknownReference
+from engine.sla_clock.clocks import Clock
+from engine.sla_clock.meter import ClockMeter
+from engine.store.connection import Connection
+
+JSON = dict[str, Any]
+
+_FIRED = """
+SELECT clock_key, step, tier, due_at, fired_at, status
+FROM escalation_steps WHERE ticket_id = $1 ORDER BY clock_key, step
+"""
+
+
+async def ticket_state(
+    connection: Connection, meter: ClockMeter, ticket_id: str, now: datetime
+) -> JSON | None:
+    """The ticket's clocks as of ``now``; None when no event of it was ever recorded."""
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        ticket = await connection.fetchrow(
+            "SELECT agreements::text AS agreements, event_count FROM tickets"
+            " WHERE ticket_id = $1",
+            ticket_id,
+        )
+        if ticket is None:
+            return None
+        payloads = await connection.fetch(
+            "SELECT payload::text AS payload FROM events WHERE ticket_id = $1", ticket_id
+        )
+        fired = await connection.fetch(_FIRED, ticket_id)
+    events = [event_adapter.validate_json(row["payload"]) for row in payloads]
+    attached = {
+        key: Agreement.from_json(value) for key, value in json.loads(ticket["agreements"]).items()
+    }
+    steps: dict[str, dict[float, JSON]] = {}
+    for row in fired:
+        steps.setdefault(row["clock_key"], {})[row["step"]] = {
+            "fired_at": row["fired_at"].isoformat(),
+            "status": row["status"],
+        }
+    state: JSON = {"ticket_id": ticket_id, "as_of": now.isoformat(), "events": len(events)}
+    try:
+        measured = meter.measure(events, attached, now)
+    except UnknownReference as exc:  # the configuration no longer knows its agreement
+        return {**state, "clocks": [], "unmeasurable": str(exc)}
+    if measured is None:
+        return {**state, "waiting_for": "ticket.created", "clocks": []}
+    timeline = measured.timeline
+    return {
+        **state,
+        "created_at": _iso(timeline.created_at),
+        "department": timeline.department,
+        "service": timeline.service,
+        "priority": timeline.priority_at(None),
+        "status": timeline.status,
+        "assigned_function": timeline.assigned_function,
+        "clocks": [_clock(clock, steps.get(clock.key, {})) for clock in measured.clocks],
+    }
+
+
+def _clock(clock: Clock, fired: dict[float, JSON]) -> JSON:
+    return {
+        "key": clock.key,
+        "metric": clock.metric,
+        "agreement": clock.agreement.kind,
+        "agreement_key": clock.agreement_key,
+        "function": clock.agreement.function,
+        "priority": clock.priority,
+        "state": clock.state,
+        "running": clock.running,
+        "started_at": clock.started_at.isoformat(),
+        "stopped_at": _iso(clock.stopped_at),
+        "elapsed_s": clock.elapsed.total_seconds(),
+        "target_s": clock.target.total_seconds(),
+        "fraction": clock.fraction,
+        "deadline": _iso(clock.deadline),
+        "steps": [
+            {
+                "fraction": threshold.fraction,
+                "tier": threshold.tier,
+                "due_at": _iso(threshold.due_at),
+                # fired, superseded (undone by a late event), or not fired yet
+                **fired.get(threshold.fraction, {"fired_at": None, "status": "pending"}),
+            }
+            for threshold in clock.thresholds
+        ],
+    }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
