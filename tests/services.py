@@ -6,6 +6,9 @@ import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
 
 AMQP_URL = os.environ.get("SLA_ENGINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 DATABASE_URL = os.environ.get(
@@ -31,3 +34,19 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+async def get_json(url: str) -> tuple[int, Any]:
+    """GET ``url``: its status and JSON body (None for a connection refused)."""
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status, await response.json(content_type=None)
+    except aiohttp.ClientConnectionError:
+        return 0, None
+
+
+async def get_text(url: str) -> str:
+    """GET ``url``, which must answer 200: its body."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200, await response.text()
+        return await response.text()

@@ -215,7 +215,9 @@ class GaugeRefresher:
             self._channel = await self._connection.channel()
         depths: list[Sample] = []
         for name in self._queues:
-            queue = await self._channel.declare_queue(name, passive=True)
+            # Not robust: a robust channel answers a passive declare of a queue it has
+            # declared before from its cache, with the count of that first time.
+            queue = await self._channel.declare_queue(name, passive=True, robust=False)
             count = queue.declaration_result.message_count
             depths.append(((name,), float(count or 0)))
         return depths

@@ -13,7 +13,7 @@ import pytest
 
 from engine.intake.publish import publish_events
 from tests.acceptance.conftest import Daemon, start
-from tests.services import AMQP_URL, poll
+from tests.services import AMQP_URL, get_json, poll
 from tests.streams import lines, stream
 
 pytestmark = pytest.mark.acceptance
@@ -101,9 +101,18 @@ async def test_postgresql_stopped_mid_stream_every_event_recorded_once(
             return any(e["event"] == "intake.store_unavailable" for e in engine.events())
 
         await poll(waiting, what="the engine to notice the database is gone")
+        status, body = await get_json(f"{engine.url}/readyz")
+        assert status == 503
+        assert body["checks"]["database"] != "ok"
+        assert (await get_json(f"{engine.url}/healthz"))[0] == 200  # alive: no restart
     finally:
         subprocess.run([*_cluster(), "start"], check=True, timeout=120)
     await all_recorded(database_url, len(events), timeout_s=120)
+
+    async def ready() -> bool:
+        return (await get_json(f"{engine.url}/readyz"))[0] == 200
+
+    await poll(ready, what="the engine to be ready again")
     connection = await asyncpg.connect(database_url)
     try:
         distinct = await connection.fetchval("SELECT count(DISTINCT event_id) FROM events")
