@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -169,7 +169,7 @@ class GaugeRefresher:
         self._queues = queues
         self._zone = zone
         self._interval_s = interval_s
-        self._channel: AbstractChannel | None = None
+        self._channel: AbstractRobustChannel | None = None
         self._periodic: AsyncIOScheduler | None = None
 
     def start(self) -> None:

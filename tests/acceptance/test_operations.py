@@ -289,7 +289,7 @@ async def test_prometheus_scrapes_a_breach_and_raises_its_alert(
     prometheus_of.append(prometheus)
 
     async def scraping() -> bool:
-        up = await prometheus.query('up{job="sla-engine"}')
+        up = await prometheus.query('up{job="sla-engine"}') or []
         return bool(up) and up[0]["value"][1] == "1"
 
     await poll(scraping, 60, what="Prometheus to scrape the engine")
