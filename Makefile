@@ -18,14 +18,15 @@ RUN_CMD ?= $(BIN)/sla-engine check-config config && $(BIN)/sla-engine run
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv services lint test run bench bench-intake bench-timers clean
+.PHONY: help venv services services-test lint test run bench bench-intake bench-timers clean
 
 help:
 	@echo "Targets:"
 	@echo "  venv      create $(VENV) (Python >= 3.11) and pip install -e '.[test]' when pyproject.toml changed"
 	@echo "  services  ensure PostgreSQL and RabbitMQ are installed and running (deploy/ensure-services.sh)"
+	@echo "  services-test  services, plus Debian's prometheus package (promtool, a server for the tests)"
 	@echo "  lint      ruff check . && mypy"
-	@echo "  test      venv + services, lint, then pytest (extra args: PYTEST_ARGS='...')"
+	@echo "  test      venv + services-test, lint, then pytest (extra args: PYTEST_ARGS='...')"
 	@echo "  run       venv + services, then RUN_CMD (now: $(RUN_CMD))"
 	@echo "  bench     run benchmarks/calendar.py (calendar arithmetic)"
 	@echo "  bench-intake  run benchmarks/intake.py (drain 200,000 events; real RabbitMQ and PostgreSQL)"
@@ -65,11 +66,15 @@ test run: export SLA_ENGINE_ALLOW_TRUST_AUTH := 1
 services:
 	bash deploy/ensure-services.sh
 
+# The tests also need Debian's prometheus package (promtool, and a real server).
+services-test:
+	bash deploy/ensure-services.sh --with-prometheus
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: venv services lint
+test: venv services-test lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 run: venv services

@@ -18,7 +18,20 @@
 #                            development or CI machine can afford.
 # When a host is not local, the service is only checked for reachability:
 # nothing is installed or started.
+#
+# With --with-prometheus (make test) it also makes sure Debian's prometheus package
+# is installed: the tests run promtool on the alert rules and a real Prometheus
+# server against the engine. They start their own server on a free port, so the
+# package's own service is left stopped where the install would start it.
 set -euo pipefail
+
+WITH_PROMETHEUS=0
+for arg in "$@"; do
+    case "$arg" in
+        --with-prometheus) WITH_PROMETHEUS=1 ;;
+        *) echo "ensure-services: unknown argument: $arg (known: --with-prometheus)" >&2; exit 2 ;;
+    esac
+done
 
 export PATH="/usr/local/sbin:/usr/sbin:/sbin:${PATH}"
 export DEBIAN_FRONTEND=noninteractive
@@ -278,5 +291,22 @@ ensure_rabbitmq() {
     echo "rabbitmq: ${RABBIT_ACTION:+$RABBIT_ACTION, }${status} (${AMQP_HOST}:${AMQP_PORT})"
 }
 
+ensure_prometheus() {
+    if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+        echo "prometheus: $(promtool --version 2>&1 | head -n 1)"
+        return
+    fi
+    apt_install --no-install-recommends prometheus
+    # Installed for its binaries: do not leave a second Prometheus running on :9090.
+    if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now prometheus >/dev/null 2>&1 \
+            || note "prometheus: could not stop the package's service (it may be running on :9090)"
+    fi
+    echo "prometheus: installed, $(promtool --version 2>&1 | head -n 1)"
+}
+
 ensure_postgresql
 ensure_rabbitmq
+if ((WITH_PROMETHEUS)); then
+    ensure_prometheus
+fi

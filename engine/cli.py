@@ -65,31 +65,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(path: Path | None) -> Settings:
+def _settings(path: Path | None, exit_code: int = 1) -> Settings:
     try:
         return Settings.load(path)
     except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
-        raise SystemExit(f"sla-engine: invalid settings: {exc}") from None
+        print(f"sla-engine: invalid settings: {exc}", file=sys.stderr)
+        raise SystemExit(exit_code) from None
+
+
+# sysexits' EX_CONFIG: the daemon cannot start as configured, and starting it again
+# unchanged will not help. The systemd unit names it in RestartPreventExitStatus, so a
+# wrong setting stops the service with its reason instead of a restart loop.
+EXIT_CONFIG = 78
 
 
 def run(settings_file: Path | None) -> int:
-    """Start the daemon; 1 when the configuration is invalid."""
+    """Start the daemon; EXIT_CONFIG when its settings or configuration are refused."""
     from engine import logging as engine_logging
     from engine.daemon import StartupError, serve
 
-    settings = _settings(settings_file)
+    settings = _settings(settings_file, EXIT_CONFIG)
     engine_logging.configure(settings.log_level, settings.log_json)
     try:
         config = load_config(settings.config_dir)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return 1
+        return EXIT_CONFIG
     _tune_gc()
     try:
         asyncio.run(serve(settings, config))
     except StartupError as exc:
         print(f"sla-engine: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_CONFIG
     return 0
 
 

@@ -65,3 +65,17 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = run("frobnicate")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_run_refuses_bad_settings_or_configuration_with_the_config_exit_status(
+    config_dir: Path,
+) -> None:
+    # 78 (EX_CONFIG): the systemd unit does not restart a service that exits with it.
+    bad_setting = run("run", env={"SLA_ENGINE_PREFETCH": "0"})
+    assert bad_setting.returncode == 78
+    assert "invalid settings" in bad_setting.stderr
+    assert "prefetch" in bad_setting.stderr
+    (config_dir / "catalog.yaml").write_text("services: [\n", encoding="utf-8")
+    bad_config = run("run", env={"SLA_ENGINE_CONFIG_DIR": str(config_dir)})
+    assert bad_config.returncode == 78
+    assert "catalog.yaml" in bad_config.stderr
