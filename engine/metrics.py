@@ -115,6 +115,14 @@ AT_RISK = StoreGauge(
     "Open clocks past their first warning and not yet breached.",
     ("department", "metric", "agreement"),
 )
+# Cumulative windows: "within 4h" includes those within 1h.
+BREACH_WINDOWS = (("15m", 900), ("1h", 3600), ("4h", 14400), ("1d", 86400))
+BREACHING_WITHIN = StoreGauge(
+    "sla_clocks_breaching_within",
+    "Running clocks whose deadline falls within the window from now (15m, 1h, 4h, 1d; "
+    "cumulative): the time to breach of what is open.",
+    ("department", "metric", "agreement", "within"),
+)
 MONTH_STOPPED = StoreGauge(
     "sla_month_stopped_clocks",
     "Clocks stopped since the start of this calendar month (in the general contract's "
@@ -151,8 +159,8 @@ REFRESHED = StoreGauge(
     "When this engine last read the store and queue gauges successfully.",
 )
 STORE_GAUGES = (
-    OPEN_CLOCKS, AT_RISK, MONTH_STOPPED, STEPS_DUE, OUTBOX_PENDING, OUTBOX_OLDEST_AGE,
-    OUTBOX_FAILED, QUEUE_MESSAGES, REFRESHED,
+    OPEN_CLOCKS, AT_RISK, BREACHING_WITHIN, MONTH_STOPPED, STEPS_DUE, OUTBOX_PENDING,
+    OUTBOX_OLDEST_AGE, OUTBOX_FAILED, QUEUE_MESSAGES, REFRESHED,
 )  # fmt: skip
 
 BUILD = Info("sla_engine_build", "The engine's version and the Python running it.")

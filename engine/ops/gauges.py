@@ -24,6 +24,8 @@ from prometheus_client.registry import Collector
 
 from engine.metrics import (
     AT_RISK,
+    BREACH_WINDOWS,
+    BREACHING_WITHIN,
     MONTH_STOPPED,
     OPEN_CLOCKS,
     OUTBOX_FAILED,
@@ -97,11 +99,20 @@ SELECT department, metric, agreement_kind,
              AND NOT (running AND deadline <= $1)
              AND cardinality(steps) > 0 AND steps[1] < 1
              AND CASE WHEN running THEN step_due_at[1] <= $1 ELSE fraction >= steps[1] END
-       ) AS at_risk
+       ) AS at_risk,
+       ARRAY[{windows}] AS breaching
 FROM clocks
 WHERE stopped_at IS NULL OR stopped_at >= $2
 GROUP BY 1, 2, 3, 4
 """
+_CLOCKS = _CLOCKS.replace(
+    "{windows}",
+    ", ".join(
+        "count(*) FILTER (WHERE stopped_at IS NULL AND running AND deadline > $1"
+        f" AND deadline <= $1 + interval '{seconds} seconds')"
+        for _, seconds in BREACH_WINDOWS
+    ),
+)
 _STEPS_DUE = "SELECT count(*) FROM clocks WHERE next_due_at <= $1"
 _OUTBOX = """
 SELECT channel,
@@ -125,23 +136,28 @@ async def read_store(
 ) -> dict[str, list[Sample]]:
     """The clock and outbox gauges, read in one snapshot."""
     samples: dict[str, list[Sample]] = {
-        gauge.name: [] for gauge in (OPEN_CLOCKS, AT_RISK, MONTH_STOPPED, OUTBOX_PENDING,
-                                     OUTBOX_OLDEST_AGE, OUTBOX_FAILED)
+        gauge.name: [] for gauge in (OPEN_CLOCKS, AT_RISK, BREACHING_WITHIN, MONTH_STOPPED,
+                                     OUTBOX_PENDING, OUTBOX_OLDEST_AGE, OUTBOX_FAILED)
     }  # fmt: skip
     async with connection.transaction(isolation="repeatable_read", readonly=True):
         clocks = await connection.fetch(_CLOCKS, now, month_start(now, zone))
         due = await connection.fetchval(_STEPS_DUE, now)
         outbox = await connection.fetch(_OUTBOX)
     at_risk: dict[tuple[str, ...], float] = {}
+    breaching: dict[tuple[str, ...], float] = {}
     for row in clocks:
         where = (row["department"], row["metric"], row["agreement_kind"])
         bucket: str = row["bucket"]
         if bucket.startswith("open_"):
             samples[OPEN_CLOCKS.name].append(((*where, bucket[5:]), row["clocks"]))
             at_risk[where] = at_risk.get(where, 0) + row["at_risk"]
+            for (window, _), count in zip(BREACH_WINDOWS, row["breaching"], strict=True):
+                key = (*where, window)
+                breaching[key] = breaching.get(key, 0) + count
         else:
             samples[MONTH_STOPPED.name].append(((*where, bucket), row["clocks"]))
     samples[AT_RISK.name] = list(at_risk.items())
+    samples[BREACHING_WITHIN.name] = list(breaching.items())
     samples[STEPS_DUE.name] = [((), due)]
     for row in outbox:
         channel = (row["channel"],)

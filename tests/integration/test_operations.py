@@ -82,6 +82,15 @@ async def test_gauges_count_open_at_risk_and_this_months_stopped_clocks(
         ((*okf, "resolution", "sla"), 0),
         ((*okf, "response", "sla"), 1),
     ]
+    # Deadlines ahead: B's response at 09:25; the resolutions of A, B and D at 11:00,
+    # 11:10 and 11:00 (two hours of office time from their creation).
+    breaching = samples["sla_clocks_breaching_within"]
+    within = {(metric, window): count for (_, metric, _, window), count in breaching}
+    assert within == {
+        ("response", "15m"): 1, ("response", "1h"): 1, ("response", "4h"): 1,
+        ("response", "1d"): 1, ("resolution", "15m"): 0, ("resolution", "1h"): 0,
+        ("resolution", "4h"): 3, ("resolution", "1d"): 3,
+    }  # fmt: skip
     assert sorted(samples["sla_month_stopped_clocks"]) == [
         ((*okf, "response", "sla", "breached"), 1),
         ((*okf, "response", "sla", "met"), 1),
