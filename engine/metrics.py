@@ -158,9 +158,13 @@ REFRESHED = StoreGauge(
     "sla_store_refresh_timestamp_seconds",
     "When this engine last read the store and queue gauges successfully.",
 )
+REFRESH_SECONDS = StoreGauge(
+    "sla_store_refresh_duration_seconds",
+    "How long the last successful reading of the store and queue gauges took.",
+)
 STORE_GAUGES = (
     OPEN_CLOCKS, AT_RISK, BREACHING_WITHIN, MONTH_STOPPED, STEPS_DUE, OUTBOX_PENDING,
-    OUTBOX_OLDEST_AGE, OUTBOX_FAILED, QUEUE_MESSAGES, REFRESHED,
+    OUTBOX_OLDEST_AGE, OUTBOX_FAILED, QUEUE_MESSAGES, REFRESHED, REFRESH_SECONDS,
 )  # fmt: skip
 
 BUILD = Info("sla_engine_build", "The engine's version and the Python running it.")

@@ -32,6 +32,7 @@ from engine.metrics import (
     OUTBOX_OLDEST_AGE,
     OUTBOX_PENDING,
     QUEUE_MESSAGES,
+    REFRESH_SECONDS,
     REFRESHED,
     STEPS_DUE,
     STORE_GAUGES,
@@ -214,6 +215,7 @@ class GaugeRefresher:
     async def refresh(self) -> None:
         """One reading; on failure the last one stays and its timestamp tells its age."""
         now = datetime.now(UTC)
+        started = time.perf_counter()
         try:
             async with self._pool.acquire(timeout=10) as connection:
                 samples = await read_store(connection, now, self._zone)
@@ -222,6 +224,7 @@ class GaugeRefresher:
             log.warning("metrics.refresh_failed", error=repr(exc))
             return
         samples[REFRESHED.name] = [((), time.time())]
+        samples[REFRESH_SECONDS.name] = [((), time.perf_counter() - started)]
         STORE_COLLECTOR.update(Reading(samples))
 
     async def _queue_depths(self) -> list[Sample]:

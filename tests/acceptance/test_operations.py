@@ -130,6 +130,7 @@ async def test_the_http_port_serves_health_metrics_and_ticket_state(
     assert value(samples, "sla_month_stopped_clocks", department="sof", metric="response",
                  agreement="sla", outcome="met") == 1  # fmt: skip
     assert value(samples, "sla_intake_queue_messages", queue=topology.QUEUE) == 0
+    assert 0 < (value(samples, "sla_store_refresh_duration_seconds") or 0) < 5
     build = [key for key in samples if key[0] == "sla_engine_build_info"]
     assert len(build) == 1
     assert dict(build[0][1])["version"]
