@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,9 +31,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from engine.settings import Settings
 from engine.store.migrate import migrate
 from engine.store.recorder import CLOCK_COLUMNS
 
@@ -78,6 +82,24 @@ def clock_rows(
 
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def refresh_duration(port: int) -> float:
+    """The engine's own reading of how long its last gauge refresh took."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        text = await response.text()
+    for family in text_string_to_metric_families(text):
+        if family.name == "sla_store_refresh_duration_seconds":
+            return float(family.samples[0].value)
+    raise SystemExit("the engine exported no sla_store_refresh_duration_seconds")
+
+
 async def load(database_url: str, clocks: int, stream: int, base: datetime) -> None:
     connection = await asyncpg.connect(database_url)
     try:
@@ -116,8 +138,11 @@ async def main() -> None:
     parser.add_argument("--stream", type=int, default=3_000)
     parser.add_argument("--lead-s", type=float, default=0, help="default: time to load + 15 s")
     parser.add_argument("--window-s", type=float, default=75.0)
+    parser.add_argument("--gauges-refresh-s", type=float, default=Settings().gauges_refresh_s,
+                        help="the engine's gauge refresh (a scan of the open clocks)")  # fmt: skip
     args = parser.parse_args()
     schema = f"bench_timers_{int(time.time())}"
+    port = free_port()
     admin = await asyncpg.connect(DATABASE_URL)
     await admin.execute(f'CREATE SCHEMA "{schema}"')
     database_url = f"{DATABASE_URL}?search_path={schema}"
@@ -135,7 +160,8 @@ async def main() -> None:
         env = {**os.environ, "SLA_ENGINE_AMQP_URL": AMQP_URL,
                "SLA_ENGINE_DATABASE_URL": database_url,
                "SLA_ENGINE_CONFIG_DIR": str(bench_config(folder)),
-               "SLA_ENGINE_HTTP_PORT": "0"}  # fmt: skip
+               "SLA_ENGINE_HTTP_PORT": str(port),
+               "SLA_ENGINE_GAUGES_REFRESH_S": str(args.gauges_refresh_s)}  # fmt: skip
         log = (folder / "engine.log").open("w")
         engine = subprocess.Popen([str(Path(sys.executable).with_name("sla-engine")), "run"],
                                   env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
@@ -144,6 +170,7 @@ async def main() -> None:
             assert engine.poll() is None, (folder / "engine.log").read_text()[-2000:]
             await asyncio.sleep(0.5)
         rss = peak_rss_mib(engine.pid)
+        refresh_s = await refresh_duration(port)
         engine.send_signal(signal.SIGTERM)
         engine.wait(60)
         log.close()
@@ -167,6 +194,8 @@ async def main() -> None:
         print(f"lateness (fired - due): p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
               f"max {max(late) * 1000:.0f} ms")  # fmt: skip
         print(f"engine peak RSS: {rss:.0f} MiB")
+        print(f"gauge refresh every {args.gauges_refresh_s:g} s, the last took "
+              f"{refresh_s * 1000:.0f} ms")  # fmt: skip
     finally:
         await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await admin.close()
