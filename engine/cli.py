@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine import __version__
+from engine import __version__, history_cli
 from engine.config import AgreementConfig, ConfigError, load_config
 from engine.settings import ENV_PREFIX, Settings
 
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--settings", type=Path, help=SETTINGS_HELP)
     commands.add_parser("schema", help="print the JSON Schema of the ticket event contract")
+    history_cli.add_commands(commands)
     return parser
 
 
@@ -184,6 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return migrate(args.settings)
     if args.command == "publish":
         return publish(args.file, not args.no_validate, args.settings)
+    if args.command == "simulate":
+        return history_cli.simulate_command(args)
+    if args.command == "export-events":
+        return history_cli.export_command(args, _settings)
+    if args.command == "report":
+        return history_cli.report_command(args, _settings)
     if args.command == "schema":
         from engine.events.schema import schema_text
 

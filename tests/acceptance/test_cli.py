@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from tests.helpers import EXAMPLE_CONFIG, REPO
+from tests.helpers import EXAMPLE_CONFIG, REPO, EditYaml
+from tests.streams import CPH, event
 
 SLA_ENGINE = shutil.which("sla-engine", path=str(Path(sys.executable).parent)) or "sla-engine"
 
@@ -79,3 +83,59 @@ def test_run_refuses_bad_settings_or_configuration_with_the_config_exit_status(
     bad_config = run("run", env={"SLA_ENGINE_CONFIG_DIR": str(config_dir)})
     assert bad_config.returncode == 78
     assert "catalog.yaml" in bad_config.stderr
+
+
+def _okf_p1(path: Path) -> Path:
+    """Two ØKF Opus Løn P1 tickets, one answered after 20 minutes, one never."""
+    monday = datetime(2030, 11, 25, 9, tzinfo=CPH)
+    created = {"department": "okf", "service": "opus-loen", "priority": "P1",
+               "subject": "Løn", "requester": {}}  # fmt: skip
+    events = [
+        event("ticket.created", "S-1", 0, monday, **created),
+        event("ticket.responded", "S-1", 1, monday + timedelta(minutes=20)),
+        event("ticket.created", "S-2", 0, monday, **created),
+        event("ticket.commented", "S-2", 1, monday + timedelta(hours=1),
+              visibility="internal", body="venter"),
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    return path
+
+
+def test_simulate_prints_the_timeline_and_compliance(tmp_path: Path) -> None:
+    result = run("simulate", "--config", str(EXAMPLE_CONFIG), str(_okf_p1(tmp_path / "e.jsonl")),
+                 "--format", "jsonl")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    breaches = [r["ticket_id"] for r in records if r["section"] == "timeline" and r["step"] == 1.0]
+    assert breaches == ["S-1", "S-2"]  # both responses past 15 minutes
+    totals = next(r for r in records if r["section"] == "totals")
+    assert (totals["events"], totals["tickets"], totals["breaches"]) == (4, 2, 2)
+
+
+def test_simulate_compares_two_configurations(tmp_path: Path, config_dir: Path,
+                                             edit_yaml: EditYaml) -> None:  # fmt: skip
+    def lenient(data: Any) -> None:
+        data["departments"][0]["services"]["opus-loen"]["targets"]["P1"]["response"] = "30m"
+
+    edit_yaml("departments/okf.yaml", lenient)
+    result = run("simulate", "--config", str(EXAMPLE_CONFIG), "--compare", str(config_dir),
+                 str(_okf_p1(tmp_path / "e.jsonl")), "--format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    response = next(r for r in document["compare"]
+                    if r["metric"] == "response" and r["service"] == "opus-loen")  # fmt: skip
+    # Under 30 minutes the answer after 20 meets the target; the unanswered one breaches.
+    assert (response["breached_a"], response["breached_b"]) == (2, 1)
+    assert (response["compliance_a_pct"], response["compliance_b_pct"]) == (0.0, 50.0)
+    assert response["change_pp"] == 50.0
+    assert (document["totals"]["breaches_a"], document["totals"]["breaches_b"]) == (2, 1)
+
+
+def test_simulate_refuses_a_file_with_lines_that_are_not_events(tmp_path: Path) -> None:
+    events = _okf_p1(tmp_path / "e.jsonl")
+    events.write_text(events.read_text() + '{"type": "ticket.created"}\nnot json\n')
+    result = run("simulate", str(events))
+    assert result.returncode == 1
+    assert f"{events}:5:" in result.stderr
+    assert f"{events}:6:" in result.stderr
+    assert result.stdout == ""

@@ -1,0 +1,179 @@
+"""The commands about past tickets: simulate (in memory), export-events and report
+(from PostgreSQL). Registered on the ``sla-engine`` parser by ``add_commands``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from engine.config import AgreementConfig, ConfigError, load_config
+from engine.settings import Settings
+
+FORMATS = ("table", "csv", "json", "jsonl")
+SettingsOf = Callable[[Path | None], Settings]
+"""How the CLI loads settings (its error handling included)."""
+SETTINGS_HELP = "YAML settings file (environment variables SLA_ENGINE_* override it)"
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    simulate = commands.add_parser(
+        "simulate",
+        help="replay events in memory under a configuration: steps fired and compliance",
+        description="Apply the events of EVENTS.jsonl in virtual time (their own occurred_at) "
+        "under the configuration, fire every step at its due instant as the daemon would, "
+        "and print the timeline of warnings, breaches and escalations and the compliance "
+        "per department, service, priority and metric. No RabbitMQ, no PostgreSQL.",
+    )
+    simulate.add_argument("events", type=Path, metavar="EVENTS.jsonl")
+    simulate.add_argument("--config", type=Path, default=Path("config"),
+                          help="agreement configuration (default: ./config)")  # fmt: skip
+    simulate.add_argument(
+        "--compare", type=Path, metavar="DIR2",
+        help="a second configuration: breaches and compliance side by side",
+    )  # fmt: skip
+    simulate.add_argument("--format", choices=FORMATS, default="table")
+    simulate.add_argument("--until", type=_instant_arg,
+                          help="end of virtual time (default: the last event); "
+                          "YYYY-MM-DD or an RFC 3339 instant")  # fmt: skip
+    simulate.add_argument("--summary-only", action="store_true",
+                          help="leave out the timeline of steps")  # fmt: skip
+    export = commands.add_parser(
+        "export-events",
+        help="write the events of tickets created in a period, in simulate's input format",
+        description="Write, one per line, every event of every ticket created in "
+        "[--from, --to): whole tickets, so that a simulation sees each ticket's life.",
+    )
+    report = commands.add_parser(
+        "report",
+        help="SLA and OLA compliance of tickets created in a period, from PostgreSQL",
+        description="Per department, service, priority and metric: tickets, met, breached, "
+        "compliance, median and p90 business time used against the target; OLA compliance "
+        "per provider function beside it. Tickets created in [--from, --to).",
+    )
+    for command in (export, report):
+        command.add_argument(
+            "--from", dest="start", type=_instant_arg, required=True,
+            help="first day or instant (YYYY-MM-DD: midnight in Copenhagen)",
+        )  # fmt: skip
+        command.add_argument("--to", dest="end", type=_instant_arg,
+                             help="end, exclusive (default: now)")  # fmt: skip
+        command.add_argument("--settings", type=Path, help=SETTINGS_HELP)
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    report.add_argument("--department", help="one department only")
+    report.add_argument("--format", choices=FORMATS, default="table")
+
+
+def _instant_arg(text: str) -> datetime:
+    """A date (its midnight in the default zone) or an instant with an offset."""
+    zone = ZoneInfo("Europe/Copenhagen")
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(), zone)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 instant"
+        ) from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no offset (add Z or +01:00)")
+    return parsed
+
+
+def _config(path: Path) -> AgreementConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def simulate_command(args: argparse.Namespace) -> int:
+    """Run ``simulate``; 1 when the events or a configuration are refused."""
+    from engine.simulate.core import simulate
+    from engine.simulate.render import (
+        EventFileError,
+        print_comparison,
+        print_simulation,
+        read_events,
+    )
+    from engine.sla_clock.meter import ClockMeter
+
+    configs = [_config(args.config)] + ([_config(args.compare)] if args.compare else [])
+    if any(config is None for config in configs):
+        return 1
+    try:
+        events = read_events(args.events)
+    except EventFileError as exc:
+        print(f"sla-engine: {len(exc.problems)} lines are not events:\n{exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"sla-engine: cannot read {args.events}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if not events and args.until is None:
+        print(f"sla-engine: {args.events} holds no events", file=sys.stderr)
+        return 1
+    runs = [simulate(ClockMeter(config), events, args.until) for config in configs if config]
+    for run in runs:
+        if run.refused:
+            print(f"sla-engine: {len(run.refused)} events refused, as the daemon would "
+                  f"dead-letter them; the first: {run.refused[0][1]}", file=sys.stderr)  # fmt: skip
+    if len(runs) == 2:
+        names = (str(args.config), str(args.compare))
+        print_comparison(runs[0], runs[1], names, args.format, sys.stdout)
+    else:
+        print_simulation(runs[0], args.format, sys.stdout, with_timeline=not args.summary_only)
+    return 0
+
+
+def export_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
+    """Run ``export-events``; the count goes to standard error."""
+    from engine.reporting.export import export_events
+
+    settings = settings_of(args.settings)
+    end = args.end or datetime.now(UTC)
+
+    async def main() -> int:
+        import asyncpg
+
+        connection = await asyncpg.connect(settings.database_url.get_secret_value())
+        try:
+            if args.out is None:
+                return await export_events(connection, args.start, end, sys.stdout)
+            with args.out.open("w", encoding="utf-8") as out:
+                return await export_events(connection, args.start, end, out)
+        finally:
+            await connection.close()
+
+    written = asyncio.run(main())
+    print(f"{written} events of tickets created in [{args.start.isoformat()}, "
+          f"{end.isoformat()})", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def report_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
+    """Run ``report``."""
+    from engine.reporting.report import clock_outcomes, render_report
+
+    settings = settings_of(args.settings)
+    now = datetime.now(UTC)
+    end = args.end or now
+
+    async def main() -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(settings.database_url.get_secret_value())
+        try:
+            outcomes = await clock_outcomes(connection, args.start, end, now, args.department)
+        finally:
+            await connection.close()
+        period = f"tickets created in [{args.start.isoformat()}, {end.isoformat()})"
+        render_report(outcomes, args.format, sys.stdout, period=period)
+
+    asyncio.run(main())
+    return 0
+

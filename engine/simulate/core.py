@@ -1,0 +1,192 @@
+"""The engine's decisions over a history of events, in memory and in virtual time.
+
+Virtual time is the events' own ``occurred_at``: each event is applied at the instant it
+occurred, as if it had arrived then, and between two events of a ticket every step its
+clocks reach fires at its due instant, as the daemon's scheduler fires it. The same
+pure core decides: ``ClockMeter`` measures, ``escalation.policy`` says which steps are
+due, the agreement snapshots are kept the way the recorder keeps them, and a step that
+fired never fires again (a retarget fires the steps it passed at once). What the daemon
+would refuse (an unknown department or service) is counted as refused, not applied.
+
+Tickets never meet each other in the engine (each is serialised on its own row), so
+each is simulated on its own, and the steps of all of them are ordered by due instant.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from engine.escalation.policy import BREACH, due_steps, next_due
+from engine.events import TicketEvent
+from engine.reporting.compliance import ClockOutcome, Outcome
+from engine.sla_clock.agreements import Agreement
+from engine.sla_clock.calendar import to_us
+from engine.sla_clock.clocks import Clock
+from engine.sla_clock.meter import ClockMeter
+
+_OUTCOMES: dict[str, Outcome] = {"met": "met", "breached": "breached"}
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedStep:
+    """A step the engine fires, at the instant it falls due."""
+
+    due_at: datetime
+    ticket_id: str
+    clock_key: str
+    metric: str
+    agreement: str
+    department: str
+    service: str
+    priority: str
+    function: str
+    step: float
+    tier: str
+    target_s: float
+
+    @property
+    def state(self) -> Literal["warning", "breach", "escalated"]:
+        return "warning" if self.step < BREACH else "breach" if self.step == BREACH else "escalated"
+
+
+@dataclass
+class Simulation:
+    """What a history does under one configuration, up to ``until``."""
+
+    until: datetime
+    events: int = 0  # applied
+    duplicates: int = 0  # a second delivery of an event_id: no effect, as in the daemon
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (event_id, reason)
+    tickets: int = 0
+    waiting: int = 0  # tickets whose ticket.created never came
+    steps: list[SimulatedStep] = field(default_factory=list)
+    outcomes: list[ClockOutcome] = field(default_factory=list)
+
+    @property
+    def breaches(self) -> int:
+        return sum(1 for step in self.steps if step.step == BREACH)
+
+
+def simulate(
+    meter: ClockMeter, events: Iterable[TicketEvent], until: datetime | None = None
+) -> Simulation:
+    """Apply ``events`` in virtual time up to ``until`` (default: the last event)."""
+    by_ticket: dict[str, list[TicketEvent]] = defaultdict(list)
+    seen: set[object] = set()
+    refused: list[tuple[str, str]] = []
+    duplicates = 0
+    for event in events:
+        if event.event_id in seen:
+            duplicates += 1
+            continue
+        seen.add(event.event_id)
+        reason = meter.refusal(event)
+        if reason is not None:
+            refused.append((str(event.event_id), reason))
+            continue
+        by_ticket[event.ticket_id].append(event)
+    last = max((e.occurred_at for evs in by_ticket.values() for e in evs), default=None)
+    horizon = until or last
+    if horizon is None:
+        raise ValueError("no event to simulate and no --until to end at")
+    result = Simulation(horizon, duplicates=duplicates, refused=refused)
+    for ticket_id, ticket_events in by_ticket.items():
+        ticket_events.sort(key=lambda e: e.occurred_at)
+        applied = [e for e in ticket_events if e.occurred_at <= horizon]
+        if not applied:
+            continue
+        result.tickets += 1
+        result.events += len(applied)
+        if not _simulate_ticket(meter, ticket_id, applied, horizon, result):
+            result.waiting += 1
+    result.steps.sort(key=lambda s: (s.due_at, s.ticket_id, s.clock_key, s.step))
+    return result
+
+
+def _simulate_ticket(
+    meter: ClockMeter,
+    ticket_id: str,
+    events: Sequence[TicketEvent],
+    until: datetime,
+    result: Simulation,
+) -> bool:
+    """Fire the ticket's steps between its events; False when it was never created."""
+    attached: dict[str, Agreement] = {}
+    fired: dict[str, set[float]] = defaultdict(set)
+    clocks: tuple[Clock, ...] = ()
+    created = False
+    for index, event in enumerate(events):
+        is_last = index == len(events) - 1
+        # The last measurement is taken at the end, for the clocks' final states; the
+        # steps' instants do not depend on the instant a clock is measured at.
+        as_of = until if is_last else event.occurred_at
+        measured = meter.measure(events[: index + 1], attached, as_of)
+        if measured is None:  # waiting for its ticket.created, as the daemon waits
+            continue
+        created = True
+        for key, agreement in measured.agreements.items():
+            attached.setdefault(key, agreement)  # a snapshot, once taken, is kept
+        clocks = measured.clocks
+        window_end = until if is_last else events[index + 1].occurred_at
+        end_us = to_us(window_end)
+        for clock in clocks:
+            _fire(ticket_id, clock, fired[clock.key], window_end, end_us, result)
+    result.outcomes += [_outcome(ticket_id, clock) for clock in clocks]
+    return created
+
+
+def _fire(
+    ticket_id: str,
+    clock: Clock,
+    fired: set[float],
+    window_end: datetime,
+    end_us: int,
+    result: Simulation,
+) -> None:
+    """Fire the clock's steps due by ``window_end`` that have not fired (policy's rule)."""
+    fractions = tuple(fraction for fraction, _tier in clock.agreement.steps)
+    due_us = clock.due_us[: len(fractions)]
+    soonest = next_due(fractions, due_us, fired)
+    if soonest is None or soonest > end_us:  # the usual case, decided on integers
+        return
+    tiers = tuple(tier for _fraction, tier in clock.agreement.steps)
+    instants = [None if us is None else clock.calendar.instant(us) for us in due_us]
+    agreement = clock.agreement
+    for due in due_steps(fractions, tiers, instants, fired, window_end):
+        fired.add(due.step)
+        result.steps.append(
+            SimulatedStep(
+                due_at=due.due_at,
+                ticket_id=ticket_id,
+                clock_key=clock.key,
+                metric=clock.metric,
+                agreement=agreement.kind,
+                department=agreement.department,
+                service=agreement.service,
+                priority=clock.priority,
+                function=agreement.function,
+                step=due.step,
+                tier=due.tier,
+                target_s=clock.target.total_seconds(),
+            )
+        )
+
+
+def _outcome(ticket_id: str, clock: Clock) -> ClockOutcome:
+    agreement = clock.agreement
+    return ClockOutcome(
+        ticket_id=ticket_id,
+        department=agreement.department,
+        service=agreement.service,
+        priority=clock.priority,
+        metric=clock.metric,
+        agreement=agreement.kind,
+        function=agreement.function,
+        outcome=_OUTCOMES.get(clock.state, "open"),
+        elapsed_s=clock.elapsed.total_seconds(),
+        target_s=clock.target.total_seconds(),
+    )

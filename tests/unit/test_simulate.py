@@ -1,0 +1,135 @@
+"""The simulator in memory: steps at their instants, outcomes, and its printed forms."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from engine.config import load_config
+from engine.events import TicketEvent, parse_event
+from engine.simulate.core import simulate
+from engine.simulate.render import print_comparison, print_simulation
+from engine.sla_clock.meter import ClockMeter
+from tests.helpers import EXAMPLE_CONFIG
+from tests.streams import CPH, event
+
+METER = ClockMeter(load_config(EXAMPLE_CONFIG))
+MONDAY = datetime(2030, 11, 25, 9, tzinfo=CPH)
+
+
+def at(minutes: float) -> datetime:
+    return MONDAY + timedelta(minutes=minutes)
+
+
+def ev(type_: str, ticket: str, seq: int, minutes: float, **fields: Any) -> TicketEvent:
+    return parse_event(json.dumps(event(type_, ticket, seq, at(minutes), **fields)))
+
+
+def created(ticket: str, priority: str = "P1", department: str = "okf") -> TicketEvent:
+    # ØKF's Opus Løn, P1: response 15 minutes (steps 0.5, 0.75, 0.9, 1.0, 1.5, 2.0).
+    return ev("ticket.created", ticket, 0, 0, department=department, service="opus-loen",
+              priority=priority, subject="Løn", requester={})  # fmt: skip
+
+
+def test_every_step_fires_at_its_instant_and_the_clock_ends_breached() -> None:
+    run = simulate(METER, [created("A")], at(60))
+    response = [(s.step, s.tier, s.due_at) for s in run.steps if s.metric == "response"]
+    assert response == [
+        (0.5, "operational", at(7.5)), (0.75, "operational", at(11.25)),
+        (0.9, "tactical", at(13.5)), (1.0, "tactical", at(15)),
+        (1.5, "strategic", at(22.5)), (2.0, "strategic", at(30)),
+    ]  # fmt: skip
+    assert run.breaches == 1  # the resolution (2 hours) is not due by 10:00
+    outcomes = {o.metric: o.outcome for o in run.outcomes}
+    assert outcomes == {"response": "breached", "resolution": "open"}
+
+
+def test_a_response_in_time_stops_the_steps_it_had_not_reached() -> None:
+    run = simulate(METER, [created("A"), ev("ticket.responded", "A", 1, 10)], at(60))
+    assert [s.step for s in run.steps if s.metric == "response"] == [0.5]
+    response = next(o for o in run.outcomes if o.metric == "response")
+    assert (response.outcome, response.elapsed_s) == ("met", 600)
+
+
+def test_a_downgrade_never_fires_a_fired_step_again() -> None:
+    events = [created("A"), ev("ticket.priority_changed", "A", 1, 10, priority="P4")]
+    run = simulate(METER, events, at(60 * 24 * 30))
+    response = [s.step for s in run.steps if s.metric == "response"]
+    assert response.count(0.5) == 1  # fired under P1 at 09:07:30, not again under P4
+    assert len(response) == len(set(response))
+
+
+def test_duplicates_refusals_and_tickets_never_created_are_counted() -> None:
+    first = created("A")
+    unknown = created("X", department="nowhere")
+    orphan = ev("ticket.responded", "B", 1, 5)
+    run = simulate(METER, [first, first, unknown, orphan], at(5))
+    assert (run.duplicates, run.tickets, run.waiting, run.events) == (1, 2, 1, 2)
+    assert run.refused == [(str(unknown.event_id), "unknown department 'nowhere'")]
+
+
+def test_virtual_time_ends_at_the_last_event_unless_told() -> None:
+    events = [created("A"), ev("ticket.commented", "A", 1, 12, visibility="internal", body="x")]
+    assert simulate(METER, events).until == at(12)
+    assert [s.step for s in simulate(METER, events).steps] == [0.5, 0.75]
+    early = simulate(METER, events, at(8))  # the comment at 12 is after the end
+    assert (early.events, [s.step for s in early.steps]) == (1, [0.5])
+
+
+def test_out_of_order_input_gives_the_same_decisions() -> None:
+    events = [created("A"), ev("ticket.responded", "A", 1, 10), created("C")]
+    forward = simulate(METER, events, at(60))
+    backward = simulate(METER, list(reversed(events)), at(60))
+    assert forward.steps == backward.steps
+    assert sorted(map(repr, forward.outcomes)) == sorted(map(repr, backward.outcomes))
+
+
+def printed(fmt: str, **kwargs: Any) -> str:
+    out = io.StringIO()
+    run = simulate(METER, [created("A"), created("B", "P3")], at(60))
+    print_simulation(run, fmt, out, **kwargs)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def test_jsonl_is_one_record_a_line_with_its_section() -> None:
+    records = [json.loads(line) for line in printed("jsonl").splitlines()]
+    sections = [r["section"] for r in records]
+    assert sections[0] == "timeline"
+    assert {"timeline", "sla", "totals"} <= set(sections)
+    breach = next(r for r in records if r["section"] == "timeline" and r["step"] == 1.0)
+    assert (breach["ticket_id"], breach["state"]) == ("A", "breach")
+    assert breach["due_at"] == at(15).isoformat()
+    sla = [r for r in records if r["section"] == "sla" and r["metric"] == "response"]
+    assert {(r["priority"], r["breached"], r["compliance_pct"]) for r in sla} == {
+        ("P1", 1, 0.0), ("P3", 0, None)}  # fmt: skip
+
+
+def test_csv_and_json_parse() -> None:
+    document = json.loads(printed("json"))
+    assert document["totals"]["breaches"] == 1
+    assert {"timeline", "sla", "ola", "totals"} == set(document)
+    sections = printed("csv", with_timeline=False).split("\n\n")
+    header, *rows = list(csv.reader(io.StringIO(sections[0])))
+    assert header[:5] == ["department", "service", "priority", "metric", "agreement"]
+    assert len(rows) == 4  # two priorities, two metrics
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "jsonl", "json"])
+def test_a_comparison_shows_both_configurations(fmt: str) -> None:
+    run = simulate(METER, [created("A")], at(60))
+    out = io.StringIO()
+    print_comparison(run, run, ("config", "config"), fmt, out)  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert "breached_a" in text
+    assert "breached_b" in text
+
+
+def test_a_table_shows_durations_for_people() -> None:
+    table = printed("table", with_timeline=False)
+    assert "15m00s" in table  # the P1 response target
+    assert "totals: until" in table
