@@ -17,9 +17,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import datetime
 from typing import Literal
 
+from engine.config.models import Tier
 from engine.escalation.policy import BREACH, due_steps, next_due
 from engine.events import TicketEvent
 from engine.reporting.compliance import ClockOutcome, Outcome
@@ -79,6 +81,7 @@ def simulate(
     seen: set[object] = set()
     refused: list[tuple[str, str]] = []
     duplicates = 0
+    last: datetime | None = None
     for event in events:
         if event.event_id in seen:
             duplicates += 1
@@ -89,14 +92,19 @@ def simulate(
             refused.append((str(event.event_id), reason))
             continue
         by_ticket[event.ticket_id].append(event)
-    last = max((e.occurred_at for evs in by_ticket.values() for e in evs), default=None)
+        if last is None or event.occurred_at > last:
+            last = event.occurred_at
     horizon = until or last
     if horizon is None:
         raise ValueError("no event to simulate and no --until to end at")
     result = Simulation(horizon, duplicates=duplicates, refused=refused)
     for ticket_id, ticket_events in by_ticket.items():
-        ticket_events.sort(key=lambda e: e.occurred_at)
-        applied = [e for e in ticket_events if e.occurred_at <= horizon]
+        ticket_events.sort(key=_occurred_at)
+        applied = (
+            ticket_events
+            if ticket_events[-1].occurred_at <= horizon
+            else [e for e in ticket_events if e.occurred_at <= horizon]
+        )
         if not applied:
             continue
         result.tickets += 1
@@ -107,6 +115,12 @@ def simulate(
     return result
 
 
+# Events that change a clock's target or agreement from the ticket's start (a retarget,
+# a reclassification): only after them can a step be due at an instant that an earlier
+# measurement did not give it.
+_RETROACTIVE = frozenset({"ticket.priority_changed", "ticket.reclassified"})
+
+
 def _simulate_ticket(
     meter: ClockMeter,
     ticket_id: str,
@@ -114,7 +128,33 @@ def _simulate_ticket(
     until: datetime,
     result: Simulation,
 ) -> bool:
-    """Fire the ticket's steps between its events; False when it was never created."""
+    """Fire the ticket's steps; False when it was never created.
+
+    Without a retroactive event one measurement, at the end, decides: an event changes
+    a clock only from the instant it occurred, so a step that falls due before the next
+    event falls due at the same instant whatever comes after, and the final
+    measurement gives every step the instant the measurement before it gave.
+    """
+    if not any(event.type in _RETROACTIVE for event in events):
+        measured = meter.measure(events, {}, until)
+        if measured is None:
+            return False
+        end_us = to_us(until)
+        for clock in measured.clocks:
+            _fire(ticket_id, clock, set(), until, end_us, result)
+        result.outcomes += [_outcome(ticket_id, clock) for clock in measured.clocks]
+        return True
+    return _replay_ticket(meter, ticket_id, events, until, result)
+
+
+def _replay_ticket(
+    meter: ClockMeter,
+    ticket_id: str,
+    events: Sequence[TicketEvent],
+    until: datetime,
+    result: Simulation,
+) -> bool:
+    """Measure after each event and fire the steps due before the next, as the daemon."""
     attached: dict[str, Agreement] = {}
     fired: dict[str, set[float]] = defaultdict(set)
     clocks: tuple[Clock, ...] = ()
@@ -148,12 +188,11 @@ def _fire(
     result: Simulation,
 ) -> None:
     """Fire the clock's steps due by ``window_end`` that have not fired (policy's rule)."""
-    fractions = tuple(fraction for fraction, _tier in clock.agreement.steps)
+    fractions, tiers = _split(clock.agreement.steps)
     due_us = clock.due_us[: len(fractions)]
     soonest = next_due(fractions, due_us, fired)
     if soonest is None or soonest > end_us:  # the usual case, decided on integers
         return
-    tiers = tuple(tier for _fraction, tier in clock.agreement.steps)
     instants = [None if us is None else clock.calendar.instant(us) for us in due_us]
     agreement = clock.agreement
     for due in due_steps(fractions, tiers, instants, fired, window_end):
@@ -174,6 +213,16 @@ def _fire(
                 target_s=clock.target.total_seconds(),
             )
         )
+
+
+@cache
+def _split(steps: tuple[tuple[float, Tier], ...]) -> tuple[tuple[float, ...], tuple[Tier, ...]]:
+    """A policy's fractions and tiers apart (every clock under the policy shares them)."""
+    return tuple(fraction for fraction, _ in steps), tuple(tier for _, tier in steps)
+
+
+def _occurred_at(event: TicketEvent) -> datetime:
+    return event.occurred_at
 
 
 def _outcome(ticket_id: str, clock: Clock) -> ClockOutcome:

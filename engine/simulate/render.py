@@ -108,7 +108,7 @@ def print_comparison(
         {row.group: row for row in sla_rows(simulation.outcomes)}
         for simulation in (first, second)
     )
-    records = []
+    records: list[Record] = []
     for group in sorted(a.keys() | b.keys()):
         left, right = a.get(group), b.get(group)
         record: dict[str, Any] = dict(zip(SLA_GROUPS, group, strict=True))
@@ -119,7 +119,7 @@ def print_comparison(
         both = (record["compliance_a_pct"], record["compliance_b_pct"])
         record["change_pp"] = None if None in both else round(both[1] - both[0], 1)
         records.append(record)
-    columns = (*SLA_GROUPS, "tickets", "breached_a", "breached_b", "compliance_a_pct",
+    columns: tuple[str, ...] = (*SLA_GROUPS, "tickets", "breached_a", "breached_b", "compliance_a_pct",
                "compliance_b_pct", "change_pp")  # fmt: skip
     totals = {
         "config_a": names[0], "config_b": names[1],
