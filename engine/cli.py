@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -177,6 +178,16 @@ def check_config(directory: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the return value is the exit status."""
     args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a command killed by SIGPIPE
+        # would, and keep Python from failing again on flushing the closed stdout.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         return check_config(args.directory)
     if args.command == "run":

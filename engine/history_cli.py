@@ -130,12 +130,28 @@ def simulate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _window(args: argparse.Namespace) -> tuple[datetime, datetime] | None:
+    """The period [--from, --to), or None (reported) when it is empty."""
+    from engine.reporting.window import check_window
+
+    end = args.end or datetime.now(UTC)
+    try:
+        check_window(args.start, end)
+    except ValueError as exc:
+        print(f"sla-engine: --from/--to: {exc}", file=sys.stderr)
+        return None
+    return args.start, end
+
+
 def export_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
-    """Run ``export-events``; the count goes to standard error."""
+    """Run ``export-events``; the count goes to standard error; 2 for an empty period."""
     from engine.reporting.export import export_events
 
+    window = _window(args)
+    if window is None:
+        return 2
+    end = window[1]
     settings = settings_of(args.settings)
-    end = args.end or datetime.now(UTC)
 
     async def main() -> int:
         import asyncpg
@@ -156,12 +172,15 @@ def export_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
 
 
 def report_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
-    """Run ``report``."""
+    """Run ``report``; 2 for an empty period."""
     from engine.reporting.report import clock_outcomes, render_report
 
+    window = _window(args)
+    if window is None:
+        return 2
+    end = window[1]
     settings = settings_of(args.settings)
     now = datetime.now(UTC)
-    end = args.end or now
 
     async def main() -> None:
         import asyncpg

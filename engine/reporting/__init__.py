@@ -1,1 +1,5 @@
-"""Compliance reports and the formats they are printed in: pure, shared by report and simulate."""
+"""Compliance reports and the event export.
+
+``compliance`` and ``output`` are pure, shared by report and simulate; ``report`` and
+``export`` read PostgreSQL.
+"""

@@ -12,7 +12,7 @@ Record = Mapping[str, Any]
 
 
 def duration(seconds: float) -> str:
-    """Seconds as a person reads a duration: 45s, 12m, 3h05m, 2d04h."""
+    """Seconds as a person reads a duration: 45s, 12m00s, 3h05m, 2d04h."""
     whole = round(seconds)
     days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)
@@ -31,7 +31,7 @@ def cell(value: Any, column: str = "") -> str:
     if column.endswith("_s") and isinstance(value, int | float):
         return duration(value)
     if isinstance(value, float):
-        return f"{value:.1f}" if abs(value) >= 10 or value == int(value) else f"{value:.3g}"
+        return f"{value:.1f}" if abs(value) >= 10 or value.is_integer() else f"{value:.3g}"
     return str(value)
 
 

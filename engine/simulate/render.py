@@ -119,8 +119,8 @@ def print_comparison(
         both = (record["compliance_a_pct"], record["compliance_b_pct"])
         record["change_pp"] = None if None in both else round(both[1] - both[0], 1)
         records.append(record)
-    columns: tuple[str, ...] = (*SLA_GROUPS, "tickets", "breached_a", "breached_b", "compliance_a_pct",
-               "compliance_b_pct", "change_pp")  # fmt: skip
+    columns: tuple[str, ...] = (*SLA_GROUPS, "tickets", "breached_a", "breached_b",
+                                "compliance_a_pct", "compliance_b_pct", "change_pp")  # fmt: skip
     totals = {
         "config_a": names[0], "config_b": names[1],
         "breaches_a": first.breaches, "breaches_b": second.breaches,

@@ -1,0 +1,191 @@
+"""SLA and OLA compliance of a period's tickets, read from the clocks stored in PostgreSQL.
+
+``clock_outcomes`` reads the clocks, ``render_report`` prints what
+``engine.reporting.compliance.summarize`` makes of them: the same counting as the
+simulator's, so a simulated report and a stored one can be set side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+import asyncpg
+
+from engine.reporting.compliance import (
+    OLA_GROUPING,
+    SLA_GROUPING,
+    ClockOutcome,
+    ComplianceRow,
+    GroupKey,
+    Outcome,
+    summarize,
+)
+from engine.reporting.output import Format, Record, write
+from engine.reporting.window import check_window
+from engine.store.connection import Connection
+
+# Ordered so that equal inputs give equal reports (a group's most common target among
+# equally common ones is the first met).
+_CLOCKS = """
+SELECT c.ticket_id, c.department, c.service, c.priority, c.metric, c.agreement_kind,
+       c.function, c.state, c.running, c.deadline, c.elapsed_s, c.target_s
+FROM tickets AS t JOIN clocks AS c USING (ticket_id)
+WHERE t.created_at >= $1 AND t.created_at < $2 AND ($3::text IS NULL OR c.department = $3)
+ORDER BY c.ticket_id, c.clock_key
+"""
+_PREFETCH_ROWS = 5_000
+
+# 'default' rows are services outside the department's SLA, under the general contract's
+# targets: grouped apart from the 'sla' rows so that out of agreement stays visible.
+SLA_BY: tuple[GroupKey, ...] = (*SLA_GROUPING, "agreement")
+MEASURES = (
+    "tickets", "met", "breached", "open", "compliance_pct", "median_s", "p90_s", "target_s",
+    "median_of_target_pct", "p90_of_target_pct",
+)  # fmt: skip
+SLA_COLUMNS = (*SLA_BY, *MEASURES)
+OLA_COLUMNS = (*OLA_GROUPING, *MEASURES)
+# CSV and JSON Lines: one table of both sections, so a spreadsheet can filter and pivot
+# it as it stands, and reports of several periods can be appended to one another.
+FLAT_COLUMNS = (
+    "period", "section", "department", "service", "function", "priority", "metric",
+    "agreement", *MEASURES,
+)  # fmt: skip
+_DEFAULT_NOTE = (
+    "agreement default: a service the department has not ordered, out of agreement,"
+    " under the general contract's targets\n"
+)
+
+
+async def clock_outcomes(
+    connection: Connection,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    department: str | None = None,
+) -> list[ClockOutcome]:
+    """The clocks of the tickets created in ``[start, end)``, as they stand at ``now``.
+
+    Tickets whose ``ticket.created`` never arrived have no clocks and are not counted.
+    """
+    check_window(start, end)
+    if now.utcoffset() is None:
+        raise ValueError(f"now {now.isoformat()} has no UTC offset")
+    outcomes = []
+    # The same labels recur on every clock: one string each keeps a year's clocks small.
+    labels: dict[str, str] = {}
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        rows = connection.cursor(_CLOCKS, start, end, department, prefetch=_PREFETCH_ROWS)
+        async for row in rows:
+            outcomes.append(_outcome(row, now, labels))
+    return outcomes
+
+
+def outcome_of(state: str, running: bool, deadline: datetime | None, now: datetime) -> Outcome:
+    """A stored clock's outcome at ``now``: still running past its deadline is breached."""
+    if state == "met":
+        return "met"
+    if state == "breached" or (running and deadline is not None and deadline <= now):
+        return "breached"
+    return "open"
+
+
+def _outcome(row: asyncpg.Record, now: datetime, labels: dict[str, str]) -> ClockOutcome:
+    outcome = outcome_of(row["state"], row["running"], row["deadline"], now)
+    # A running clock's elapsed_s is as of its last measurement, which may be well before
+    # ``now``: measuring it again would take the calendars, and this reads the store
+    # alone. That is acceptable: open clocks count in no median, and one breached since
+    # has used at least its target, which is what it counts with (the stale figure would
+    # put a breach below its own target).
+    elapsed_s: float = row["elapsed_s"]
+    if row["running"] and outcome == "breached":
+        elapsed_s = max(elapsed_s, row["target_s"])
+    return ClockOutcome(
+        ticket_id=row["ticket_id"],
+        department=labels.setdefault(row["department"], row["department"]),
+        service=labels.setdefault(row["service"], row["service"]),
+        priority=labels.setdefault(row["priority"], row["priority"]),
+        metric=labels.setdefault(row["metric"], row["metric"]),
+        agreement=labels.setdefault(row["agreement_kind"], row["agreement_kind"]),
+        function=labels.setdefault(row["function"], row["function"]),
+        outcome=outcome,
+        elapsed_s=elapsed_s,
+        target_s=row["target_s"],
+    )
+
+
+def render_report(
+    outcomes: Iterable[ClockOutcome], fmt: Format, out: TextIO, *, period: str
+) -> None:
+    """Print the SLA compliance and the OLA compliance per provider function in ``fmt``.
+
+    table: a heading with the period over each section's table. json: one object,
+    ``{"period", "sla", "ola"}``. csv and jsonl: one table of both sections, told apart
+    by a ``section`` column (``sla`` or ``ola``), with the period on every row.
+    """
+    clocks = list(outcomes)
+    sla = sla_records(clocks)
+    ola = ola_records(clocks)
+    if fmt == "json":
+        document = {
+            "period": period,
+            "sla": [_only(record, SLA_COLUMNS) for record in sla],
+            "ola": [_only(record, OLA_COLUMNS) for record in ola],
+        }
+        json.dump(document, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    elif fmt in ("csv", "jsonl"):
+        flat = [{"period": period, "section": "sla", **r} for r in sla] + [
+            {"period": period, "section": "ola", "agreement": "ola", **r} for r in ola
+        ]
+        write(flat, FLAT_COLUMNS, fmt, out)
+    else:
+        out.write(f"SLA compliance per department, service, priority and metric, {period}\n")
+        write(sla, SLA_COLUMNS, fmt, out)
+        if any(record["agreement"] == "default" for record in sla):
+            out.write(_DEFAULT_NOTE)
+        out.write(f"\nOLA compliance per provider function, {period}\n")
+        write(ola, OLA_COLUMNS, fmt, out)
+
+
+def sla_records(outcomes: Iterable[ClockOutcome]) -> list[dict[str, Any]]:
+    """SLA rows, by department, service, priority, metric and agreement (sla or default)."""
+    rows = summarize((c for c in outcomes if c.agreement != "ola"), SLA_BY)
+    return [_record(row, SLA_BY) for row in rows]
+
+
+def ola_records(outcomes: Iterable[ClockOutcome]) -> list[dict[str, Any]]:
+    """OLA rows, by provider function, priority and metric."""
+    rows = summarize((c for c in outcomes if c.agreement == "ola"), OLA_GROUPING)
+    return [_record(row, OLA_GROUPING) for row in rows]
+
+
+def _record(row: ComplianceRow, by: Sequence[GroupKey]) -> dict[str, Any]:
+    return {
+        **dict(zip(by, row.group, strict=True)),
+        "tickets": row.tickets,
+        "met": row.met,
+        "breached": row.breached,
+        "open": row.open,
+        "compliance_pct": None if row.compliance is None else round(100 * row.compliance, 1),
+        "median_s": _seconds(row.median_s),
+        "p90_s": _seconds(row.p90_s),
+        "target_s": _seconds(row.target_s),
+        "median_of_target_pct": _share_pct(row.median_s, row.target_s),
+        "p90_of_target_pct": _share_pct(row.p90_s, row.target_s),
+    }
+
+
+def _seconds(value: float | None) -> float | None:
+    # Business time is measured to the microsecond; a report needs a tenth of a second.
+    return None if value is None else round(value, 1)
+
+
+def _share_pct(part_s: float | None, target_s: float) -> float | None:
+    return None if part_s is None else round(100 * part_s / target_s, 1)
+
+
+def _only(record: Record, columns: Sequence[str]) -> dict[str, Any]:
+    return {column: record.get(column) for column in columns}
