@@ -6,15 +6,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from engine.config import AgreementConfig, ConfigError, load_config
+from engine.reporting.compliance import ClockOutcome
 from engine.settings import Settings
+from engine.store.connection import Connection
 
 FORMATS = ("table", "csv", "json", "jsonl")
+T = TypeVar("T")
 SettingsOf = Callable[[Path | None], Settings]
 """How the CLI loads settings (its error handling included)."""
 SETTINGS_HELP = "YAML settings file (environment variables SLA_ENGINE_* override it)"
@@ -150,24 +154,19 @@ def export_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
     window = _window(args)
     if window is None:
         return 2
-    end = window[1]
-    settings = settings_of(args.settings)
+    start, end = window
 
-    async def main() -> int:
-        import asyncpg
+    async def work(connection: Connection) -> int:
+        if args.out is None:
+            return await export_events(connection, start, end, sys.stdout)
+        with args.out.open("w", encoding="utf-8") as out:
+            return await export_events(connection, start, end, out)
 
-        connection = await asyncpg.connect(settings.database_url.get_secret_value())
-        try:
-            if args.out is None:
-                return await export_events(connection, args.start, end, sys.stdout)
-            with args.out.open("w", encoding="utf-8") as out:
-                return await export_events(connection, args.start, end, out)
-        finally:
-            await connection.close()
-
-    written = asyncio.run(main())
-    print(f"{written} events of tickets created in [{args.start.isoformat()}, "
-          f"{end.isoformat()})", file=sys.stderr)  # fmt: skip
+    written = _on_database(settings_of(args.settings), work)
+    if written is None:
+        return 1
+    print(f"{written} events of tickets created in [{start.isoformat()}, {end.isoformat()})",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -178,21 +177,42 @@ def report_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
     window = _window(args)
     if window is None:
         return 2
-    end = window[1]
-    settings = settings_of(args.settings)
+    start, end = window
     now = datetime.now(UTC)
 
-    async def main() -> None:
-        import asyncpg
+    async def work(connection: Connection) -> list[ClockOutcome]:
+        return await clock_outcomes(connection, start, end, now, args.department)
 
-        connection = await asyncpg.connect(settings.database_url.get_secret_value())
-        try:
-            outcomes = await clock_outcomes(connection, args.start, end, now, args.department)
-        finally:
-            await connection.close()
-        period = f"tickets created in [{args.start.isoformat()}, {end.isoformat()})"
-        render_report(outcomes, args.format, sys.stdout, period=period)
-
-    asyncio.run(main())
+    outcomes = _on_database(settings_of(args.settings), work)
+    if outcomes is None:
+        return 1
+    period = f"tickets created in [{start.isoformat()}, {end.isoformat()})"
+    render_report(outcomes, args.format, sys.stdout, period=period)
     return 0
 
+
+def _on_database(settings: Settings, work: Callable[[Connection], Awaitable[T]]) -> T | None:
+    """``work`` on a connection to the engine's database; None (reported) when the
+    database cannot be reached."""
+    import asyncpg
+
+    from engine.intake.consumer import is_transient
+    from engine.settings import redact_url
+
+    url = settings.database_url.get_secret_value()
+
+    async def main() -> T:
+        connection = await asyncpg.connect(url)
+        try:
+            return await work(connection)
+        finally:
+            await connection.close()
+
+    try:
+        return asyncio.run(main())
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        print(f"sla-engine: the database at {redact_url(url)} cannot be reached: {exc!r}",
+              file=sys.stderr)  # fmt: skip
+        return None
