@@ -18,7 +18,7 @@ RUN_CMD ?= $(BIN)/sla-engine check-config config && $(BIN)/sla-engine run
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv services services-test lint test run bench bench-intake bench-timers clean
+.PHONY: help venv services services-test lint test run bench bench-intake bench-timers bench-simulate clean
 
 help:
 	@echo "Targets:"
@@ -31,6 +31,7 @@ help:
 	@echo "  bench     run benchmarks/calendar.py (calendar arithmetic)"
 	@echo "  bench-intake  run benchmarks/intake.py (drain 200,000 events; real RabbitMQ and PostgreSQL)"
 	@echo "  bench-timers  run benchmarks/timers.py (firing lateness with 1,000,000 open clocks)"
+	@echo "  bench-simulate  run benchmarks/simulate.py (a synthetic year replayed in memory; no services)"
 	@echo "  clean     remove $(VENV) and caches"
 
 venv: $(STAMP)
@@ -88,6 +89,9 @@ bench-intake: venv services
 
 bench-timers: venv services
 	$(BIN)/python -m benchmarks.timers
+
+bench-simulate: venv
+	$(BIN)/python -m benchmarks.simulate --tune-gc
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

@@ -197,6 +197,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "publish":
         return publish(args.file, not args.no_validate, args.settings)
     if args.command == "simulate":
+        _tune_gc()  # a year of parsed events is as much for the collector as the daemon's
         return history_cli.simulate_command(args)
     if args.command == "export-events":
         return history_cli.export_command(args, _settings)

@@ -116,8 +116,8 @@ def simulate(
 
 
 # Events that change a clock's target or agreement from the ticket's start (a retarget,
-# a reclassification): only after them can a step be due at an instant that an earlier
-# measurement did not give it.
+# a reclassification): only they can give a step an instant that an earlier measurement
+# did not give it.
 _RETROACTIVE = frozenset({"ticket.priority_changed", "ticket.reclassified"})
 
 
@@ -130,53 +130,36 @@ def _simulate_ticket(
 ) -> bool:
     """Fire the ticket's steps; False when it was never created.
 
-    Without a retroactive event one measurement, at the end, decides: an event changes
-    a clock only from the instant it occurred, so a step that falls due before the next
-    event falls due at the same instant whatever comes after, and the final
-    measurement gives every step the instant the measurement before it gave.
+    The daemon measures after every event and fires what falls due before the next.
+    Any other event changes a clock only from the instant it occurred, so a step that
+    falls due before the next event falls due at that instant in every later
+    measurement too: between two retroactive events one measurement decides, the one
+    just before the second. So the ticket is measured before each retroactive event
+    (what it had fired by then stays fired) and once at the end.
     """
-    if not any(event.type in _RETROACTIVE for event in events):
-        measured = meter.measure(events, {}, until)
-        if measured is None:
-            return False
-        end_us = to_us(until)
-        for clock in measured.clocks:
-            _fire(ticket_id, clock, set(), until, end_us, result)
-        result.outcomes += [_outcome(ticket_id, clock) for clock in measured.clocks]
-        return True
-    return _replay_ticket(meter, ticket_id, events, until, result)
-
-
-def _replay_ticket(
-    meter: ClockMeter,
-    ticket_id: str,
-    events: Sequence[TicketEvent],
-    until: datetime,
-    result: Simulation,
-) -> bool:
-    """Measure after each event and fire the steps due before the next, as the daemon."""
     attached: dict[str, Agreement] = {}
     fired: dict[str, set[float]] = defaultdict(set)
-    clocks: tuple[Clock, ...] = ()
     created = False
-    for index, event in enumerate(events):
-        is_last = index == len(events) - 1
-        # The last measurement is taken at the end, for the clocks' final states; the
-        # steps' instants do not depend on the instant a clock is measured at.
-        as_of = until if is_last else event.occurred_at
-        measured = meter.measure(events[: index + 1], attached, as_of)
-        if measured is None:  # waiting for its ticket.created, as the daemon waits
+    cuts = [i for i, event in enumerate(events) if i and event.type in _RETROACTIVE]
+    for cut in cuts:
+        instant = events[cut].occurred_at
+        measured = meter.measure(events[:cut], attached, instant)
+        if measured is None:  # not created yet: the daemon waits too
             continue
         created = True
         for key, agreement in measured.agreements.items():
             attached.setdefault(key, agreement)  # a snapshot, once taken, is kept
-        clocks = measured.clocks
-        window_end = until if is_last else events[index + 1].occurred_at
-        end_us = to_us(window_end)
-        for clock in clocks:
-            _fire(ticket_id, clock, fired[clock.key], window_end, end_us, result)
-    result.outcomes += [_outcome(ticket_id, clock) for clock in clocks]
-    return created
+        end_us = to_us(instant)
+        for clock in measured.clocks:
+            _fire(ticket_id, clock, fired[clock.key], instant, end_us, result)
+    measured = meter.measure(events, attached, until)
+    if measured is None:
+        return created
+    end_us = to_us(until)
+    for clock in measured.clocks:
+        _fire(ticket_id, clock, fired[clock.key], until, end_us, result)
+    result.outcomes += [_outcome(ticket_id, clock) for clock in measured.clocks]
+    return True
 
 
 def _fire(

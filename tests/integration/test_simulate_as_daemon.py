@@ -22,6 +22,7 @@ from engine.simulate.core import simulate
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.recorder import Recorder
+from examples.make_year import year_events
 from tests.helpers import EXAMPLE_CONFIG
 from tests.streams import CPH, event, stream
 
@@ -103,3 +104,20 @@ async def test_the_simulator_fires_the_steps_the_daemon_fires(db: asyncpg.Connec
     turned = {(t, c, s) for t, c, s, _, _ in daemon if t in ("DOWN-1", "UP-1")}
     assert ("DOWN-1", "response", 0.5) in turned  # fired under P1 before the downgrade
     assert ("UP-1", "response", 2.0) in turned  # passed at once after the upgrade
+
+
+async def test_a_synthetic_quarter_fires_the_same_steps_in_both(db: asyncpg.Connection) -> None:
+    # Retargets, reclassifications, reassignments, pauses, reopens and resent events of
+    # the year generator; applied on time, in occurred_at order.
+    lines = list(year_events(2030, 120, seed=7))
+    unique = {line["event_id"]: line for line in lines}.values()
+    events = sorted((parse_event(json.dumps(e)) for e in unique), key=lambda e: e.occurred_at)
+    assert any(e.type == "ticket.priority_changed" for e in events)
+    until = events[-1].occurred_at + timedelta(days=7)
+    daemon = await daemon_fires(db, events, until)
+    as_sent = [parse_event(json.dumps(e)) for e in lines]  # resent ones, late ones
+    simulated = simulate(ClockMeter(CONFIG), as_sent, until)
+    mine = {(s.ticket_id, s.clock_key, s.step, s.tier, s.due_at) for s in simulated.steps}
+    assert len(mine) == len(simulated.steps)
+    assert mine == daemon
+    assert simulated.duplicates == len(lines) - len(unique)
