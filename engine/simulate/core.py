@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Literal
+from uuid import UUID
 
 from engine.config.models import Tier
 from engine.escalation.policy import BREACH, due_steps, next_due
@@ -99,7 +100,7 @@ def simulate(
         raise ValueError("no event to simulate and no --until to end at")
     result = Simulation(horizon, duplicates=duplicates, refused=refused)
     for ticket_id, ticket_events in by_ticket.items():
-        ticket_events.sort(key=_occurred_at)
+        ticket_events.sort(key=_read_order)
         applied = (
             ticket_events
             if ticket_events[-1].occurred_at <= horizon
@@ -116,8 +117,8 @@ def simulate(
 
 
 # Events that change a clock's target or agreement from the ticket's start (a retarget,
-# a reclassification): only they can give a step an instant that an earlier measurement
-# did not give it.
+# a reclassification). Once a ticket has had one, a later reopen is retroactive too: a
+# stopped clock keeps the priority it stopped under, and resumes under the latest.
 _RETROACTIVE = frozenset({"ticket.priority_changed", "ticket.reclassified"})
 
 
@@ -131,16 +132,17 @@ def _simulate_ticket(
     """Fire the ticket's steps; False when it was never created.
 
     The daemon measures after every event and fires what falls due before the next.
-    Any other event changes a clock only from the instant it occurred, so a step that
-    falls due before the next event falls due at that instant in every later
-    measurement too: between two retroactive events one measurement decides, the one
-    just before the second. So the ticket is measured before each retroactive event
-    (what it had fired by then stays fired) and once at the end.
+    Before a ticket's first retarget or reclassification an event changes its clocks
+    only from the instant it occurred, so a step that falls due before the next event
+    falls due at that instant in every later measurement too: up to that event, one
+    measurement (just before it) decides. From it on, the ticket is measured after
+    every event, as the daemon measures it; what fired stays fired.
     """
     attached: dict[str, Agreement] = {}
     fired: dict[str, set[float]] = defaultdict(set)
     created = False
-    cuts = [i for i, event in enumerate(events) if i and event.type in _RETROACTIVE]
+    first = next((i for i, e in enumerate(events) if i and e.type in _RETROACTIVE), None)
+    cuts = range(first, len(events)) if first is not None else range(0)
     for cut in cuts:
         instant = events[cut].occurred_at
         measured = meter.measure(events[:cut], attached, instant)
@@ -204,8 +206,9 @@ def _split(steps: tuple[tuple[float, Tier], ...]) -> tuple[tuple[float, ...], tu
     return tuple(fraction for fraction, _ in steps), tuple(tier for _, tier in steps)
 
 
-def _occurred_at(event: TicketEvent) -> datetime:
-    return event.occurred_at
+def _read_order(event: TicketEvent) -> tuple[datetime, UUID]:
+    """The order the clocks read a ticket's events in (timeline.order): ties by id."""
+    return event.occurred_at, event.event_id
 
 
 def _outcome(ticket_id: str, clock: Clock) -> ClockOutcome:

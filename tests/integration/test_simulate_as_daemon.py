@@ -62,6 +62,15 @@ def turns() -> list[dict[str, Any]]:
         # Reclassified to a service ØKF has not ordered: default targets from the start.
         okf("RECL-1", "P2"),
         event("ticket.reclassified", "RECL-1", 1, at(30), service="print"),
+        # Resolved, retargeted, reclassified to a stricter SLA (its stopped clock is then
+        # past the target: steps fire), then reopened, which resumes it under P4.
+        event("ticket.created", "REOPEN-1", 0, at(-60), department="buf", service="esdh",
+              priority="P2", subject="Sag", requester={}),
+        event(status, "REOPEN-1", 1, at(360), status="resolved"),
+        event(change, "REOPEN-1", 2, at(370), priority="P4"),
+        event("ticket.reclassified", "REOPEN-1", 3, at(380), department="okf",
+              service="opus-loen"),
+        event(status, "REOPEN-1", 4, at(390), status="in_progress"),
     ]  # fmt: skip
 
 
