@@ -190,9 +190,17 @@ def _measure(
             spent += length
     elapsed = timedelta(microseconds=elapsed_us)
     stopped = run.stopped_at is not None
-    # Ending exactly on the deadline meets the target; running up to it breaches it.
+    # Ending exactly on the deadline meets the target; running up to it breaches it. A
+    # clock stopped later than its deadline while no business time passed (the calendar
+    # closed after it) had reached the target running: its breach step fired.
+    deadline_us = due[-1]
+    late_stop = (
+        run.stopped_at is not None
+        and deadline_us is not None
+        and to_us(run.stopped_at) > deadline_us
+    )
     state: ClockState
-    if elapsed > target or (not stopped and elapsed >= target):
+    if elapsed > target or (elapsed >= target and (not stopped or late_stop)):
         state = "breached"
     elif stopped:
         state = "met"

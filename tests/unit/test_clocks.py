@@ -339,3 +339,16 @@ def test_ola_after_reclassification_is_the_same_whatever_arrived_first() -> None
     at_once = measure(events, as_of=at(0, days=1))
     assert later.clocks == at_once.clocks
     assert clock(later, "ola:1:pc-software").agreement.calendar == "care-24-7"
+
+
+def test_a_clock_stopped_after_its_deadline_while_the_calendar_was_closed_is_breached() -> None:
+    # BUF ESDH, P2: 8 business hours from Monday 08:00 end at 16:00, when the office
+    # closes. Its breach step fired then; a resolution at 07:59 on Tuesday, with no
+    # business time between, does not make it met.
+    late = [created(at(-1)), status(at(23 - 0.0167), "resolved")]
+    resolution = clock(measure(late, as_of=at(days=2)), "resolution")
+    assert resolution.elapsed == resolution.target
+    assert resolution.state == "breached"
+    # Ending exactly on the deadline still meets it.
+    on_time = [created(at(-1)), status(at(7), "resolved")]
+    assert clock(measure(on_time, as_of=at(days=2)), "resolution").state == "met"
