@@ -121,7 +121,11 @@ def simulate_command(args: argparse.Namespace) -> int:
     if not events and args.until is None:
         print(f"sla-engine: {args.events} holds no events", file=sys.stderr)
         return 1
-    runs = [simulate(ClockMeter(config), events, args.until) for config in configs if config]
+    try:
+        runs = [simulate(ClockMeter(config), events, args.until) for config in configs if config]
+    except ValueError as exc:  # every event refused, and no --until to end at
+        print(f"sla-engine: nothing to simulate in {args.events}: {exc}", file=sys.stderr)
+        return 1
     for run in runs:
         if run.refused:
             print(f"sla-engine: {len(run.refused)} events refused, as the daemon would "
@@ -156,13 +160,20 @@ def export_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
         return 2
     start, end = window
 
-    async def work(connection: Connection) -> int:
-        if args.out is None:
-            return await export_events(connection, start, end, sys.stdout)
-        with args.out.open("w", encoding="utf-8") as out:
-            return await export_events(connection, start, end, out)
+    try:  # before connecting: a path that cannot be written is the user's to fix
+        out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8")
+    except OSError as exc:
+        print(f"sla-engine: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 1
 
-    written = _on_database(settings_of(args.settings), work)
+    async def work(connection: Connection) -> int:
+        return await export_events(connection, start, end, out)
+
+    try:
+        written = _on_database(settings_of(args.settings), work)
+    finally:
+        if out is not sys.stdout:
+            out.close()
     if written is None:
         return 1
     print(f"{written} events of tickets created in [{start.isoformat()}, {end.isoformat()})",
@@ -210,6 +221,13 @@ def _on_database(settings: Settings, work: Callable[[Connection], Awaitable[T]])
 
     try:
         return asyncio.run(main())
+    except asyncpg.PostgresError as exc:
+        # A database that is there but refuses: no such database or role, or not
+        # migrated yet (undefined table).
+        hint = " (run `sla-engine migrate` first)" if exc.sqlstate == "42P01" else ""
+        print(f"sla-engine: the database at {redact_url(url)} refused: "
+              f"{exc.sqlstate} {exc}{hint}", file=sys.stderr)  # fmt: skip
+        return None
     except Exception as exc:
         if not is_transient(exc):
             raise

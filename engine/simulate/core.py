@@ -97,6 +97,8 @@ def simulate(
             last = event.occurred_at
     horizon = until or last
     if horizon is None:
+        if refused:
+            raise ValueError(f"all {len(refused)} events refused, the first: {refused[0][1]}")
         raise ValueError("no event to simulate and no --until to end at")
     result = Simulation(horizon, duplicates=duplicates, refused=refused)
     for ticket_id, ticket_events in by_ticket.items():

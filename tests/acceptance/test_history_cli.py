@@ -99,3 +99,29 @@ def test_an_unreachable_database_is_a_clear_error_without_its_password() -> None
     assert "cannot be reached" in result.stderr
     assert "hemmeligt" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_missing_database_or_an_unwritable_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = "postgresql://postgres@127.0.0.1:5432/no_such_database_here"
+    result = sla_engine(missing, "report", "--from", "2026-11-01")
+    assert result.returncode == 1
+    assert 'refused: 3D000 database "no_such_database_here" does not exist' in result.stderr
+    nowhere = tmp_path / "no" / "such" / "folder" / "x.jsonl"
+    result = sla_engine(missing, "export-events", "--from", "2026-11-01", "--out", str(nowhere))
+    assert result.returncode == 1
+    assert f"cannot write {nowhere}: No such file or directory" in result.stderr
+
+
+def test_simulating_only_refused_events_says_so(tmp_path: Path) -> None:
+    unknown = {"schema_version": 1, "event_id": "6f1d7a55-5f36-4a51-9a39-0c5a3c1b8f01",
+               "type": "ticket.created", "ticket_id": "X-1",
+               "occurred_at": "2030-11-25T09:00:00+01:00", "channel": "web",
+               "department": "nowhere", "service": "esdh", "priority": "P1",
+               "subject": "x"}  # fmt: skip
+    events = tmp_path / "refused.jsonl"
+    events.write_text(json.dumps(unknown) + "\n")
+    result = sla_engine("postgresql://unused", "simulate", str(events))
+    assert result.returncode == 1
+    assert "nothing to simulate" in result.stderr
+    assert "all 1 events refused, the first: unknown department 'nowhere'" in result.stderr
+    assert "Traceback" not in result.stderr
