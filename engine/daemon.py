@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 
@@ -121,7 +122,8 @@ async def serve(
             loop.add_signal_handler(signum, stopping.set)
     set_build_info()
     meter = ClockMeter(config)
-    port = HttpPort(Parts(meter), settings.http_host, settings.http_port)
+    parts = Parts(meter, settings.database_url.get_secret_value())
+    port = HttpPort(parts, settings.http_host, settings.http_port)
     try:
         await port.start()
     except OSError as exc:
@@ -285,6 +287,7 @@ async def measure_unstepped(pool: asyncpg.Pool, recorder: Recorder) -> None:
 
 def _fired(sender: OutboxSender, firing: Firing) -> None:
     """Count the fired steps and wake the sender for their notices (after the commit)."""
+    # Counted after the commit, so the lateness includes it.
     committed = datetime.now(UTC)
     for step in firing.fired:
         labels = (step.department, step.service, step.priority, step.metric,
@@ -294,7 +297,7 @@ def _fired(sender: OutboxSender, firing: Firing) -> None:
             BREACHES.labels(*labels).inc()
         elif step.step < BREACH:
             WARNINGS.labels(*labels, step.tier).inc()
-        FIRING_LATENESS.observe(max(0.0, (committed - step.due_at).total_seconds()))
+        FIRING_LATENESS.observe(replace(step, fired_at=committed).late_s)
     if firing.notices:
         sender.wake()
 

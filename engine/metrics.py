@@ -80,7 +80,8 @@ INTAKE_BATCH_SECONDS = Histogram(
 )
 INTAKE_LAST_PROCESSED = Gauge(
     "sla_intake_last_processed_timestamp_seconds",
-    "When this engine last committed a batch of events (its start, before the first).",
+    "When this engine last settled a batch: recorded, or all dead-lettered (its start, "
+    "before the first).",
 )
 INTAKE_HELD = Gauge(
     "sla_intake_held_messages",
@@ -89,8 +90,9 @@ INTAKE_HELD = Gauge(
 
 FIRING_LATENESS = Histogram(
     "sla_firing_lateness_seconds",
-    "From a step's due instant to the commit that fired it: the engine's own service "
-    "level. Steps that fell due while no engine ran land in the top buckets.",
+    "From a step's due instant (or, when an event gave it an instant already past, from "
+    "that measurement) to the commit that fired it: the engine's own service level. Steps "
+    "that fell due while no engine ran land in the top buckets.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
 )
 
@@ -220,7 +222,8 @@ def business_time_histogram(
     _business_time = Histogram(
         "sla_business_time_used_seconds",
         "Business time a clock had used when it stopped (met or breached), by metric; "
-        "the buckets are the configured targets.",
+        "the buckets are the configured targets. Observed at each stop: a reopened clock "
+        "that stops again is observed again.",
         ("metric", "agreement"),
         buckets=wanted,
         registry=registry,

@@ -48,6 +48,16 @@ class FiredStep:
     due_at: datetime
     fired_at: datetime
     deadline: datetime | None  # when the target is (or was) used up, while it runs
+    # When the engine could first know the step was due: its instant, or the measurement
+    # that gave it an instant already past (a late creation, a retarget); lateness counts
+    # from here, so that only the engine's own delay is its service level.
+    known_at: datetime | None = None
+
+    @property
+    def late_s(self) -> float:
+        """Seconds from when the step could be known due to when it fired."""
+        since = max(self.due_at, self.known_at) if self.known_at else self.due_at
+        return max(0.0, (self.fired_at - since).total_seconds())
 
     @property
     def state(self) -> Literal["warning", "breach", "escalated"]:

@@ -35,6 +35,7 @@ class Parts:
     """What the endpoints read; filled in as the engine connects."""
 
     meter: ClockMeter
+    database_url: str
     pool: asyncpg.Pool | None = None
     broker: AbstractRobustConnection | None = None
     # Set once intake consumes: a process that connected but has not declared its
@@ -99,11 +100,16 @@ class HttpPort:
             return f"unreachable: {exc.__class__.__name__}"
 
     async def _database(self) -> str:
-        pool = self.parts.pool
-        if pool is None:
+        if self.parts.pool is None:
             return "not connected yet"
-        async with pool.acquire() as connection:
+        # A connection of its own: the pool's few are busy with intake, the scheduler
+        # and the sender while a backlog drains, and a probe waiting for one would call
+        # a working engine unready.
+        connection = await asyncpg.connect(self.parts.database_url, timeout=READY_TIMEOUT_S)
+        try:
             await connection.fetchval("SELECT 1")
+        finally:
+            await connection.close(timeout=READY_TIMEOUT_S)
         return "ok"
 
     async def _broker(self) -> str:

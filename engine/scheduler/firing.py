@@ -41,7 +41,7 @@ FOR UPDATE OF t SKIP LOCKED
 """
 _DUE_CLOCKS = """
 SELECT ticket_id, clock_key, metric, agreement_kind, department, service, function,
-       priority, calendar, target_s, deadline, steps, tiers, step_due_at
+       priority, calendar, target_s, deadline, steps, tiers, step_due_at, measured_at
 FROM clocks
 WHERE ticket_id = ANY($1::text[]) AND next_due_at <= $2
 ORDER BY next_due_at
@@ -143,6 +143,7 @@ def _due(row: asyncpg.Record, fired: set[float], now: datetime) -> list[FiredSte
             service=row["service"], function=row["function"], priority=row["priority"],
             calendar=row["calendar"], target_s=row["target_s"], step=step.step, tier=step.tier,
             due_at=step.due_at, fired_at=now, deadline=deadline,
+            known_at=row["measured_at"],
         )
         for step in due
     ]  # fmt: skip

@@ -110,7 +110,7 @@ class Scheduler:
         if firing.fired:
             self.fired += len(firing.fired)
             for step in firing.fired:
-                late_s = round((step.fired_at - step.due_at).total_seconds(), 3)
+                late_s = round(step.late_s, 3)
                 log.info("escalation.fired", ticket_id=step.ticket_id, clock=step.clock_key,
                          step=step.step, tier=step.tier, late_s=late_s)  # fmt: skip
         if self._on_fired is not None:

@@ -165,3 +165,14 @@ def test_notice_ids_are_stable_and_distinct_per_step_channel_and_recipient() -> 
     }  # fmt: skip
     assert len(ids) == 4
     assert all(isinstance(i, UUID) for i in ids)
+
+
+def test_lateness_counts_from_when_the_step_could_be_known_due() -> None:
+    on_time = fired_step(known_at=T0)  # measured long before its instant
+    assert on_time.late_s == 1.0
+    # A retarget measured at 05:00 gave the breach an instant hours past: the engine
+    # was late by what it took after that measurement, not by those hours.
+    retargeted = fired_step(due_at=T0, known_at=T0 + timedelta(hours=5),
+                            fired_at=T0 + timedelta(hours=5, seconds=0.25))  # fmt: skip
+    assert retargeted.late_s == 0.25
+    assert fired_step().late_s == 1.0  # no measurement instant: from the due instant
