@@ -35,7 +35,7 @@ class Parts:
     """What the endpoints read; filled in as the engine connects."""
 
     meter: ClockMeter
-    database_url: str
+    database_url: str = field(repr=False)  # holds the password
     pool: asyncpg.Pool | None = None
     broker: AbstractRobustConnection | None = None
     # Set once intake consumes: a process that connected but has not declared its
