@@ -21,6 +21,7 @@ process, which holds the year's lines and parsed events at once.
 import argparse
 import gc
 import json
+import os
 import resource
 import sys
 import time
@@ -73,6 +74,8 @@ def main() -> None:
     parser.add_argument(
         "--tune-gc", action="store_true", help="collect garbage as rarely as the daemon does"
     )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="simulating processes (default: one a core)")  # fmt: skip
     args = parser.parse_args()
     if args.tune_gc:
         tune_gc()
@@ -92,11 +95,12 @@ def main() -> None:
 
     meter = ClockMeter(load_config(REPO / "config"))
     start = time.perf_counter()
-    run = simulate(meter, events, until=datetime(args.year + 1, 1, 1, tzinfo=TZ))
+    run = simulate(meter, events, datetime(args.year + 1, 1, 1, tzinfo=TZ), args.workers)
     simulate_s = time.perf_counter() - start
     rate = len(events) / simulate_s
     verdict = "met" if rate >= GOAL_EVENTS_S else "NOT met"
-    print(f"simulate:    {rate:>10,.0f} events/s ({simulate_s:.1f} s; goal "
+    print(f"simulate:    {rate:>10,.0f} events/s ({simulate_s:.1f} s, {args.workers} "
+          f"processes; goal "
           f"{GOAL_EVENTS_S:,} events/s: {verdict})")  # fmt: skip
 
     print_totals(run, len(events))

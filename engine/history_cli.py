@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
@@ -46,6 +47,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
                           "YYYY-MM-DD or an RFC 3339 instant")  # fmt: skip
     simulate.add_argument("--summary-only", action="store_true",
                           help="leave out the timeline of steps")  # fmt: skip
+    simulate.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
+                          help="processes sharing the tickets (default: one a core)")  # fmt: skip
     export = commands.add_parser(
         "export-events",
         help="write the events of tickets created in a period, in simulate's input format",
@@ -70,6 +73,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
     report.add_argument("--department", help="one department only")
     report.add_argument("--format", choices=FORMATS, default="table")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def _instant_arg(text: str) -> datetime:
@@ -122,7 +131,8 @@ def simulate_command(args: argparse.Namespace) -> int:
         print(f"sla-engine: {args.events} holds no events", file=sys.stderr)
         return 1
     try:
-        runs = [simulate(ClockMeter(config), events, args.until) for config in configs if config]
+        runs = [simulate(ClockMeter(config), events, args.until, args.workers)
+                for config in configs if config]  # fmt: skip
     except ValueError as exc:  # every event refused, and no --until to end at
         print(f"sla-engine: nothing to simulate in {args.events}: {exc}", file=sys.stderr)
         return 1

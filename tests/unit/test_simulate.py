@@ -133,3 +133,20 @@ def test_a_table_shows_durations_for_people() -> None:
     table = printed("table", with_timeline=False)
     assert "15m00s" in table  # the P1 response target
     assert "totals: until" in table
+
+
+def test_several_processes_decide_the_same_in_the_same_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine.simulate import core
+    from examples.make_year import year_events
+
+    events = [parse_event(json.dumps(e)) for e in year_events(2030, 200, seed=3)]
+    alone = simulate(METER, events)
+    monkeypatch.setattr(core, "_PARALLEL_FROM", 1)  # a pool even for 200 tickets
+    shared = simulate(METER, events, workers=3)
+    assert shared.steps == alone.steps
+    assert sorted(map(repr, shared.outcomes)) == sorted(map(repr, alone.outcomes))
+    assert (shared.tickets, shared.events, shared.waiting, shared.duplicates) == (
+        alone.tickets, alone.events, alone.waiting, alone.duplicates)  # fmt: skip
+    assert len(alone.steps) > 100
