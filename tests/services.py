@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -37,12 +38,18 @@ def free_port() -> int:
 
 
 async def get_json(url: str) -> tuple[int, Any]:
-    """GET ``url``: its status and JSON body (None for a connection refused)."""
+    """GET ``url``: its status and JSON body; None for a body that is not JSON (a
+    server still starting answers in plain text) or a connection refused (status 0)."""
     try:
         async with aiohttp.ClientSession() as session, session.get(url) as response:
-            return response.status, await response.json(content_type=None)
+            text = await response.text()
+            status = response.status
     except aiohttp.ClientConnectionError:
         return 0, None
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, None
 
 
 async def get_text(url: str) -> str:
