@@ -7,7 +7,6 @@ message is persistent and confirmed by the broker before it counts as published.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -18,9 +17,9 @@ from uuid import UUID
 import aio_pika
 import structlog
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from engine.events import parse_event
+from engine.events.lines import described, numbered_lines
 from engine.intake import topology
 from engine.settings import redact_url
 
@@ -108,18 +107,12 @@ async def publish_file(path: Path, amqp_url: str, *, validate: bool = True) -> P
     report = PublishReport()
 
     def accepted() -> Iterator[bytes]:
-        with path.open("rb") as lines:
-            for number, line in enumerate(lines, start=1):
-                raw = line.strip()
-                if number == 1:
-                    raw = raw.removeprefix(codecs.BOM_UTF8)
-                if not raw:
-                    continue
-                reason = refusal_of(raw) if validate else None
-                if reason is not None:
-                    report.refused.append((number, reason))
-                    continue
-                yield raw
+        for number, raw in numbered_lines(path):
+            reason = refusal_of(raw) if validate else None
+            if reason is not None:
+                report.refused.append((number, reason))
+                continue
+            yield raw
 
     report.published = await publish_events(accepted(), amqp_url)
     return report
@@ -130,14 +123,8 @@ def refusal_of(raw: bytes) -> str | None:
     try:
         parse_event(raw)
     except ValidationError as exc:
-        return "; ".join(_described(error) for error in exc.errors(include_url=False))
+        return described(exc)
     return None
-
-
-def _described(error: ErrorDetails) -> str:
-    # The location starts with the union's tag (the event type); the field path follows.
-    field_path = ".".join(str(part) for part in error["loc"][1:])
-    return f"{field_path}: {error['msg']}" if field_path else error["msg"]
 
 
 def _chunks(events: Iterable[bytes | str], size: int) -> Iterator[list[bytes]]:

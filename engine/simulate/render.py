@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from engine.events import TicketEvent, parse_event
+from engine.events.lines import described, numbered_lines
 from engine.reporting.compliance import (
     OLA_GROUPING,
     ClockOutcome,
@@ -42,16 +43,11 @@ def read_events(path: Path) -> list[TicketEvent]:
     """Every event of a JSON Lines file; EventFileError naming each bad line."""
     events: list[TicketEvent] = []
     problems: list[str] = []
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                events.append(parse_event(line))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(part) for part in first["loc"]) or "line"
-                problems.append(f"{path}:{number}: {where}: {first['msg']}")
+    for number, raw in numbered_lines(path):
+        try:
+            events.append(parse_event(raw))
+        except ValidationError as exc:
+            problems.append(f"{path}:{number}: {described(exc)}")
     if problems:
         raise EventFileError(problems)
     return events

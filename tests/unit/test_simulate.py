@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -150,3 +152,18 @@ def test_several_processes_decide_the_same_in_the_same_order(
     assert (shared.tickets, shared.events, shared.waiting, shared.duplicates) == (
         alone.tickets, alone.events, alone.waiting, alone.duplicates)  # fmt: skip
     assert len(alone.steps) > 100
+
+
+def test_the_reader_takes_a_file_as_publish_takes_it(tmp_path: Path) -> None:
+    # A byte-order mark (a file saved from Excel or Notepad) and blank lines, as publish.
+    from engine.simulate.render import EventFileError, read_events
+
+    line = json.dumps(event("ticket.responded", "A", 1, at(5))).encode()
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(codecs.BOM_UTF8 + line + b"\n\n" + line + b"\n")
+    assert [e.ticket_id for e in read_events(good)] == ["A", "A"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(line + b"\n" + b'{"type": "ticket.responded"}\n')
+    with pytest.raises(EventFileError) as refused:
+        read_events(bad)
+    assert str(refused.value).startswith(f"{bad}:2: ")
