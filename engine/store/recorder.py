@@ -102,7 +102,8 @@ class Recorder:
             if bodies is not None
             else {e.event_id: e.model_dump_json() for e in events}
         )
-        unique = list({event.event_id: event for event in events}.values())
+        by_id = {event.event_id: event for event in events}
+        unique = list(by_id.values())
         ticket_ids = sorted({event.ticket_id for event in unique})
         async with connection.transaction():
             await connection.execute(
@@ -130,7 +131,6 @@ class Recorder:
             for row in inserted:
                 late[row["ticket_id"]].append(row["occurred_at"])
             waiting, stopped = await self._measure_again(connection, changed, locked, late, now)
-        by_id = {event.event_id: event for event in unique}
         kinds: Counter[tuple[str, str]] = Counter(
             (by_id[row["event_id"]].type, by_id[row["event_id"]].channel) for row in inserted
         )
