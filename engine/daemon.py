@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 
@@ -297,7 +296,7 @@ def _fired(sender: OutboxSender, firing: Firing) -> None:
             BREACHES.labels(*labels).inc()
         elif step.step < BREACH:
             WARNINGS.labels(*labels, step.tier).inc()
-        FIRING_LATENESS.observe(replace(step, fired_at=committed).late_s)
+        FIRING_LATENESS.observe(step.late_at(committed))
     if firing.notices:
         sender.wake()
 

@@ -56,8 +56,12 @@ class FiredStep:
     @property
     def late_s(self) -> float:
         """Seconds from when the step could be known due to when it fired."""
+        return self.late_at(self.fired_at)
+
+    def late_at(self, at: datetime) -> float:
+        """Seconds from when the step could be known due to ``at`` (its commit, say)."""
         since = max(self.due_at, self.known_at) if self.known_at else self.due_at
-        return max(0.0, (self.fired_at - since).total_seconds())
+        return max(0.0, (at - since).total_seconds())
 
     @property
     def state(self) -> Literal["warning", "breach", "escalated"]:
