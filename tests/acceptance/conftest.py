@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import EXAMPLE_CONFIG, REPO
+from tests.helpers import EXAMPLE_CONFIG, REPO, EditYaml
 from tests.services import AMQP_URL, free_port, poll
 
 SLA_ENGINE = str(Path(sys.executable).with_name("sla-engine"))
@@ -98,3 +98,20 @@ async def start(daemons: list[Daemon], env: dict[str, str], tmp_path: Path) -> D
     return daemon
 
 
+
+
+def short_sof_response(edit_yaml: EditYaml, target_s: int, ola_s: int) -> None:
+    """SOF's mobile phones get a P1 response target of ``target_s`` seconds, and the
+    pc-software OLA one of ``ola_s`` (an OLA must stay at least as strict as the SLA)."""
+
+    def sof(data: Any) -> None:
+        department = data["departments"][0]
+        department["services"]["mobiltelefoni"]["targets"]["P1"]["response"] = f"{target_s}s"
+
+    def olas(data: Any) -> None:
+        for ola in data["olas"]:
+            if ola["function"] == "pc-software":
+                ola["targets"]["P1"]["response"] = f"{ola_s}s"
+
+    edit_yaml("departments/sof.yaml", sof)
+    edit_yaml("olas.yaml", olas)

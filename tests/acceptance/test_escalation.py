@@ -25,7 +25,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from engine.intake.publish import publish_events
 from engine.notify.amqp import ESCALATION_EXCHANGE
 from engine.notify.webhook import verify_signature
-from tests.acceptance.conftest import Daemon, start
+from tests.acceptance.conftest import Daemon, short_sof_response, start
 from tests.helpers import EditYaml
 from tests.services import AMQP_URL, free_port, poll
 from tests.streams import CPH, event, lines
@@ -119,18 +119,12 @@ def escalation_env(
     contact = {"name": "Vagt SOF", "email": "vagt@sof.example.dk", "amqp": True,
                "webhook_url": f"http://127.0.0.1:{receivers.hooks.port}/hook"}  # fmt: skip
 
-    def sof(data: Any) -> None:
+    def sof_contacts(data: Any) -> None:
         department = data["departments"][0]
         department["contacts"] = dict.fromkeys(("strategic", "tactical", "operational"), contact)
-        department["services"]["mobiltelefoni"]["targets"]["P1"]["response"] = f"{TARGET_S}s"
 
-    def olas(data: Any) -> None:  # an OLA must stay at least as strict as the SLA
-        for ola in data["olas"]:
-            if ola["function"] == "pc-software":
-                ola["targets"]["P1"]["response"] = "15s"
-
-    edit_yaml("departments/sof.yaml", sof)
-    edit_yaml("olas.yaml", olas)
+    short_sof_response(edit_yaml, TARGET_S, 15)
+    edit_yaml("departments/sof.yaml", sof_contacts)
     return {
         **daemon_env,
         "SLA_ENGINE_CONFIG_DIR": str(config_dir),

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.cli import EXIT_CONFIG
 from engine.intake import topology
 from engine.intake.publish import publish_events
-from tests.acceptance.conftest import SLA_ENGINE, Daemon, start
+from tests.acceptance.conftest import SLA_ENGINE, Daemon, short_sof_response, start
 from tests.helpers import REPO, EditYaml
 from tests.services import AMQP_URL, free_port, get_json, get_text, poll
 from tests.streams import CPH, event, lines
@@ -39,18 +39,7 @@ GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range":
 @pytest.fixture
 def ops_env(daemon_env: dict[str, str], config_dir: Path, edit_yaml: EditYaml) -> dict[str, str]:
     """A 20-second P1 response at SOF, and gauges refreshed twice a second."""
-
-    def sof(data: Any) -> None:
-        department = data["departments"][0]
-        department["services"]["mobiltelefoni"]["targets"]["P1"]["response"] = f"{TARGET_S}s"
-
-    def olas(data: Any) -> None:  # an OLA must stay at least as strict as the SLA
-        for ola in data["olas"]:
-            if ola["function"] == "pc-software":
-                ola["targets"]["P1"]["response"] = "15s"
-
-    edit_yaml("departments/sof.yaml", sof)
-    edit_yaml("olas.yaml", olas)
+    short_sof_response(edit_yaml, TARGET_S, 15)
     return {**daemon_env, "SLA_ENGINE_CONFIG_DIR": str(config_dir),
             "SLA_ENGINE_GAUGES_REFRESH_S": "0.5"}  # fmt: skip
 

@@ -11,7 +11,8 @@ import yaml
 
 from engine.intake import topology
 from engine.metrics import STORE_GAUGES, exported_names
-from tests.promql import REPO, metric_names, run_promtool, selections
+from tests.helpers import REPO
+from tests.promql import metric_names, run_promtool, selections
 
 PROMETHEUS_DIR = REPO / "deploy/prometheus"
 RULES = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text(encoding="utf-8"))

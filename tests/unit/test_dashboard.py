@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from engine.metrics import STORE_GAUGES, exported_names
-from tests.promql import REPO, Selection, metric_names, run_promtool, selections, selectors
+from tests.helpers import REPO
+from tests.promql import Selection, metric_names, run_promtool, selections, selectors
 
 DASHBOARD_PATH = REPO / "deploy/grafana/dashboards/sla-engine.json"
 DATASOURCES_PATH = REPO / "deploy/grafana/provisioning/datasources/prometheus.yaml"

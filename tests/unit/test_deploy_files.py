@@ -15,7 +15,7 @@ import yaml
 
 from engine.cli import EXIT_CONFIG
 from engine.settings import ENV_PREFIX, Settings
-from tests.promql import REPO
+from tests.helpers import REPO
 
 DEPLOY = REPO / "deploy"
 COMPOSE: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
