@@ -129,6 +129,20 @@ def test_a_comparison_shows_both_configurations(fmt: str) -> None:
     text = out.getvalue()
     assert "breached_a" in text
     assert "breached_b" in text
+    # The same run twice: the same breaches on both sides, no change.
+    if fmt == "json":
+        rows = json.loads(text)["compare"]
+    elif fmt == "jsonl":
+        rows = [r for r in map(json.loads, text.splitlines()) if r["section"] == "compare"]
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(text.split("\n\n")[0])))
+    else:
+        rows = []
+        assert "opus-loen" in text
+    response = [r for r in rows if r["metric"] == "response"]
+    if fmt != "table":
+        assert [(str(r["breached_a"]), str(r["breached_b"])) for r in response] == [("1", "1")]
+        assert str(response[0]["change_pp"]) == "0.0"
 
 
 def test_a_table_shows_durations_for_people() -> None:
