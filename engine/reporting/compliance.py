@@ -1,8 +1,8 @@
 """SLA compliance: clocks' outcomes grouped, counted and measured against their targets.
 
 Pure. The simulator feeds it the clocks it measured in memory, ``sla-engine report``
-the clocks stored in PostgreSQL; both print what ``summarize`` returns, so the two
-count the same way.
+the clocks stored in PostgreSQL; both print the records ``sla_records`` and
+``ola_records`` make of them, so the two count and round the same way.
 """
 
 from __future__ import annotations
@@ -11,13 +11,22 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Outcome = Literal["met", "breached", "open"]
 GroupKey = Literal["department", "service", "priority", "metric", "agreement", "function"]
 
 SLA_GROUPING: tuple[GroupKey, ...] = ("department", "service", "priority", "metric")
 OLA_GROUPING: tuple[GroupKey, ...] = ("function", "priority", "metric")
+# 'default' rows are services outside the department's SLA, under the general contract's
+# targets: grouped apart from the 'sla' rows so that out of agreement stays visible.
+SLA_BY: tuple[GroupKey, ...] = (*SLA_GROUPING, "agreement")
+MEASURES = (
+    "tickets", "met", "breached", "open", "compliance_pct", "median_s", "p90_s", "target_s",
+    "median_of_target_pct", "p90_of_target_pct",
+)  # fmt: skip
+SLA_COLUMNS = (*SLA_BY, *MEASURES)
+OLA_COLUMNS = (*OLA_GROUPING, *MEASURES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +99,40 @@ def summarize(
             )
         )
     return rows
+
+
+def sla_records(outcomes: Iterable[ClockOutcome]) -> list[dict[str, Any]]:
+    """SLA rows, by department, service, priority, metric and agreement (sla or default)."""
+    rows = summarize((c for c in outcomes if c.agreement != "ola"), SLA_BY)
+    return [_record(row, SLA_BY) for row in rows]
+
+
+def ola_records(outcomes: Iterable[ClockOutcome]) -> list[dict[str, Any]]:
+    """OLA rows, by provider function, priority and metric."""
+    rows = summarize((c for c in outcomes if c.agreement == "ola"), OLA_GROUPING)
+    return [_record(row, OLA_GROUPING) for row in rows]
+
+
+def _record(row: ComplianceRow, by: Sequence[GroupKey]) -> dict[str, Any]:
+    return {
+        **dict(zip(by, row.group, strict=True)),
+        "tickets": row.tickets,
+        "met": row.met,
+        "breached": row.breached,
+        "open": row.open,
+        "compliance_pct": None if row.compliance is None else round(100 * row.compliance, 1),
+        "median_s": _seconds(row.median_s),
+        "p90_s": _seconds(row.p90_s),
+        "target_s": _seconds(row.target_s),
+        "median_of_target_pct": _share_pct(row.median_s, row.target_s),
+        "p90_of_target_pct": _share_pct(row.p90_s, row.target_s),
+    }
+
+
+def _seconds(value: float | None) -> float | None:
+    # Business time is measured to the microsecond; a report needs a tenth of a second.
+    return None if value is None else round(value, 1)
+
+
+def _share_pct(part_s: float | None, target_s: float) -> float | None:
+    return None if part_s is None else round(100 * part_s / target_s, 1)

@@ -15,13 +15,13 @@ from typing import Any, TextIO
 import asyncpg
 
 from engine.reporting.compliance import (
-    OLA_GROUPING,
-    SLA_GROUPING,
+    MEASURES,
+    OLA_COLUMNS,
+    SLA_COLUMNS,
     ClockOutcome,
-    ComplianceRow,
-    GroupKey,
     Outcome,
-    summarize,
+    ola_records,
+    sla_records,
 )
 from engine.reporting.output import Format, Record, write
 from engine.reporting.window import check_window
@@ -38,15 +38,6 @@ ORDER BY c.ticket_id, c.clock_key
 """
 _PREFETCH_ROWS = 5_000
 
-# 'default' rows are services outside the department's SLA, under the general contract's
-# targets: grouped apart from the 'sla' rows so that out of agreement stays visible.
-SLA_BY: tuple[GroupKey, ...] = (*SLA_GROUPING, "agreement")
-MEASURES = (
-    "tickets", "met", "breached", "open", "compliance_pct", "median_s", "p90_s", "target_s",
-    "median_of_target_pct", "p90_of_target_pct",
-)  # fmt: skip
-SLA_COLUMNS = (*SLA_BY, *MEASURES)
-OLA_COLUMNS = (*OLA_GROUPING, *MEASURES)
 # CSV and JSON Lines: one table of both sections, so a spreadsheet can filter and pivot
 # it as it stands, and reports of several periods can be appended to one another.
 FLAT_COLUMNS = (
@@ -148,43 +139,6 @@ def render_report(
             out.write(_DEFAULT_NOTE)
         out.write(f"\nOLA compliance per provider function, {period}\n")
         write(ola, OLA_COLUMNS, fmt, out)
-
-
-def sla_records(outcomes: Iterable[ClockOutcome]) -> list[dict[str, Any]]:
-    """SLA rows, by department, service, priority, metric and agreement (sla or default)."""
-    rows = summarize((c for c in outcomes if c.agreement != "ola"), SLA_BY)
-    return [_record(row, SLA_BY) for row in rows]
-
-
-def ola_records(outcomes: Iterable[ClockOutcome]) -> list[dict[str, Any]]:
-    """OLA rows, by provider function, priority and metric."""
-    rows = summarize((c for c in outcomes if c.agreement == "ola"), OLA_GROUPING)
-    return [_record(row, OLA_GROUPING) for row in rows]
-
-
-def _record(row: ComplianceRow, by: Sequence[GroupKey]) -> dict[str, Any]:
-    return {
-        **dict(zip(by, row.group, strict=True)),
-        "tickets": row.tickets,
-        "met": row.met,
-        "breached": row.breached,
-        "open": row.open,
-        "compliance_pct": None if row.compliance is None else round(100 * row.compliance, 1),
-        "median_s": _seconds(row.median_s),
-        "p90_s": _seconds(row.p90_s),
-        "target_s": _seconds(row.target_s),
-        "median_of_target_pct": _share_pct(row.median_s, row.target_s),
-        "p90_of_target_pct": _share_pct(row.p90_s, row.target_s),
-    }
-
-
-def _seconds(value: float | None) -> float | None:
-    # Business time is measured to the microsecond; a report needs a tenth of a second.
-    return None if value is None else round(value, 1)
-
-
-def _share_pct(part_s: float | None, target_s: float) -> float | None:
-    return None if part_s is None else round(100 * part_s / target_s, 1)
 
 
 def _only(record: Record, columns: Sequence[str]) -> dict[str, Any]:

@@ -12,21 +12,18 @@ from pydantic import ValidationError
 from engine.events import TicketEvent, parse_event
 from engine.events.lines import described, numbered_lines
 from engine.reporting.compliance import (
-    OLA_GROUPING,
-    ClockOutcome,
-    ComplianceRow,
-    GroupKey,
-    summarize,
+    OLA_COLUMNS,
+    SLA_BY,
+    SLA_COLUMNS,
+    ola_records,
+    sla_records,
 )
 from engine.reporting.output import Format, Record, write
 from engine.simulate.core import Simulation
 
 MAX_PROBLEMS = 20
-SLA_GROUPS: tuple[GroupKey, ...] = ("department", "service", "priority", "metric", "agreement")
 TIMELINE_COLUMNS = ("due_at", "ticket_id", "department", "service", "priority", "metric",
                     "agreement", "function", "step", "tier", "state")  # fmt: skip
-MEASURES = ("tickets", "met", "breached", "open", "compliance_pct", "median_s", "p90_s",
-            "target_s")  # fmt: skip
 
 
 class EventFileError(Exception):
@@ -64,35 +61,15 @@ def timeline(simulation: Simulation) -> Iterator[Record]:
         }  # fmt: skip
 
 
-def sla_rows(outcomes: Sequence[ClockOutcome]) -> list[ComplianceRow]:
-    return summarize((o for o in outcomes if o.agreement != "ola"), SLA_GROUPS)
-
-
-def ola_rows(outcomes: Sequence[ClockOutcome]) -> list[ComplianceRow]:
-    return summarize((o for o in outcomes if o.agreement == "ola"), OLA_GROUPING)
-
-
-def row_record(row: ComplianceRow, by: Sequence[str]) -> dict[str, Any]:
-    pct = None if row.compliance is None else round(100 * row.compliance, 1)
-    return {
-        **dict(zip(by, row.group, strict=True)),
-        "tickets": row.tickets, "met": row.met, "breached": row.breached, "open": row.open,
-        "compliance_pct": pct, "median_s": row.median_s, "p90_s": row.p90_s,
-        "target_s": row.target_s,
-    }  # fmt: skip
-
-
 def print_simulation(
     simulation: Simulation, fmt: Format, out: TextIO, *, with_timeline: bool = True
 ) -> None:
     """The timeline of fired steps, then compliance per SLA group and per OLA function."""
-    sections: list[tuple[str, list[Record], Sequence[str]]] = []
+    sections: list[tuple[str, Sequence[Record], Sequence[str]]] = []
     if with_timeline:
         sections.append(("timeline", list(timeline(simulation)), TIMELINE_COLUMNS))
-    sections.append(("sla", [row_record(r, SLA_GROUPS) for r in sla_rows(simulation.outcomes)],
-                     (*SLA_GROUPS, *MEASURES)))  # fmt: skip
-    sections.append(("ola", [row_record(r, OLA_GROUPING) for r in ola_rows(simulation.outcomes)],
-                     (*OLA_GROUPING, *MEASURES)))  # fmt: skip
+    sections.append(("sla", sla_records(simulation.outcomes), SLA_COLUMNS))
+    sections.append(("ola", ola_records(simulation.outcomes), OLA_COLUMNS))
     _print_sections(sections, fmt, out, _totals(simulation))
 
 
@@ -101,21 +78,21 @@ def print_comparison(
 ) -> None:
     """Both configurations' breaches and compliance, side by side, per SLA group."""
     a, b = (
-        {row.group: row for row in sla_rows(simulation.outcomes)}
+        {tuple(r[key] for key in SLA_BY): r for r in sla_records(simulation.outcomes)}
         for simulation in (first, second)
     )
     records: list[Record] = []
     for group in sorted(a.keys() | b.keys()):
         left, right = a.get(group), b.get(group)
-        record: dict[str, Any] = dict(zip(SLA_GROUPS, group, strict=True))
-        record["tickets"] = max(row.tickets for row in (left, right) if row is not None)
-        for suffix, row in (("a", left), ("b", right)):
-            record[f"breached_{suffix}"] = row.breached if row else 0
-            record[f"compliance_{suffix}_pct"] = _pct(row)
+        record: dict[str, Any] = dict(zip(SLA_BY, group, strict=True))
+        record["tickets"] = max(r["tickets"] for r in (left, right) if r is not None)
+        for suffix, side in (("a", left), ("b", right)):
+            record[f"breached_{suffix}"] = side["breached"] if side else 0
+            record[f"compliance_{suffix}_pct"] = side["compliance_pct"] if side else None
         both = (record["compliance_a_pct"], record["compliance_b_pct"])
         record["change_pp"] = None if None in both else round(both[1] - both[0], 1)
         records.append(record)
-    columns: tuple[str, ...] = (*SLA_GROUPS, "tickets", "breached_a", "breached_b",
+    columns: tuple[str, ...] = (*SLA_BY, "tickets", "breached_a", "breached_b",
                                 "compliance_a_pct", "compliance_b_pct", "change_pp")  # fmt: skip
     totals = {
         "config_a": names[0], "config_b": names[1],
@@ -123,10 +100,6 @@ def print_comparison(
         "steps_a": len(first.steps), "steps_b": len(second.steps),
     }  # fmt: skip
     _print_sections([("compare", records, columns)], fmt, out, totals)
-
-
-def _pct(row: ComplianceRow | None) -> float | None:
-    return None if row is None or row.compliance is None else round(100 * row.compliance, 1)
 
 
 def _totals(simulation: Simulation) -> dict[str, Any]:
@@ -139,7 +112,7 @@ def _totals(simulation: Simulation) -> dict[str, Any]:
 
 
 def _print_sections(
-    sections: Sequence[tuple[str, list[Record], Sequence[str]]],
+    sections: Sequence[tuple[str, Sequence[Record], Sequence[str]]],
     fmt: Format,
     out: TextIO,
     totals: dict[str, Any],

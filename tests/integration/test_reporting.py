@@ -13,17 +13,15 @@ import pytest
 
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
-from engine.reporting.compliance import ClockOutcome
-from engine.reporting.export import export_events
-from engine.reporting.report import (
-    FLAT_COLUMNS,
+from engine.reporting.compliance import (
     OLA_COLUMNS,
     SLA_COLUMNS,
-    clock_outcomes,
+    ClockOutcome,
     ola_records,
-    render_report,
     sla_records,
 )
+from engine.reporting.export import export_events
+from engine.reporting.report import FLAT_COLUMNS, clock_outcomes, render_report
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.recorder import Recorder
