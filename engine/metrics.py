@@ -184,8 +184,7 @@ def set_build_info() -> None:
 # Business time used is observed when a clock stops. Its buckets are the configured
 # targets, so that "share of resolutions within the 8-hour target" is one bucket's
 # ratio; they are known only once the configuration is loaded.
-_business_time: Histogram | None = None
-_business_time_buckets: tuple[float, ...] = ()
+_business_time: dict[tuple[float, ...], Histogram] = {}  # the one registered, by buckets
 
 
 def target_buckets(config: AgreementConfig) -> tuple[float, ...]:
@@ -213,23 +212,21 @@ def business_time_histogram(
     buckets: Iterable[float], registry: CollectorRegistry = REGISTRY
 ) -> Histogram:
     """``sla_business_time_used_seconds`` with these buckets (registered once per set)."""
-    global _business_time, _business_time_buckets
     wanted = tuple(sorted(set(buckets))) or (3600.0,)
-    if _business_time is not None:
-        if _business_time_buckets == wanted:
-            return _business_time
-        registry.unregister(_business_time)
-    _business_time = Histogram(
-        "sla_business_time_used_seconds",
-        "Business time a clock had used when it stopped (met or breached), by metric; "
-        "the buckets are the configured targets. Observed at each stop: a reopened clock "
-        "that stops again is observed again.",
-        ("metric", "agreement"),
-        buckets=wanted,
-        registry=registry,
-    )
-    _business_time_buckets = wanted
-    return _business_time
+    if wanted not in _business_time:
+        for other in _business_time.values():  # a configuration with other targets
+            registry.unregister(other)
+        _business_time.clear()
+        _business_time[wanted] = Histogram(
+            "sla_business_time_used_seconds",
+            "Business time a clock had used when it stopped (met or breached), by metric; "
+            "the buckets are the configured targets. Observed at each stop: a reopened "
+            "clock that stops again is observed again.",
+            ("metric", "agreement"),
+            buckets=wanted,
+            registry=registry,
+        )
+    return _business_time[wanted]
 
 
 def exported_names() -> frozenset[str]:
