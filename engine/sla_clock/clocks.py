@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Literal
 
 from engine.config.models import Metric, Priority, ProviderFunction, Tier
@@ -161,6 +161,13 @@ def ticket_clocks(
     return TicketClocks(timeline, tuple(clocks), agreements)
 
 
+@lru_cache(maxsize=4096)
+def _needs(steps: tuple[tuple[float, Tier], ...], target_us: int) -> tuple[int, ...]:
+    """Business time each step needs, and the target last: the same for every clock of a
+    policy and target, so made once for them."""
+    return (*(round(target_us * fraction) for fraction, _tier in steps), target_us)
+
+
 def _measure(
     run: Run,
     agreement: Agreement,
@@ -174,7 +181,7 @@ def _measure(
     # touches. Business time each step needs, and the target itself last: the deadline.
     target_us = duration_us(target)
     as_of_us = to_us(as_of)
-    needs = [round(target_us * fraction) for fraction, _tier in agreement.steps] + [target_us]
+    needs = _needs(agreement.steps, target_us)
     due: list[int | None] = [None] * len(needs)
     spent = 0  # business time before the segment at hand
     elapsed_us = 0  # business time up to as_of

@@ -8,10 +8,11 @@ or deadlocking, and each ticket's clocks are measured from every event committed
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Any
 from uuid import UUID
 
@@ -75,13 +76,17 @@ class Recorder:
     """Records batches of events for one clock meter, keeping recent events parsed.
 
     A ticket is measured again from all its events each time one arrives; most of them
-    came through this process moments before, so their parsed form is kept (a bounded
-    cache: events never change) instead of parsing them again from the database.
+    came through this process moments before, so each ticket's committed events are kept
+    parsed (a bounded cache of about ``cache_size`` events), with their number. The
+    ticket's row counts its events under the same lock: when the two numbers agree, no
+    process has recorded an event of the ticket since (events are only ever added), and
+    the database is not asked for them at all.
     """
 
     def __init__(self, meter: ClockMeter, cache_size: int = 100_000) -> None:
         self.meter = meter
-        self._cache: dict[UUID, TicketEvent] = {}
+        self._histories: OrderedDict[str, list[TicketEvent]] = OrderedDict()
+        self._cached_events = 0
         self._cache_size = cache_size
         self._snapshot_cache: dict[str, tuple[dict[str, Any], dict[str, Agreement]]] = {}
 
@@ -125,12 +130,16 @@ class Recorder:
                 " SELECT * FROM staged_events ON CONFLICT (event_id) DO NOTHING"
                 " RETURNING event_id, ticket_id, occurred_at"
             )
-            self._remember(unique)
             changed = sorted({row["ticket_id"] for row in inserted})
             late: dict[str, list[datetime]] = defaultdict(list)
+            new: dict[str, list[TicketEvent]] = defaultdict(list)
             for row in inserted:
                 late[row["ticket_id"]].append(row["occurred_at"])
-            waiting, stopped = await self._measure_again(connection, changed, locked, late, now)
+                new[row["ticket_id"]].append(by_id[row["event_id"]])
+            waiting, stopped, history = await self._measure_again(
+                connection, changed, locked, late, new, now
+            )
+        self._keep(history)  # committed: what the next batch may take from memory
         kinds: Counter[tuple[str, str]] = Counter(
             (by_id[row["event_id"]].type, by_id[row["event_id"]].channel) for row in inserted
         )
@@ -151,7 +160,8 @@ class Recorder:
             locked = await _lock_tickets(connection, ordered)
             await _stage(connection)
             present = [row["ticket_id"] for row in locked]
-            await self._measure_again(connection, present, locked, {}, now)
+            *_, history = await self._measure_again(connection, present, locked, {}, {}, now)
+        self._keep(history)
         return len(present)
 
     async def _measure_again(
@@ -160,14 +170,19 @@ class Recorder:
         changed: list[str],
         locked: Sequence[asyncpg.Record],
         new_events: Mapping[str, Sequence[datetime]],
+        new: Mapping[str, list[TicketEvent]],
         now: datetime,
-    ) -> tuple[int, list[StoppedClock]]:
+    ) -> tuple[int, list[StoppedClock], dict[str, list[TicketEvent]]]:
         """Measure and store the clocks of locked tickets: how many still wait to be
-        created, and the clocks that stopped."""
+        created, the clocks that stopped, and every event of each ticket measured.
+
+        ``new`` holds the events this batch inserted, by ticket.
+        """
         if not changed:
-            return 0, []
+            return 0, [], {}
         snapshots = {row["ticket_id"]: self._snapshots(row["agreements"]) for row in locked}
-        history = await self._events_of(connection, changed)
+        counted = {row["ticket_id"]: row["event_count"] for row in locked}
+        history = await self._events_of(connection, changed, counted, new)
         measured = [
             (ticket_id, _measure(self.meter, ticket_id, history[ticket_id],
                                  snapshots[ticket_id][1], now))
@@ -179,7 +194,7 @@ class Recorder:
         fired = await fired_steps(connection, changed)
         late = {ticket_id: new_events.get(ticket_id, ()) for ticket_id in changed}
         stopped = await _store(connection, measured, counts, stored, keys, now, fired, late)
-        return sum(1 for _, m in measured if m is None), stopped
+        return sum(1 for _, m in measured if m is None), stopped, history
 
     def _snapshots(self, text: str) -> tuple[dict[str, Any], dict[str, Agreement]]:
         """A ticket's stored snapshots, as JSON and as agreements.
@@ -196,32 +211,65 @@ class Recorder:
             self._snapshot_cache[text] = parsed
         return parsed
 
-    def _remember(self, events: list[TicketEvent]) -> None:
-        cache = self._cache
-        for event in events:
-            cache[event.event_id] = event
-        while len(cache) > self._cache_size:
-            del cache[next(iter(cache))]  # the oldest: dicts keep insertion order
+    def _keep(self, history: Mapping[str, list[TicketEvent]]) -> None:
+        """Keep committed histories, the most recently measured last; the oldest go first."""
+        kept = self._histories
+        for ticket_id, events in history.items():
+            before = kept.pop(ticket_id, None)
+            self._cached_events += len(events) - (len(before) if before is not None else 0)
+            kept[ticket_id] = events
+        while self._cached_events > self._cache_size and kept:
+            _, events = kept.popitem(last=False)
+            self._cached_events -= len(events)
 
     async def _events_of(
-        self, connection: Connection, ticket_ids: list[str]
+        self,
+        connection: Connection,
+        ticket_ids: list[str],
+        counted: Mapping[str, int],
+        new: Mapping[str, list[TicketEvent]],
     ) -> dict[str, list[TicketEvent]]:
-        # Ids first: the events this process recorded are kept parsed, and only the
-        # others' payloads are read and parsed.
+        """Every event of each locked ticket: ``counted`` is the number its row holds
+        (before this batch), ``new`` the events this batch inserted."""
+        history: dict[str, list[TicketEvent]] = {}
+        unknown = []
+        for ticket_id in ticket_ids:
+            kept = self._histories.get(ticket_id)
+            if kept is None and counted[ticket_id] == 0:
+                kept = []  # a new ticket: its row counts no events yet
+            if kept is not None and len(kept) == counted[ticket_id]:
+                history[ticket_id] = kept + new.get(ticket_id, [])
+            else:
+                unknown.append(ticket_id)
+        if unknown:
+            history.update(await self._read_events(connection, unknown, new))
+        return history
+
+    async def _read_events(
+        self,
+        connection: Connection,
+        ticket_ids: list[str],
+        new: Mapping[str, list[TicketEvent]],
+    ) -> dict[str, list[TicketEvent]]:
+        # Ids first: the events this process has parsed are taken as they are, and only
+        # the others' payloads (another process recorded them) are read and parsed.
         rows = await connection.fetch(
             "SELECT ticket_id, event_id FROM events WHERE ticket_id = ANY($1::text[])",
             ticket_ids,
         )
-        known = {row["event_id"]: self._cache.get(row["event_id"]) for row in rows}
+        known: dict[UUID, TicketEvent | None] = {row["event_id"]: None for row in rows}
+        for ticket_id in ticket_ids:
+            for parsed in chain(self._histories.get(ticket_id, ()), new.get(ticket_id, ())):
+                if parsed.event_id in known:
+                    known[parsed.event_id] = parsed
         missing = [event_id for event_id, event in known.items() if event is None]
         if missing:
             payloads = await connection.fetch(
                 "SELECT payload::text AS payload FROM events WHERE event_id = ANY($1::uuid[])",
                 missing,
             )
-            parsed = [event_adapter.validate_json(row["payload"]) for row in payloads]
-            known.update((event.event_id, event) for event in parsed)
-            self._remember(parsed)
+            read = [event_adapter.validate_json(row["payload"]) for row in payloads]
+            known.update((event.event_id, event) for event in read)
         history: dict[str, list[TicketEvent]] = {ticket_id: [] for ticket_id in ticket_ids}
         for row in rows:
             event = known[row["event_id"]]
@@ -234,9 +282,10 @@ async def _lock_tickets(
     connection: Connection, ticket_ids: Sequence[str]
 ) -> list[asyncpg.Record]:
     """Lock the tickets' rows in ticket order (so that no two engines deadlock) and read
-    the snapshots and clock keys kept on them."""
+    the snapshots, clock keys and event counts kept on them."""
     return await connection.fetch(
-        "SELECT ticket_id, agreements::text AS agreements, clock_keys FROM tickets"
+        "SELECT ticket_id, agreements::text AS agreements, clock_keys, event_count"
+        " FROM tickets"
         " WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id FOR UPDATE",
         ticket_ids,
     )
@@ -404,8 +453,30 @@ def _ticket_row(
 
 def _snapshots_to_write(clocks: TicketClocks, known: dict[str, Any]) -> str | None:
     """Every snapshot the ticket has had, when a clock attached a new one; else None."""
-    new = {key: a.to_json() for key, a in clocks.agreements.items() if key not in known}
-    return json.dumps({**known, **new}) if new else None
+    new = [(key, a) for key, a in clocks.agreements.items() if key not in known]
+    if not new:
+        return None
+    parts = [f"{json.dumps(key)}: {json.dumps(value)}" for key, value in known.items()]
+    parts += [f"{json.dumps(key)}: {_agreement_text(a)}" for key, a in new]
+    return "{" + ", ".join(parts) + "}"
+
+
+# Every new ticket writes its SLA's snapshot, and the meter attaches one agreement object
+# per department and service: its JSON text is made once, not once per ticket. Keyed by
+# identity (agreements hold dicts, so they do not hash); holding the agreement keeps its
+# id from being reused while cached.
+_AGREEMENT_TEXTS: dict[int, tuple[Agreement, str]] = {}
+
+
+def _agreement_text(agreement: Agreement) -> str:
+    cached = _AGREEMENT_TEXTS.get(id(agreement))
+    if cached is not None:
+        return cached[1]
+    text = json.dumps(agreement.to_json())
+    if len(_AGREEMENT_TEXTS) >= 10_000:
+        _AGREEMENT_TEXTS.clear()
+    _AGREEMENT_TEXTS[id(agreement)] = (agreement, text)
+    return text
 
 
 def _clock_row(

@@ -174,6 +174,63 @@ async def test_a_recorder_reads_what_another_process_recorded(db: asyncpg.Connec
     assert await count(db, "SELECT count(*) FROM clocks WHERE stopped_at IS NULL") == 0
 
 
+async def test_recorders_taking_turns_on_a_ticket_measure_every_event(
+    db: asyncpg.Connection,
+) -> None:
+    # Each recorder keeps the histories it committed; the other's events in between
+    # must be read from the database, not left out.
+    await migrate(db)
+    meter = ClockMeter(load_config(EXAMPLE_CONFIG))
+    recorders = [Recorder(meter), Recorder(meter)]
+    events = [parse_event(body) for body in lines(ticket_events("TURN-1", MONDAY,
+                                                                random.Random(5)))]
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    for n, one in enumerate(events):
+        await recorders[n % 2].record(db, [one], now)
+        expected = meter.measure(events[: n + 1], {}, now)
+        assert expected is not None
+        stored = {r["clock_key"]: r for r in await db.fetch("SELECT * FROM clocks")}
+        assert sorted(stored) == sorted(clock.key for clock in expected.clocks)
+        for clock in expected.clocks:
+            row = stored[clock.key]
+            assert (row["state"], row["stopped_at"]) == (clock.state, clock.stopped_at), n
+            assert row["elapsed_s"] == pytest.approx(clock.elapsed.total_seconds()), n
+    assert await count(db, "SELECT event_count FROM tickets") == len(events)
+
+
+async def test_a_batch_that_fails_leaves_no_history_behind(
+    db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await migrate(db)
+    meter = ClockMeter(load_config(EXAMPLE_CONFIG))
+    first, second = Recorder(meter), Recorder(meter)
+    created = parse_event(json.dumps(event(
+        "ticket.created", "FAIL-1", 0, MONDAY, department="buf", service="esdh",
+        priority="P2", subject="x")))  # fmt: skip
+    responded = parse_event(json.dumps(event("ticket.responded", "FAIL-1", 1, MONDAY)))
+    working = parse_event(json.dumps(
+        event("ticket.status_changed", "FAIL-1", 2, MONDAY, status="in_progress")))
+    waiting = parse_event(json.dumps(
+        event("ticket.status_changed", "FAIL-1", 3, MONDAY, status="pending_customer")))
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    await first.record(db, [created], now)
+
+    async def broken(*_args: Any) -> Any:
+        raise RuntimeError("the transaction fails after the clocks were measured")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("engine.store.recorder.fired_steps", broken)
+        with pytest.raises(RuntimeError):
+            await first.record(db, [responded], now)  # rolled back: never recorded
+    # Another process records a different second event: the ticket counts two again.
+    await second.record(db, [working], now)
+    await first.record(db, [waiting], now)
+    response = await db.fetchrow("SELECT * FROM clocks WHERE clock_key = 'response'")
+    assert response is not None
+    assert response["stopped_at"] is None  # the rolled-back response counted for nothing
+    assert await count(db, "SELECT event_count FROM tickets") == 3
+
+
 async def test_an_event_the_engine_fails_on_is_dead_lettered_alone(
     engine: RunningEngine,
     db: asyncpg.Connection,
