@@ -81,7 +81,9 @@ def test_each_type_parses_into_its_model(kind: str) -> None:
     parsed = parse(event(kind))
     assert parsed.type == kind
     assert str(parsed.event_id) == EVENT_ID
-    assert parsed.occurred_at.utcoffset() == timedelta(hours=1)
+    # The instant its offset placed, held in UTC.
+    assert parsed.occurred_at.tzinfo is UTC
+    assert parsed.occurred_at == datetime.fromisoformat(event(kind)["occurred_at"])
 
 
 @pytest.mark.parametrize("kind", EVENT_TYPES)
