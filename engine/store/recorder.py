@@ -27,7 +27,6 @@ from engine.store.connection import Connection
 from engine.store.steps import (
     FiredSteps,
     fired_steps,
-    instant,
     mark_superseded,
     step_literals,
     undone_steps,
@@ -43,10 +42,12 @@ CLOCK_COLUMNS = (
     "measured_at", "steps", "tiers", "step_due_at",
 )  # fmt: skip
 """The columns of the clocks table, in the order the recorder writes them."""
-# In the staging table the steps' instants are epoch microseconds (see _UPSERT_CLOCKS).
-_STAGED_CLOCK_COLUMNS = (*CLOCK_COLUMNS[:-1], "step_due_us")
-
-
+# In the staging table the computed instants are epoch microseconds (see _UPSERT_CLOCKS).
+_IN_MICROSECONDS = {"deadline": "deadline_us", "next_due_at": "next_due_us"}
+_STAGED_CLOCK_COLUMNS = (
+    *(_IN_MICROSECONDS.get(column, column) for column in CLOCK_COLUMNS[:-1]),
+    "step_due_us",
+)
 _NEXT_DUE = CLOCK_COLUMNS.index("next_due_at")
 
 
@@ -339,7 +340,7 @@ async def _store(
     if undone:
         await mark_superseded(connection, undone, now)
     dues = [row[_NEXT_DUE] for row in clock_rows]
-    earliest = min((due for due in dues if isinstance(due, datetime)), default=None)
+    earliest = min((due for due in dues if isinstance(due, int)), default=None)
     if earliest is not None:
         await wake_schedulers(connection, earliest)
     stopped: list[StoppedClock] = []
@@ -382,7 +383,7 @@ CREATE TEMP TABLE IF NOT EXISTS staged_clocks (
     department text, service text, function text, priority text, calendar text,
     target_s double precision, state text, running boolean, elapsed_s double precision,
     fraction double precision, started_at timestamptz, stopped_at timestamptz,
-    deadline timestamptz, next_due_at timestamptz, measured_at timestamptz,
+    deadline_us bigint, next_due_us bigint, measured_at timestamptz,
     steps text, tiers text, step_due_us text
 ) ON COMMIT DELETE ROWS;
 """
@@ -409,14 +410,23 @@ _UPDATE_TICKETS = (
 )
 # The steps travel as array literals, and their instants as epoch microseconds: COPY's
 # binary arrays cost this process a check of every element, which the database can do
-# on its own, idle, core instead.
+# on its own, idle, core instead. The deadline and next due instant travel as epoch
+# microseconds too: making a datetime for COPY to take apart again costs this process.
 # It returns the clocks that it stopped: every sub-statement of a WITH sees the table as
 # it was before the upsert, so ``before`` holds the previous stop (none for a new clock).
+def _staged(column: str) -> str:
+    """A clocks column as read from the staging table."""
+    if column in _IN_MICROSECONDS:
+        return f"'epoch'::timestamptz + {_IN_MICROSECONDS[column]} * interval '1 microsecond'"
+    return column
+
+
 _UPSERT_CLOCKS = (
     "WITH before AS (SELECT c.ticket_id, c.clock_key, c.stopped_at FROM clocks AS c"
     " JOIN staged_clocks AS s USING (ticket_id, clock_key)),"
     f" written AS (INSERT INTO clocks ({', '.join(CLOCK_COLUMNS)})"
-    f" SELECT {', '.join(CLOCK_COLUMNS[:-3])}, steps::float8[], tiers::text[],"
+    f" SELECT {', '.join(_staged(column) for column in CLOCK_COLUMNS[:-3])},"
+    " steps::float8[], tiers::text[],"
     " (SELECT array_agg('epoch'::timestamptz + u * interval '1 microsecond' ORDER BY n)"
     "  FROM unnest(step_due_us::bigint[]) WITH ORDINALITY AS d(u, n))"
     " FROM staged_clocks"
@@ -482,7 +492,7 @@ def _agreement_text(agreement: Agreement) -> str:
 def _clock_row(
     ticket_id: str, clock: Clock, now: datetime, fired: Mapping[float, tuple[datetime, bool]]
 ) -> tuple[object, ...]:
-    steps, tiers, due_us, next_due_at = step_literals(clock, fired)
+    steps, tiers, due_us, next_due_us = step_literals(clock, fired)
     return (
         ticket_id,
         clock.key,
@@ -501,8 +511,8 @@ def _clock_row(
         clock.fraction,
         clock.started_at,
         clock.stopped_at,
-        instant(clock.due_us[-1]) if clock.running else None,  # the deadline
-        next_due_at,
+        clock.due_us[-1] if clock.running else None,  # the deadline
+        next_due_us,
         now,
         steps,
         tiers,

@@ -41,14 +41,14 @@ def _steps_literal(steps: tuple[tuple[float, Tier], ...]) -> tuple[tuple[float, 
 
 def step_literals(
     clock: Clock, fired: Mapping[float, tuple[datetime, bool]]
-) -> tuple[str, str, str, datetime | None]:
+) -> tuple[str, str, str, int | None]:
     """The clock's steps, tiers and due instants (epoch microseconds) as array literals
-    for the recorder's staging table, and its next due instant.
+    for the recorder's staging table, and its next due instant in epoch microseconds.
     """
     fractions, steps, tiers = _steps_literal(clock.agreement.steps)
     due_us = clock.due_us[: len(fractions)]
-    due = ",".join("NULL" if us is None else str(us) for us in due_us)
-    return steps, tiers, f"{{{due}}}", instant(next_due(fractions, due_us, fired))
+    due = ",".join(["NULL" if us is None else str(us) for us in due_us])
+    return steps, tiers, f"{{{due}}}", next_due(fractions, due_us, fired)
 
 
 async def fired_steps(connection: Connection, ticket_ids: Sequence[str]) -> FiredSteps:
@@ -98,6 +98,8 @@ async def mark_superseded(
     )
 
 
-async def wake_schedulers(connection: Connection, earliest: datetime) -> None:
-    """Tell every scheduler, at commit, of the earliest due instant this batch wrote."""
+async def wake_schedulers(connection: Connection, earliest_us: int) -> None:
+    """Tell every scheduler, at commit, of the earliest due instant this batch wrote
+    (in epoch microseconds)."""
+    earliest = _EPOCH + timedelta(microseconds=earliest_us)
     await connection.execute("SELECT pg_notify($1, $2)", DUE_CHANNEL, earliest.isoformat())
