@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from engine.config.models import Metric, Priority, ProviderFunction, Tier
 from engine.events import TicketEvent
@@ -34,9 +34,13 @@ class Threshold:
     due_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """One clock of a ticket, measured at ``as_of``."""
+class Clock(NamedTuple):
+    """One clock of a ticket, measured at ``as_of``.
+
+    A named tuple, immutable as a frozen dataclass is, and made in a third of the time:
+    every event measures each clock of its ticket again, and the simulator measures a
+    year of them.
+    """
 
     key: str
     metric: Metric
