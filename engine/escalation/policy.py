@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from engine.config.models import Tier
 
@@ -21,12 +21,12 @@ Instant = TypeVar("Instant", datetime, int)
 
 
 @dataclass(frozen=True, slots=True)
-class StepDue:
+class StepDue(Generic[Instant]):
     """A step whose instant has come, and the instant it fell due."""
 
     step: float
     tier: Tier
-    due_at: datetime
+    due_at: Instant
 
     @property
     def is_breach(self) -> bool:
@@ -37,12 +37,16 @@ class StepDue:
 def due_steps(
     steps: Sequence[float],
     tiers: Sequence[Tier],
-    due_at: Sequence[datetime | None],
+    due_at: Sequence[Instant | None],
     fired: Collection[float],
-    now: datetime,
-) -> list[StepDue]:
-    """The steps not yet fired whose instant is at or before ``now``, earliest first."""
-    if now.tzinfo is None:
+    now: Instant,
+) -> list[StepDue[Instant]]:
+    """The steps not yet fired whose instant is at or before ``now``, earliest first.
+
+    Instants are datetimes, or epoch microseconds where the caller counts in integers
+    (the simulator: it makes a datetime only for a step that fires).
+    """
+    if isinstance(now, datetime) and now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     due = [
         StepDue(step, tier, at)

@@ -228,13 +228,13 @@ def _simulate_ticket(
             attached.setdefault(key, agreement)  # a snapshot, once taken, is kept
         end_us = to_us(instant)
         for clock in measured.clocks:
-            _fire(ticket_id, clock, fired[clock.key], instant, end_us, result)
+            _fire(ticket_id, clock, fired[clock.key], end_us, result)
     measured = meter.measure(events, attached, until)
     if measured is None:
         return created
     end_us = to_us(until)
     for clock in measured.clocks:
-        _fire(ticket_id, clock, fired[clock.key], until, end_us, result)
+        _fire(ticket_id, clock, fired[clock.key], end_us, result)
     result.outcomes += [_outcome(ticket_id, clock) for clock in measured.clocks]
     return True
 
@@ -243,23 +243,22 @@ def _fire(
     ticket_id: str,
     clock: Clock,
     fired: set[float],
-    window_end: datetime,
     end_us: int,
     result: Simulation,
 ) -> None:
-    """Fire the clock's steps due by ``window_end`` that have not fired (policy's rule)."""
+    """Fire the clock's steps due by ``end_us`` (epoch microseconds) that have not fired
+    (the policy's rule)."""
     fractions, tiers = _split(clock.agreement.steps)
     due_us = clock.due_us[: len(fractions)]
     soonest = next_due(fractions, due_us, fired)
     if soonest is None or soonest > end_us:  # the usual case, decided on integers
         return
-    instants = [None if us is None else clock.calendar.instant(us) for us in due_us]
     agreement = clock.agreement
-    for due in due_steps(fractions, tiers, instants, fired, window_end):
+    for due in due_steps(fractions, tiers, due_us, fired, end_us):
         fired.add(due.step)
         result.steps.append(
             SimulatedStep(
-                due_at=due.due_at,
+                due_at=clock.calendar.instant(due.due_at),
                 ticket_id=ticket_id,
                 clock_key=clock.key,
                 metric=clock.metric,
