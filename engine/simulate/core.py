@@ -116,12 +116,7 @@ def simulate(
     result = Simulation(horizon, duplicates=duplicates, refused=refused)
     tickets = list(by_ticket.items())
     if workers > 1 and len(tickets) >= _PARALLEL_FROM:
-        for counts, steps, outcomes in _in_processes(meter, tickets, horizon, workers):
-            result.tickets += counts[0]
-            result.events += counts[1]
-            result.waiting += counts[2]
-            result.steps += [_as(SimulatedStep, fields) for fields in steps]
-            result.outcomes += [_as(ClockOutcome, fields) for fields in outcomes]
+        _in_processes(meter, tickets, horizon, workers, result)
     else:
         _simulate_tickets(meter, tickets, horizon, result)
     result.steps.sort(key=_STEP_ORDER)
@@ -160,14 +155,26 @@ def _in_processes(
     tickets: Sequence[tuple[str, list[TicketEvent]]],
     horizon: datetime,
     workers: int,
-) -> list[_Share]:
+    result: Simulation,
+) -> None:
+    """Share the tickets out: this process takes the first share while ``workers`` - 1
+    forked ones take the others, so that one share's results need no pickling."""
     global _SHARED
     _SHARED = (meter, tickets, horizon)
     try:
-        with get_context("fork").Pool(workers) as pool:
-            return pool.map(_simulate_share, [(index, workers) for index in range(workers)])
+        # The pool forks its processes here, before this process sorts any events.
+        with get_context("fork").Pool(workers - 1) as pool:
+            others = pool.map_async(_simulate_share, [(i, workers) for i in range(1, workers)])
+            _simulate_tickets(meter, tickets[0::workers], horizon, result)
+            shares = others.get()
     finally:
         _SHARED = None
+    for counts, steps, outcomes in shares:
+        result.tickets += counts[0]
+        result.events += counts[1]
+        result.waiting += counts[2]
+        result.steps += [_as(SimulatedStep, fields) for fields in steps]
+        result.outcomes += [_as(ClockOutcome, fields) for fields in outcomes]
 
 
 # A share's result as plain tuples: a named tuple pickles through Python code
