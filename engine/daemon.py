@@ -50,6 +50,7 @@ from engine.settings import Settings, redact_url
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.recorder import Recorder
+from engine.store.retention import PersonalDataPurger
 
 log = structlog.get_logger(__name__)
 
@@ -171,6 +172,11 @@ async def _serve(
         config.calendars[config.general_contract.default_calendar].zone,
         interval_s=settings.gauges_refresh_s,
     )
+    purger = PersonalDataPurger(
+        pool,
+        retention_days=settings.personal_data_retention_days,
+        interval_s=settings.personal_data_purge_interval_s,
+    )
     workers: set[asyncio.Task[None]] = set()
     try:
         await until_done(
@@ -222,6 +228,7 @@ async def _serve(
         await consumer.start()
         parts.consuming = lambda: consumer.consuming
         refresher.start()
+        purger.start()
         log.info("engine.started", queue=topology.QUEUE, prefetch=settings.prefetch,
                  channels=sorted(channels))  # fmt: skip
         if on_started is not None:
@@ -246,6 +253,7 @@ async def _serve(
                  notices_sent=sender.sent, notices_failed=sender.failed)  # fmt: skip
     finally:
         parts.consuming = lambda: False
+        purger.stop()
         await refresher.stop()
         for worker in workers:
             worker.cancel()

@@ -73,6 +73,10 @@ INTAKE_RETRIES = Counter(
     "sla_intake_store_retries",
     "Batches tried again because PostgreSQL was unreachable or refused for the moment.",
 )
+PERSONAL_DATA_PURGED = Counter(
+    "sla_engine_personal_data_purged_tickets",
+    "Closed tickets whose requesters' personal data was purged after the retention period.",
+)
 INTAKE_BATCH_SECONDS = Histogram(
     "sla_intake_batch_duration_seconds",
     "Time to record one batch of events and measure its tickets' clocks, commit included.",

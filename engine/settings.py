@@ -95,6 +95,15 @@ class Settings(BaseSettings):
         gt=0,
         description="how often the gauges read from PostgreSQL and the broker are refreshed",
     )
+    personal_data_retention_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="days after a ticket is closed until the requester's name, e-mail and "
+        "phone, the subject and the texts of its events are purged (0: at the next purge)",
+    )
+    personal_data_purge_interval_s: float = Field(
+        default=3600.0, gt=0, description="how often closed tickets are looked over for purging"
+    )
     log_level: str = "info"
     log_json: bool | None = Field(
         default=None,

@@ -62,6 +62,7 @@ class Timeline:
     priorities: list[tuple[datetime, Priority]]
     runs: list[Run]
     assigned_function: ProviderFunction | None
+    closed_at: datetime | None = None  # the retention of its personal data counts from it
 
     def priority_at(self, at: datetime | None) -> Priority:
         """The priority in force at an instant (the latest when ``at`` is None)."""
@@ -154,6 +155,7 @@ def read_timeline(events: Iterable[TicketEvent], priority_of: PriorityOf) -> Tim
                 for run in timeline.runs:
                     run.stop(at)
                 closed = True
+                timeline.closed_at = at
             else:  # new or in_progress: running again, a reopen keeps the time spent
                 for run in following:
                     run.resume(at)

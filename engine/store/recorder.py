@@ -376,7 +376,7 @@ CREATE TEMP TABLE IF NOT EXISTS staged_events (
 CREATE TEMP TABLE IF NOT EXISTS staged_tickets (
     ticket_id text, created_at timestamptz, department text, service text, priority text,
     status text, assigned_function text, agreement_kind text, agreements jsonb,
-    clock_keys text[], event_count integer
+    clock_keys text[], event_count integer, closed_at timestamptz
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staged_clocks (
     ticket_id text, clock_key text, metric text, agreement_kind text, agreement_key text,
@@ -405,6 +405,7 @@ _UPDATE_TICKETS = (
     " agreement_kind = coalesce(u.agreement_kind, tickets.agreement_kind),"
     " agreements = coalesce(u.agreements, tickets.agreements),"
     " clock_keys = coalesce(u.clock_keys, tickets.clock_keys),"
+    " closed_at = CASE WHEN u.created_at IS NULL THEN tickets.closed_at ELSE u.closed_at END,"
     " event_count = u.event_count, updated_at = $1"
     " FROM staged_tickets AS u WHERE tickets.ticket_id = u.ticket_id"
 )
@@ -443,7 +444,7 @@ def _ticket_row(
     ticket_id: str, clocks: TicketClocks | None, snapshots: dict[str, Any], event_count: int
 ) -> tuple[object, ...]:
     if clocks is None:  # waiting for its creation, or unmeasurable: keep what is there
-        return (ticket_id, None, None, None, None, None, None, None, None, None, event_count)
+        return (ticket_id, *(None,) * 9, event_count, None)
     timeline = clocks.timeline
     sla = next((c for c in clocks.clocks if c.agreement.kind != "ola"), None)
     return (
@@ -458,6 +459,7 @@ def _ticket_row(
         _snapshots_to_write(clocks, snapshots),
         [clock.key for clock in clocks.clocks],
         event_count,
+        timeline.closed_at,
     )
 
 

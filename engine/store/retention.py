@@ -1,0 +1,121 @@
+"""Personal data of requesters, purged from closed tickets after the retention period.
+
+The engine decides nothing from who raised a ticket or what it says: the requester's
+name, e-mail and phone, the subject and the texts (the description, the comments) are
+kept only so that people can recognise a ticket while it is worked on and for a while
+after. A set number of days after a ticket was closed they are removed from its stored
+events; the events stay valid (the subject becomes ``[removed]``), so its clocks,
+reports, exports and simulations are unchanged. Agents' names (``agent``, ``author``)
+are the provider's staff, not requesters, and stay.
+
+A ticket is taken under its row lock with SKIP LOCKED: the recorder holds the same lock
+while it records, so a purge never waits on intake nor races it. An event recorded
+after the purge (a late comment) marks the ticket for purging again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from engine.metrics import PERSONAL_DATA_PURGED
+from engine.store.connection import Connection
+
+log = structlog.get_logger(__name__)
+
+REMOVED = "[removed]"
+
+_PURGE = """
+WITH due AS (
+    SELECT ticket_id FROM tickets
+    WHERE closed_at < $1
+      AND (personal_data_purged_at IS NULL OR personal_data_purged_at < updated_at)
+    ORDER BY closed_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), scrubbed AS (
+    UPDATE events SET payload = CASE events.type
+        WHEN 'ticket.created'
+            THEN (payload - 'requester' - 'body') || jsonb_build_object('subject', $3::text)
+        ELSE payload || jsonb_build_object('body', '')
+    END
+    FROM due
+    WHERE events.ticket_id = due.ticket_id
+      AND events.type IN ('ticket.created', 'ticket.commented')
+    RETURNING events.event_id
+)
+UPDATE tickets SET personal_data_purged_at = $4
+FROM due WHERE tickets.ticket_id = due.ticket_id
+RETURNING tickets.ticket_id, (SELECT count(*) FROM scrubbed) AS events
+"""
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What one purge did."""
+
+    tickets: int
+    events: int
+
+
+async def purge_personal_data(
+    connection: Connection, now: datetime, retention: timedelta, batch: int = 1000
+) -> Purged:
+    """Purge the tickets closed before ``now - retention``, ``batch`` tickets per
+    transaction, until none is left."""
+    tickets = events = 0
+    while True:
+        async with connection.transaction():
+            rows = await connection.fetch(_PURGE, now - retention, batch, REMOVED, now)
+        tickets += len(rows)
+        events += rows[0]["events"] if rows else 0
+        if len(rows) < batch:
+            return Purged(tickets, events)
+
+
+class PersonalDataPurger:
+    """Purges every ``interval_s`` (APScheduler; a slow purge is not stacked)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, retention_days: float, interval_s: float) -> None:
+        self._pool = pool
+        self._retention = timedelta(days=retention_days)
+        self._interval_s = interval_s
+        self._periodic: AsyncIOScheduler | None = None
+
+    def start(self) -> None:
+        periodic = AsyncIOScheduler(timezone=UTC)
+        periodic.add_job(
+            self.purge,
+            "interval",
+            seconds=self._interval_s,
+            id="personal-data-purge",
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+        )
+        periodic.start()
+        self._periodic = periodic
+
+    def stop(self) -> None:
+        if self._periodic is not None:
+            self._periodic.shutdown(wait=False)
+            self._periodic = None
+
+    async def purge(self) -> None:
+        """One purge; a failure is logged and the next run tries again."""
+        try:
+            async with self._pool.acquire(timeout=10) as connection:
+                purged = await purge_personal_data(
+                    connection, datetime.now(UTC), self._retention
+                )
+        except Exception as exc:  # noqa: BLE001 - the next run tries again; nothing is lost
+            log.warning("retention.purge_failed", error=repr(exc))
+            return
+        PERSONAL_DATA_PURGED.inc(purged.tickets)
+        if purged.tickets:
+            log.info("retention.purged", tickets=purged.tickets, events=purged.events,
+                     retention_days=self._retention / timedelta(days=1))  # fmt: skip
