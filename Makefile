@@ -11,6 +11,7 @@ BIN := $(VENV)/bin
 # when pyproject.toml is newer than this stamp (or the venv is recreated).
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+FAULTS_ARGS ?=
 # The daemon: migrates the database, then consumes ticket events until SIGTERM or
 # Ctrl-C. Settings come from SLA_ENGINE_* variables (see README); the defaults fit the
 # local services that `make services` starts.
@@ -18,7 +19,7 @@ RUN_CMD ?= $(BIN)/sla-engine check-config config && $(BIN)/sla-engine run
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv services services-test lint test run bench bench-intake bench-timers bench-simulate clean
+.PHONY: help venv services services-test lint test test-faults run bench bench-intake bench-timers bench-simulate clean
 
 help:
 	@echo "Targets:"
@@ -27,6 +28,7 @@ help:
 	@echo "  services-test  services, plus Debian's prometheus package (promtool, a server for the tests)"
 	@echo "  lint      ruff check . && mypy"
 	@echo "  test      venv + services-test, lint, then pytest (extra args: PYTEST_ARGS='...')"
+	@echo "  test-faults  the fault and load scenarios at full size, and their table (tests/faults; about an hour)"
 	@echo "  run       venv + services, then RUN_CMD (now: $(RUN_CMD))"
 	@echo "  bench     run benchmarks/calendar.py (calendar arithmetic)"
 	@echo "  bench-intake  run benchmarks/intake.py (drain 200,000 events; real RabbitMQ and PostgreSQL)"
@@ -77,6 +79,10 @@ lint: venv
 
 test: venv services-test lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The short version of every scenario runs in `make test`; this is the full one.
+test-faults: venv services-test
+	$(BIN)/python -m tests.faults $(FAULTS_ARGS)
 
 run: venv services
 	$(RUN_CMD)

@@ -4,7 +4,7 @@ No I/O and no wall clock: instants are passed in. The scheduler and the simulati
 both decide with these functions.
 """
 
-from engine.escalation.policy import StepDue, due_steps, next_due, superseded
+from engine.escalation.policy import StepDue, due_steps, next_due, reinstated, superseded
 from engine.escalation.recipients import recipients
 
-__all__ = ["StepDue", "due_steps", "next_due", "recipients", "superseded"]
+__all__ = ["StepDue", "due_steps", "next_due", "recipients", "reinstated", "superseded"]

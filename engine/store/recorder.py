@@ -27,7 +27,9 @@ from engine.store.connection import Connection
 from engine.store.steps import (
     FiredSteps,
     fired_steps,
+    mark_standing,
     mark_superseded,
+    restored_steps,
     step_literals,
     undone_steps,
     wake_schedulers,
@@ -330,6 +332,7 @@ async def _store(
     ready = [(ticket_id, clocks) for ticket_id, clocks in measured if clocks is not None]
     clock_rows = []
     undone: list[tuple[str, str, float]] = []
+    restored: list[tuple[str, str, float]] = []
     no_steps: dict[float, tuple[datetime, bool]] = {}
     for ticket_id, ticket_clocks in ready:
         for clock in ticket_clocks.clocks:
@@ -337,8 +340,11 @@ async def _store(
             clock_rows.append(_clock_row(ticket_id, clock, now, steps_fired))
             if steps_fired:
                 undone += undone_steps(ticket_id, clock, steps_fired, new_events[ticket_id])
+                restored += restored_steps(ticket_id, clock, steps_fired)
     if undone:
         await mark_superseded(connection, undone, now)
+    if restored:
+        await mark_standing(connection, restored)
     dues = [row[_NEXT_DUE] for row in clock_rows]
     earliest = min((due for due in dues if isinstance(due, int)), default=None)
     if earliest is not None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from engine.config.models import Tier
-from engine.escalation import next_due, superseded
+from engine.escalation import next_due, reinstated, superseded
 from engine.sla_clock.clocks import Clock
 from engine.store.connection import Connection
 
@@ -80,6 +80,31 @@ def undone_steps(
     steps = [fraction for fraction, _tier in clock.agreement.steps]
     due = [instant(us) for us in clock.due_us[: len(steps)]]
     return [(ticket_id, clock.key, s) for s in superseded(standing, steps, due, late_events)]
+
+
+def restored_steps(
+    ticket_id: str, clock: Clock, fired: Mapping[float, tuple[datetime, bool]]
+) -> list[tuple[str, str, float]]:
+    """Superseded steps of a clock that the new measurement shows reached when they fired."""
+    undone = {step: at for step, (at, ok) in fired.items() if not ok}
+    if not undone:
+        return []
+    steps = [fraction for fraction, _tier in clock.agreement.steps]
+    due = [instant(us) for us in clock.due_us[: len(steps)]]
+    return [(ticket_id, clock.key, s) for s in reinstated(undone, steps, due)]
+
+
+async def mark_standing(connection: Connection, restored: Sequence[tuple[str, str, float]]) -> None:
+    """Mark restored steps fired again, as they were before a late event undid them."""
+    await connection.execute(
+        "UPDATE escalation_steps SET status = 'fired', superseded_at = NULL"
+        " FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(ticket_id, clock_key, step)"
+        " WHERE escalation_steps.ticket_id = u.ticket_id"
+        " AND escalation_steps.clock_key = u.clock_key AND escalation_steps.step = u.step",
+        [t for t, _, _ in restored],
+        [k for _, k, _ in restored],
+        [s for _, _, s in restored],
+    )
 
 
 async def mark_superseded(

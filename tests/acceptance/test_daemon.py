@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 
 from engine.intake.publish import publish_events
-from tests.acceptance.conftest import Daemon, start
+from tests.acceptance.conftest import start
+from tests.daemons import Daemon
 from tests.services import AMQP_URL, get_json, poll
 from tests.streams import lines, stream
 

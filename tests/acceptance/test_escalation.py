@@ -25,7 +25,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from engine.intake.publish import publish_events
 from engine.notify.amqp import ESCALATION_EXCHANGE
 from engine.notify.webhook import verify_signature
-from tests.acceptance.conftest import Daemon, short_sof_response, start
+from tests.acceptance.conftest import short_sof_response, start
+from tests.daemons import Daemon
 from tests.helpers import EditYaml
 from tests.services import AMQP_URL, free_port, poll
 from tests.streams import CPH, event, lines

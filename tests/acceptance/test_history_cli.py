@@ -17,7 +17,7 @@ from engine.events import TicketEvent, parse_event
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.recorder import Recorder
-from tests.acceptance.conftest import SLA_ENGINE
+from tests.daemons import SLA_ENGINE
 from tests.helpers import EXAMPLE_CONFIG, REPO
 from tests.streams import CPH, stream
 

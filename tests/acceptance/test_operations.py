@@ -21,7 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.cli import EXIT_CONFIG
 from engine.intake import topology
 from engine.intake.publish import publish_events
-from tests.acceptance.conftest import SLA_ENGINE, Daemon, short_sof_response, start
+from tests.acceptance.conftest import short_sof_response, start
+from tests.daemons import SLA_ENGINE, Daemon
 from tests.helpers import REPO, EditYaml
 from tests.services import AMQP_URL, free_port, get_json, get_text, poll
 from tests.streams import CPH, event, lines

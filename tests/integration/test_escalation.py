@@ -112,6 +112,26 @@ async def test_an_event_arriving_after_its_step_fired_marks_the_step_superseded(
     assert [s for s in later if s[1] == "response"] == []  # stopped: nothing more to fire
 
 
+async def test_a_step_undone_by_a_late_pause_stands_again_when_the_late_resume_arrives(
+    db: asyncpg.Connection, recorder: Recorder
+) -> None:
+    # A backlog after an outage: the pause arrives, then, in a later batch, the resume.
+    await recorder.record(db, [created()], after(1))
+    assert ("E-1", "resolution", 0.5) in await fire(db, after(61))  # 2 h target: due at 60
+    notices = await db.fetchval("SELECT count(*) FROM outbox WHERE clock_key = 'resolution'")
+    await recorder.record(db, [ev("ticket.status_changed", 1, after(30),
+                                  status="pending_customer")], after(62))  # fmt: skip
+    status = "SELECT status FROM escalation_steps WHERE clock_key = 'resolution' AND step = 0.5"
+    assert await db.fetchval(status) == "superseded"  # paused at 30 minutes: not reached
+    await recorder.record(db, [ev("ticket.status_changed", 2, after(30.5),
+                                  status="in_progress")], after(63))  # fmt: skip
+    # Half a minute of pause: the step was reached at 60.5, before it fired at 61.
+    assert await db.fetchval(status) == "fired"
+    assert await fire(db, after(64)) == []  # it fired once: no second firing, no new notice
+    assert await db.fetchval(
+        "SELECT count(*) FROM outbox WHERE clock_key = 'resolution'") == notices  # fmt: skip
+
+
 async def test_a_priority_change_fires_passed_steps_at_once_and_fired_steps_never_again(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from engine.config import AgreementConfig, load_config
 from engine.config.models import Tier
-from engine.escalation import due_steps, next_due, recipients, superseded
+from engine.escalation import due_steps, next_due, recipients, reinstated, superseded
 from engine.notify.compose import Composer, FiredStep, notice_id
 from tests.helpers import EXAMPLE_CONFIG
 
@@ -176,3 +176,12 @@ def test_lateness_counts_from_when_the_step_could_be_known_due() -> None:
                             fired_at=T0 + timedelta(hours=5, seconds=0.25))  # fmt: skip
     assert retargeted.late_s == 0.25
     assert fired_step().late_s == 1.0  # no measurement instant: from the due instant
+
+
+def test_a_superseded_step_stands_again_when_a_later_measurement_reached_it_in_time() -> None:
+    fired_at = {0.5: T0 + timedelta(minutes=31)}
+    # The resume arrived too: reached at 30, before it fired at 31.
+    assert reinstated(fired_at, STEPS, minutes(30, None, None, None, None, None)) == [0.5]
+    # Reached only at 40, after it fired: it fired too early, and stays superseded.
+    assert reinstated(fired_at, STEPS, minutes(40, None, None, None, None, None)) == []
+    assert reinstated(fired_at, STEPS, minutes(None, None, None, None, None, None)) == []

@@ -1,0 +1,305 @@
+"""What a fault scenario needs: a stream, its outcome known beforehand, engines, a verdict.
+
+The outcome comes from the pure core in memory, not from the engine under test: every
+ticket of the stream is closed, so each clock is final, and the steps that stand fired
+at the end are the steps the final measurement of each clock reached (a step fired early
+on part of a ticket's events and then undone by a late one is kept as superseded). The
+check compares the store with it: every event recorded once, every clock as measured,
+every step fired once, no notice twice with different ids, and the dead-letter queue
+holding exactly the bad messages, each with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import aio_pika
+import asyncpg
+
+from engine.config import load_config
+from engine.events import parse_event
+from engine.intake import topology
+from engine.intake.publish import publish_events
+from engine.sla_clock.calendar import to_us
+from engine.sla_clock.meter import ClockMeter
+from tests.daemons import Daemon
+from tests.helpers import EXAMPLE_CONFIG
+from tests.services import AMQP_URL, DATABASE_URL, poll
+from tests.streams import CPH, lines, stream
+
+# A working Monday long past: every step of every ticket has fallen due by now.
+PAST_MONDAY = datetime(2026, 6, 1, 8, tzinfo=CPH)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the events say must be in the store at the end."""
+
+    event_ids: frozenset[str]
+    clocks: dict[tuple[str, str], tuple[str, float]]  # (ticket, clock) -> (state, elapsed)
+    steps: frozenset[tuple[str, str, float]]  # (ticket, clock, step) standing fired
+
+
+def expected_outcome(events: list[dict[str, Any]], now: datetime) -> Expected:
+    """The end state of ``events`` by the pure core, measured at ``now``."""
+    meter = ClockMeter(load_config(EXAMPLE_CONFIG))
+    by_ticket: dict[str, list[Any]] = defaultdict(list)
+    for raw in events:
+        by_ticket[raw["ticket_id"]].append(parse_event(json.dumps(raw)))
+    clocks: dict[tuple[str, str], tuple[str, float]] = {}
+    steps: set[tuple[str, str, float]] = set()
+    now_us = to_us(now)
+    for ticket_id, ticket_events in by_ticket.items():
+        measured = meter.measure(ticket_events, {}, now)
+        assert measured is not None, ticket_id
+        for clock in measured.clocks:
+            assert clock.state in ("met", "breached"), "every clock of the stream stops"
+            clocks[(ticket_id, clock.key)] = (clock.state, clock.elapsed.total_seconds())
+            for (fraction, _tier), due in zip(clock.agreement.steps, clock.due_us, strict=False):
+                if due is not None and due <= now_us:
+                    steps.add((ticket_id, clock.key, fraction))
+    return Expected(frozenset(str(e["event_id"]) for e in events), clocks, frozenset(steps))
+
+
+@dataclass
+class Row:
+    """One line of the table: what a scenario did and what it found."""
+
+    scenario: str
+    events: int
+    faults: int
+    lost: int = 0
+    doubled: int = 0
+    wrong: int = 0  # clocks or steps not as the events say
+    dead_letter_mismatch: int = 0
+    recovery_s: float = 0.0  # the longest, from a fault's end to the next batch committed
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.doubled or self.wrong or self.dead_letter_mismatch)
+
+
+HEADER = ("scenario", "events", "faults", "lost", "doubled", "wrong", "dead-letter mismatch",
+          "recovery s", "notes")  # fmt: skip
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a Markdown table."""
+    out = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for r in rows:
+        notes = ", ".join(f"{k} {v}" for k, v in r.notes.items())
+        cells = (r.scenario, f"{r.events:,}", r.faults, r.lost, r.doubled, r.wrong,
+                 r.dead_letter_mismatch, f"{r.recovery_s:.1f}", notes)  # fmt: skip
+        out.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(out)
+
+
+@asynccontextmanager
+async def fresh_schema() -> AsyncIterator[str]:
+    """A database URL whose tables live in a schema of their own, dropped afterwards."""
+    schema = f"f_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(DATABASE_URL)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"{DATABASE_URL}?search_path={schema}"
+    finally:  # a connection of its own: the scenario may have cut or restarted the others
+        admin = await _reconnect(DATABASE_URL)
+        try:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await admin.close()
+
+
+async def empty_queues() -> None:
+    """The intake and dead-letter queues emptied (declared first if they are not yet)."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        declared = await topology.declare(channel)
+        await declared.intake.purge()
+        await declared.dead.purge()
+
+
+class Stage:
+    """A scenario's engines, database and stream, with the faults it injects."""
+
+    def __init__(self, database_url: str, workdir: Path, events: list[dict[str, Any]]) -> None:
+        self.database_url = database_url
+        self.workdir = workdir
+        self.events = events
+        self.engines: list[Daemon] = []
+        self.env = {
+            **os.environ,
+            "SLA_ENGINE_AMQP_URL": AMQP_URL,
+            "SLA_ENGINE_DATABASE_URL": database_url,
+            "SLA_ENGINE_CONFIG_DIR": str(EXAMPLE_CONFIG),
+            "SLA_ENGINE_DB_RETRY_MAX_S": "0.5",
+            "SLA_ENGINE_GAUGES_REFRESH_S": "3600",
+        }
+        self.recovery_s = 0.0
+        self.db: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> Stage:
+        await empty_queues()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for engine in self.engines:
+            engine.kill()
+        if self.db is not None:
+            self.db.terminate()
+
+    async def start(self) -> Daemon:
+        engine = Daemon(self.env, self.workdir / f"engine-{len(self.engines)}.log")
+        self.engines.append(engine)
+        await engine.started()
+        return engine
+
+    async def count(self, sql: str) -> int | None:
+        """A count from the store; None while it cannot be read (away, or not migrated)."""
+        try:
+            if self.db is None or self.db.is_closed():
+                self.db = await asyncpg.connect(self.database_url)
+            return int(await self.db.fetchval(sql))
+        except asyncpg.UndefinedTableError:  # not migrated yet
+            return None
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # Cut or stopped with the engine's: connect again at the next poll.
+            if self.db is not None:
+                self.db.terminate()
+            self.db = None
+            return None
+
+    async def recorded(self) -> int:
+        return await self.count("SELECT count(*) FROM events") or 0
+
+    async def until_recorded(self, n: int, timeout_s: float = 300) -> None:
+        async def enough() -> bool:
+            for engine in self.engines:
+                assert engine.process.poll() is None or engine.killed, engine.log_path.read_text()
+            return await self.recorded() >= n
+
+        await poll(enough, timeout_s, what=f"{n:,} events recorded")
+
+    async def recovered_after(self, fault_end: float, timeout_s: float = 120) -> None:
+        """Wait until a batch commits after the fault; the longest wait is the recovery."""
+        readable: list[int] = []
+
+        async def read() -> bool:  # the count before, once the store answers again
+            count = await self.count("SELECT count(*) FROM events")
+            readable.extend([] if count is None else [count])
+            return bool(readable)
+
+        await poll(read, timeout_s, what="the store to answer again")
+        before = readable[0]
+
+        async def moving() -> bool:
+            return await self.recorded() > before or before >= len(self.events)
+
+        await poll(moving, timeout_s, what="intake to record again after the fault")
+        self.recovery_s = max(self.recovery_s, time.monotonic() - fault_end)
+
+    async def publish(self, events: list[dict[str, Any]]) -> None:
+        await publish_events(lines(events), AMQP_URL)
+
+    async def settled(self, timeout_s: float = 300) -> None:
+        """Every event recorded and every due step fired."""
+        await self.until_recorded(len(self.events), timeout_s)
+
+        async def fired() -> bool:
+            return await self.count("SELECT count(*) FROM clocks WHERE next_due_at <= now()") == 0
+
+        await poll(fired, timeout_s, what="every due step fired")
+
+    async def verdict(self, row: Row, expected: Expected) -> Row:
+        """Compare the store with ``expected`` into ``row``."""
+        db = await _reconnect(self.database_url)
+        try:
+            ids = [str(r["event_id"]) for r in await db.fetch("SELECT event_id FROM events")]
+            row.lost = len(expected.event_ids - set(ids))
+            row.doubled = len(ids) - len(set(ids))
+            clocks = {(r["ticket_id"], r["clock_key"]): (r["state"], r["elapsed_s"])
+                      for r in await db.fetch("SELECT * FROM clocks")}  # fmt: skip
+            wrong_clocks = sum(
+                1 for key, (state, elapsed) in expected.clocks.items()
+                if key not in clocks or clocks[key][0] != state
+                or abs(clocks[key][1] - elapsed) > 1e-3
+            ) + len(set(clocks) - set(expected.clocks))  # fmt: skip
+            steps = [(r["ticket_id"], r["clock_key"], r["step"]) for r in await db.fetch(
+                "SELECT ticket_id, clock_key, step FROM escalation_steps WHERE status = 'fired'")]
+            row.doubled += len(steps) - len(set(steps))
+            wrong_steps = len(expected.steps ^ set(steps))
+            row.wrong = wrong_clocks + wrong_steps
+            if row.wrong:  # what differs, for the report
+                row.notes["wrong clocks"] = wrong_clocks
+                row.notes["missing steps"] = sorted(expected.steps - set(steps))[:3]
+                row.notes["extra steps"] = sorted(set(steps) - expected.steps)[:3]
+            # A notice is known by ticket, clock, step, channel and recipient: one id each.
+            row.doubled += int(await db.fetchval(
+                "SELECT count(*) FROM (SELECT 1 FROM outbox"
+                " GROUP BY ticket_id, clock_key, step, channel, recipient"
+                " HAVING count(DISTINCT notice_id) > 1) AS twice"))  # fmt: skip
+            row.notes.setdefault("steps", len(steps))
+            row.notes.setdefault("notices", int(await db.fetchval("SELECT count(*) FROM outbox")))
+        finally:
+            await db.close()
+        row.recovery_s = self.recovery_s
+        return row
+
+
+async def _reconnect(database_url: str, timeout_s: float = 120) -> asyncpg.Connection:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await asyncpg.connect(database_url)
+        except (OSError, asyncpg.PostgresError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def dead_letters() -> dict[str, str]:
+    """The dead-letter queue's messages, by message id: their reasons."""
+    found: dict[str, str] = {}
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(topology.DEAD_LETTER_QUEUE, passive=True)
+        while (message := await queue.get(fail=False, no_ack=True)) is not None:
+            reason = (message.headers or {}).get(topology.REASON_HEADER, "")
+            found[str(message.message_id)] = str(reason)
+    return found
+
+
+def the_stream(events: int, seed: int) -> list[dict[str, Any]]:
+    """About ``events`` events of closed tickets, created over one past working day."""
+    return stream(max(1, events // 6), seed=seed, prefix=f"F{seed}", day=PAST_MONDAY)
+
+
+def chunks(events: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
+    size = -(-len(events) // parts)
+    return [events[i : i + size] for i in range(0, len(events), size)]
+
+
+def run_command(*command: str, timeout_s: float = 120) -> None:
+    subprocess.run(command, check=True, timeout=timeout_s, capture_output=True)
+
+
+Scenario = Callable[[Stage, random.Random], Awaitable[Row]]
