@@ -90,19 +90,19 @@ def superseded(
 
 
 def reinstated(
-    superseded_at: Mapping[float, datetime],
+    fired_at: Mapping[float, datetime],
     steps: Sequence[float],
     due_at: Sequence[datetime | None],
 ) -> list[float]:
     """Superseded steps that the clock, measured again, had reached when they fired after all.
 
     Events that arrive late and out of order can undo a step and then restore it: a pause
-    arrives, and the resume after it. ``superseded_at`` maps each such step to the instant
-    it fired; one whose instant under the new measurement is at or before then stands
-    again (it fired once, and rightly; its notices went out then).
+    arrives, and the resume after it. ``fired_at`` maps each superseded step to the
+    instant it fired; one whose instant under the new measurement is at or before then
+    stands again (it fired once, and rightly; its notices went out then).
     """
     now_due = dict(zip(steps, due_at, strict=True))
     return sorted(
-        step for step, fired in superseded_at.items()
+        step for step, fired in fired_at.items()
         if (due := now_due.get(step)) is not None and due <= fired
     )  # fmt: skip

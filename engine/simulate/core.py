@@ -86,8 +86,9 @@ def simulate(
 ) -> Simulation:
     """Apply ``events`` in virtual time up to ``until`` (default: the last event).
 
-    With ``workers`` > 1 the tickets are shared out among that many forked processes:
-    they are independent, and the result is the same, in the same order.
+    With ``workers`` > 1 the tickets are shared out among that many processes (this one
+    and forked ones): they are independent, and the result is the same, in the same
+    order.
     """
     by_ticket: dict[str, list[TicketEvent]] = defaultdict(list)
     seen: set[int] = set()
@@ -179,7 +180,8 @@ def _in_processes(
 
 # A share's result as plain tuples: a named tuple pickles through Python code
 # (__reduce_ex__, __getnewargs__), a plain one in C, three times as fast. The parent
-# makes them named again with tuple.__new__, which copies no field.
+# makes them named again with tuple.__new__ called directly, in C, instead of the
+# named tuple's own __new__ (Python code).
 _Share = tuple[tuple[int, int, int], list[tuple[Any, ...]], list[tuple[Any, ...]]]
 _as = tuple.__new__
 
