@@ -38,6 +38,7 @@ from engine.metrics import (
     STORE_GAUGES,
     StoreGauge,
 )
+from engine.periodic import run_every
 
 log = structlog.get_logger(__name__)
 
@@ -190,19 +191,8 @@ class GaugeRefresher:
         self._periodic: AsyncIOScheduler | None = None
 
     def start(self) -> None:
-        """Refresh now and then every interval (APScheduler; a slow refresh is not stacked)."""
-        periodic = AsyncIOScheduler(timezone=UTC)
-        periodic.add_job(
-            self.refresh,
-            "interval",
-            seconds=self._interval_s,
-            id="gauges",
-            next_run_time=datetime.now(UTC),
-            coalesce=True,
-            max_instances=1,
-        )
-        periodic.start()
-        self._periodic = periodic
+        """Refresh now and then every interval (a slow refresh is not stacked)."""
+        self._periodic = run_every(self.refresh, self._interval_s, "gauges")
 
     async def stop(self) -> None:
         if self._periodic is not None:

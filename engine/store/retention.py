@@ -23,6 +23,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine.metrics import PERSONAL_DATA_PURGED
+from engine.periodic import run_every
 from engine.store.connection import Connection
 
 log = structlog.get_logger(__name__)
@@ -87,18 +88,7 @@ class PersonalDataPurger:
         self._periodic: AsyncIOScheduler | None = None
 
     def start(self) -> None:
-        periodic = AsyncIOScheduler(timezone=UTC)
-        periodic.add_job(
-            self.purge,
-            "interval",
-            seconds=self._interval_s,
-            id="personal-data-purge",
-            next_run_time=datetime.now(UTC),
-            coalesce=True,
-            max_instances=1,
-        )
-        periodic.start()
-        self._periodic = periodic
+        self._periodic = run_every(self.purge, self._interval_s, "personal-data-purge")
 
     def stop(self) -> None:
         if self._periodic is not None:

@@ -96,30 +96,32 @@ def restored_steps(
 
 async def mark_standing(connection: Connection, restored: Sequence[tuple[str, str, float]]) -> None:
     """Mark restored steps fired again, as they were before a late event undid them."""
-    await connection.execute(
-        "UPDATE escalation_steps SET status = 'fired', superseded_at = NULL"
-        " FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(ticket_id, clock_key, step)"
-        " WHERE escalation_steps.ticket_id = u.ticket_id"
-        " AND escalation_steps.clock_key = u.clock_key AND escalation_steps.step = u.step",
-        [t for t, _, _ in restored],
-        [k for _, k, _ in restored],
-        [s for _, _, s in restored],
-    )
+    await _set_status(connection, restored, "fired", None)
 
 
 async def mark_superseded(
     connection: Connection, undone: Sequence[tuple[str, str, float]], now: datetime
 ) -> None:
     """Keep the undone steps in the record, marked superseded (their notices stay sent)."""
+    await _set_status(connection, undone, "superseded", now)
+
+
+async def _set_status(
+    connection: Connection,
+    steps: Sequence[tuple[str, str, float]],
+    status: str,
+    superseded_at: datetime | None,
+) -> None:
     await connection.execute(
-        "UPDATE escalation_steps SET status = 'superseded', superseded_at = $4"
+        "UPDATE escalation_steps SET status = $4, superseded_at = $5"
         " FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(ticket_id, clock_key, step)"
         " WHERE escalation_steps.ticket_id = u.ticket_id"
         " AND escalation_steps.clock_key = u.clock_key AND escalation_steps.step = u.step",
-        [t for t, _, _ in undone],
-        [k for _, k, _ in undone],
-        [s for _, _, s in undone],
-        now,
+        [t for t, _, _ in steps],
+        [k for _, k, _ in steps],
+        [s for _, _, s in steps],
+        status,
+        superseded_at,
     )
 
 
