@@ -6,7 +6,6 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import aio_pika
 import asyncpg
@@ -15,7 +14,7 @@ import yaml
 
 from engine.intake import topology
 from tests.helpers import EXAMPLE_CONFIG, EditYaml
-from tests.services import AMQP_URL, DATABASE_URL
+from tests.services import AMQP_URL, own_schema
 
 
 @pytest.fixture
@@ -43,18 +42,8 @@ def edit_yaml(config_dir: Path) -> EditYaml:
 @pytest.fixture
 async def database_url() -> AsyncIterator[str]:
     """A database URL whose tables live in a schema of this test's own."""
-    schema = f"t_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(DATABASE_URL)
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await admin.close()
-    yield f"{DATABASE_URL}?search_path={schema}"
-    admin = await asyncpg.connect(DATABASE_URL)
-    try:
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    finally:
-        await admin.close()
+    async with own_schema("t") as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,10 +6,14 @@ import asyncio
 import json
 import os
 import socket
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
+from uuid import uuid4
 
 import aiohttp
+import asyncpg
 
 AMQP_URL = os.environ.get("SLA_ENGINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 DATABASE_URL = os.environ.get(
@@ -57,3 +61,34 @@ async def get_text(url: str) -> str:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         assert response.status == 200, await response.text()
         return await response.text()
+
+
+async def connect_when_up(database_url: str, timeout_s: float = 120) -> asyncpg.Connection:
+    """A connection, tried again until the server answers (it may be restarting)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await asyncpg.connect(database_url)
+        except (OSError, asyncpg.PostgresError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+@asynccontextmanager
+async def own_schema(prefix: str) -> AsyncIterator[str]:
+    """A database URL whose tables live in a schema of their own, dropped afterwards."""
+    schema = f"{prefix}_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(DATABASE_URL)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"{DATABASE_URL}?search_path={schema}"
+    finally:  # a connection of its own: a test may have cut or restarted the others
+        admin = await connect_when_up(DATABASE_URL)
+        try:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await admin.close()

@@ -31,6 +31,7 @@ from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.calendar import to_us
 from engine.sla_clock.clocks import Clock
 from engine.sla_clock.meter import ClockMeter
+from engine.sla_clock.timeline import READ_ORDER
 
 _OUTCOMES: dict[str, Outcome] = {"met": "met", "breached": "breached"}
 
@@ -131,7 +132,7 @@ def _simulate_tickets(
     result: Simulation,
 ) -> None:
     for ticket_id, ticket_events in tickets:
-        ticket_events.sort(key=_READ_ORDER)
+        ticket_events.sort(key=READ_ORDER)
         applied = (
             ticket_events
             if ticket_events[-1].occurred_at <= horizon
@@ -289,8 +290,6 @@ def _split(steps: tuple[tuple[float, Tier], ...]) -> tuple[tuple[float, ...], tu
     return tuple(fraction for fraction, _ in steps), tuple(tier for _, tier in steps)
 
 
-# The order the clocks read a ticket's events in (timeline.order): ties by id.
-_READ_ORDER = attrgetter("occurred_at", "event_id")
 # The order of the timeline: by due instant, then ticket, clock and step.
 _STEP_ORDER = attrgetter("due_at", "ticket_id", "clock_key", "step")
 

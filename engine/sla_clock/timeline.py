@@ -85,11 +85,12 @@ def _priority(event: Prioritised, priority_of: PriorityOf) -> Priority:
 
 def order(events: Iterable[TicketEvent]) -> list[TicketEvent]:
     """Events in the order the clocks read them: occurred_at, then event_id."""
-    return sorted(events, key=_ORDER)
+    return sorted(events, key=READ_ORDER)
 
 
-# attrgetter builds the key tuple in C: a lambda costs a Python call per event.
-_ORDER = attrgetter("occurred_at", "event_id")
+# The sort key of that order. attrgetter builds the key tuple in C: a lambda costs a
+# Python call per event.
+READ_ORDER = attrgetter("occurred_at", "event_id")
 
 
 def read_timeline(events: Iterable[TicketEvent], priority_of: PriorityOf) -> Timeline | None:

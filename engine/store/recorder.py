@@ -26,12 +26,11 @@ from engine.sla_clock.meter import ClockMeter
 from engine.store.connection import Connection
 from engine.store.steps import (
     FiredSteps,
+    changed_steps,
     fired_steps,
     mark_standing,
     mark_superseded,
-    restored_steps,
     step_literals,
-    undone_steps,
     wake_schedulers,
 )
 
@@ -105,14 +104,14 @@ class Recorder:
         ``bodies`` are the messages the events were parsed from, stored as they came;
         without them each event is serialised again.
         """
-        payloads = (
-            {e.event_id: body.decode() for e, body in zip(events, bodies, strict=True)}
+        texts = (
+            [body.decode() for body in bodies]
             if bodies is not None
-            else {e.event_id: e.model_dump_json() for e in events}
+            else [e.model_dump_json() for e in events]
         )
-        by_id = {event.event_id: event for event in events}
-        unique = list(by_id.values())
-        ticket_ids = sorted({event.ticket_id for event in unique})
+        # Each event once (a batch may hold a redelivery of one), with the text to store.
+        by_id = {e.event_id: (e, text) for e, text in zip(events, texts, strict=True)}
+        ticket_ids = sorted({event.ticket_id for event, _ in by_id.values()})
         async with connection.transaction():
             await connection.execute(
                 "INSERT INTO tickets (ticket_id) SELECT unnest($1::text[])"
@@ -124,28 +123,25 @@ class Recorder:
             await connection.copy_records_to_table(
                 "staged_events",
                 records=[
-                    (e.event_id, e.ticket_id, e.type, e.occurred_at, payloads[e.event_id])
-                    for e in unique
+                    (e.event_id, e.ticket_id, e.type, e.occurred_at, text)
+                    for e, text in by_id.values()
                 ],
             )
             inserted = await connection.fetch(
                 "INSERT INTO events (event_id, ticket_id, type, occurred_at, payload)"
                 " SELECT * FROM staged_events ON CONFLICT (event_id) DO NOTHING"
-                " RETURNING event_id, ticket_id, occurred_at"
+                " RETURNING event_id"
             )
-            changed = sorted({row["ticket_id"] for row in inserted})
-            late: dict[str, list[datetime]] = defaultdict(list)
+            fresh = [by_id[row["event_id"]][0] for row in inserted]
             new: dict[str, list[TicketEvent]] = defaultdict(list)
-            for row in inserted:
-                late[row["ticket_id"]].append(row["occurred_at"])
-                new[row["ticket_id"]].append(by_id[row["event_id"]])
+            for event in fresh:
+                new[event.ticket_id].append(event)
+            changed = sorted(new)
             waiting, stopped, history = await self._measure_again(
-                connection, changed, locked, late, new, now
+                connection, changed, locked, new, now
             )
         self._keep(history)  # committed: what the next batch may take from memory
-        kinds: Counter[tuple[str, str]] = Counter(
-            (by_id[row["event_id"]].type, by_id[row["event_id"]].channel) for row in inserted
-        )
+        kinds: Counter[tuple[str, str]] = Counter((e.type, e.channel) for e in fresh)
         return BatchOutcome(
             len(inserted), len(events) - len(inserted), len(changed), waiting, kinds, stopped
         )
@@ -163,7 +159,7 @@ class Recorder:
             locked = await _lock_tickets(connection, ordered)
             await _stage(connection)
             present = [row["ticket_id"] for row in locked]
-            *_, history = await self._measure_again(connection, present, locked, {}, {}, now)
+            *_, history = await self._measure_again(connection, present, locked, {}, now)
         self._keep(history)
         return len(present)
 
@@ -172,7 +168,6 @@ class Recorder:
         connection: Connection,
         changed: list[str],
         locked: Sequence[asyncpg.Record],
-        new_events: Mapping[str, Sequence[datetime]],
         new: Mapping[str, list[TicketEvent]],
         now: datetime,
     ) -> tuple[int, list[StoppedClock], dict[str, list[TicketEvent]]]:
@@ -195,7 +190,9 @@ class Recorder:
         keys = {row["ticket_id"]: row["clock_keys"] for row in locked}
         stored = {ticket_id: known for ticket_id, (known, _) in snapshots.items()}
         fired = await fired_steps(connection, changed)
-        late = {ticket_id: new_events.get(ticket_id, ()) for ticket_id in changed}
+        # Instants of the events new in this batch: an event that occurred before a step
+        # fired may undo it.
+        late = {t: [event.occurred_at for event in new.get(t, ())] for t in changed}
         stopped = await _store(connection, measured, counts, stored, keys, now, fired, late)
         return sum(1 for _, m in measured if m is None), stopped, history
 
@@ -339,8 +336,11 @@ async def _store(
             steps_fired = fired.get((ticket_id, clock.key), no_steps)
             clock_rows.append(_clock_row(ticket_id, clock, now, steps_fired))
             if steps_fired:
-                undone += undone_steps(ticket_id, clock, steps_fired, new_events[ticket_id])
-                restored += restored_steps(ticket_id, clock, steps_fired)
+                superseding, restoring = changed_steps(
+                    ticket_id, clock, steps_fired, new_events[ticket_id]
+                )
+                undone += superseding
+                restored += restoring
     if undone:
         await mark_superseded(connection, undone, now)
     if restored:

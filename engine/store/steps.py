@@ -67,40 +67,37 @@ async def fired_steps(connection: Connection, ticket_ids: Sequence[str]) -> Fire
     return found
 
 
-def undone_steps(
+StepKey = tuple[str, str, float]  # ticket, clock key, step
+
+
+def changed_steps(
     ticket_id: str,
     clock: Clock,
     fired: Mapping[float, tuple[datetime, bool]],
     late_events: Sequence[datetime],
-) -> list[tuple[str, str, float]]:
-    """Fired steps of a clock that events new in this batch show it had not reached."""
+) -> tuple[list[StepKey], list[StepKey]]:
+    """The clock's fired steps whose standing the new measurement changes: those that
+    events new in this batch show it had not reached (to supersede), and superseded ones
+    it had reached by the time they fired after all (to restore)."""
     standing = {step: at for step, (at, ok) in fired.items() if ok}
-    if not standing or not late_events:
-        return []
-    steps = [fraction for fraction, _tier in clock.agreement.steps]
-    due = [instant(us) for us in clock.due_us[: len(steps)]]
-    return [(ticket_id, clock.key, s) for s in superseded(standing, steps, due, late_events)]
-
-
-def restored_steps(
-    ticket_id: str, clock: Clock, fired: Mapping[float, tuple[datetime, bool]]
-) -> list[tuple[str, str, float]]:
-    """Superseded steps of a clock that the new measurement shows reached when they fired."""
     undone = {step: at for step, (at, ok) in fired.items() if not ok}
-    if not undone:
-        return []
+    if not undone and not late_events:  # the usual case: nothing can have changed
+        return [], []
     steps = [fraction for fraction, _tier in clock.agreement.steps]
     due = [instant(us) for us in clock.due_us[: len(steps)]]
-    return [(ticket_id, clock.key, s) for s in reinstated(undone, steps, due)]
+    return (
+        [(ticket_id, clock.key, s) for s in superseded(standing, steps, due, late_events)],
+        [(ticket_id, clock.key, s) for s in reinstated(undone, steps, due)],
+    )
 
 
-async def mark_standing(connection: Connection, restored: Sequence[tuple[str, str, float]]) -> None:
+async def mark_standing(connection: Connection, restored: Sequence[StepKey]) -> None:
     """Mark restored steps fired again, as they were before a late event undid them."""
     await _set_status(connection, restored, "fired", None)
 
 
 async def mark_superseded(
-    connection: Connection, undone: Sequence[tuple[str, str, float]], now: datetime
+    connection: Connection, undone: Sequence[StepKey], now: datetime
 ) -> None:
     """Keep the undone steps in the record, marked superseded (their notices stay sent)."""
     await _set_status(connection, undone, "superseded", now)
@@ -108,7 +105,7 @@ async def mark_superseded(
 
 async def _set_status(
     connection: Connection,
-    steps: Sequence[tuple[str, str, float]],
+    steps: Sequence[StepKey],
     status: str,
     superseded_at: datetime | None,
 ) -> None:

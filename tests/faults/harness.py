@@ -11,20 +11,14 @@ holding exactly the bad messages, each with its reason.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import random
-import subprocess
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import aio_pika
 import asyncpg
@@ -37,7 +31,7 @@ from engine.sla_clock.calendar import to_us
 from engine.sla_clock.meter import ClockMeter
 from tests.daemons import Daemon
 from tests.helpers import EXAMPLE_CONFIG
-from tests.services import AMQP_URL, DATABASE_URL, poll
+from tests.services import AMQP_URL, connect_when_up, poll
 from tests.streams import CPH, lines, stream
 
 # A working Monday long past: every step of every ticket has fallen due by now.
@@ -106,25 +100,6 @@ def table(rows: list[Row]) -> str:
                  r.dead_letter_mismatch, f"{r.recovery_s:.1f}", notes)  # fmt: skip
         out.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(out)
-
-
-@asynccontextmanager
-async def fresh_schema() -> AsyncIterator[str]:
-    """A database URL whose tables live in a schema of their own, dropped afterwards."""
-    schema = f"f_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(DATABASE_URL)
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"{DATABASE_URL}?search_path={schema}"
-    finally:  # a connection of its own: the scenario may have cut or restarted the others
-        admin = await _reconnect(DATABASE_URL)
-        try:
-            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await admin.close()
 
 
 async def empty_queues() -> None:
@@ -200,15 +175,16 @@ class Stage:
 
     async def recovered_after(self, fault_end: float, timeout_s: float = 120) -> None:
         """Wait until a batch commits after the fault; the longest wait is the recovery."""
-        readable: list[int] = []
+        counted: int | None = None
 
         async def read() -> bool:  # the count before, once the store answers again
-            count = await self.count("SELECT count(*) FROM events")
-            readable.extend([] if count is None else [count])
-            return bool(readable)
+            nonlocal counted
+            counted = await self.count("SELECT count(*) FROM events")
+            return counted is not None
 
         await poll(read, timeout_s, what="the store to answer again")
-        before = readable[0]
+        assert counted is not None
+        before = counted
 
         async def moving() -> bool:
             return await self.recorded() > before or before >= len(self.events)
@@ -230,7 +206,7 @@ class Stage:
 
     async def verdict(self, row: Row, expected: Expected) -> Row:
         """Compare the store with ``expected`` into ``row``."""
-        db = await _reconnect(self.database_url)
+        db = await connect_when_up(self.database_url)
         try:
             ids = [str(r["event_id"]) for r in await db.fetch("SELECT event_id FROM events")]
             row.lost = len(expected.event_ids - set(ids))
@@ -262,17 +238,6 @@ class Stage:
             await db.close()
         row.recovery_s = self.recovery_s
         return row
-
-
-async def _reconnect(database_url: str, timeout_s: float = 120) -> asyncpg.Connection:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return await asyncpg.connect(database_url)
-        except (OSError, asyncpg.PostgresError):
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 async def dead_letters() -> dict[str, str]:
@@ -308,10 +273,3 @@ def the_stream(events: int, seed: int) -> list[dict[str, Any]]:
 def chunks(events: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
     size = -(-len(events) // parts)
     return [events[i : i + size] for i in range(0, len(events), size)]
-
-
-def run_command(*command: str, timeout_s: float = 120) -> None:
-    subprocess.run(command, check=True, timeout=timeout_s, capture_output=True)
-
-
-Scenario = Callable[[Stage, random.Random], Awaitable[Row]]

@@ -27,10 +27,9 @@ from tests.faults.harness import (
     chunks,
     dead_letters,
     expected_outcome,
-    fresh_schema,
     the_stream,
 )
-from tests.services import AMQP_URL, get_json, poll
+from tests.services import AMQP_URL, get_json, own_schema, poll
 
 Body = Callable[[Stage, random.Random, Row], Awaitable[None]]
 
@@ -239,7 +238,6 @@ def engines_one_killed(count: int) -> Body:
         for part in parts[2:]:
             await stage.publish(part)
 
-    body.__doc__ = f"{count} engines on one queue, one of them SIGKILLed mid-stream."
     return body
 
 
@@ -263,7 +261,7 @@ async def run_scenario(
     rng = random.Random(seed)
     row = Row(name, len(stream), 0)
     with tempfile.TemporaryDirectory() as tmp:
-        async with fresh_schema() as database_url:
+        async with own_schema("f") as database_url:
             stage = Stage(database_url, workdir or Path(tmp), stream)
             stage.env["SLA_ENGINE_BATCH_SIZE"] = str(batch_size)
             stage.env["SLA_ENGINE_PREFETCH"] = str(batch_size * 3)
@@ -278,16 +276,3 @@ async def run_scenario(
                     if not engine.killed:
                         assert await engine.terminate() == 0, engine.log_path.read_text()
     return row
-
-
-def describe(name: str) -> str:
-    return (SCENARIOS[name].__doc__ or "").strip()
-
-
-async def run_all(events: int, backlog_events: int, batch_size: int) -> list[Row]:
-    rows = []
-    for name in SCENARIOS:
-        size = backlog_events if name == "backlog" else events
-        rows.append(await run_scenario(name, size, batch_size=batch_size))
-    return rows
-
