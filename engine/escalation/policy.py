@@ -63,6 +63,8 @@ def next_due(
 
     Instants are datetimes, or epoch microseconds where the caller counts in integers.
     """
+    if not fired:  # most clocks: every step with an instant counts, at half the cost
+        return min([at for at in due_at if at is not None], default=None)
     pending = [
         at for step, at in zip(steps, due_at, strict=True) if at is not None and step not in fired
     ]

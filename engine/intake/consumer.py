@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -323,10 +323,14 @@ class IntakeConsumer:
             INTAKE_DUPLICATES.inc(outcome.duplicates)
             log.info("intake.duplicates", count=outcome.duplicates)
         if self._business_time is not None:
+            # One label lookup per kind of clock, not per clock: a lookup takes a lock.
+            elapsed: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
             for clock in outcome.stopped:
-                self._business_time.labels(clock.metric, clock.agreement_kind).observe(
-                    clock.elapsed_s
-                )
+                elapsed[(clock.metric, clock.agreement_kind)].append(clock.elapsed_s)
+            for labels, seconds in elapsed.items():
+                observe = self._business_time.labels(*labels).observe
+                for value in seconds:
+                    observe(value)
 
     def _read(self, message: AbstractIncomingMessage) -> TicketEvent | Refusal:
         if len(message.body) > MAX_MESSAGE_BYTES:

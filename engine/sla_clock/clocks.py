@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple
 from engine.config.models import Metric, Priority, ProviderFunction, Tier
 from engine.events import TicketEvent
 from engine.sla_clock.agreements import Agreement
-from engine.sla_clock.calendar import BusinessCalendar, duration_us, to_us
+from engine.sla_clock.calendar import BusinessCalendar, to_us
 from engine.sla_clock.timeline import PriorityOf, Run, Timeline, read_timeline
 
 ClockState = Literal["running", "paused", "met", "breached"]
@@ -146,6 +146,7 @@ def ticket_clocks(
     sla = snapshot(sla_id, lambda: attach_sla(timeline.department, timeline.service))
     assert sla is not None  # attach_sla raises rather than return None
     clocks = []
+    as_of_us = to_us(as_of)
     for run in timeline.runs:
         agreement, key = sla, sla_id
         if run.function is not None:
@@ -157,12 +158,21 @@ def ticket_clocks(
                 continue  # the function has no OLA: nothing to measure
             agreement = ola
         priority = timeline.priority_at(run.stopped_at)
-        target = agreement.target(priority, run.metric)
-        if target is None or target <= timedelta(0):
+        seconds = agreement.targets_s.get(priority, _NO_TARGETS).get(run.metric)
+        if seconds is None or seconds <= 0:
             continue  # the agreement sets no target for this metric
         calendar = calendar_of(agreement.calendar, agreement.batch)
-        clocks.append(_measure(run, agreement, key, priority, target, calendar, as_of))
+        clocks.append(_measure(run, agreement, key, priority, seconds, calendar, as_of, as_of_us))
     return TicketClocks(timeline, tuple(clocks), agreements)
+
+
+_NO_TARGETS: Mapping[Metric, int] = {}
+
+
+@lru_cache(maxsize=4096)
+def _target(seconds: int) -> timedelta:
+    """A target in seconds as a timedelta: agreements share a handful of them."""
+    return timedelta(seconds=seconds)
 
 
 @lru_cache(maxsize=4096)
@@ -177,14 +187,15 @@ def _measure(
     agreement: Agreement,
     agreement_key: str,
     priority: Priority,
-    target: timedelta,
+    target_s: int,
     calendar: BusinessCalendar,
     as_of: datetime,
+    as_of_us: int,
 ) -> Clock:
     # Integer microseconds throughout: this runs for every clock of every ticket an event
     # touches. Business time each step needs, and the target itself last: the deadline.
-    target_us = duration_us(target)
-    as_of_us = to_us(as_of)
+    target_us = target_s * 1_000_000
+    target = _target(target_s)
     needs = _needs(agreement.steps, target_us)
     due: list[int | None] = [None] * len(needs)
     spent = 0  # business time before the segment at hand

@@ -45,8 +45,14 @@ CLOCK_COLUMNS = (
 """The columns of the clocks table, in the order the recorder writes them."""
 # In the staging table the computed instants are epoch microseconds (see _UPSERT_CLOCKS).
 _IN_MICROSECONDS = {"deadline": "deadline_us", "next_due_at": "next_due_us"}
+# Every clock of a batch is measured at the same instant, which the merge takes as its
+# one parameter rather than from each row.
 _STAGED_CLOCK_COLUMNS = (
-    *(_IN_MICROSECONDS.get(column, column) for column in CLOCK_COLUMNS[:-1]),
+    *(
+        _IN_MICROSECONDS.get(column, column)
+        for column in CLOCK_COLUMNS[:-1]
+        if column != "measured_at"
+    ),
     "step_due_us",
 )
 _NEXT_DUE = CLOCK_COLUMNS.index("next_due_at")
@@ -334,7 +340,7 @@ async def _store(
     for ticket_id, ticket_clocks in ready:
         for clock in ticket_clocks.clocks:
             steps_fired = fired.get((ticket_id, clock.key), no_steps)
-            clock_rows.append(_clock_row(ticket_id, clock, now, steps_fired))
+            clock_rows.append(_clock_row(ticket_id, clock, steps_fired))
             if steps_fired:
                 superseding, restoring = changed_steps(
                     ticket_id, clock, steps_fired, new_events[ticket_id]
@@ -354,7 +360,7 @@ async def _store(
         await connection.copy_records_to_table(
             "staged_clocks", records=clock_rows, columns=_STAGED_CLOCK_COLUMNS
         )
-        stopped = [StoppedClock(*row) for row in await connection.fetch(_UPSERT_CLOCKS)]
+        stopped = [StoppedClock(*row) for row in await connection.fetch(_UPSERT_CLOCKS, now)]
     gone = [
         (ticket_id, key)
         for ticket_id, clocks in ready
@@ -396,7 +402,7 @@ CREATE TEMP TABLE IF NOT EXISTS staged_clocks (
     department text, service text, function text, priority text, calendar text,
     target_s double precision, state text, running boolean, elapsed_s double precision,
     fraction double precision, started_at timestamptz, stopped_at timestamptz,
-    deadline_us bigint, next_due_us bigint, measured_at timestamptz,
+    deadline_us bigint, next_due_us bigint,
     steps text, tiers text, step_due_us text
 ) ON COMMIT DELETE ROWS;
 """
@@ -430,6 +436,8 @@ _UPDATE_TICKETS = (
 # it was before the upsert, so ``before`` holds the previous stop (none for a new clock).
 def _staged(column: str) -> str:
     """A clocks column as read from the staging table."""
+    if column == "measured_at":
+        return "$1::timestamptz"
     if column in _IN_MICROSECONDS:
         return f"'epoch'::timestamptz + {_IN_MICROSECONDS[column]} * interval '1 microsecond'"
     return column
@@ -505,7 +513,7 @@ def _agreement_text(agreement: Agreement) -> str:
 
 
 def _clock_row(
-    ticket_id: str, clock: Clock, now: datetime, fired: Mapping[float, tuple[datetime, bool]]
+    ticket_id: str, clock: Clock, fired: Mapping[float, tuple[datetime, bool]]
 ) -> tuple[object, ...]:
     steps, tiers, due_us, next_due_us = step_literals(clock, fired)
     return (
@@ -528,7 +536,6 @@ def _clock_row(
         clock.stopped_at,
         clock.due_us[-1] if clock.running else None,  # the deadline
         next_due_us,
-        now,
         steps,
         tiers,
         due_us,
