@@ -261,3 +261,56 @@ async def test_an_event_the_engine_fails_on_is_dead_lettered_alone(
     )
     assert await dead.get(fail=False) is None
     assert await count(db, "SELECT count(*) FROM events WHERE ticket_id = 'BOOM-1'") == 0
+
+
+async def test_migration_004_backfills_when_tickets_closed_before_it(
+    db: asyncpg.Connection,
+) -> None:
+    # A database as version 3 left it: closed tickets without closed_at.
+    async with db.transaction():
+        await db.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in migrations()[:3]:
+            await db.execute(migration.sql)
+            await db.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version, migration.name,
+            )  # fmt: skip
+    at = [MONDAY.replace(hour=9 + hours) for hours in range(5)]
+    reopened = [
+        event("ticket.created", "OLD-1", 0, at[0], department="buf", service="esdh",
+              priority="P3", subject="Printer", requester={"name": "Bruger"}),
+        event("ticket.status_changed", "OLD-1", 1, at[1], status="closed"),
+        event("ticket.status_changed", "OLD-1", 2, at[2], status="in_progress"),
+        event("ticket.status_changed", "OLD-1", 3, at[3], status="closed"),
+    ]  # fmt: skip
+    still_open = [
+        event("ticket.created", "OLD-2", 0, at[0], department="buf", service="esdh",
+              priority="P3", subject="Skærm", requester={"name": "Bruger"}),
+    ]  # fmt: skip
+    for ticket_id, status, events in (("OLD-1", "closed", reopened), ("OLD-2", "new", still_open)):
+        await db.execute(
+            "INSERT INTO tickets (ticket_id, created_at, status, event_count)"
+            " VALUES ($1, $2, $3, $4)",
+            ticket_id, at[0], status, len(events),
+        )  # fmt: skip
+        await db.executemany(
+            "INSERT INTO events (event_id, ticket_id, type, occurred_at, payload)"
+            " VALUES ($1::uuid, $2, $3, $4, $5::jsonb)",
+            [(e["event_id"], ticket_id, e["type"], datetime.fromisoformat(e["occurred_at"]),
+              json.dumps(e)) for e in events],
+        )  # fmt: skip
+
+    applied = await migrate(db)
+
+    assert [m.version for m in applied] == [m.version for m in migrations()[3:]]
+    closed = {r["ticket_id"]: r["closed_at"] for r in await db.fetch(
+        "SELECT ticket_id, closed_at FROM tickets")}  # fmt: skip
+    # The first closing: the clocks stop there, and a reopening after it moves nothing.
+    assert closed == {"OLD-1": at[1], "OLD-2": None}
+    # Measured again from its events, the ticket keeps the instant the backfill gave it.
+    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)))
+    assert await recorder.remeasure(db, ["OLD-1", "OLD-2"], datetime(2026, 11, 27, tzinfo=UTC)) == 2
+    assert await db.fetchval("SELECT closed_at FROM tickets WHERE ticket_id = 'OLD-1'") == at[1]
