@@ -45,6 +45,9 @@ log = structlog.get_logger(__name__)
 # refused before it is parsed.
 MAX_MESSAGE_BYTES = 160 * 1024
 
+# Duplicate event ids named in one log line; the count is always whole.
+_LOGGED_IDS = 20
+
 # Errors after which the same batch may well succeed: the database went away, a
 # connection was cut, or two transactions deadlocked.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -321,7 +324,9 @@ class IntakeConsumer:
             INTAKE_EVENTS.labels(event_type, channel).inc(count)
         if outcome.duplicates:
             INTAKE_DUPLICATES.inc(outcome.duplicates)
-            log.info("intake.duplicates", count=outcome.duplicates)
+            # The ids let the helpdesk trace a frontend that sends an event twice.
+            log.info("intake.duplicates", count=outcome.duplicates,
+                     event_ids=outcome.duplicate_ids[:_LOGGED_IDS])  # fmt: skip
         if self._business_time is not None:
             # One label lookup per kind of clock, not per clock: a lookup takes a lock.
             elapsed: defaultdict[tuple[str, str], list[float]] = defaultdict(list)

@@ -31,11 +31,6 @@ class Agreement:
     targets_s: Mapping[Priority, Mapping[Metric, int]]
     steps: tuple[tuple[float, Tier], ...]
 
-    def target(self, priority: Priority, metric: Metric) -> timedelta | None:
-        """The target for a priority and metric, if the agreement sets one."""
-        seconds = self.targets_s.get(priority, {}).get(metric)
-        return None if seconds is None else timedelta(seconds=seconds)
-
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form, for the store."""
         return {

@@ -63,12 +63,18 @@ class BatchOutcome:
     """What one batch did."""
 
     recorded: int  # events new to the store
-    duplicates: int  # events already recorded: no second effect
     measured: int  # tickets whose clocks were measured again
     waiting: int  # tickets still waiting for their ticket.created
     # the new events by type and channel, and the clocks this batch stopped, for metrics
     kinds: Mapping[tuple[str, str], int] = field(default_factory=dict)
     stopped: Sequence[StoppedClock] = ()
+    # events already recorded (or twice in the batch), one id per copy: no second effect
+    duplicate_ids: Sequence[str] = ()
+
+    @property
+    def duplicates(self) -> int:
+        """Messages of the batch that had no effect of their own."""
+        return len(self.duplicate_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +155,7 @@ class Recorder:
         self._keep(history)  # committed: what the next batch may take from memory
         kinds: Counter[tuple[str, str]] = Counter((e.type, e.channel) for e in fresh)
         return BatchOutcome(
-            len(inserted), len(events) - len(inserted), len(changed), waiting, kinds, stopped
+            len(inserted), len(changed), waiting, kinds, stopped, _duplicates(events, inserted)
         )
 
     async def remeasure(
@@ -282,6 +288,20 @@ class Recorder:
             assert event is not None  # read just above
             history[row["ticket_id"]].append(event)
         return history
+
+
+def _duplicates(events: Sequence[TicketEvent], inserted: Sequence[asyncpg.Record]) -> list[str]:
+    """The ids of the events that the store already held, one per copy in the batch."""
+    if len(inserted) == len(events):
+        return []
+    first_copies = {row["event_id"] for row in inserted}
+    found = []
+    for event in events:
+        if event.event_id in first_copies:
+            first_copies.discard(event.event_id)  # recorded now; a later copy is a duplicate
+        else:
+            found.append(str(event.event_id))
+    return found
 
 
 async def _lock_tickets(

@@ -10,6 +10,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from engine.config import load_config
 from engine.events import parse_event
@@ -78,12 +79,16 @@ async def test_the_same_event_twice_has_one_effect(
     await publish_events(lines(events), AMQP_URL)
     await recorded(db, len(events))
     before = await db.fetch(f"SELECT ticket_id, {CLOCK_FIELDS} FROM clocks ORDER BY 1, 2")
-    await publish_events(lines(events[:5]), AMQP_URL)
+    with capture_logs() as logs:
+        await publish_events(lines(events[:5]), AMQP_URL)
 
-    async def counted() -> bool:
-        return engine.consumer.stats.duplicates == 5
+        async def counted() -> bool:
+            return engine.consumer.stats.duplicates == 5
 
-    await poll(counted, what="five duplicates counted")
+        await poll(counted, what="five duplicates counted")
+    # The log names them, so a frontend sending events twice can be found.
+    named = [i for line in logs if line["event"] == "intake.duplicates" for i in line["event_ids"]]
+    assert sorted(named) == sorted(e["event_id"] for e in events[:5])
     assert await count(db, "SELECT count(*) FROM events") == len(events)
     after = await db.fetch(f"SELECT ticket_id, {CLOCK_FIELDS} FROM clocks ORDER BY 1, 2")
     assert after == before

@@ -56,6 +56,12 @@ async def test_a_batch_reports_its_new_events_and_the_clocks_it_stopped(
     assert outcome.stopped == [StoppedClock("response", "sla", 300.0)]
     again = await recorder.record(db, [responded], now)  # a duplicate stops nothing again
     assert (again.duplicates, dict(again.kinds), again.stopped) == (1, {}, [])
+    assert again.duplicate_ids == [str(responded.event_id)]
+    # Twice in one batch and new: the first copy is recorded, the second is the duplicate.
+    working = ev("ticket.status_changed", "S-1", 2, 6, status="in_progress")
+    twice = await recorder.record(db, [working, responded, working], now)
+    assert twice.recorded == 1
+    assert twice.duplicate_ids == [str(responded.event_id), str(working.event_id)]
 
 
 async def test_gauges_count_open_at_risk_and_this_months_stopped_clocks(
