@@ -136,7 +136,7 @@ async def test_the_http_port_serves_health_metrics_and_ticket_state(
     # No step of the response stands: it was met before the first fell due. The two
     # events may be recorded in one batch (every step pending) or in two, when the
     # scheduler can fire a step on the creation alone before the response arrives
-    # and supersedes it (seen once in a full run): either way none stands fired.
+    # and supersedes it (seen once in `make test`): either way none stands fired.
     statuses = {step["status"] for step in clocks["response"]["steps"]}
     assert statuses
     assert statuses <= {"pending", "superseded"}

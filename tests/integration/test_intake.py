@@ -283,7 +283,7 @@ async def test_migration_004_backfills_when_tickets_closed_before_it(
                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                 migration.version, migration.name,
             )  # fmt: skip
-    at = [MONDAY.replace(hour=9 + hours) for hours in range(5)]
+    at = [MONDAY.replace(hour=9 + hours) for hours in range(4)]
     reopened = [
         event("ticket.created", "OLD-1", 0, at[0], department="buf", service="esdh",
               priority="P3", subject="Printer", requester={"name": "Bruger"}),
