@@ -26,6 +26,7 @@ from engine.sla_clock.meter import ClockMeter
 from engine.store.connection import Connection
 from engine.store.steps import (
     FiredSteps,
+    StepKey,
     changed_steps,
     fired_steps,
     mark_standing,
@@ -202,10 +203,7 @@ class Recorder:
         keys = {row["ticket_id"]: row["clock_keys"] for row in locked}
         stored = {ticket_id: known for ticket_id, (known, _) in snapshots.items()}
         fired = await fired_steps(connection, changed)
-        # Instants of the events new in this batch: an event that occurred before a step
-        # fired may undo it.
-        late = {t: [event.occurred_at for event in new.get(t, ())] for t in changed}
-        stopped = await _store(connection, measured, counts, stored, keys, now, fired, late)
+        stopped = await _store(connection, measured, counts, stored, keys, now, fired, new)
         return sum(1 for _, m in measured if m is None), stopped, history
 
     def _snapshots(self, text: str) -> tuple[dict[str, Any], dict[str, Agreement]]:
@@ -342,7 +340,7 @@ async def _store(
     clock_keys: dict[str, list[str]],
     now: datetime,
     fired: FiredSteps,
-    new_events: Mapping[str, Sequence[datetime]],
+    new: Mapping[str, Sequence[TicketEvent]],
 ) -> list[StoppedClock]:
     # One row version per ticket and per clock and batch: each write costs PostgreSQL a
     # new tuple and index entries, so nothing is written twice or deleted to be re-added.
@@ -354,17 +352,17 @@ async def _store(
     await connection.execute(_UPDATE_TICKETS, now)
     ready = [(ticket_id, clocks) for ticket_id, clocks in measured if clocks is not None]
     clock_rows = []
-    undone: list[tuple[str, str, float]] = []
-    restored: list[tuple[str, str, float]] = []
+    undone: list[StepKey] = []
+    restored: list[StepKey] = []
     no_steps: dict[float, tuple[datetime, bool]] = {}
     for ticket_id, ticket_clocks in ready:
         for clock in ticket_clocks.clocks:
             steps_fired = fired.get((ticket_id, clock.key), no_steps)
             clock_rows.append(_clock_row(ticket_id, clock, steps_fired))
             if steps_fired:
-                superseding, restoring = changed_steps(
-                    ticket_id, clock, steps_fired, new_events[ticket_id]
-                )
+                # An event new in this batch that occurred before a step fired may undo it.
+                late = [event.occurred_at for event in new.get(ticket_id, ())]
+                superseding, restoring = changed_steps(ticket_id, clock, steps_fired, late)
                 undone += superseding
                 restored += restoring
     if undone:

@@ -79,10 +79,10 @@ def changed_steps(
     """The clock's fired steps whose standing the new measurement changes: those that
     events new in this batch show it had not reached (to supersede), and superseded ones
     it had reached by the time they fired after all (to restore)."""
-    standing = {step: at for step, (at, ok) in fired.items() if ok}
     undone = {step: at for step, (at, ok) in fired.items() if not ok}
     if not undone and not late_events:  # the usual case: nothing can have changed
         return [], []
+    standing = {step: at for step, (at, ok) in fired.items() if ok}
     steps = [fraction for fraction, _tier in clock.agreement.steps]
     due = [instant(us) for us in clock.due_us[: len(steps)]]
     return (
