@@ -152,7 +152,9 @@ async def engine_rate(bodies: list[bytes], schema: str, engines: int) -> tuple[f
     await publish_events(bodies, AMQP_URL)
     database_url = f"{DATABASE_URL}?search_path={schema}"
     env = {**os.environ, "SLA_ENGINE_AMQP_URL": AMQP_URL, "SLA_ENGINE_DATABASE_URL": database_url,
-           "SLA_ENGINE_CONFIG_DIR": str(REPO / "config"), "SLA_ENGINE_HTTP_PORT": "0"}  # fmt: skip
+           "SLA_ENGINE_CONFIG_DIR": str(REPO / "config"), "SLA_ENGINE_HTTP_PORT": "0",
+           # the week is years ahead: the engine takes it only when told to
+           "SLA_ENGINE_MAX_AHEAD_S": str(6 * 366 * 24 * 3600)}  # fmt: skip
     db = await asyncpg.connect(database_url)
     files = contextlib.ExitStack()
     logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(engines)]  # noqa: SIM115

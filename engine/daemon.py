@@ -164,7 +164,7 @@ async def _serve(
         return
     parts.broker = connection
     channels = _channels(settings, connection)
-    recorder = Recorder(meter)
+    recorder = Recorder(meter, max_events_per_ticket=settings.max_events_per_ticket)
     refresher = GaugeRefresher(
         pool,
         connection,
@@ -197,6 +197,7 @@ async def _serve(
             batch_size=settings.batch_size,
             retry_max_s=settings.db_retry_max_s,
             business_time=business_time_histogram(target_buckets(config)),
+            max_ahead_s=settings.max_ahead_s,
         )
         sender = OutboxSender(
             pool,

@@ -61,12 +61,24 @@ INTAKE_DUPLICATES = Counter(
     "sla_intake_duplicates",
     "Events delivered again after they were recorded: acknowledged with no second effect.",
 )
-DEAD_LETTER_REASONS = ("too_large", "malformed", "invalid", "unknown_reference", "internal_error")
+DEAD_LETTER_REASONS = (
+    "too_large",
+    "malformed",
+    "invalid",
+    "out_of_range",
+    "unknown_reference",
+    "second_creation",
+    "ticket_limit",
+    "internal_error",
+)
 INTAKE_DEAD_LETTERS = Counter(
     "sla_intake_dead_letters",
     "Messages sent to the dead-letter queue, by reason: too_large (over the size limit), "
-    "malformed (not JSON), invalid (not the event contract), unknown_reference (a "
-    "department or service the configuration does not know), internal_error.",
+    "malformed (not JSON), invalid (not the event contract), out_of_range (dated too far "
+    "ahead of the engine's clock), unknown_reference (a department or service the "
+    "configuration does not know), second_creation (a ticket.created for a ticket created "
+    "by another event), ticket_limit (a ticket holding the most events allowed), "
+    "internal_error.",
     ("reason",),
 )
 INTAKE_RETRIES = Counter(

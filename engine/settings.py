@@ -14,6 +14,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from engine.events.admission import MAX_AHEAD_S, MAX_EVENTS_PER_TICKET
+
 ENV_PREFIX = "SLA_ENGINE_"
 
 
@@ -42,6 +44,17 @@ class Settings(BaseSettings):
         ge=1,
         description="events recorded per transaction; larger batches meet fewer of the "
         "tickets the batch before still holds locked",
+    )
+    max_events_per_ticket: int = Field(
+        default=MAX_EVENTS_PER_TICKET,
+        ge=1,
+        description="events one ticket may hold; more are dead-lettered as ticket_limit",
+    )
+    max_ahead_s: float = Field(
+        default=MAX_AHEAD_S,
+        ge=0,
+        description="how far ahead of the engine's clock an event may be dated; later "
+        "ones are dead-lettered as out_of_range",
     )
     shutdown_grace_s: float = Field(
         default=20.0,

@@ -77,6 +77,9 @@ def _monday_years_ahead(years: int = 4) -> datetime:
 # No escalation step falls due while a test runs, so intake tests are not joined by a
 # flood of notices for steps long past. Escalation tests pick their own instants.
 FUTURE_MONDAY = _monday_years_ahead()
+# How far ahead of its clock an engine under test takes events (SLA_ENGINE_MAX_AHEAD_S):
+# far enough for streams dated on FUTURE_MONDAY, which a real engine would refuse.
+AHEAD_S = 6 * 366 * 24 * 3600
 
 
 def stream(

@@ -34,6 +34,12 @@ UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 MAX_SUBJECT_CHARS = 500
 MAX_BODY_BYTES = 64 * 1024
+# The instants an event may carry. RFC 3339 allows years 1 to 9999, where converting an
+# offset to UTC overflows and the calendars (local years 1900-2199) cannot measure; no
+# ticket of this engine happened before 1970 or will after 2100. The engine also refuses
+# an instant too far ahead of its own clock (engine.intake.admission), which no model can.
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
 
 Channel = Literal["email", "phone", "web", "api"]
 TicketStatus = Literal[
@@ -42,8 +48,22 @@ TicketStatus = Literal[
 TicketId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
-Ref = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-ShortText = Annotated[str, StringConstraints(max_length=200)]
+
+
+def _without_nul(text: str) -> str:
+    # PostgreSQL's jsonb, where events are stored, cannot hold U+0000: refused here with
+    # a reason rather than failing the batch's transaction.
+    if "\x00" in text:
+        raise PydanticCustomError(
+            "text_nul",
+            "Text must not contain the NUL character (\\u0000), which the store cannot hold",
+        )
+    return text
+
+
+NoNul = AfterValidator(_without_nul)
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul]
+ShortText = Annotated[str, StringConstraints(max_length=200), NoNul]
 
 
 _RFC3339_MESSAGE = (
@@ -58,6 +78,7 @@ _SCHEMA_VERSION_MESSAGE = f"Input should be the integer {SCHEMA_VERSION}"
 
 
 def _within_body_limit(text: str) -> str:
+    _without_nul(text)
     size = len(text.encode("utf-8"))
     if size > MAX_BODY_BYTES:
         raise PydanticCustomError(
@@ -69,7 +90,7 @@ def _within_body_limit(text: str) -> str:
 
 
 Body = Annotated[str, AfterValidator(_within_body_limit)]
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS)]
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS), NoNul]
 
 
 def _text_matching(pattern: str, error_type: str, message: str) -> CoreSchema:
@@ -122,7 +143,17 @@ class _Rfc3339:
 
 
 def _in_utc(instant: datetime) -> datetime:
-    return instant.astimezone(UTC)
+    try:
+        utc = instant.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: far outside the range anyway
+        utc = None
+    if utc is None or not EARLIEST_INSTANT <= utc < LATEST_INSTANT:
+        raise PydanticCustomError(
+            "instant_out_of_range",
+            "Instant should be from {earliest} up to (not including) {latest}",
+            {"earliest": "1970-01-01T00:00:00Z", "latest": "2100-01-01T00:00:00Z"},
+        )
+    return utc
 
 
 def _uuid_as_text(value: object) -> object:

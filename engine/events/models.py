@@ -27,6 +27,7 @@ from engine.events.fields import (
     Channel,
     EventId,
     Instant,
+    NoNul,
     Ref,
     SchemaVersion,
     ShortText,
@@ -55,7 +56,7 @@ class Requester(BaseModel):
 
     name: ShortText | None = None
     email: ShortText | None = None
-    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40), NoNul] | None = None
 
 
 def _empty_if_null(requester: Requester | None) -> Requester:

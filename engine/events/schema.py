@@ -27,7 +27,10 @@ _DESCRIPTION = (
     f"{MAX_BODY_BYTES} bytes encoded as UTF-8; ticket.created and ticket.priority_changed "
     "need priority, or both impact and urgency (given both, priority wins); "
     "ticket.reclassified needs department, service or both; occurred_at must be a date "
-    "and time that exists (no 30 February). See docs/EVENTS.md."
+    "and time that exists (no 30 February), from 1970-01-01T00:00:00Z up to "
+    "2100-01-01T00:00:00Z and at most a few days (a setting) ahead of the engine's "
+    "clock; no text may contain the NUL character (\\u0000); a ticket is created once "
+    "and holds a bounded number of events. See docs/EVENTS.md."
 )
 
 

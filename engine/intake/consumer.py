@@ -17,6 +17,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -26,6 +27,7 @@ from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from engine.events import TicketEvent, parse_event
+from engine.events.admission import MAX_AHEAD_S, Refusal, ahead_of_clock
 from engine.intake.topology import REASON_HEADER
 from engine.metrics import (
     INTAKE_BATCH_SECONDS,
@@ -92,14 +94,6 @@ class IntakeStats:
     retries: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a message is dead-lettered: a kind for the metric, a reason for people."""
-
-    kind: str  # one of engine.metrics.DEAD_LETTER_REASONS
-    reason: str
-
-
 def _refusal(error: ValidationError) -> Refusal:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "message"
@@ -112,7 +106,7 @@ def _ids(body: bytes) -> dict[str, str]:
     """The event and ticket ids of a refused message, where it has them, for its log line."""
     try:
         document = json.loads(body)
-    except ValueError:  # not JSON, or not UTF-8: there are no ids to read
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
         return {}
     if not isinstance(document, dict):
         return {}
@@ -138,6 +132,7 @@ class IntakeConsumer:
         pipeline: int = 2,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         business_time: Histogram | None = None,
+        max_ahead_s: float = MAX_AHEAD_S,
     ) -> None:
         self._queue = queue
         self._dead_letters = dead_letters
@@ -148,6 +143,7 @@ class IntakeConsumer:
         self._retry_max_s = retry_max_s
         self._now = now
         self._business_time = business_time
+        self._max_ahead_s = max_ahead_s
         # A deque and an event rather than an asyncio.Queue: put and get cost a loop
         # lookup and a waiter check per message, on the path of every event. Unbounded,
         # since the channel's prefetch bounds what the broker sends.
@@ -314,6 +310,17 @@ class IntakeConsumer:
         if outcome is None:
             return False
         self._count(outcome)
+        if outcome.refused:
+            # Committed without them; a failed publish sends the batch back, and its
+            # redelivery finds the others recorded and these refused again.
+            try:
+                for message, event in valid:
+                    refusal = outcome.refused.get(event.event_id)
+                    if refusal is not None:
+                        await self._dead_letter(message, refusal)
+            except Exception as exc:  # noqa: BLE001 - the broker redelivers the whole batch
+                log.warning("intake.dead_letter_failed", error=repr(exc))
+                return False
         return True
 
     def _count(self, outcome: BatchOutcome) -> None:
@@ -338,6 +345,15 @@ class IntakeConsumer:
                     observe(value)
 
     def _read(self, message: AbstractIncomingMessage) -> TicketEvent | Refusal:
+        """The message's event, or why it is refused; never raises, so that one message
+        can only ever cost itself."""
+        try:
+            return self._check(message)
+        except Exception as exc:
+            log.exception("intake.read_failed", message_id=message.message_id)
+            return Refusal("internal_error", f"internal error reading the message: {exc!r}")
+
+    def _check(self, message: AbstractIncomingMessage) -> TicketEvent | Refusal:
         if len(message.body) > MAX_MESSAGE_BYTES:
             return Refusal(
                 "too_large", f"message of {len(message.body)} bytes exceeds {MAX_MESSAGE_BYTES}"
@@ -351,7 +367,7 @@ class IntakeConsumer:
             return Refusal(
                 "unknown_reference", f"refers to nothing the configuration knows: {unknown}"
             )
-        return event
+        return ahead_of_clock(event, self._now(), self._max_ahead_s) or event
 
     async def _record(
         self, valid: list[tuple[AbstractIncomingMessage, TicketEvent]], stopping: asyncio.Event
@@ -378,19 +394,22 @@ class IntakeConsumer:
         )
 
     async def _dead_letter(self, message: AbstractIncomingMessage, refusal: Refusal) -> None:
+        """Copy the message to the dead-letter exchange with its reason.
+
+        Raises only when the broker cannot take it: then the batch goes back to the queue.
+        """
+        ids = _ids(message.body) if refusal.kind != "too_large" else {}
         headers = dict(message.headers or {})
         headers[REASON_HEADER] = refusal.reason
         headers["x-original-routing-key"] = message.routing_key or ""
-        await self._dead_letters.publish(
-            aio_pika.Message(
-                message.body,
-                headers=headers,
-                content_type=message.content_type,
-                message_id=message.message_id,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=message.routing_key or "",
-        )
+        try:
+            await self._publish_dead(message, headers, refusal)
+        except Exception as exc:  # noqa: BLE001 - tried again without what the sender set
+            # A header or property the broker delivered but cannot take back would stall
+            # the batch on this message for good: the copy then carries only the reason.
+            log.warning("intake.dead_letter_stripped", error=repr(exc), **ids)
+            own = {key: headers[key] for key in (REASON_HEADER, "x-original-routing-key")}
+            await self._publish_dead(message, own, refusal, with_properties=False)
         self.stats.dead_lettered += 1
         INTAKE_DEAD_LETTERS.labels(refusal.kind).inc()
         log.warning(
@@ -399,5 +418,23 @@ class IntakeConsumer:
             kind=refusal.kind,
             message_id=message.message_id,
             routing_key=message.routing_key,
-            **(_ids(message.body) if refusal.kind != "too_large" else {}),
+            **ids,
+        )
+
+    async def _publish_dead(
+        self,
+        message: AbstractIncomingMessage,
+        headers: dict[str, Any],
+        refusal: Refusal,
+        with_properties: bool = True,
+    ) -> None:
+        await self._dead_letters.publish(
+            aio_pika.Message(
+                message.body,
+                headers=headers,
+                content_type=message.content_type if with_properties else None,
+                message_id=message.message_id if with_properties else None,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=message.routing_key or "",
         )

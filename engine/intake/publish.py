@@ -45,7 +45,7 @@ def envelope_of(raw: bytes) -> tuple[str, str | None]:
     """Return the routing key and message id of one raw message, without validating it."""
     try:
         data = json.loads(raw)
-    except ValueError:  # also UnicodeDecodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; nested too deep
         return INVALID_ROUTING_KEY, None
     if not isinstance(data, dict):
         return INVALID_ROUTING_KEY, None

@@ -26,6 +26,7 @@ from typing import Any, Literal, NamedTuple
 from engine.config.models import Tier
 from engine.escalation.policy import BREACH, due_steps, next_due
 from engine.events import TicketEvent
+from engine.events.admission import MAX_EVENTS_PER_TICKET, TicketAdmission
 from engine.reporting.compliance import ClockOutcome, Outcome
 from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.calendar import to_us
@@ -84,6 +85,7 @@ def simulate(
     events: Iterable[TicketEvent],
     until: datetime | None = None,
     workers: int = 1,
+    max_events_per_ticket: int = MAX_EVENTS_PER_TICKET,
 ) -> Simulation:
     """Apply ``events`` in virtual time up to ``until`` (default: the last event).
 
@@ -92,6 +94,7 @@ def simulate(
     order.
     """
     by_ticket: dict[str, list[TicketEvent]] = defaultdict(list)
+    admissions: dict[str, TicketAdmission] = {}
     seen: set[int] = set()
     refused: list[tuple[str, str]] = []
     duplicates = 0
@@ -107,6 +110,15 @@ def simulate(
         if reason is not None:
             refused.append((str(event.event_id), reason))
             continue
+        # What the daemon's recorder refuses of a ticket, in the same (arrival) order.
+        admission = admissions.get(event.ticket_id)
+        if admission is None:
+            admission = admissions[event.ticket_id] = TicketAdmission(max_events_per_ticket)
+        refusal = admission.refusal(event)
+        if refusal is not None:
+            refused.append((str(event.event_id), refusal.reason))
+            continue
+        admission.admit(event)
         by_ticket[event.ticket_id].append(event)
         if last is None or event.occurred_at > last:
             last = event.occurred_at

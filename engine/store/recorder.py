@@ -20,6 +20,7 @@ import asyncpg
 import structlog
 
 from engine.events import TicketEvent, event_adapter
+from engine.events.admission import MAX_EVENTS_PER_TICKET, Refusal, TicketAdmission
 from engine.sla_clock.agreements import Agreement, UnknownReference
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
@@ -71,6 +72,9 @@ class BatchOutcome:
     stopped: Sequence[StoppedClock] = ()
     # events already recorded (or twice in the batch), one id per copy: no second effect
     duplicate_ids: Sequence[str] = ()
+    # events not recorded because of what their ticket holds: a second creation, or one
+    # event past the limit; the caller dead-letters them with the reason
+    refused: Mapping[UUID, Refusal] = field(default_factory=dict)
 
     @property
     def duplicates(self) -> int:
@@ -98,8 +102,14 @@ class Recorder:
     the database is not asked for them at all.
     """
 
-    def __init__(self, meter: ClockMeter, cache_size: int = 100_000) -> None:
+    def __init__(
+        self,
+        meter: ClockMeter,
+        cache_size: int = 100_000,
+        max_events_per_ticket: int = MAX_EVENTS_PER_TICKET,
+    ) -> None:
         self.meter = meter
+        self.max_events_per_ticket = max_events_per_ticket
         self._histories: OrderedDict[str, list[TicketEvent]] = OrderedDict()
         self._cached_events = 0
         self._cache_size = cache_size
@@ -132,6 +142,7 @@ class Recorder:
                 ticket_ids,
             )
             locked = await _lock_tickets(connection, ticket_ids)
+            refused = await self._admit(connection, by_id, locked)
             await _stage(connection)
             await connection.copy_records_to_table(
                 "staged_events",
@@ -155,9 +166,88 @@ class Recorder:
             )
         self._keep(history)  # committed: what the next batch may take from memory
         kinds: Counter[tuple[str, str]] = Counter((e.type, e.channel) for e in fresh)
+        admitted = [e for e in events if e.event_id not in refused]
         return BatchOutcome(
-            len(inserted), len(changed), waiting, kinds, stopped, _duplicates(events, inserted)
+            len(inserted),
+            len(changed),
+            waiting,
+            kinds,
+            stopped,
+            _duplicates(admitted, inserted),
+            refused,
         )
+
+    async def _admit(
+        self,
+        connection: Connection,
+        by_id: dict[UUID, tuple[TicketEvent, str]],
+        locked: Sequence[asyncpg.Record],
+    ) -> dict[UUID, Refusal]:
+        """Take out of ``by_id`` the events their locked tickets refuse, with the reasons.
+
+        Most batches need no query: a ticket's creation is looked up only when the batch
+        creates a ticket that holds events, and stored ids only near the limit.
+        """
+        counted: dict[str, int] = {row["ticket_id"]: row["event_count"] for row in locked}
+        offered: dict[str, list[TicketEvent]] = defaultdict(list)
+        for event, _ in by_id.values():
+            offered[event.ticket_id].append(event)
+        creating = [
+            ticket_id
+            for ticket_id, batch in offered.items()
+            if counted[ticket_id] and any(e.type == "ticket.created" for e in batch)
+        ]
+        crowded = [
+            ticket_id
+            for ticket_id, batch in offered.items()
+            if counted[ticket_id] + len(batch) > self.max_events_per_ticket
+        ]
+        created_by = await self._creations(connection, creating, counted)
+        stored: set[UUID] = set()
+        if crowded:
+            rows = await connection.fetch(
+                "SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])",
+                [e.event_id for ticket_id in crowded for e in offered[ticket_id]],
+            )
+            stored = {row["event_id"] for row in rows}
+        refused: dict[UUID, Refusal] = {}
+        for ticket_id, batch in offered.items():
+            ticket = TicketAdmission(
+                self.max_events_per_ticket, created_by.get(ticket_id), counted[ticket_id]
+            )
+            for event in batch:
+                if event.event_id in stored or event.event_id == ticket.created_by:
+                    continue  # a duplicate: no effect, and no refusal either
+                refusal = ticket.refusal(event)
+                if refusal is None:
+                    ticket.admit(event)
+                else:
+                    refused[event.event_id] = refusal
+                    del by_id[event.event_id]
+        return refused
+
+    async def _creations(
+        self, connection: Connection, ticket_ids: list[str], counted: Mapping[str, int]
+    ) -> dict[str, UUID]:
+        """The event that created each ticket, for tickets already holding events."""
+        found: dict[str, UUID] = {}
+        unknown = []
+        for ticket_id in ticket_ids:
+            kept = self._histories.get(ticket_id)
+            if kept is None or len(kept) != counted[ticket_id]:
+                unknown.append(ticket_id)
+                continue
+            first = next((e for e in kept if e.type == "ticket.created"), None)
+            if first is not None:
+                found[ticket_id] = first.event_id
+        if unknown:
+            rows = await connection.fetch(
+                "SELECT ticket_id, event_id FROM events"
+                " WHERE ticket_id = ANY($1::text[]) AND type = 'ticket.created'",
+                unknown,
+            )
+            found.update((row["ticket_id"], row["event_id"]) for row in rows)
+        return found
 
     async def remeasure(
         self, connection: Connection, ticket_ids: Sequence[str], now: datetime

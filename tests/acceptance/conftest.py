@@ -12,6 +12,7 @@ import pytest
 from tests.daemons import Daemon
 from tests.helpers import EXAMPLE_CONFIG, EditYaml
 from tests.services import AMQP_URL
+from tests.streams import AHEAD_S
 
 
 @pytest.fixture
@@ -24,6 +25,7 @@ def daemon_env(database_url: str) -> dict[str, str]:
         "SLA_ENGINE_BATCH_SIZE": "100",
         "SLA_ENGINE_PREFETCH": "300",
         "SLA_ENGINE_DB_RETRY_MAX_S": "0.5",
+        "SLA_ENGINE_MAX_AHEAD_S": str(AHEAD_S),
     }
 
 

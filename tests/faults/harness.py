@@ -32,7 +32,7 @@ from engine.sla_clock.meter import ClockMeter
 from tests.daemons import Daemon
 from tests.helpers import EXAMPLE_CONFIG
 from tests.services import AMQP_URL, connect_when_up, poll
-from tests.streams import CPH, lines, stream
+from tests.streams import AHEAD_S, CPH, lines, stream
 
 # A working Monday long past: every step of every ticket has fallen due by now.
 PAST_MONDAY = datetime(2026, 6, 1, 8, tzinfo=CPH)
@@ -127,6 +127,7 @@ class Stage:
             "SLA_ENGINE_CONFIG_DIR": str(EXAMPLE_CONFIG),
             "SLA_ENGINE_DB_RETRY_MAX_S": "0.5",
             "SLA_ENGINE_GAUGES_REFRESH_S": "3600",
+            "SLA_ENGINE_MAX_AHEAD_S": str(AHEAD_S),
         }
         self.recovery_s = 0.0
         self.db: asyncpg.Connection | None = None

@@ -15,6 +15,7 @@ from engine.intake.consumer import IntakeConsumer
 from engine.settings import Settings
 from tests.helpers import EXAMPLE_CONFIG
 from tests.services import AMQP_URL, free_port
+from tests.streams import AHEAD_S
 
 
 @pytest.fixture
@@ -28,6 +29,7 @@ def settings(database_url: str) -> Settings:
         db_retry_max_s=0.5,
         shutdown_grace_s=10,
         http_port=free_port(),
+        max_ahead_s=AHEAD_S,
     )
 
 

@@ -235,13 +235,14 @@ def test_a_timestamp_that_is_not_one_is_refused(stamp: str) -> None:
     assert loc == ("ticket.responded", "occurred_at")
 
 
+OFFSETS = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+
+
 @given(
     st.datetimes(
-        min_value=datetime(1970, 1, 2),
-        max_value=datetime(9999, 12, 30),
-        timezones=st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
-            lambda minutes: timezone(timedelta(minutes=minutes))
-        ),
+        min_value=datetime(1970, 1, 2), max_value=datetime(2099, 12, 30), timezones=OFFSETS
     )
 )
 def test_every_aware_instant_in_rfc_3339_is_accepted_but_not_as_unix_time(
@@ -251,6 +252,54 @@ def test_every_aware_instant_in_rfc_3339_is_accepted_but_not_as_unix_time(
     for unix in (instant.timestamp(), str(int(instant.timestamp()))):
         [(loc, _)] = errors_of(event("ticket.responded", occurred_at=unix))
         assert loc == ("ticket.responded", "occurred_at")
+
+
+@given(
+    st.one_of(
+        st.datetimes(max_value=datetime(1969, 12, 30), timezones=OFFSETS),
+        st.datetimes(min_value=datetime(2100, 1, 2), timezones=OFFSETS),
+    )
+)
+def test_an_instant_before_1970_or_from_2100_is_refused_as_out_of_range(instant: datetime) -> None:
+    # Years 1 and 9999 with an offset overflow when converted to UTC: still this refusal.
+    with pytest.raises(ValidationError) as caught:
+        parse(event("ticket.responded", occurred_at=instant.isoformat()))
+    [error] = caught.value.errors()
+    assert (error["loc"], error["type"]) == (
+        ("ticket.responded", "occurred_at"),
+        "instant_out_of_range",
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-23:59", "1969-12-31T23:59:59Z",
+             "2100-01-01T00:00:00Z", "2300-06-01T12:00:00+02:00"]
+)  # fmt: skip
+def test_the_edges_of_rfc_3339_are_refused_with_the_range_they_miss(text: str) -> None:
+    [(loc, message)] = errors_of(event("ticket.status_changed", occurred_at=text))
+    assert loc == ("ticket.status_changed", "occurred_at")
+    assert "1970-01-01T00:00:00Z" in message
+    assert "2100-01-01T00:00:00Z" in message
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [("ticket.created", "subject"), ("ticket.created", "body"), ("ticket.created", "department"),
+     ("ticket.created", "service"), ("ticket.commented", "body"), ("ticket.commented", "author"),
+     ("ticket.responded", "agent"), ("ticket.assigned", "team"),
+     ("ticket.reclassified", "service")],
+)  # fmt: skip
+def test_a_nul_character_in_any_text_is_refused_with_its_reason(kind: str, field: str) -> None:
+    [(loc, message)] = errors_of(event(kind, **{field: "before\x00after"}))
+    assert loc == (kind, field)
+    assert "NUL" in message
+
+
+@pytest.mark.parametrize("field", ["name", "email", "phone"])
+def test_a_nul_character_in_the_requester_is_refused(field: str) -> None:
+    [(loc, message)] = errors_of(event("ticket.created", requester={field: "\x00"}))
+    assert loc == ("ticket.created", "requester", field)
+    assert "NUL" in message
 
 
 def test_python_callers_may_pass_an_aware_datetime_but_not_a_naive_one() -> None:
@@ -295,7 +344,9 @@ def test_body_limit_with_four_byte_characters() -> None:
     assert loc == ("ticket.commented", "body")
 
 
-@given(st.text(max_size=40).map(lambda unit: unit * 2000))
+@given(
+    st.text(st.characters(blacklist_characters="\x00"), max_size=40).map(lambda unit: unit * 2000)
+)
 def test_body_is_accepted_exactly_when_it_fits_in_the_limit(body: str) -> None:
     fits = len(body.encode("utf-8")) <= MAX_BODY_BYTES
     try:
