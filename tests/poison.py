@@ -6,12 +6,19 @@ The intake tests, the fuzz test and the fault suite's malformed flood all send t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID, uuid4, uuid5
 
+import aio_pika
+import asyncpg
+
+from engine.intake import topology
 from engine.intake.consumer import MAX_MESSAGE_BYTES
+from engine.intake.publish import publish_events
+from tests.services import AMQP_URL, poll
 from tests.streams import FUTURE_MONDAY
 
 _NAMESPACE = UUID("9d1c7a52-4e0b-4f43-8f6e-1c2b3a4d5e6f")
@@ -101,3 +108,48 @@ def poison_classes(n: int, created_ticket: str | None = None) -> list[Poison]:
         second = _created(n, created_ticket, "1990-01-01T09:00:00+01:00")
         classes.append(Poison("second-creation", _json(second), "second_creation", "already"))
     return [replace(p, message_id=f"poison-{p.name}-{n}") for p in classes]
+
+
+async def publish_with_ids(bodies: Sequence[tuple[bytes, str]]) -> None:
+    """Publish raw bodies, each with its message id, as a frontend would."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = (await topology.declare(channel)).tickets
+        for body, message_id in bodies:
+            await exchange.publish(
+                aio_pika.Message(
+                    body, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                ),
+                routing_key="ticket.created",
+            )
+
+
+async def settled(db: asyncpg.Connection, held: Callable[[], int]) -> None:
+    """Wait until every message published so far is settled: a last good event is
+    recorded (so all before it were delivered) and the engine holds no message."""
+    sentinel = _created(0, f"{SENTINEL}{uuid4().hex[:12]}", NORMAL_AT)
+    await publish_events([_json(sentinel)], AMQP_URL)
+
+    async def done() -> bool:
+        found = await db.fetchval(
+            "SELECT count(*) FROM events WHERE event_id = $1", UUID(sentinel["event_id"])
+        )
+        return bool(found) and held() == 0
+
+    await poll(done, what="every message settled")
+
+
+# The ticket ids of the events ``settled`` sends.
+SENTINEL = "SENTINEL-"
+
+
+async def dead_letters(
+    channel: aio_pika.abc.AbstractChannel,
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Every message in the dead-letter queue, taken off it."""
+    dead = await channel.get_queue(topology.DEAD_LETTER_QUEUE)
+    found = []
+    while (message := await dead.get(fail=False, no_ack=True)) is not None:
+        found.append(message)
+    return found
