@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -104,12 +105,12 @@ def test_webhook_secret_of_sixteen_bytes_or_none_is_taken(monkeypatch: pytest.Mo
 
 
 def test_smtp_login_without_tls_is_refused_unless_allowed() -> None:
-    login = {"smtp_host": "mail", "smtp_username": "sla", "smtp_password": "pw"}
+    login = partial(Settings, smtp_host="mail", smtp_username="sla", smtp_password="pw")
     with pytest.raises(ValueError, match="SLA_ENGINE_SMTP_ALLOW_PLAIN_AUTH=true"):
-        Settings(**login)
-    assert Settings(**login, smtp_starttls=True).smtp_username == "sla"
-    assert Settings(**login, smtp_tls=True).smtp_username == "sla"
-    assert Settings(**login, smtp_allow_plain_auth=True).smtp_username == "sla"
+        login()
+    assert login(smtp_starttls=True).smtp_username == "sla"
+    assert login(smtp_tls=True).smtp_username == "sla"
+    assert login(smtp_allow_plain_auth=True).smtp_username == "sla"
     assert Settings(smtp_host="mail").smtp_username is None  # no login: nothing to protect
 
 
