@@ -329,6 +329,7 @@ def _channels(
             use_tls=settings.smtp_tls,
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            allow_plain_auth=settings.smtp_allow_plain_auth,
         )
     return channels
 

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
+from engine.config.yaml_source import YamlError, read_yaml
 from engine.events.admission import MAX_AHEAD_S, MAX_EVENTS_PER_TICKET
 
 ENV_PREFIX = "SLA_ENGINE_"
+MIN_WEBHOOK_SECRET_BYTES = 16
+"""A shorter HMAC key can be guessed offline from a single signed notice."""
 
 
 class Settings(BaseSettings):
     """How the engine reaches its broker and database, and how it paces itself."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+    # Inputs are left out of validation errors: they would print the URLs and secrets.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, hide_input_in_errors=True
+    )
 
     amqp_url: SecretStr = Field(
         default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
@@ -79,11 +85,18 @@ class Settings(BaseSettings):
     smtp_tls: bool = Field(default=False, description="implicit TLS (port 465)")
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    smtp_allow_plain_auth: bool = Field(
+        default=False,
+        description="allow a login without STARTTLS or TLS, its password in clear on the "
+        "wire: only for a relay on this machine or a trusted network",
+    )
     smtp_from: str = Field(
         default="SLA-motor <sla-engine@localhost>", description="the From of notices"
     )
     webhook_secret: SecretStr | None = Field(
-        default=None, description="HMAC-SHA256 key of the webhook signature header"
+        default=None,
+        description=f"HMAC-SHA256 key of the webhook signature header, at least "
+        f"{MIN_WEBHOOK_SECRET_BYTES} bytes; unset: notices are sent unsigned",
     )
     notify_max_attempts: int = Field(
         default=10, ge=1, description="attempts before a notice is left failed"
@@ -131,6 +144,28 @@ class Settings(BaseSettings):
             raise ValueError("smtp_starttls and smtp_tls exclude each other: choose one")
         if (self.smtp_username is None) != (self.smtp_password is None):
             raise ValueError("smtp_username and smtp_password go together")
+        encrypted = self.smtp_starttls or self.smtp_tls
+        if self.smtp_username is not None and not encrypted and not self.smtp_allow_plain_auth:
+            raise ValueError(
+                f"smtp_username and smtp_password would cross the network in clear: set "
+                f"{ENV_PREFIX}SMTP_STARTTLS or {ENV_PREFIX}SMTP_TLS, or, for a relay on this "
+                f"machine, {ENV_PREFIX}SMTP_ALLOW_PLAIN_AUTH=true"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_secret_long_enough(self) -> Settings:
+        if self.webhook_secret is None:
+            return self
+        size = len(self.webhook_secret.get_secret_value().encode())
+        if size < MIN_WEBHOOK_SECRET_BYTES:
+            # An empty variable used to mean "unsigned" without a word; a short key is
+            # one an attacker can find from a single signed notice.
+            raise ValueError(
+                f"{ENV_PREFIX}WEBHOOK_SECRET (webhook_secret) is {size} bytes long; use at "
+                f"least {MIN_WEBHOOK_SECRET_BYTES} (`openssl rand -hex 32`), or leave it "
+                "unset to send notices unsigned"
+            )
         return self
 
     @classmethod
@@ -148,19 +183,64 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, settings_file: Path | None = None) -> Settings:
         """Settings from the environment over an optional YAML file."""
-        values: dict[str, Any] = {}
-        if settings_file is not None:
-            values = YamlConfigSettingsSource(cls, yaml_file=settings_file)()
+        values = {} if settings_file is None else read_settings_file(settings_file)
         return cls(**values)
 
 
+class SettingsFileError(ValueError):
+    """A settings file that cannot be read, or does not hold a mapping of settings."""
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings a YAML file holds, read with the agreement loader's limits."""
+    # The agreement loader's reader, not pydantic-settings' yaml.safe_load: that one
+    # expands aliases of aliases without a limit (a few lines ran past 5 GB).
+    try:
+        document = read_yaml(path)
+    except YamlError as exc:
+        where = f"{path}:{exc.line}" if exc.line is not None else str(path)
+        raise SettingsFileError(f"{where}: {exc.message}") from None
+    except OSError as exc:
+        raise SettingsFileError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if document.data is None:
+        return {}
+    if not isinstance(document.data, dict) or not all(isinstance(k, str) for k in document.data):
+        raise SettingsFileError(f"{path}: the file must hold a mapping of setting names")
+    return document.data
+
+
+# Query parameters that carry a credential: libpq's password and sslpassword, and the
+# token or secret some brokers and proxies take. Matched as parts of the name.
+_SECRET_PARAMETER = re.compile(r"pass(word|wd)|secret|token|credential", re.IGNORECASE)
+REDACTED = "***"
+
+
 def redact_url(url: str) -> str:
-    """The URL with its password replaced, fit for a log line."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """The URL with every credential in it (userinfo, query parameters) replaced by ``***``."""
+    # Not urlsplit: it refuses (ValueError on .port) the multi-host netloc libpq and
+    # asyncpg accept (postgresql://app:pw@h1:5432,h2:5432/db), and a log line must
+    # never be the reason the engine does not start.
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return REDACTED  # not a URL at all: nothing in it can be shown safely
+    rest, question, query = rest.partition("?")
+    # The last @ before the query ends the userinfo, so that a password holding an
+    # unencoded / or @ is hidden whole (an @ in the path makes this hide too much,
+    # never too little). A password with an unencoded ? or # is not a URL at all.
+    userinfo, _, address = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    shown = f"{user}:{REDACTED}@{address}" if colon else rest
+    if not question:
+        return f"{scheme}://{shown}"
+    query, hash_mark, fragment = query.partition("#")
+    return f"{scheme}://{shown}?{_redact_query(query)}{hash_mark}{fragment}"
+
+
+def _redact_query(query: str) -> str:
+    parameters = []
+    for parameter in query.split("&"):
+        name, equals, _ = parameter.partition("=")
+        if equals and _SECRET_PARAMETER.search(unquote_plus(name)):
+            parameter = f"{name}={REDACTED}"
+        parameters.append(parameter)
+    return "&".join(parameters)

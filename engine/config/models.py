@@ -8,6 +8,7 @@ in ``engine.config.checks``, once every file has been read.
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -44,7 +45,12 @@ Level = Literal["high", "medium", "low"]
 LEVELS: tuple[Level, ...] = ("high", "medium", "low")
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Printable ASCII but @ on either side, with a dot in the domain; fullmatch, for `$`
+# would let a trailing line feed through into the mail's headers.
+_EMAIL_RE = re.compile(r"[!-?A-~]+@[!-?A-~]+\.[!-?A-~]+")
+# Control characters, lone surrogates and the line and paragraph separators: in a mail
+# header each makes every message to the contact fail for good.
+_UNPRINTABLE = frozenset(("Cc", "Cs", "Zl", "Zp"))
 
 
 def _check_id(value: str) -> str:
@@ -53,14 +59,26 @@ def _check_id(value: str) -> str:
     return value
 
 
+def _check_printable(value: str) -> str:
+    bad = next((c for c in value if unicodedata.category(c) in _UNPRINTABLE), None)
+    if bad is not None:
+        raise ValueError(f"{value!r} holds the control character U+{ord(bad):04X}")
+    return value
+
+
 def _check_email(value: str) -> str:
-    if not _EMAIL_RE.match(value):
+    _check_printable(value)
+    if not value.isascii():
+        # The mail is sent without SMTPUTF8, where a non-ASCII address cannot go.
+        raise ValueError(f"{value!r} is not an ASCII address: write the domain as xn--...")
+    if not _EMAIL_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not an e-mail address")
     return value
 
 
 Id = Annotated[str, AfterValidator(_check_id)]
 Email = Annotated[str, AfterValidator(_check_email)]
+PrintableName = Annotated[str, AfterValidator(_check_printable)]
 
 Targets = dict[Priority, dict[Metric, Duration]]
 """Business-time targets per priority and metric."""
@@ -75,7 +93,7 @@ class Model(BaseModel):
 class Contact(Model):
     """A person or mailbox that receives notices, and the channels that reach it."""
 
-    name: str
+    name: PrintableName = Field(description="shown in the To of its mails")
     email: Email | None = None
     webhook_url: HttpUrl | None = None
     amqp: bool = Field(default=False, description="also publish to helpdesk.escalations")

@@ -22,6 +22,8 @@ MAX_NODES = 1_000_000
 """Values one file may expand to: aliases of aliases would otherwise fill the memory."""
 MAX_DEPTH = 100
 """Levels of nesting one file may have; the configuration needs fewer than ten."""
+MAX_FILE_BYTES = 1024 * 1024
+"""Size of one file: the example's largest is 5 kB, and PyYAML reads about 150 kB a second."""
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -57,7 +59,12 @@ class YamlDocument:
 
 def read_yaml(path: Path) -> YamlDocument:
     """Parse one YAML file; raise ``YamlError`` with the line on anything it cannot read."""
-    raw = path.read_bytes()
+    with path.open("rb") as file:
+        # Read one byte past the limit rather than trust a size from stat: a FIFO or a
+        # file still growing has none worth trusting.
+        raw = file.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise YamlError(f"the file is larger than {MAX_FILE_BYTES:,} bytes, the most read")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -48,12 +48,15 @@ class SmtpChannel:
         use_tls: bool = False,
         username: str | None = None,
         password: str | None = None,
+        allow_plain_auth: bool = False,
         timeout_s: float = 10.0,
     ) -> None:
         if starttls and use_tls:
             raise ValueError("choose one of starttls and use_tls (implicit TLS), not both")
         if (username is None) != (password is None):
             raise ValueError("username and password go together")
+        if username is not None and not (starttls or use_tls or allow_plain_auth):
+            raise ValueError("a login without starttls or use_tls sends the password in clear")
         self.host = host
         self.port = port
         self.sender = sender

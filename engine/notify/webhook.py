@@ -4,31 +4,63 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import time
+from collections.abc import Callable
 
 import aiohttp
 from yarl import URL
 
 from engine.notify.notice import ChannelName, DeliveryError, Notice, body_of
+from engine.settings import MIN_WEBHOOK_SECRET_BYTES
 
 SIGNATURE_HEADER = "X-SLA-Engine-Signature"
 NOTICE_ID_HEADER = "X-SLA-Engine-Notice-Id"
-SIGNATURE_PREFIX = "sha256="
+SIGNATURE_TOLERANCE_S = 300
+"""How far a signature's time may lie from the receiver's clock before it is refused."""
 USER_AGENT = "sla-engine"
 _ERROR_SNIPPET_BYTES = 300  # of a refusing response's body, to say why in the error
+_UNIX_TIME = re.compile(r"[0-9]{1,12}")  # ASCII digits only, and few enough for int()
 
 
-def sign(secret: str, body: bytes) -> str:
-    """Return the signature header value of a body: ``sha256=`` and the hex HMAC-SHA256."""
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return f"{SIGNATURE_PREFIX}{digest}"
+def _digest(secret: str, timestamp: int, body: bytes) -> str:
+    message = f"{timestamp}.".encode() + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
-    """Tell whether a signature header matches the body, in constant time."""
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """Return the signature header value: ``t=<unix time>,v1=<hex HMAC-SHA256 of "t.body">``."""
+    # The time is signed with the body, as in Stripe's header, so that a receiver can
+    # refuse a notice captured and replayed later.
+    return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
+
+
+def verify_signature(
+    secret: str,
+    body: bytes,
+    header: str | None,
+    *,
+    now: float | None = None,
+    tolerance_s: float = SIGNATURE_TOLERANCE_S,
+) -> bool:
+    """Tell whether a signature header matches the body and is recent, in constant time."""
     if header is None:
         return False
+    fields = [part.strip().partition("=") for part in header.split(",")]
+    stamps = [value for name, _, value in fields if name == "t"]
+    # Several v1 values are accepted, so that a sender may sign with an old and a new
+    # secret while the secret is being changed.
+    signatures = [value for name, _, value in fields if name == "v1"]
+    if len(stamps) != 1 or not _UNIX_TIME.fullmatch(stamps[0]) or not signatures:
+        return False
+    timestamp = int(stamps[0])
+    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
+        return False
+    expected = _digest(secret, timestamp, body).encode()
     # Bytes, because compare_digest refuses str with non-ASCII characters in it.
-    return hmac.compare_digest(sign(secret, body).encode(), header.encode())
+    return any(
+        hmac.compare_digest(expected, value.encode("utf-8", "replace")) for value in signatures
+    )
 
 
 def _where(url: URL) -> str:
@@ -54,8 +86,17 @@ class WebhookChannel:
 
     name: ChannelName = "webhook"
 
-    def __init__(self, *, secret: str | None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str | None,
+        timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if secret is not None and len(secret.encode()) < MIN_WEBHOOK_SECRET_BYTES:
+            raise ValueError(f"a webhook secret has at least {MIN_WEBHOOK_SECRET_BYTES} bytes")
         self._secret = secret
+        self._clock = clock
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
 
@@ -90,7 +131,8 @@ class WebhookChannel:
             NOTICE_ID_HEADER: str(notice.notice_id),
         }
         if self._secret is not None:
-            headers[SIGNATURE_HEADER] = sign(self._secret, body)
+            # Signed at each attempt: a retry hours later carries a time the receiver accepts.
+            headers[SIGNATURE_HEADER] = sign(self._secret, body, int(self._clock()))
         where = _where(url)
         try:
             # No redirects: a redirect could carry a signed notice to a host nobody configured.

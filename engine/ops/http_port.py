@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from http import HTTPStatus
 
 import asyncpg
@@ -18,8 +20,10 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import TypeAdapter, ValidationError
 
-from engine.ops.ticket_state import ticket_state
+from engine.events.fields import TicketId
+from engine.ops.ticket_state import measure_ticket, read_ticket
 from engine.sla_clock.meter import ClockMeter
 
 log = structlog.get_logger(__name__)
@@ -27,7 +31,10 @@ log = structlog.get_logger(__name__)
 # A readiness probe that waits longer than this on the database reports it unreachable:
 # probes have their own short timeouts, and a slow answer is as bad as none to them.
 READY_TIMEOUT_S = 2.0
-MAX_TICKET_ID = 200
+# A probe's database finding is reused this long, and probes arriving while one is
+# being made wait for it: a flood of probes opens one connection a second, not one each.
+READY_CACHE_S = 1.0
+_TICKET_ID: TypeAdapter[str] = TypeAdapter(TicketId)
 
 
 @dataclass
@@ -57,6 +64,13 @@ class HttpPort:
         app.router.add_get("/tickets/{ticket_id}", self._ticket)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.port = port
+        self._database_probe: asyncio.Task[str] | None = None
+        self._database_found: tuple[float, str] | None = None  # loop time, finding
+        # Tickets are measured in a thread, with a meter of their own: a meter's calendars
+        # grow as they are used, which is not safe beside intake's measuring on the loop,
+        # nor in two threads at once.
+        self._ticket_meter = ClockMeter(parts.meter.config)
+        self._measuring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ticket-state")
 
     async def start(self) -> None:
         """Bind and serve; an address in use raises OSError, for the caller to report."""
@@ -67,7 +81,11 @@ class HttpPort:
         log.info("http.listening", host=self._host, port=self.port)
 
     async def stop(self) -> None:
+        """Stop serving; a measurement under way finishes in its thread, unread."""
         await self._runner.cleanup()
+        if self._database_probe is not None:
+            self._database_probe.cancel()
+        self._measuring.shutdown(wait=False, cancel_futures=True)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
@@ -80,7 +98,7 @@ class HttpPort:
 
     async def _readyz(self, request: web.Request) -> web.Response:
         checks = {
-            "database": await self._check(self._database),
+            "database": await self._database_finding(),
             "broker": await self._check(self._broker),
             "intake": "ok" if self.parts.consuming() else "not consuming",
         }
@@ -89,6 +107,24 @@ class HttpPort:
             {"status": "ready" if ready else "not ready", "checks": checks},
             status=200 if ready else 503,
         )
+
+    async def _database_finding(self) -> str:
+        """The database check, made at most once a ``READY_CACHE_S`` and shared meanwhile."""
+        found = self._database_found
+        if found is not None and asyncio.get_running_loop().time() - found[0] < READY_CACHE_S:
+            return found[1]
+        if self._database_probe is None:
+            self._database_probe = asyncio.create_task(self._probe_database())
+        # Shielded: a prober that gives up must not cancel the check the others wait for.
+        return await asyncio.shield(self._database_probe)
+
+    async def _probe_database(self) -> str:
+        try:
+            finding = await self._check(self._database)
+        finally:
+            self._database_probe = None
+        self._database_found = (asyncio.get_running_loop().time(), finding)
+        return finding
 
     @staticmethod
     async def _check(probe: Callable[[], Awaitable[str]]) -> str:
@@ -120,20 +156,27 @@ class HttpPort:
 
     async def _ticket(self, request: web.Request) -> web.Response:
         ticket_id = request.match_info["ticket_id"]
-        if len(ticket_id) > MAX_TICKET_ID:
-            return _problem(400, f"a ticket id has at most {MAX_TICKET_ID} characters")
+        try:
+            _TICKET_ID.validate_python(ticket_id)
+        except ValidationError as exc:
+            # Refused before the database sees it: PostgreSQL refuses a NUL in text with
+            # an error that would otherwise be a 500.
+            reason = exc.errors()[0]["msg"]
+            return _problem(400, f"not a ticket id of the event contract: {reason}")
         pool = self.parts.pool
         if pool is None:
             return _problem(503, "the engine is not connected to its database yet")
         try:
             async with pool.acquire(timeout=READY_TIMEOUT_S) as connection:
-                state = await ticket_state(
-                    connection, self.parts.meter, ticket_id, datetime.now(UTC)
-                )
+                rows = await read_ticket(connection, ticket_id)
         except (OSError, TimeoutError, asyncpg.PostgresConnectionError) as exc:
             return _problem(503, f"the database is unreachable: {exc.__class__.__name__}")
-        if state is None:
+        if rows is None:
             return _problem(404, f"no ticket {ticket_id!r}: no event of it was recorded")
+        # Off the loop, and after the connection went back to the pool: a ticket with
+        # thousands of events takes a second to measure.
+        measure = partial(measure_ticket, self._ticket_meter, ticket_id, rows, datetime.now(UTC))
+        state = await asyncio.get_running_loop().run_in_executor(self._measuring, measure)
         return web.json_response(state)
 
 

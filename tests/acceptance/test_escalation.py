@@ -32,7 +32,7 @@ from tests.services import AMQP_URL, free_port, poll
 from tests.streams import CPH, event, lines
 
 pytestmark = pytest.mark.acceptance
-SECRET = "hemmelig-nøgle"
+SECRET = "hemmelig-nøgle-til-webhooks"  # at least 16 bytes, as the settings demand
 TARGET_S = 20  # SOF mobile phones, P1 response, in this test's configuration
 STEPS = [0.25, 0.5, 0.75, 1.0, 1.5]  # the critical-care policy
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -22,7 +25,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from engine.notify.amqp import ESCALATION_EXCHANGE, AmqpChannel
 from engine.notify.email import SmtpChannel
 from engine.notify.notice import CHANNELS, Channel, DeliveryError, Notice, body_of
-from engine.notify.webhook import WebhookChannel, sign, verify_signature
+from engine.notify.webhook import (
+    SIGNATURE_TOLERANCE_S,
+    WebhookChannel,
+    sign,
+    verify_signature,
+)
 from tests.services import AMQP_URL, free_port, poll
 
 pytestmark = pytest.mark.integration
@@ -98,11 +106,19 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
 
 
 def test_smtp_repr_masks_the_password() -> None:
-    channel = SmtpChannel(
-        host="smtp.example.dk", port=587, sender="s@example.dk", username="u", password="hunter2"
-    )
+    channel = SmtpChannel(host="smtp.example.dk", port=587, sender="s@example.dk",
+                          starttls=True, username="u", password="hunter2")  # fmt: skip
     assert "hunter2" not in repr(channel)
     assert "***" in repr(channel)
+
+
+def test_smtp_login_without_tls_is_refused_unless_allowed() -> None:
+    login = partial(SmtpChannel, host="smtp.example.dk", port=25, sender="s@example.dk",
+                    username="u", password="hunter2")  # fmt: skip
+    with pytest.raises(ValueError, match="password in clear"):
+        login()
+    assert login(allow_plain_auth=True).username == "u"
+    assert login(use_tls=True).username == "u"
 
 
 async def test_mail_arrives_once_with_stable_id_and_danish_text(
@@ -185,16 +201,59 @@ async def test_unmailable_address_is_permanent() -> None:
 # --- webhook ---------------------------------------------------------------------------
 
 
+NOW = 1_790_000_000  # a unix time for the signatures made here
+
+
 def test_signature_round_trip_and_tampering() -> None:
     body = body_of(PAYLOAD)
-    header = sign(SECRET, body)
-    assert header.startswith("sha256=")
-    assert len(header) == len("sha256=") + 64
-    assert verify_signature(SECRET, body, header)
-    assert not verify_signature("another secret", body, header)
-    assert not verify_signature(SECRET, body + b" ", header)
-    assert not verify_signature(SECRET, body, None)
-    assert not verify_signature(SECRET, body, "sha256=æøå")
+    header = sign(SECRET, body, NOW)
+    timestamp, digest = header.split(",")
+    assert timestamp == f"t={NOW}"
+    assert digest.startswith("v1=")
+    # The HMAC covers "t.body", so a receiver can recompute it with any HMAC library.
+    message = f"{NOW}.".encode() + body
+    assert digest == "v1=" + hmac.new(SECRET.encode(), message, hashlib.sha256).hexdigest()
+    assert verify_signature(SECRET, body, header, now=NOW)
+    assert not verify_signature("another secret!!", body, header, now=NOW)
+    assert not verify_signature(SECRET, body + b" ", header, now=NOW)
+    assert not verify_signature(SECRET, body, None, now=NOW)
+    assert not verify_signature(SECRET, body, f"t={NOW},v1=æøå", now=NOW)
+    assert not verify_signature(SECRET, body, digest, now=NOW)  # no time: refused
+    # Another time with the same digest: the time is signed too.
+    assert not verify_signature(SECRET, body, f"t={NOW + 1},{digest}", now=NOW)
+
+
+def test_signature_refuses_a_replay_outside_the_tolerance() -> None:
+    body = body_of(PAYLOAD)
+    header = sign(SECRET, body, NOW)
+    assert verify_signature(SECRET, body, header, now=NOW + SIGNATURE_TOLERANCE_S)
+    assert verify_signature(SECRET, body, header, now=NOW - SIGNATURE_TOLERANCE_S)
+    assert not verify_signature(SECRET, body, header, now=NOW + SIGNATURE_TOLERANCE_S + 1)
+    assert not verify_signature(SECRET, body, header, now=NOW - SIGNATURE_TOLERANCE_S - 1)
+    assert verify_signature(SECRET, body, header, now=NOW + 3600, tolerance_s=3600)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [f"t={NOW},t={NOW},v1=00", "t=,v1=00", "t=1e9,v1=00", "t=" + "9" * 5000 + ",v1=00",
+     "t=١٢٣,v1=00", "", ",,,", "v1"],
+)  # fmt: skip
+def test_signature_header_malformed_is_refused(header: str) -> None:
+    assert not verify_signature(SECRET, body_of(PAYLOAD), header, now=NOW)
+
+
+def test_signature_accepts_any_of_several_v1_while_a_secret_changes() -> None:
+    body = body_of(PAYLOAD)
+    old = sign("the-old-secret-of-16", body, NOW).split(",")[1]
+    header = f"{sign(SECRET, body, NOW)},{old}"
+    assert verify_signature(SECRET, body, header, now=NOW)
+    assert verify_signature("the-old-secret-of-16", body, header, now=NOW)
+
+
+@pytest.mark.parametrize("secret", ["", "kort", "fifteen-bytes!!"])
+def test_webhook_channel_refuses_a_short_secret(secret: str) -> None:
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        WebhookChannel(secret=secret)
 
 
 @dataclass
@@ -240,7 +299,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def webhook() -> AsyncIterator[WebhookChannel]:
-    channel = WebhookChannel(secret=SECRET, timeout_s=2)
+    channel = WebhookChannel(secret=SECRET, timeout_s=2, clock=lambda: NOW + 0.9)
     yield channel
     await channel.close()
 
@@ -259,8 +318,11 @@ async def test_webhook_posts_the_signed_payload_with_idempotency_key(
     assert headers["Content-Type"] == "application/json"
     assert headers["Idempotency-Key"] == str(sent.notice_id)
     assert headers["X-SLA-Engine-Notice-Id"] == str(sent.notice_id)
-    assert verify_signature(SECRET, raw, headers["X-SLA-Engine-Signature"])
-    assert not verify_signature("wrong", raw, headers["X-SLA-Engine-Signature"])
+    signature = headers["X-SLA-Engine-Signature"]
+    assert signature.startswith(f"t={NOW},v1=")  # the channel's clock, whole seconds
+    assert verify_signature(SECRET, raw, signature, now=NOW)
+    assert not verify_signature("wrong secret, 16b", raw, signature, now=NOW)
+    assert not verify_signature(SECRET, raw, signature, now=NOW + SIGNATURE_TOLERANCE_S + 1)
 
 
 async def test_webhook_without_secret_sends_no_signature(receiver: Receiver) -> None:

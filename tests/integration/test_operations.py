@@ -13,7 +13,7 @@ import pytest
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
 from engine.ops.gauges import month_start, read_store
-from engine.ops.ticket_state import ticket_state
+from engine.ops.ticket_state import JSON, measure_ticket, read_ticket
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.recorder import Recorder, StoppedClock
@@ -36,6 +36,12 @@ def created(ticket: str, minutes: float = 0) -> TicketEvent:
     # warnings at 0.5, 0.75 and 0.9 of the target.
     return ev("ticket.created", ticket, 0, minutes, department="okf", service="opus-loen",
               priority="P1", subject="Løn fejler", requester={"name": "B"})  # fmt: skip
+
+
+async def ticket_state(db: asyncpg.Connection, ticket_id: str, now: datetime) -> JSON | None:
+    """The ticket's state as the HTTP port makes it: rows read, then measured."""
+    rows = await read_ticket(db, ticket_id)
+    return None if rows is None else measure_ticket(METER, ticket_id, rows, now)
 
 
 @pytest.fixture
@@ -146,7 +152,7 @@ async def test_ticket_state_measures_the_clocks_now_with_the_steps_fired(
         " 'opus-loen', 'P1', 900, $1, $1)",
         MONDAY + timedelta(minutes=7.5),
     )
-    state = await ticket_state(db, METER, "T-1", MONDAY + timedelta(minutes=9))
+    state = await ticket_state(db, "T-1", MONDAY + timedelta(minutes=9))
     assert state is not None
     assert (state["department"], state["service"], state["priority"]) == ("okf", "opus-loen", "P1")
     response = next(c for c in state["clocks"] if c["metric"] == "response")
@@ -159,13 +165,13 @@ async def test_ticket_state_measures_the_clocks_now_with_the_steps_fired(
     assert steps[0.75] == {"fraction": 0.75, "tier": "operational", "fired_at": None,
                            "status": "pending",
                            "due_at": (MONDAY + timedelta(minutes=11.25)).isoformat()}  # fmt: skip
-    assert await ticket_state(db, METER, "NO-SUCH", MONDAY) is None
+    assert await ticket_state(db, "NO-SUCH", MONDAY) is None
 
 
 async def test_ticket_state_of_a_ticket_waiting_for_its_creation(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
     await recorder.record(db, [ev("ticket.responded", "W-1", 1, 5)], MONDAY)
-    state = await ticket_state(db, METER, "W-1", MONDAY)
+    state = await ticket_state(db, "W-1", MONDAY)
     assert state is not None
     assert (state["waiting_for"], state["clocks"], state["events"]) == ("ticket.created", [], 1)

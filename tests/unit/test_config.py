@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -438,6 +439,63 @@ class TestTierWithoutContact:
         problem = only_problem(path.parent.parent)
         assert problem.key == "departments[0].contacts.operational"
         assert "at least one channel" in problem.message
+
+
+    @pytest.mark.parametrize(
+        ("name", "code"),
+        [("IT-support\r\nBcc: x@evil.example", "000D"), ("IT-support\n", "000A"),
+         ("IT\x00support", "0000"), ("IT\tsupport", "0009"), ("IT\u2028support", "2028"),
+         ("IT\x1bsupport", "001B")],
+    )  # fmt: skip
+    def test_contact_name_with_a_control_character(
+        self, config_dir: Path, name: str, code: str
+    ) -> None:
+        path, line = self.write_operational(config_dir, "name: IT-support, BUF", "name", name)
+        problem = only_problem(config_dir)
+        assert str(problem) == (
+            f"{path}:{line}: departments[0].contacts.operational.name: "
+            f"{name!r} holds the control character U+{code}"
+        )
+
+    def test_contact_name_with_danish_letters_and_punctuation_is_fine(
+        self, edit_yaml: EditYaml
+    ) -> None:
+        name = 'Åse Ærø-Østergård, "IT" (BUF) \u200d'
+        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["contacts"]
+                         ["operational"].update(name=name))  # fmt: skip
+        contact = load_config(path.parent.parent).departments["buf"].contacts.operational
+        assert contact is not None
+        assert contact.name == name
+
+    @pytest.mark.parametrize(
+        ("email", "message"),
+        [("it@buf.kk.dk\n", "holds the control character U+000A"),
+         ("it@buf.kk.dk\r\nBcc: x@evil.example", "holds the control character U+000D"),
+         ("it\x00@buf.kk.dk", "holds the control character U+0000"),
+         ("it@buf.kk.dk\x7f", "holds the control character U+007F"),
+         ("åse@buf.kk.dk", "is not an ASCII address: write the domain as xn--..."),
+         ("it@københavn.dk", "is not an ASCII address: write the domain as xn--..."),
+         ("it support@buf.kk.dk", "is not an e-mail address")],
+    )  # fmt: skip
+    def test_contact_email_that_cannot_be_mailed(
+        self, config_dir: Path, email: str, message: str
+    ) -> None:
+        old = "email: it-support@buf.kk.dk"
+        path, line = self.write_operational(config_dir, old, "email", email)
+        problem = only_problem(config_dir)
+        assert str(problem) == (
+            f"{path}:{line}: departments[0].contacts.operational.email: {email!r} {message}"
+        )
+
+    @staticmethod
+    def write_operational(config_dir: Path, old: str, key: str, value: str) -> tuple[Path, int]:
+        """Write BUF's operational contact's ``key`` as a double-quoted YAML escape."""
+        path = config_dir / "departments" / "buf.yaml"
+        line = line_of(path, old)
+        # A JSON string is a YAML double-quoted scalar: \r, \n, \u0000 and all.
+        text = path.read_text("utf-8").replace(old, f"{key}: {json.dumps(value)}", 1)
+        path.write_text(text, "utf-8")
+        return path, line
 
 
 class TestFileLevelProblems:

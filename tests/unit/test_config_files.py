@@ -206,6 +206,20 @@ class TestAliases:
             "the file expands to more than 10,000 values (aliases that repeat aliases?)"
         )
 
+    def test_file_over_the_size_limit_is_refused_unread(self, config_dir: Path) -> None:
+        # One byte over: refused before parsing (a 24 MB file took minutes and gigabytes).
+        path = write(config_dir, b"calendars: []\n" + b"#" * yaml_source.MAX_FILE_BYTES)
+        problem = only_problem(config_dir)
+        assert (problem.file, problem.key, problem.line) == (str(path), "", None)
+        assert problem.message == (
+            f"the file is larger than {yaml_source.MAX_FILE_BYTES:,} bytes, the most read"
+        )
+
+    def test_file_at_the_size_limit_is_read(self, config_dir: Path) -> None:
+        text = b"calendars: []\n"
+        write(config_dir, text + b"#" * (yaml_source.MAX_FILE_BYTES - len(text)))
+        assert load_config(config_dir).calendars
+
     @pytest.mark.parametrize("depth", [150, 600])
     def test_deep_nesting(self, config_dir: Path, depth: int) -> None:
         path = write(config_dir, "services: " + "[" * depth + "]" * depth + "\n")

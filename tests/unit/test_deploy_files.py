@@ -213,6 +213,109 @@ def test_grafana_reaches_the_compose_prometheus_and_lets_viewers_in() -> None:
     assert json.loads((DEPLOY / host_dir / PurePosixPath(home).name).read_text())["uid"]
 
 
+COMPOSE_ENV_EXAMPLE = DEPLOY / "compose.env.example"
+# ${NAME}, ${NAME:?message} or ${NAME?message}: compose's interpolation, as used here.
+_INTERPOLATION = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?::?\?[^}]*)?\}")
+
+
+def _interpolated(value: str, variables: dict[str, str]) -> str:
+    return _INTERPOLATION.sub(lambda match: variables[match.group(1)], value)
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    pairs = [line.split("=", 1) for line in lines if line.strip() and not line.startswith("#")]
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def _port_bindings(service: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(host address, "host port:container port") of each published port."""
+    bindings: list[tuple[str | None, str]] = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            bindings.append((port.get("host_ip"), f"{port.get('published')}:{port['target']}"))
+            continue
+        parts = str(port).split(":")
+        address = ":".join(parts[:-2]) if len(parts) > 2 else None
+        bindings.append((address, ":".join(parts[-2:])))
+    return bindings
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_compose_publishes_ports_on_localhost_only(name: str) -> None:
+    # Without an address, Docker publishes on every interface, past the host's firewall.
+    for address, ports in _port_bindings(SERVICES[name]):
+        assert address == "127.0.0.1", f"{name} publishes {ports} on {address or 'every address'}"
+
+
+def test_compose_publishes_the_ports_the_readme_names() -> None:
+    published = {ports for service in SERVICES.values() for _, ports in _port_bindings(service)}
+    assert published == {"5672:5672", "15672:15672", "8321:8321", "9090:9090", "3000:3000"}
+
+
+def _credentials(environment: dict[str, str]) -> dict[str, str]:
+    """The environment entries that are credentials: users, passwords, URLs with a login."""
+    return {
+        key: value
+        for key, value in environment.items()
+        if (re.search(r"PASS|SECRET|TOKEN|_USER$", key) and key != "POSTGRES_USER")
+        or re.match(r"^[a-z]+://[^/@]*@", value)
+    }
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_compose_has_no_credentials_of_its_own(name: str) -> None:
+    for key, value in _credentials(_environment(SERVICES[name])).items():
+        if "://" in value:
+            userinfo = value.split("://", 1)[1].rsplit("@", 1)[0]
+            user, _, password = userinfo.partition(":")
+            assert _INTERPOLATION.fullmatch(password), f"{key}: a password written out"
+            assert user == "postgres" or _INTERPOLATION.fullmatch(user), f"{key}: {user}"
+        else:
+            assert _INTERPOLATION.fullmatch(value), f"{key} is written out in compose.yaml"
+
+
+def test_compose_refuses_to_start_without_a_password() -> None:
+    text = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
+    for variable in ("RABBITMQ_PASSWORD", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+        # :? fails on an unset or empty variable: no silent empty password.
+        assert re.search(r"\$\{" + variable + r":\?", text), variable
+    for default in ("guest:guest", "postgres:postgres", ": admin\n", ": guest\n"):
+        assert default not in text, default
+
+
+def test_compose_env_example_sets_what_compose_reads_and_no_password() -> None:
+    text = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
+    example = _env_file(COMPOSE_ENV_EXAMPLE)
+    assert set(example) == set(_INTERPOLATION.findall(text))
+    assert {name: value for name, value in example.items() if "PASSWORD" in name} == {
+        "RABBITMQ_PASSWORD": "",
+        "POSTGRES_PASSWORD": "",
+        "GRAFANA_ADMIN_PASSWORD": "",
+    }
+    assert "deploy/compose.env" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def test_compose_engine_logs_in_as_the_broker_and_database_are_set_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    variables = {**_env_file(COMPOSE_ENV_EXAMPLE), "RABBITMQ_PASSWORD": "mq-pw",
+                 "POSTGRES_PASSWORD": "pg-pw", "GRAFANA_ADMIN_PASSWORD": "gf-pw"}  # fmt: skip
+    rabbitmq, postgres = (
+        {key: _interpolated(value, variables) for key, value in _environment(service).items()}
+        for service in (SERVICES["rabbitmq"], SERVICES["postgres"])
+    )
+    for name, value in _environment(SERVICES["engine"]).items():
+        monkeypatch.setenv(name, _interpolated(value, variables))
+    settings = Settings()
+    user, password = rabbitmq["RABBITMQ_DEFAULT_USER"], rabbitmq["RABBITMQ_DEFAULT_PASS"]
+    assert settings.amqp_url.get_secret_value() == f"amqp://{user}:{password}@rabbitmq:5672/"
+    assert settings.database_url.get_secret_value() == (
+        f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}"
+        f"@postgres:5432/{postgres['POSTGRES_DB']}"
+    )
+
+
 # --- Dockerfile ---------------------------------------------------------------------
 
 
