@@ -12,6 +12,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 FAULTS_ARGS ?=
+# Examples of the intake fuzz test in `make test-faults` (`make test` runs a few).
+FUZZ_EXAMPLES ?= 500
 # The daemon: migrates the database, then consumes ticket events until SIGTERM or
 # Ctrl-C. Settings come from SLA_ENGINE_* variables (see README); the defaults fit the
 # local services that `make services` starts.
@@ -28,7 +30,7 @@ help:
 	@echo "  services-test  services, plus Debian's prometheus package (promtool, a server for the tests)"
 	@echo "  lint      ruff check . && mypy"
 	@echo "  test      venv + services-test, lint, then pytest (extra args: PYTEST_ARGS='...')"
-	@echo "  test-faults  the fault and load scenarios at full size, and their table (tests/faults; about an hour)"
+	@echo "  test-faults  the fault and load scenarios at full size, and their table (tests/faults; about an hour), then the intake fuzz test with FUZZ_EXAMPLES (500) examples"
 	@echo "  run       venv + services, then RUN_CMD (now: $(RUN_CMD))"
 	@echo "  bench     run benchmarks/calendar.py (calendar arithmetic)"
 	@echo "  bench-intake  run benchmarks/intake.py (drain 200,000 events; real RabbitMQ and PostgreSQL)"
@@ -83,6 +85,7 @@ test: venv services-test lint
 # The short version of every scenario runs in `make test`; this is the full one.
 test-faults: venv services-test
 	$(BIN)/python -m tests.faults $(FAULTS_ARGS)
+	SLA_ENGINE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/integration/test_fuzz_intake.py
 
 run: venv services
 	$(RUN_CMD)

@@ -154,6 +154,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _smtp_from_one_line(self) -> Settings:
+        # A line break in the From header would fail every notice, or add headers.
+        if any(ord(c) < 32 or ord(c) == 127 for c in self.smtp_from):
+            raise ValueError(
+                f"{ENV_PREFIX}SMTP_FROM (smtp_from) holds a control character such as a line"
+                " break; give one line, like 'SLA-motor <sla-engine@example.org>'"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _webhook_secret_long_enough(self) -> Settings:
         if self.webhook_secret is None:
             return self

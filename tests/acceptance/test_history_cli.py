@@ -19,6 +19,7 @@ from engine.store.migrate import migrate
 from engine.store.recorder import Recorder
 from tests.daemons import SLA_ENGINE
 from tests.helpers import EXAMPLE_CONFIG, REPO
+from tests.poison import poison_classes
 from tests.streams import CPH, stream
 
 pytestmark = pytest.mark.acceptance
@@ -125,3 +126,17 @@ def test_simulating_only_refused_events_says_so(tmp_path: Path) -> None:
     assert "nothing to simulate" in result.stderr
     assert "all 1 events refused, the first: unknown department 'nowhere'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_simulating_poison_lines_names_each_line_without_a_traceback(tmp_path: Path) -> None:
+    poison = [p for p in poison_classes(0) if p.kind in ("invalid", "malformed")]
+    events = tmp_path / "poison.jsonl"
+    events.write_bytes(b"".join(p.body + b"\n" for p in poison))
+    result = sla_engine("postgresql://unused", "simulate", str(events))
+    assert result.returncode == 1
+    assert f"{len(poison)} lines are not events" in result.stderr
+    assert "Traceback" not in result.stderr
+    for number, p in enumerate(poison, start=1):
+        line = next(x for x in result.stderr.splitlines() if x.startswith(f"{events}:{number}:"))
+        assert p.says in line or p.says == "invalid event", line
+    assert result.stderr.count("Instant should be from 1970-01-01T00:00:00Z") == 3

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 import tempfile
@@ -20,7 +19,6 @@ import aio_pika
 import asyncpg
 
 from engine.intake import topology
-from engine.intake.consumer import MAX_MESSAGE_BYTES
 from tests.faults.harness import (
     Row,
     Stage,
@@ -29,6 +27,7 @@ from tests.faults.harness import (
     expected_outcome,
     the_stream,
 )
+from tests.poison import poison_classes
 from tests.services import AMQP_URL, get_json, own_schema, poll
 
 Body = Callable[[Stage, random.Random, Row], Awaitable[None]]
@@ -141,34 +140,24 @@ async def pg_terminate_backend(stage: Stage, rng: random.Random, row: Row) -> No
         await stage.recovered_after(cut_at)
 
 
-def _poison(rng: random.Random, count: int) -> list[tuple[bytes, str, str]]:
-    """Bad messages: (body, message id, what the reason must say)."""
-    bad = []
-    for n in range(count):
-        kind = n % 4
-        if kind == 0:
-            body, why = b'{"schema_version": 1, "event_id": ', "invalid event"  # not JSON
-        elif kind == 1:
-            body = json.dumps({"schema_version": 1, "type": "ticket.created"}).encode()
-            why = "invalid event"
-        elif kind == 2:
-            body, why = b"x" * (MAX_MESSAGE_BYTES + rng.randint(1, 10_000)), "exceeds"
-        else:
-            body = json.dumps({
-                "schema_version": 1, "event_id": f"00000000-0000-4000-8000-{n:012d}",
-                "type": "ticket.created", "ticket_id": f"BAD-{n}",
-                "occurred_at": "2026-06-01T09:00:00+02:00", "channel": "web",
-                "department": "no-such-department", "service": "esdh", "priority": "P2",
-                "subject": "x",
-            }).encode()  # fmt: skip
-            why = "refers to nothing the configuration knows"
-        bad.append((body, f"poison-{n}", why))
+def _poison(count: int, created_ticket: str) -> list[tuple[bytes, str, str]]:
+    """Bad messages of every class, in turn: (body, message id, what the reason must say).
+
+    ``created_ticket`` is created before any of them arrives: it gets second creations.
+    """
+    bad: list[tuple[bytes, str, str]] = []
+    n = 0
+    while len(bad) < count:
+        for poison in poison_classes(n, created_ticket)[: count - len(bad)]:
+            bad.append((poison.body, poison.message_id, poison.says))
+        n += 1
     return bad
 
 
 async def poison_flood(stage: Stage, rng: random.Random, row: Row) -> None:
-    """Malformed, invalid, oversized and unknown-reference messages mixed into the stream."""
-    bad = _poison(rng, max(40, len(stage.events) // 10))
+    """Every class of bad message (tests/poison.py) mixed into the stream."""
+    first = next(e["ticket_id"] for e in stage.events if e["type"] == "ticket.created")
+    bad = _poison(max(40, len(stage.events) // 10), first)
     await stage.start()
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:

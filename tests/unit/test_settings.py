@@ -185,3 +185,10 @@ def test_cli_refuses_an_oversized_settings_file_with_its_name(
         f"sla-engine: invalid settings: {path}: the file is larger than "
         f"{yaml_source.MAX_FILE_BYTES:,} bytes, the most read\n"
     )
+
+
+@pytest.mark.parametrize("sender", ["SLA <a@b.dk>\r\nBcc: x@y.dk", "SLA\x00 <a@b.dk>", "a@b.dk\n"])
+def test_a_from_address_with_a_control_character_is_refused(sender: str) -> None:
+    with pytest.raises(ValueError, match="SLA_ENGINE_SMTP_FROM"):
+        Settings(smtp_from=sender)
+    assert Settings(smtp_from="SLA-motor <sla@example.org>").smtp_from.startswith("SLA")
