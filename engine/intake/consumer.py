@@ -277,15 +277,14 @@ class IntakeConsumer:
     async def _settle(self, batch: list[AbstractIncomingMessage], stopping: asyncio.Event) -> bool:
         """Dead-letter what cannot be recorded and record the rest; False if not done."""
         valid: list[tuple[AbstractIncomingMessage, TicketEvent]] = []
-        try:
-            for message in batch:
-                event = self._read(message)
-                if isinstance(event, Refusal):
-                    await self._dead_letter(message, event)
-                else:
-                    valid.append((message, event))
-        except Exception as exc:  # noqa: BLE001 - the broker redelivers the whole batch
-            log.warning("intake.dead_letter_failed", error=repr(exc))
+        refused: list[tuple[AbstractIncomingMessage, Refusal]] = []
+        for message in batch:
+            event = self._read(message)
+            if isinstance(event, Refusal):
+                refused.append((message, event))
+            else:
+                valid.append((message, event))
+        if not await self._refuse(refused, stopping):
             return False
         if not valid:
             return True
@@ -299,27 +298,43 @@ class IntakeConsumer:
                           **(one if len(valid) == 1 else {}))  # fmt: skip
             if len(valid) > 1:
                 return all([await self._settle([message], stopping) for message, _ in valid])
-            try:
-                await self._dead_letter(
-                    valid[0][0], Refusal("internal_error", f"internal error: {exc!r}")
-                )
-            except Exception as publish_error:  # noqa: BLE001 - redelivered, tried again
-                log.warning("intake.dead_letter_failed", error=repr(publish_error))
-                return False
-            return True
+            failed = Refusal("internal_error", f"internal error: {exc!r}")
+            return await self._refuse([(valid[0][0], failed)], stopping)
         if outcome is None:
             return False
         self._count(outcome)
-        if outcome.refused:
-            # Committed without them; a failed publish sends the batch back, and its
-            # redelivery finds the others recorded and these refused again.
-            try:
-                for message, event in valid:
-                    refusal = outcome.refused.get(event.event_id)
-                    if refusal is not None:
-                        await self._dead_letter(message, refusal)
-            except Exception as exc:  # noqa: BLE001 - the broker redelivers the whole batch
-                log.warning("intake.dead_letter_failed", error=repr(exc))
+        # Committed without these: were the engine to stop before they are dead-lettered,
+        # their redelivery finds the others recorded and these refused again.
+        return await self._refuse(
+            [(m, outcome.refused[e.event_id]) for m, e in valid if e.event_id in outcome.refused],
+            stopping,
+        )
+
+    async def _refuse(
+        self, refused: list[tuple[AbstractIncomingMessage, Refusal]], stopping: asyncio.Event
+    ) -> bool:
+        """Dead-letter each message with its reason; False if stopped before all were.
+
+        A failed publish is the broker's fault (a message the broker will not take back
+        as it is goes with the engine's headers only), so it is retried with backoff
+        rather than sending the batch back to the queue to be read again at once.
+        """
+        for message, refusal in refused:
+
+            async def attempt(message: AbstractIncomingMessage = message,
+                              refusal: Refusal = refusal) -> bool:
+                await self._dead_letter(message, refusal)
+                return True
+
+            done = await until_done(
+                attempt,
+                transient=lambda _error: True,
+                stopping=stopping,
+                max_delay_s=self._retry_max_s,
+                event="intake.dead_letter_failed",
+                first_delay_s=0.1,
+            )
+            if done is None:
                 return False
         return True
 

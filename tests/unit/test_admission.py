@@ -3,6 +3,7 @@ intake's dead-lettering of a message whose own headers the broker cannot take ba
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -133,3 +134,48 @@ async def test_a_dead_letter_whose_headers_cannot_be_sent_goes_with_the_reason_o
         "intake.dead_lettered",
     ]
     assert consumer.stats.dead_lettered == 1
+
+
+class _FlakyExchange:
+    """A broker that fails ``failures`` publishes, then takes them."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.published: list[aio_pika.Message] = []
+
+    async def publish(self, message: aio_pika.Message, routing_key: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker gone")
+        self.published.append(message)
+
+
+def _consumer(exchange: object) -> IntakeConsumer:
+    return IntakeConsumer(
+        queue=None,  # type: ignore[arg-type]
+        dead_letters=exchange,  # type: ignore[arg-type]
+        pool=None,  # type: ignore[arg-type]
+        recorder=None,  # type: ignore[arg-type]
+        batch_size=1,
+        retry_max_s=0.2,
+    )
+
+
+async def test_a_dead_letter_the_broker_fails_to_take_is_retried_not_requeued() -> None:
+    exchange = _FlakyExchange(failures=4)  # two attempts of two publishes each
+    consumer = _consumer(exchange)
+    with capture_logs() as logs:
+        settled = await consumer._settle([_Delivered()], asyncio.Event())  # type: ignore[list-item]
+    assert settled
+    [sent] = exchange.published
+    assert str(sent.headers[topology.REASON_HEADER]).startswith("invalid event")
+    assert [e["event"] for e in logs].count("intake.dead_letter_failed") == 2
+    assert consumer.stats.dead_lettered == 1
+
+
+async def test_a_dead_letter_still_failing_at_shutdown_leaves_the_batch_unsettled() -> None:
+    stopping = asyncio.Event()
+    stopping.set()
+    consumer = _consumer(_FlakyExchange(failures=2))
+    assert not await consumer._settle([_Delivered()], stopping)  # type: ignore[list-item]
+    assert consumer.stats.dead_lettered == 0
