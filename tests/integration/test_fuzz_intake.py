@@ -121,6 +121,7 @@ def _event_id(body: bytes) -> UUID | None:
         return None
 
 
+@pytest.mark.timeout(30 + 2 * EXAMPLES)  # about 0.2 s an example; all of them in one test
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
