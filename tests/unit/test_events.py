@@ -345,9 +345,11 @@ def test_body_limit_with_four_byte_characters() -> None:
     assert loc == ("ticket.commented", "body")
 
 
-@given(
-    st.text(st.characters(blacklist_characters="\x00"), max_size=40).map(lambda unit: unit * 2000)
-)
+# Any text UTF-8 can encode but NUL, which is refused for its own reason.
+_STORABLE = st.characters(codec="utf-8", exclude_characters="\x00")
+
+
+@given(st.text(_STORABLE, max_size=40).map(lambda unit: unit * 2000))
 def test_body_is_accepted_exactly_when_it_fits_in_the_limit(body: str) -> None:
     fits = len(body.encode("utf-8")) <= MAX_BODY_BYTES
     try:
