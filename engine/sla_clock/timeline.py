@@ -116,6 +116,7 @@ def read_timeline(events: Iterable[TicketEvent], priority_of: PriorityOf) -> Tim
     resolution = Run("resolution", "resolution", start, segments=[(start, None)])
     timeline.runs += [response, resolution]
     ola: Run | None = None
+    olas: dict[ProviderFunction, Run] = {}  # each function's one OLA clock
     closed = False
 
     for event in ordered:
@@ -134,13 +135,24 @@ def read_timeline(events: Iterable[TicketEvent], priority_of: PriorityOf) -> Tim
             if ola is not None and ola.function == event.function:
                 continue
             if ola is not None:
-                ola.stop(at)
-            number = sum(1 for run in timeline.runs if run.function is not None) + 1
-            # An OLA measures the assigned function's resolution target.
-            ola = Run(f"ola:{number}:{event.function}", "resolution", at, function=event.function)
+                ola.stop(at)  # the hand-off decides whether the function met its OLA
+            ola = olas.get(event.function)
+            if ola is None:
+                # An OLA measures the assigned function's resolution target. Numbered in
+                # the order functions were first assigned: the keys of tickets never
+                # handed back are those of the rule before, a new run per reassignment.
+                number = len(olas) + 1
+                ola = Run(f"ola:{number}:{event.function}", "resolution", at,
+                          function=event.function)
+                olas[event.function] = ola
+                timeline.runs.append(ola)
+            else:
+                # Handed back: the function's clock goes on with the time it spent, as a
+                # reopen resumes resolution, so its steps fire once per ticket and a
+                # ticket has at most one OLA clock per provider function.
+                ola.stopped_at = None
             if resolution.running:
                 ola.resume(at)
-            timeline.runs.append(ola)
             timeline.assigned_function = event.function
         elif event.type == "ticket.status_changed":
             timeline.status = event.status
