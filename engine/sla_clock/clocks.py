@@ -7,6 +7,7 @@ set, so out-of-order and late events give the same clocks as in-order ones.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from engine.config.models import Metric, Priority, ProviderFunction, Tier
 from engine.events import TicketEvent
 from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.calendar import BusinessCalendar, to_us
-from engine.sla_clock.timeline import PriorityOf, Run, Timeline, read_timeline
+from engine.sla_clock.timeline import PriorityOf, Reading, Run, Timeline
 
 ClockState = Literal["running", "paused", "met", "breached"]
 
@@ -92,6 +93,7 @@ class TicketClocks:
     timeline: Timeline
     clocks: tuple[Clock, ...]
     agreements: Mapping[str, Agreement]  # every snapshot the clocks use, by agreement key
+    reading: Reading  # the events read, to read later ones on from (see Reading.extended)
 
 
 AttachSla = Callable[[str, str], Agreement]
@@ -129,9 +131,30 @@ def ticket_clocks(
     Snapshots in ``attached`` are reused; missing ones are attached through the
     ``attach_*`` functions and returned in ``TicketClocks.agreements`` to be kept.
     """
-    timeline = read_timeline(events, priority_of)
-    if timeline is None:
+    reading = Reading.of(events, priority_of)
+    if reading is None:
         return None
+    return reading_clocks(
+        reading,
+        attached=attached,
+        attach_sla=attach_sla,
+        attach_ola=attach_ola,
+        calendar_of=calendar_of,
+        as_of=as_of,
+    )
+
+
+def reading_clocks(
+    reading: Reading,
+    *,
+    attached: Mapping[str, Agreement],
+    attach_sla: AttachSla,
+    attach_ola: AttachOla,
+    calendar_of: CalendarOf,
+    as_of: datetime,
+) -> TicketClocks:
+    """Measure the clocks of a ticket's timeline as read so far, as ``ticket_clocks`` does."""
+    timeline = reading.timeline
     agreements: dict[str, Agreement] = {}
 
     def snapshot(key: str, make: Callable[[], Agreement | None]) -> Agreement | None:
@@ -163,7 +186,7 @@ def ticket_clocks(
             continue  # the agreement sets no target for this metric
         calendar = calendar_of(agreement.calendar, agreement.batch)
         clocks.append(_measure(run, agreement, key, priority, seconds, calendar, as_of, as_of_us))
-    return TicketClocks(timeline, tuple(clocks), agreements)
+    return TicketClocks(timeline, tuple(clocks), agreements, reading)
 
 
 _NO_TARGETS: Mapping[Metric, int] = {}
@@ -197,19 +220,36 @@ def _measure(
     target_us = target_s * 1_000_000
     target = _target(target_s)
     needs = _needs(agreement.steps, target_us)
-    due: list[int | None] = [None] * len(needs)
-    spent = 0  # business time before the segment at hand
-    elapsed_us = 0  # business time up to as_of
-    for start, end in run.segments:
-        a = to_us(start)
-        b = to_us(end) if end is not None else None
-        length = calendar.elapsed_us(a, b) if b is not None else None
-        for index, need in enumerate(needs):
-            if due[index] is None and spent < need and (length is None or need <= spent + length):
-                due[index] = calendar.add_us(a, need - spent)
-        elapsed_us += calendar.elapsed_us(a, as_of_us if b is None or b > as_of_us else b)
-        if length is not None:
-            spent += length
+    segments = run.segments
+    sums = _closed_sums(run, calendar)
+    closed = len(sums) - 1  # segments closed; one more is open while the run runs
+    spent = sums[-1]  # business time in the closed segments
+    open_us = to_us(segments[closed][0]) if closed < len(segments) else None
+    due: list[int | None] = []
+    for need in needs:
+        if need <= spent:
+            # Reached within a closed segment: the first whose sum reaches it (none for a
+            # step that needs no time at all: no time passed reaches it either).
+            ends_in = bisect_left(sums, need)
+            due.append(
+                calendar.add_us(to_us(segments[ends_in - 1][0]), need - sums[ends_in - 1])
+                if ends_in
+                else None
+            )
+        else:
+            due.append(None if open_us is None else calendar.add_us(open_us, need - spent))
+    # Business time up to as_of: the closed segments that ended by then, and the part of
+    # the next one (closed or open) before it; the later ones start after it.
+    before = (
+        closed
+        if not closed or _end_us(segments[closed - 1]) <= as_of_us
+        else bisect_right(segments, as_of_us, 0, closed, key=_end_us)
+    )
+    elapsed_us = sums[before]
+    if before < len(segments):
+        begin, end = segments[before]
+        end_us = as_of_us if end is None else min(to_us(end), as_of_us)
+        elapsed_us += calendar.elapsed_us(to_us(begin), end_us)
     elapsed = timedelta(microseconds=elapsed_us)
     stopped = run.stopped_at is not None
     # Ending exactly on the deadline meets the target; running up to it breaches it. A
@@ -245,3 +285,27 @@ def _measure(
         calendar=calendar,
         due_us=tuple(due),
     )
+
+
+def _end_us(segment: tuple[datetime, datetime | None]) -> int:
+    """A closed segment's end in epoch microseconds."""
+    end = segment[1]
+    assert end is not None  # asked of closed segments only
+    return to_us(end)
+
+
+def _closed_sums(run: Run, calendar: BusinessCalendar) -> list[int]:
+    """The run's closed segments' business time summed, [0, first, first + second, ...],
+    brought up to date with the segments closed since it was last asked."""
+    sums = run.sums.get(calendar)
+    if sums is None:
+        sums = run.sums[calendar] = [0]
+    segments = run.segments
+    closed = len(segments) - 1 if run.running else len(segments)
+    if len(sums) <= closed:
+        total = sums[-1]
+        for begin, end in segments[len(sums) - 1 : closed]:
+            assert end is not None  # closed
+            total += calendar.elapsed_us(to_us(begin), to_us(end))
+            sums.append(total)
+    return sums

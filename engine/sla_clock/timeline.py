@@ -7,10 +7,13 @@ kept but do not move its clocks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
+from typing import Any
+from uuid import UUID
 
 from engine.config.models import Level, Metric, Priority, ProviderFunction
 from engine.events import TicketEvent
@@ -30,6 +33,10 @@ class Run:
     function: ProviderFunction | None = None  # the assignee, for an OLA clock
     segments: list[tuple[datetime, datetime | None]] = field(default_factory=list)
     stopped_at: datetime | None = None
+    # Business time of the closed segments summed, [0, first, first + second, ...], per
+    # calendar: filled by the measuring, so that a long history is not walked again at
+    # each event. A closed segment never changes, so the sums stay true as the run grows.
+    sums: dict[Any, list[int]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def running(self) -> bool:
@@ -49,6 +56,13 @@ class Run:
             self.pause(at)
             self.stopped_at = at
 
+    def copy(self) -> Run:
+        """A copy to read on, leaving this one as it is."""
+        sums = {calendar: list(found) for calendar, found in self.sums.items()}
+        segments = list(self.segments)
+        return Run(self.key, self.metric, self.started_at, self.function, segments,
+                   self.stopped_at, sums)  # fmt: skip
+
 
 @dataclass
 class Timeline:
@@ -66,12 +80,15 @@ class Timeline:
 
     def priority_at(self, at: datetime | None) -> Priority:
         """The priority in force at an instant (the latest when ``at`` is None)."""
-        current = self.priorities[0][1]
-        for since, priority in self.priorities:
-            if at is not None and since > at:
-                break
-            current = priority
-        return current
+        priorities = self.priorities
+        if at is None or len(priorities) == 1:
+            return priorities[-1][1]
+        # The first priority holds before it too (events before the creation move nothing).
+        later = bisect_right(priorities, at, key=_SINCE)
+        return priorities[later - 1 if later else 0][1]
+
+
+_SINCE = itemgetter(0)
 
 
 def _priority(event: Prioritised, priority_of: PriorityOf) -> Priority:
@@ -95,81 +112,159 @@ READ_ORDER = attrgetter("occurred_at", "event_id")
 
 def read_timeline(events: Iterable[TicketEvent], priority_of: PriorityOf) -> Timeline | None:
     """The ticket's timeline, or None while its ``ticket.created`` has not arrived."""
-    ordered = order(events)
-    # Events are told apart by their type string: isinstance on pydantic models goes
-    # through ABCMeta and costs ten times as much, on the path of every event.
-    created = next((e for e in ordered if e.type == "ticket.created"), None)
-    if created is None:
-        return None
-    start = created.occurred_at
-    timeline = Timeline(
-        ticket_id=created.ticket_id,
-        created_at=start,
-        department=created.department,
-        service=created.service,
-        status="new",
-        priorities=[(start, _priority(created, priority_of))],
-        runs=[],
-        assigned_function=None,
-    )
-    response = Run("response", "response", start, segments=[(start, None)])
-    resolution = Run("resolution", "resolution", start, segments=[(start, None)])
-    timeline.runs += [response, resolution]
-    ola: Run | None = None
-    olas: dict[ProviderFunction, Run] = {}  # each function's one OLA clock
-    closed = False
+    reading = Reading.of(events, priority_of)
+    return None if reading is None else reading.timeline
 
-    for event in ordered:
-        at = event.occurred_at
-        if event is created or at < start or closed:
-            continue
-        if event.type == "ticket.reclassified":
-            # A new agreement applies from the ticket's start: only the terms change.
-            timeline.department = event.department or timeline.department
-            timeline.service = event.service or timeline.service
-        elif event.type == "ticket.priority_changed":
-            timeline.priorities.append((at, _priority(event, priority_of)))
-        elif event.type == "ticket.responded":
-            response.stop(at)
-        elif event.type == "ticket.assigned":
-            if ola is not None and ola.function == event.function:
+
+@dataclass
+class Reading:
+    """A ticket's timeline read up to an event, ready to read later events on from there.
+
+    Reading on with events that all come after the last one read (in ``READ_ORDER``)
+    gives what reading every event from the start gives, at a cost that does not grow
+    with the history; an event dated earlier than that needs the full reading.
+    """
+
+    timeline: Timeline
+    response: Run
+    resolution: Run
+    ola: Run | None  # the clock of the function the ticket is assigned to
+    olas: dict[ProviderFunction, Run]  # every function's one OLA clock
+    last: tuple[datetime, UUID]  # the READ_ORDER key of the last event read
+    count: int  # the events read, those dated before the creation included
+    priority_of: PriorityOf
+
+    @classmethod
+    def of(cls, events: Iterable[TicketEvent], priority_of: PriorityOf) -> Reading | None:
+        """Every event read, or None while the ticket's ``ticket.created`` has not arrived."""
+        ordered = order(events)
+        # Events are told apart by their type string: isinstance on pydantic models goes
+        # through ABCMeta and costs ten times as much, on the path of every event.
+        created = next((e for e in ordered if e.type == "ticket.created"), None)
+        if created is None:
+            return None
+        start = created.occurred_at
+        timeline = Timeline(
+            ticket_id=created.ticket_id,
+            created_at=start,
+            department=created.department,
+            service=created.service,
+            status="new",
+            priorities=[(start, _priority(created, priority_of))],
+            runs=[],
+            assigned_function=None,
+        )
+        response = Run("response", "response", start, segments=[(start, None)])
+        resolution = Run("resolution", "resolution", start, segments=[(start, None)])
+        timeline.runs += [response, resolution]
+        reading = cls(timeline, response, resolution, None, {}, READ_ORDER(created), 0,
+                      priority_of)  # fmt: skip
+        reading._read(ordered)
+        return reading
+
+    def follows(self, events: Sequence[TicketEvent]) -> bool:
+        """Whether events in READ_ORDER all come after the last one read."""
+        return not events or READ_ORDER(events[0]) > self.last
+
+    def extended(self, events: Sequence[TicketEvent]) -> Reading:
+        """A copy that has read on through ``events`` (in READ_ORDER, see ``follows``).
+
+        This reading stays as it was: a batch whose transaction rolls back leaves the
+        reading kept for its ticket as it was committed.
+        """
+        timeline = self.timeline
+        runs = {id(run): run.copy() for run in timeline.runs}
+        copied = Timeline(
+            ticket_id=timeline.ticket_id,
+            created_at=timeline.created_at,
+            department=timeline.department,
+            service=timeline.service,
+            status=timeline.status,
+            priorities=list(timeline.priorities),
+            runs=list(runs.values()),
+            assigned_function=timeline.assigned_function,
+            closed_at=timeline.closed_at,
+        )
+        reading = Reading(
+            copied,
+            runs[id(self.response)],
+            runs[id(self.resolution)],
+            None if self.ola is None else runs[id(self.ola)],
+            {function: runs[id(run)] for function, run in self.olas.items()},
+            self.last,
+            self.count,
+            self.priority_of,
+        )
+        reading._read(events)
+        return reading
+
+    def _read(self, ordered: Sequence[TicketEvent]) -> None:
+        """Read events in READ_ORDER, each after the last one read."""
+        if not ordered:
+            return
+        self.count += len(ordered)
+        self.last = READ_ORDER(ordered[-1])
+        timeline, response, resolution = self.timeline, self.response, self.resolution
+        start = timeline.created_at
+        if timeline.closed_at is not None:
+            return  # closed is final
+        for event in ordered:
+            at = event.occurred_at
+            # The creation itself (and any second one) matches no branch below.
+            if at < start:
                 continue
-            if ola is not None:
-                ola.stop(at)  # the hand-off decides whether the function met its OLA
-            ola = olas.get(event.function)
-            if ola is None:
-                # An OLA measures the assigned function's resolution target. Numbered in
-                # the order functions were first assigned: the keys of tickets never
-                # handed back are those of the rule before, a new run per reassignment.
-                number = len(olas) + 1
-                ola = Run(f"ola:{number}:{event.function}", "resolution", at,
-                          function=event.function)
-                olas[event.function] = ola
-                timeline.runs.append(ola)
-            else:
-                # Handed back: the function's clock goes on with the time it spent, as a
-                # reopen resumes resolution, so its steps fire once per ticket and a
-                # ticket has at most one OLA clock per provider function.
-                ola.stopped_at = None
-            if resolution.running:
-                ola.resume(at)
-            timeline.assigned_function = event.function
-        elif event.type == "ticket.status_changed":
-            timeline.status = event.status
-            following = [resolution] + ([ola] if ola is not None else [])
-            if event.status in PAUSING:
-                for run in following:
-                    run.pause(at)
-            elif event.status == "resolved":
-                # Resolving answers the requester too: a response clock still running stops.
-                for run in [response, *following]:
-                    run.stop(at)
-            elif event.status == "closed":
-                for run in timeline.runs:
-                    run.stop(at)
-                closed = True
-                timeline.closed_at = at
-            else:  # new or in_progress: running again, a reopen keeps the time spent
-                for run in following:
-                    run.resume(at)
-    return timeline
+            if event.type == "ticket.reclassified":
+                # A new agreement applies from the ticket's start: only the terms change.
+                timeline.department = event.department or timeline.department
+                timeline.service = event.service or timeline.service
+            elif event.type == "ticket.priority_changed":
+                timeline.priorities.append((at, _priority(event, self.priority_of)))
+            elif event.type == "ticket.responded":
+                response.stop(at)
+            elif event.type == "ticket.assigned":
+                self._assign(event.function, at)
+            elif event.type == "ticket.status_changed":
+                timeline.status = event.status
+                ola = self.ola
+                following = [resolution] if ola is None else [resolution, ola]
+                if event.status in PAUSING:
+                    for run in following:
+                        run.pause(at)
+                elif event.status == "resolved":
+                    # Resolving answers the requester too: a response clock still running
+                    # stops.
+                    for run in [response, *following]:
+                        run.stop(at)
+                elif event.status == "closed":
+                    for run in timeline.runs:
+                        run.stop(at)
+                    timeline.closed_at = at
+                    return  # events dated after it do not move the clocks
+                else:  # new or in_progress: running again, a reopen keeps the time spent
+                    for run in following:
+                        run.resume(at)
+
+    def _assign(self, function: ProviderFunction, at: datetime) -> None:
+        ola = self.ola
+        if ola is not None and ola.function == function:
+            return
+        if ola is not None:
+            ola.stop(at)  # the hand-off decides whether the function met its OLA
+        ola = self.olas.get(function)
+        if ola is None:
+            # An OLA measures the assigned function's resolution target. Numbered in the
+            # order functions were first assigned: the keys of tickets never handed back
+            # are those of the rule before, a new run per reassignment.
+            ola = Run(f"ola:{len(self.olas) + 1}:{function}", "resolution", at,
+                      function=function)  # fmt: skip
+            self.olas[function] = ola
+            self.timeline.runs.append(ola)
+        else:
+            # Handed back: the function's clock goes on with the time it spent, as a
+            # reopen resumes resolution, so its steps fire once per ticket and a ticket
+            # has at most one OLA clock per provider function.
+            ola.stopped_at = None
+        if self.resolution.running:
+            ola.resume(at)
+        self.ola = ola
+        self.timeline.assigned_function = function
