@@ -7,7 +7,7 @@ set, so out-of-order and late events give the same clocks as in-order ones.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -220,11 +220,12 @@ def _measure(
     target_us = target_s * 1_000_000
     target = _target(target_s)
     needs = _needs(agreement.steps, target_us)
-    segments = run.segments
+    bounds = run.bounds_us  # [start, end, start, end, ...], an odd number while running
     sums = _closed_sums(run, calendar)
     closed = len(sums) - 1  # segments closed; one more is open while the run runs
     spent = sums[-1]  # business time in the closed segments
-    open_us = to_us(segments[closed][0]) if closed < len(segments) else None
+    running = len(bounds) % 2 == 1
+    open_us = bounds[-1] if running else None
     due: list[int | None] = []
     for need in needs:
         if need <= spent:
@@ -232,7 +233,7 @@ def _measure(
             # step that needs no time at all: no time passed reaches it either).
             ends_in = bisect_left(sums, need)
             due.append(
-                calendar.add_us(to_us(segments[ends_in - 1][0]), need - sums[ends_in - 1])
+                calendar.add_us(bounds[2 * ends_in - 2], need - sums[ends_in - 1])
                 if ends_in
                 else None
             )
@@ -240,16 +241,12 @@ def _measure(
             due.append(None if open_us is None else calendar.add_us(open_us, need - spent))
     # Business time up to as_of: the closed segments that ended by then, and the part of
     # the next one (closed or open) before it; the later ones start after it.
-    before = (
-        closed
-        if not closed or _end_us(segments[closed - 1]) <= as_of_us
-        else bisect_right(segments, as_of_us, 0, closed, key=_end_us)
-    )
+    ended = not closed or bounds[2 * closed - 1] <= as_of_us  # the usual case
+    before = closed if ended else _ended(bounds, as_of_us)
     elapsed_us = sums[before]
-    if before < len(segments):
-        begin, end = segments[before]
-        end_us = as_of_us if end is None else min(to_us(end), as_of_us)
-        elapsed_us += calendar.elapsed_us(to_us(begin), end_us)
+    if 2 * before < len(bounds):
+        end_us = bounds[2 * before + 1] if 2 * before + 1 < len(bounds) else as_of_us
+        elapsed_us += calendar.elapsed_us(bounds[2 * before], min(end_us, as_of_us))
     elapsed = timedelta(microseconds=elapsed_us)
     stopped = run.stopped_at is not None
     # Ending exactly on the deadline meets the target; running up to it breaches it. A
@@ -267,7 +264,7 @@ def _measure(
     elif stopped:
         state = "met"
     else:
-        state = "running" if run.running else "paused"
+        state = "running" if running else "paused"
     return Clock(
         key=run.key,
         metric=run.metric,
@@ -277,7 +274,7 @@ def _measure(
         target=target,
         started_at=run.started_at,
         stopped_at=run.stopped_at,
-        running=run.running,
+        running=running,
         state=state,
         elapsed=elapsed,
         fraction=elapsed_us / target_us,
@@ -287,11 +284,16 @@ def _measure(
     )
 
 
-def _end_us(segment: tuple[datetime, datetime | None]) -> int:
-    """A closed segment's end in epoch microseconds."""
-    end = segment[1]
-    assert end is not None  # asked of closed segments only
-    return to_us(end)
+def _ended(bounds: list[int], at_us: int) -> int:
+    """How many of the segments in ``bounds`` had ended by ``at_us`` (a bisection)."""
+    lo, hi = 0, len(bounds) // 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if at_us < bounds[2 * mid + 1]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _closed_sums(run: Run, calendar: BusinessCalendar) -> list[int]:
@@ -300,12 +302,12 @@ def _closed_sums(run: Run, calendar: BusinessCalendar) -> list[int]:
     sums = run.sums.get(calendar)
     if sums is None:
         sums = run.sums[calendar] = [0]
-    segments = run.segments
-    closed = len(segments) - 1 if run.running else len(segments)
+    bounds = run.bounds_us
+    closed = len(bounds) // 2
     if len(sums) <= closed:
         total = sums[-1]
-        for begin, end in segments[len(sums) - 1 : closed]:
-            assert end is not None  # closed
-            total += calendar.elapsed_us(to_us(begin), to_us(end))
+        elapsed_us = calendar.elapsed_us
+        for index in range(2 * len(sums) - 2, 2 * closed, 2):
+            total += elapsed_us(bounds[index], bounds[index + 1])
             sums.append(total)
     return sums

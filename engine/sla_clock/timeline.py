@@ -2,7 +2,9 @@
 
 Events are taken in ``occurred_at`` order (ties broken by ``event_id``), so the result is
 the same whatever order they arrived in. Events dated before the ticket's creation are
-kept but do not move its clocks.
+kept but do not move its clocks. A ``Reading`` reads on from where it stopped, so that
+an event appended to a long history is read alone; an event dated earlier than the last
+one read needs the whole history read again.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter, itemgetter
-from typing import Any
 from uuid import UUID
 
 from engine.config.models import Level, Metric, Priority, ProviderFunction
 from engine.events import TicketEvent
 from engine.events.models import Prioritised
+from engine.sla_clock.calendar import BusinessCalendar, to_us
 
 PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})
@@ -25,31 +27,44 @@ PAUSING = frozenset({"pending_customer", "pending_third_party"})
 
 @dataclass
 class Run:
-    """When one clock ran: open segments, and the instant it stopped for good (if it did)."""
+    """When one clock ran: its open segments, and the instant it stopped for good (if it did)."""
 
     key: str
     metric: Metric
     started_at: datetime
     function: ProviderFunction | None = None  # the assignee, for an OLA clock
-    segments: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+    # The segments' bounds in epoch microseconds, [start, end, start, end, ...]: an odd
+    # number while the run runs. Only ever appended to, and in integers, which the
+    # measuring takes as they are.
+    bounds_us: list[int] = field(default_factory=list)
     stopped_at: datetime | None = None
     # Business time of the closed segments summed, [0, first, first + second, ...], per
     # calendar: filled by the measuring, so that a long history is not walked again at
     # each event. A closed segment never changes, so the sums stay true as the run grows.
-    sums: dict[Any, list[int]] = field(default_factory=dict, compare=False, repr=False)
+    sums: dict[BusinessCalendar, list[int]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def running(self) -> bool:
-        return bool(self.segments) and self.segments[-1][1] is None
+        return len(self.bounds_us) % 2 == 1
+
+    @property
+    def segments(self) -> list[tuple[datetime, datetime | None]]:
+        """The open segments as UTC datetimes, the last one open-ended while it runs."""
+        ends: list[datetime | None] = [_utc(us) for us in self.bounds_us[1::2]]
+        if self.running:
+            ends.append(None)
+        return list(zip([_utc(us) for us in self.bounds_us[0::2]], ends, strict=True))
 
     def resume(self, at: datetime) -> None:
         if not self.running:
-            self.segments.append((at, None))
+            self.bounds_us.append(to_us(at))
             self.stopped_at = None
 
     def pause(self, at: datetime) -> None:
         if self.running:
-            self.segments[-1] = (self.segments[-1][0], at)
+            self.bounds_us.append(to_us(at))
 
     def stop(self, at: datetime) -> None:
         if self.stopped_at is None:
@@ -59,9 +74,12 @@ class Run:
     def copy(self) -> Run:
         """A copy to read on, leaving this one as it is."""
         sums = {calendar: list(found) for calendar, found in self.sums.items()}
-        segments = list(self.segments)
-        return Run(self.key, self.metric, self.started_at, self.function, segments,
-                   self.stopped_at, sums)  # fmt: skip
+        return Run(self.key, self.metric, self.started_at, self.function,
+                   list(self.bounds_us), self.stopped_at, sums)  # fmt: skip
+
+
+def _utc(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
 
 
 @dataclass
@@ -154,8 +172,8 @@ class Reading:
             runs=[],
             assigned_function=None,
         )
-        response = Run("response", "response", start, segments=[(start, None)])
-        resolution = Run("resolution", "resolution", start, segments=[(start, None)])
+        response = Run("response", "response", start, bounds_us=[to_us(start)])
+        resolution = Run("resolution", "resolution", start, bounds_us=list(response.bounds_us))
         timeline.runs += [response, resolution]
         reading = cls(timeline, response, resolution, None, {}, READ_ORDER(created), 0,
                       priority_of)  # fmt: skip
