@@ -298,13 +298,20 @@ def _ended(bounds: list[int], at_us: int) -> int:
 
 def _closed_sums(run: Run, calendar: BusinessCalendar) -> list[int]:
     """The run's closed segments' business time summed, [0, first, first + second, ...],
-    brought up to date with the segments closed since it was last asked."""
+    brought up to date with the segments closed since it was last asked.
+
+    A copy of the run may share the list (see Run): entries past this run's closed
+    segments are a later copy's, and are left out; missing ones are appended, true for
+    every run sharing the list, as those share the segments too.
+    """
     sums = run.sums.get(calendar)
     if sums is None:
         sums = run.sums[calendar] = [0]
-    bounds = run.bounds_us
-    closed = len(bounds) // 2
+    closed = run.size // 2
+    if len(sums) > closed + 1:
+        return sums[: closed + 1]  # a run measured again after a copy read on from it
     if len(sums) <= closed:
+        bounds = run.shared
         total = sums[-1]
         elapsed_us = calendar.elapsed_us
         for index in range(2 * len(sums) - 2, 2 * closed, 2):

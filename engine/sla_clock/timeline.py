@@ -25,7 +25,7 @@ PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class Run:
     """When one clock ran: its open segments, and the instant it stopped for good (if it did)."""
 
@@ -33,38 +33,55 @@ class Run:
     metric: Metric
     started_at: datetime
     function: ProviderFunction | None = None  # the assignee, for an OLA clock
-    # The segments' bounds in epoch microseconds, [start, end, start, end, ...]: an odd
-    # number while the run runs. Only ever appended to, and in integers, which the
-    # measuring takes as they are.
-    bounds_us: list[int] = field(default_factory=list)
     stopped_at: datetime | None = None
+    # The segments' bounds in epoch microseconds, [start, end, start, end, ...], an odd
+    # number while the run runs: the first ``size`` of ``shared``. They are only ever
+    # appended to, so a copy shares the list with its original: whichever appends to the
+    # list as it was takes it over, and one that finds it grown past its own size copies
+    # its part first. Copying a run to read on thus costs the same however long it ran,
+    # and the original stays as it was.
+    shared: list[int] = field(default_factory=list, repr=False)
+    size: int = 0
     # Business time of the closed segments summed, [0, first, first + second, ...], per
     # calendar: filled by the measuring, so that a long history is not walked again at
-    # each event. A closed segment never changes, so the sums stay true as the run grows.
-    sums: dict[BusinessCalendar, list[int]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    # each event. A closed segment never changes, so the sums stay true as the run grows;
+    # the lists are shared as the bounds are (see _closed_sums in clocks.py).
+    sums: dict[BusinessCalendar, list[int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def bounds_us(self) -> list[int]:
+        """The segments' bounds (read only: the list may be shared with copies)."""
+        shared = self.shared
+        return shared if len(shared) == self.size else shared[: self.size]
 
     @property
     def running(self) -> bool:
-        return len(self.bounds_us) % 2 == 1
+        return self.size % 2 == 1
 
     @property
     def segments(self) -> list[tuple[datetime, datetime | None]]:
         """The open segments as UTC datetimes, the last one open-ended while it runs."""
-        ends: list[datetime | None] = [_utc(us) for us in self.bounds_us[1::2]]
+        bounds = self.bounds_us
+        ends: list[datetime | None] = [_utc(us) for us in bounds[1::2]]
         if self.running:
             ends.append(None)
-        return list(zip([_utc(us) for us in self.bounds_us[0::2]], ends, strict=True))
+        return list(zip([_utc(us) for us in bounds[0::2]], ends, strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Run):
+            return NotImplemented
+        return _compared(self) == _compared(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq is
 
     def resume(self, at: datetime) -> None:
         if not self.running:
-            self.bounds_us.append(to_us(at))
+            self._append(to_us(at))
             self.stopped_at = None
 
     def pause(self, at: datetime) -> None:
         if self.running:
-            self.bounds_us.append(to_us(at))
+            self._append(to_us(at))
 
     def stop(self, at: datetime) -> None:
         if self.stopped_at is None:
@@ -73,9 +90,23 @@ class Run:
 
     def copy(self) -> Run:
         """A copy to read on, leaving this one as it is."""
-        sums = {calendar: list(found) for calendar, found in self.sums.items()}
-        return Run(self.key, self.metric, self.started_at, self.function,
-                   list(self.bounds_us), self.stopped_at, sums)  # fmt: skip
+        return Run(self.key, self.metric, self.started_at, self.function, self.stopped_at,
+                   self.shared, self.size, dict(self.sums))  # fmt: skip
+
+    def _append(self, us: int) -> None:
+        if len(self.shared) != self.size:
+            # A copy read on from the same list: take this run's own part, and the sums
+            # of its own closed segments only.
+            self.shared = self.shared[: self.size]
+            closed = self.size // 2
+            self.sums = {calendar: sums[: closed + 1] for calendar, sums in self.sums.items()}
+        self.shared.append(us)
+        self.size += 1
+
+
+def _compared(run: Run) -> tuple[object, ...]:
+    """What tells two runs apart (the sums are derived from the bounds)."""
+    return (run.key, run.metric, run.started_at, run.function, run.stopped_at, run.bounds_us)
 
 
 def _utc(us: int) -> datetime:
@@ -172,8 +203,10 @@ class Reading:
             runs=[],
             assigned_function=None,
         )
-        response = Run("response", "response", start, bounds_us=[to_us(start)])
-        resolution = Run("resolution", "resolution", start, bounds_us=list(response.bounds_us))
+        response = Run("response", "response", start)
+        resolution = Run("resolution", "resolution", start)
+        response.resume(start)
+        resolution.resume(start)
         timeline.runs += [response, resolution]
         reading = cls(timeline, response, resolution, None, {}, READ_ORDER(created), 0,
                       priority_of)  # fmt: skip

@@ -102,6 +102,13 @@ def histories(draw: st.DrawFn) -> list[TicketEvent]:
     return arrival
 
 
+# Events after every other, in a batch that rolls back.
+DROPPED = {
+    status: [event("ticket.status_changed", 6 * 24 * 60, uuid4(), status=status)]
+    for status in STATUSES
+}
+
+
 def same(more: TicketClocks | None, full: TicketClocks | None) -> None:
     """Every field of the clocks, the timeline and the snapshots is the same."""
     if full is None:
@@ -128,6 +135,16 @@ def test_measuring_on_gives_what_measuring_everything_gives(
         events = events + new
         as_of = START + timedelta(minutes=data.draw(instants, label="as_of"))
         reading = None if measured is None else measured.reading
+        if reading is not None and data.draw(st.booleans(), label="a batch rolled back"):
+            # Read on from the same reading with other events, then drop that: what the
+            # reading says, and what reading on from it gives, stay as they were.
+            before = events[: len(events) - len(new)]
+            for status in data.draw(st.lists(st.sampled_from(STATUSES), min_size=1)):
+                dropped = DROPPED[status]
+                assert reading.follows(dropped)
+                METER.measure_more(reading, [*before, *dropped], dropped, attached, as_of)
+            same(METER.measure_more(reading, before, [], attached, as_of),
+                 METER.measure(before, attached, as_of))  # fmt: skip
         measured = METER.measure_more(reading, events, new, attached, as_of)
         same(measured, METER.measure(events, attached, as_of))
         if measured is not None:
