@@ -8,7 +8,7 @@ set, so out-of-order and late events give the same clocks as in-order ones.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
@@ -190,6 +190,7 @@ def reading_clocks(
 
 
 _NO_TARGETS: Mapping[Metric, int] = {}
+_NONE_CLOSED = (0,)  # the sums of a run with no closed segment
 
 
 @lru_cache(maxsize=4096)
@@ -220,25 +221,34 @@ def _measure(
     target_us = target_s * 1_000_000
     target = _target(target_s)
     needs = _needs(agreement.steps, target_us)
-    bounds = run.bounds_us  # [start, end, start, end, ...], an odd number while running
-    sums = _closed_sums(run, calendar)
-    closed = len(sums) - 1  # segments closed; one more is open while the run runs
+    bounds = run.shared  # [start, end, start, end, ...], an odd number while running
+    if len(bounds) != run.size:
+        bounds = run.bounds_us  # a copy read on from this run: its own part
+    closed = len(bounds) // 2  # segments closed; one more is open while the run runs
+    sums: Sequence[int] | None
+    if closed <= 1:  # most clocks: summed on the spot, cheaper than kept
+        sums = (0, calendar.elapsed_us(bounds[0], bounds[1])) if closed else _NONE_CLOSED
+    else:
+        sums = None if run.sums is None else run.sums.get(calendar)
+        if sums is None or len(sums) != closed + 1:
+            sums = _closed_sums(run, calendar)
     spent = sums[-1]  # business time in the closed segments
     running = len(bounds) % 2 == 1
     open_us = bounds[-1] if running else None
-    due: list[int | None] = []
-    for need in needs:
-        if need <= spent:
-            # Reached within a closed segment: the first whose sum reaches it (none for a
-            # step that needs no time at all: no time passed reaches it either).
-            ends_in = bisect_left(sums, need)
-            due.append(
-                calendar.add_us(bounds[2 * ends_in - 2], need - sums[ends_in - 1])
-                if ends_in
-                else None
-            )
-        else:
-            due.append(None if open_us is None else calendar.add_us(open_us, need - spent))
+    add_us = calendar.add_us
+    due: list[int | None]
+    if open_us is not None and not spent:  # the usual case: it all lies ahead
+        due = [add_us(open_us, need) if need > 0 else None for need in needs]
+    else:
+        # A step the closed segments reached falls in the first whose sum reaches it (none
+        # for a step that needs no time at all: no time passed reaches it either).
+        due = [
+            (add_us(bounds[2 * i - 2], need - sums[i - 1]) if (i := bisect_left(sums, need))
+             else None)
+            if need <= spent
+            else None if open_us is None else add_us(open_us, need - spent)
+            for need in needs
+        ]  # fmt: skip
     # Business time up to as_of: the closed segments that ended by then, and the part of
     # the next one (closed or open) before it; the later ones start after it.
     ended = not closed or bounds[2 * closed - 1] <= as_of_us  # the usual case
@@ -304,6 +314,8 @@ def _closed_sums(run: Run, calendar: BusinessCalendar) -> list[int]:
     segments are a later copy's, and are left out; missing ones are appended, true for
     every run sharing the list, as those share the segments too.
     """
+    if run.sums is None:
+        run.sums = {}
     sums = run.sums.get(calendar)
     if sums is None:
         sums = run.sums[calendar] = [0]

@@ -46,7 +46,7 @@ class Run:
     # calendar: filled by the measuring, so that a long history is not walked again at
     # each event. A closed segment never changes, so the sums stay true as the run grows;
     # the lists are shared as the bounds are (see _closed_sums in clocks.py).
-    sums: dict[BusinessCalendar, list[int]] = field(default_factory=dict, repr=False)
+    sums: dict[BusinessCalendar, list[int]] | None = field(default=None, repr=False)
 
     @property
     def bounds_us(self) -> list[int]:
@@ -74,32 +74,36 @@ class Run:
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq is
 
-    def resume(self, at: datetime) -> None:
-        if not self.running:
-            self._append(to_us(at))
+    # The instant comes in epoch microseconds too, converted once for every run it moves.
+    def resume(self, at_us: int) -> None:
+        if self.size % 2 == 0:
+            self._append(at_us)
             self.stopped_at = None
 
-    def pause(self, at: datetime) -> None:
-        if self.running:
-            self._append(to_us(at))
+    def pause(self, at_us: int) -> None:
+        if self.size % 2 == 1:
+            self._append(at_us)
 
-    def stop(self, at: datetime) -> None:
+    def stop(self, at: datetime, at_us: int) -> None:
         if self.stopped_at is None:
-            self.pause(at)
+            if self.size % 2 == 1:
+                self._append(at_us)
             self.stopped_at = at
 
     def copy(self) -> Run:
         """A copy to read on, leaving this one as it is."""
+        sums = None if self.sums is None else dict(self.sums)
         return Run(self.key, self.metric, self.started_at, self.function, self.stopped_at,
-                   self.shared, self.size, dict(self.sums))  # fmt: skip
+                   self.shared, self.size, sums)  # fmt: skip
 
     def _append(self, us: int) -> None:
         if len(self.shared) != self.size:
             # A copy read on from the same list: take this run's own part, and the sums
             # of its own closed segments only.
             self.shared = self.shared[: self.size]
-            closed = self.size // 2
-            self.sums = {calendar: sums[: closed + 1] for calendar, sums in self.sums.items()}
+            if self.sums is not None:
+                closed = self.size // 2
+                self.sums = {calendar: sums[: closed + 1] for calendar, sums in self.sums.items()}
         self.shared.append(us)
         self.size += 1
 
@@ -165,7 +169,7 @@ def read_timeline(events: Iterable[TicketEvent], priority_of: PriorityOf) -> Tim
     return None if reading is None else reading.timeline
 
 
-@dataclass
+@dataclass(slots=True)
 class Reading:
     """A ticket's timeline read up to an event, ready to read later events on from there.
 
@@ -203,10 +207,9 @@ class Reading:
             runs=[],
             assigned_function=None,
         )
-        response = Run("response", "response", start)
-        resolution = Run("resolution", "resolution", start)
-        response.resume(start)
-        resolution.resume(start)
+        start_us = to_us(start)
+        response = Run("response", "response", start, shared=[start_us], size=1)
+        resolution = Run("resolution", "resolution", start, shared=[start_us], size=1)
         timeline.runs += [response, resolution]
         reading = cls(timeline, response, resolution, None, {}, READ_ORDER(created), 0,
                       priority_of)  # fmt: skip
@@ -271,36 +274,37 @@ class Reading:
             elif event.type == "ticket.priority_changed":
                 timeline.priorities.append((at, _priority(event, self.priority_of)))
             elif event.type == "ticket.responded":
-                response.stop(at)
+                response.stop(at, to_us(at))
             elif event.type == "ticket.assigned":
                 self._assign(event.function, at)
             elif event.type == "ticket.status_changed":
                 timeline.status = event.status
+                at_us = to_us(at)
                 ola = self.ola
                 following = [resolution] if ola is None else [resolution, ola]
                 if event.status in PAUSING:
                     for run in following:
-                        run.pause(at)
+                        run.pause(at_us)
                 elif event.status == "resolved":
                     # Resolving answers the requester too: a response clock still running
                     # stops.
                     for run in [response, *following]:
-                        run.stop(at)
+                        run.stop(at, at_us)
                 elif event.status == "closed":
                     for run in timeline.runs:
-                        run.stop(at)
+                        run.stop(at, at_us)
                     timeline.closed_at = at
                     return  # events dated after it do not move the clocks
                 else:  # new or in_progress: running again, a reopen keeps the time spent
                     for run in following:
-                        run.resume(at)
+                        run.resume(at_us)
 
     def _assign(self, function: ProviderFunction, at: datetime) -> None:
         ola = self.ola
         if ola is not None and ola.function == function:
             return
         if ola is not None:
-            ola.stop(at)  # the hand-off decides whether the function met its OLA
+            ola.stop(at, to_us(at))  # the hand-off decides whether the function met its OLA
         ola = self.olas.get(function)
         if ola is None:
             # An OLA measures the assigned function's resolution target. Numbered in the
@@ -316,6 +320,6 @@ class Reading:
             # has at most one OLA clock per provider function.
             ola.stopped_at = None
         if self.resolution.running:
-            ola.resume(at)
+            ola.resume(to_us(at))
         self.ola = ola
         self.timeline.assigned_function = function
