@@ -21,7 +21,7 @@ RUN_CMD ?= $(BIN)/sla-engine check-config config && $(BIN)/sla-engine run
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv services services-test lint test test-faults run bench bench-intake bench-timers bench-simulate clean
+.PHONY: help venv services services-test lint test test-faults run bench bench-intake bench-timers bench-simulate bench-long-ticket clean
 
 help:
 	@echo "Targets:"
@@ -36,6 +36,7 @@ help:
 	@echo "  bench-intake  run benchmarks/intake.py (drain 200,000 events; real RabbitMQ and PostgreSQL)"
 	@echo "  bench-timers  run benchmarks/timers.py (firing lateness with 1,000,000 open clocks)"
 	@echo "  bench-simulate  run benchmarks/simulate.py (a synthetic year replayed in memory; no services)"
+	@echo "  bench-long-ticket  run benchmarks/long_ticket.py (the cost of a ticket's 100th, 1,000th and 10,000th event; no services)"
 	@echo "  clean     remove $(VENV) and caches"
 
 venv: $(STAMP)
@@ -101,6 +102,9 @@ bench-timers: venv services
 
 bench-simulate: venv
 	$(BIN)/python -m benchmarks.simulate --tune-gc
+
+bench-long-ticket: venv
+	$(BIN)/python -m benchmarks.long_ticket
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

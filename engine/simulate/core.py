@@ -30,7 +30,7 @@ from engine.events.admission import MAX_EVENTS_PER_TICKET, TicketAdmission
 from engine.reporting.compliance import ClockOutcome, Outcome
 from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.calendar import to_us
-from engine.sla_clock.clocks import Clock
+from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
 from engine.sla_clock.timeline import READ_ORDER
 
@@ -240,9 +240,15 @@ def _simulate_ticket(
     created = False
     first = next((i for i, e in enumerate(events) if i and e.type in _RETROACTIVE), None)
     cuts = range(first, len(events)) if first is not None else range(0)
+    measured: TicketClocks | None = None
     for cut in cuts:
         instant = events[cut].occurred_at
-        measured = meter.measure(events[:cut], attached, instant)
+        # Events come in READ_ORDER: each measurement reads on from the one before, as
+        # the recorder does, instead of reading the ticket's history again.
+        measured = meter.measure_more(
+            None if measured is None else measured.reading,
+            events[:cut], events[cut - 1 : cut], attached, instant,
+        )  # fmt: skip
         if measured is None:  # not created yet: the daemon waits too
             continue
         created = True
@@ -251,7 +257,9 @@ def _simulate_ticket(
         end_us = to_us(instant)
         for clock in measured.clocks:
             _fire(ticket_id, clock, fired[clock.key], end_us, result)
-    measured = meter.measure(events, attached, until)
+    measured = meter.measure_more(
+        None if measured is None else measured.reading, events, events[-1:], attached, until
+    )
     if measured is None:
         return created
     end_us = to_us(until)

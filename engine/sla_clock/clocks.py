@@ -7,7 +7,8 @@ set, so out-of-order and late events give the same clocks as in-order ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
@@ -17,7 +18,7 @@ from engine.config.models import Metric, Priority, ProviderFunction, Tier
 from engine.events import TicketEvent
 from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.calendar import BusinessCalendar, to_us
-from engine.sla_clock.timeline import PriorityOf, Run, Timeline, read_timeline
+from engine.sla_clock.timeline import PriorityOf, Reading, Run, Timeline
 
 ClockState = Literal["running", "paused", "met", "breached"]
 
@@ -92,6 +93,7 @@ class TicketClocks:
     timeline: Timeline
     clocks: tuple[Clock, ...]
     agreements: Mapping[str, Agreement]  # every snapshot the clocks use, by agreement key
+    reading: Reading  # the events read, to read later ones on from (see Reading.extended)
 
 
 AttachSla = Callable[[str, str], Agreement]
@@ -129,9 +131,30 @@ def ticket_clocks(
     Snapshots in ``attached`` are reused; missing ones are attached through the
     ``attach_*`` functions and returned in ``TicketClocks.agreements`` to be kept.
     """
-    timeline = read_timeline(events, priority_of)
-    if timeline is None:
+    reading = Reading.of(events, priority_of)
+    if reading is None:
         return None
+    return reading_clocks(
+        reading,
+        attached=attached,
+        attach_sla=attach_sla,
+        attach_ola=attach_ola,
+        calendar_of=calendar_of,
+        as_of=as_of,
+    )
+
+
+def reading_clocks(
+    reading: Reading,
+    *,
+    attached: Mapping[str, Agreement],
+    attach_sla: AttachSla,
+    attach_ola: AttachOla,
+    calendar_of: CalendarOf,
+    as_of: datetime,
+) -> TicketClocks:
+    """Measure the clocks of a ticket's timeline as read so far, as ``ticket_clocks`` does."""
+    timeline = reading.timeline
     agreements: dict[str, Agreement] = {}
 
     def snapshot(key: str, make: Callable[[], Agreement | None]) -> Agreement | None:
@@ -163,10 +186,11 @@ def ticket_clocks(
             continue  # the agreement sets no target for this metric
         calendar = calendar_of(agreement.calendar, agreement.batch)
         clocks.append(_measure(run, agreement, key, priority, seconds, calendar, as_of, as_of_us))
-    return TicketClocks(timeline, tuple(clocks), agreements)
+    return TicketClocks(timeline, tuple(clocks), agreements, reading)
 
 
 _NO_TARGETS: Mapping[Metric, int] = {}
+_NONE_CLOSED = (0,)  # the sums of a run with no closed segment
 
 
 @lru_cache(maxsize=4096)
@@ -197,19 +221,42 @@ def _measure(
     target_us = target_s * 1_000_000
     target = _target(target_s)
     needs = _needs(agreement.steps, target_us)
-    due: list[int | None] = [None] * len(needs)
-    spent = 0  # business time before the segment at hand
-    elapsed_us = 0  # business time up to as_of
-    for start, end in run.segments:
-        a = to_us(start)
-        b = to_us(end) if end is not None else None
-        length = calendar.elapsed_us(a, b) if b is not None else None
-        for index, need in enumerate(needs):
-            if due[index] is None and spent < need and (length is None or need <= spent + length):
-                due[index] = calendar.add_us(a, need - spent)
-        elapsed_us += calendar.elapsed_us(a, as_of_us if b is None or b > as_of_us else b)
-        if length is not None:
-            spent += length
+    bounds = run.shared  # [start, end, start, end, ...], an odd number while running
+    if len(bounds) != run.size:
+        bounds = run.bounds_us  # a copy read on from this run: its own part
+    closed = len(bounds) // 2  # segments closed; one more is open while the run runs
+    sums: Sequence[int] | None
+    if closed <= 1:  # most clocks: summed on the spot, cheaper than kept
+        sums = (0, calendar.elapsed_us(bounds[0], bounds[1])) if closed else _NONE_CLOSED
+    else:
+        sums = None if run.sums is None else run.sums.get(calendar)
+        if sums is None or len(sums) != closed + 1:
+            sums = _closed_sums(run, calendar)
+    spent = sums[-1]  # business time in the closed segments
+    running = len(bounds) % 2 == 1
+    open_us = bounds[-1] if running else None
+    add_us = calendar.add_us
+    due: list[int | None]
+    if open_us is not None and not spent:  # the usual case: it all lies ahead
+        due = [add_us(open_us, need) if need > 0 else None for need in needs]
+    else:
+        # A step the closed segments reached falls in the first whose sum reaches it (none
+        # for a step that needs no time at all: no time passed reaches it either).
+        due = [
+            (add_us(bounds[2 * i - 2], need - sums[i - 1]) if (i := bisect_left(sums, need))
+             else None)
+            if need <= spent
+            else None if open_us is None else add_us(open_us, need - spent)
+            for need in needs
+        ]  # fmt: skip
+    # Business time up to as_of: the closed segments that ended by then, and the part of
+    # the next one (closed or open) before it; the later ones start after it.
+    ended = not closed or bounds[2 * closed - 1] <= as_of_us  # the usual case
+    before = closed if ended else _ended(bounds, as_of_us)
+    elapsed_us = sums[before]
+    if 2 * before < len(bounds):
+        end_us = bounds[2 * before + 1] if 2 * before + 1 < len(bounds) else as_of_us
+        elapsed_us += calendar.elapsed_us(bounds[2 * before], min(end_us, as_of_us))
     elapsed = timedelta(microseconds=elapsed_us)
     stopped = run.stopped_at is not None
     # Ending exactly on the deadline meets the target; running up to it breaches it. A
@@ -227,7 +274,7 @@ def _measure(
     elif stopped:
         state = "met"
     else:
-        state = "running" if run.running else "paused"
+        state = "running" if running else "paused"
     return Clock(
         key=run.key,
         metric=run.metric,
@@ -237,7 +284,7 @@ def _measure(
         target=target,
         started_at=run.started_at,
         stopped_at=run.stopped_at,
-        running=run.running,
+        running=running,
         state=state,
         elapsed=elapsed,
         fraction=elapsed_us / target_us,
@@ -245,3 +292,41 @@ def _measure(
         calendar=calendar,
         due_us=tuple(due),
     )
+
+
+def _ended(bounds: list[int], at_us: int) -> int:
+    """How many of the segments in ``bounds`` had ended by ``at_us`` (a bisection)."""
+    lo, hi = 0, len(bounds) // 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if at_us < bounds[2 * mid + 1]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _closed_sums(run: Run, calendar: BusinessCalendar) -> list[int]:
+    """The run's closed segments' business time summed, [0, first, first + second, ...],
+    brought up to date with the segments closed since it was last asked.
+
+    A copy of the run may share the list (see Run): entries past this run's closed
+    segments are a later copy's, and are left out; missing ones are appended, true for
+    every run sharing the list, as those share the segments too.
+    """
+    if run.sums is None:
+        run.sums = {}
+    sums = run.sums.get(calendar)
+    if sums is None:
+        sums = run.sums[calendar] = [0]
+    closed = run.size // 2
+    if len(sums) > closed + 1:
+        return sums[: closed + 1]  # a run measured again after a copy read on from it
+    if len(sums) <= closed:
+        bounds = run.shared
+        total = sums[-1]
+        elapsed_us = calendar.elapsed_us
+        for index in range(2 * len(sums) - 2, 2 * closed, 2):
+            total += elapsed_us(bounds[index], bounds[index + 1])
+            sums.append(total)
+    return sums

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache, partial
 
 from engine.config import AgreementConfig
 from engine.events import TicketEvent
 from engine.sla_clock.agreements import Agreement, CalendarBook, attach_ola, attach_sla
-from engine.sla_clock.clocks import TicketClocks, ticket_clocks
+from engine.sla_clock.clocks import TicketClocks, reading_clocks, ticket_clocks
+from engine.sla_clock.timeline import READ_ORDER, Reading
 
 
 class ClockMeter:
@@ -53,3 +54,31 @@ class ClockMeter:
             priority_of=self.config.priority,
             as_of=as_of,
         )
+
+    def measure_more(
+        self,
+        reading: Reading | None,
+        events: Sequence[TicketEvent],
+        new: Sequence[TicketEvent],
+        attached: Mapping[str, Agreement],
+        as_of: datetime,
+    ) -> TicketClocks | None:
+        """``measure(events, ...)``, where ``new`` are the last of ``events`` to come and
+        ``reading`` (a ``TicketClocks.reading``) what the ones before them said.
+
+        When the new events all come after the last one read (in READ_ORDER), only they
+        are read, and the cost does not grow with the ticket's history; otherwise (no
+        reading, a reading of other events, a late event) every event is read again.
+        """
+        if reading is not None and reading.count + len(new) == len(events):
+            ordered = sorted(new, key=READ_ORDER) if len(new) > 1 else new
+            if reading.follows(ordered):
+                return reading_clocks(
+                    reading.extended(ordered),
+                    attached=attached,
+                    attach_sla=self._attach_sla,
+                    attach_ola=self._attach_ola,
+                    calendar_of=self.calendars.get,
+                    as_of=as_of,
+                )
+        return self.measure(events, attached, as_of)

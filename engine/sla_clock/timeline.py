@@ -2,52 +2,119 @@
 
 Events are taken in ``occurred_at`` order (ties broken by ``event_id``), so the result is
 the same whatever order they arrived in. Events dated before the ticket's creation are
-kept but do not move its clocks.
+kept but do not move its clocks. A ``Reading`` reads on from where it stopped, so that
+an event appended to a long history is read alone; an event dated earlier than the last
+one read needs the whole history read again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from operator import attrgetter
+from datetime import UTC, datetime
+from operator import attrgetter, itemgetter
+from uuid import UUID
 
 from engine.config.models import Level, Metric, Priority, ProviderFunction
 from engine.events import TicketEvent
 from engine.events.models import Prioritised
+from engine.sla_clock.calendar import BusinessCalendar, to_us
 
 PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class Run:
-    """When one clock ran: open segments, and the instant it stopped for good (if it did)."""
+    """When one clock ran: its open segments, and the instant it stopped for good (if it did)."""
 
     key: str
     metric: Metric
     started_at: datetime
     function: ProviderFunction | None = None  # the assignee, for an OLA clock
-    segments: list[tuple[datetime, datetime | None]] = field(default_factory=list)
     stopped_at: datetime | None = None
+    # The segments' bounds in epoch microseconds, [start, end, start, end, ...], an odd
+    # number while the run runs: the first ``size`` of ``shared``. They are only ever
+    # appended to, so a copy shares the list with its original: whichever appends to the
+    # list as it was takes it over, and one that finds it grown past its own size copies
+    # its part first. Copying a run to read on thus costs the same however long it ran,
+    # and the original stays as it was.
+    shared: list[int] = field(default_factory=list, repr=False)
+    size: int = 0
+    # Business time of the closed segments summed, [0, first, first + second, ...], per
+    # calendar: filled by the measuring, so that a long history is not walked again at
+    # each event. A closed segment never changes, so the sums stay true as the run grows;
+    # the lists are shared as the bounds are (see _closed_sums in clocks.py).
+    sums: dict[BusinessCalendar, list[int]] | None = field(default=None, repr=False)
+
+    @property
+    def bounds_us(self) -> list[int]:
+        """The segments' bounds (read only: the list may be shared with copies)."""
+        shared = self.shared
+        return shared if len(shared) == self.size else shared[: self.size]
 
     @property
     def running(self) -> bool:
-        return bool(self.segments) and self.segments[-1][1] is None
+        return self.size % 2 == 1
 
-    def resume(self, at: datetime) -> None:
-        if not self.running:
-            self.segments.append((at, None))
+    @property
+    def segments(self) -> list[tuple[datetime, datetime | None]]:
+        """The open segments as UTC datetimes, the last one open-ended while it runs."""
+        bounds = self.bounds_us
+        ends: list[datetime | None] = [_utc(us) for us in bounds[1::2]]
+        if self.running:
+            ends.append(None)
+        return list(zip([_utc(us) for us in bounds[0::2]], ends, strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Run):
+            return NotImplemented
+        return _compared(self) == _compared(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq is
+
+    # The instant comes in epoch microseconds too, converted once for every run it moves.
+    def resume(self, at_us: int) -> None:
+        if self.size % 2 == 0:
+            self._append(at_us)
             self.stopped_at = None
 
-    def pause(self, at: datetime) -> None:
-        if self.running:
-            self.segments[-1] = (self.segments[-1][0], at)
+    def pause(self, at_us: int) -> None:
+        if self.size % 2 == 1:
+            self._append(at_us)
 
-    def stop(self, at: datetime) -> None:
+    def stop(self, at: datetime, at_us: int) -> None:
         if self.stopped_at is None:
-            self.pause(at)
+            if self.size % 2 == 1:
+                self._append(at_us)
             self.stopped_at = at
+
+    def copy(self) -> Run:
+        """A copy to read on, leaving this one as it is."""
+        sums = None if self.sums is None else dict(self.sums)
+        return Run(self.key, self.metric, self.started_at, self.function, self.stopped_at,
+                   self.shared, self.size, sums)  # fmt: skip
+
+    def _append(self, us: int) -> None:
+        if len(self.shared) != self.size:
+            # A copy read on from the same list: take this run's own part, and the sums
+            # of its own closed segments only.
+            self.shared = self.shared[: self.size]
+            if self.sums is not None:
+                closed = self.size // 2
+                self.sums = {calendar: sums[: closed + 1] for calendar, sums in self.sums.items()}
+        self.shared.append(us)
+        self.size += 1
+
+
+def _compared(run: Run) -> tuple[object, ...]:
+    """What tells two runs apart (the sums are derived from the bounds)."""
+    return (run.key, run.metric, run.started_at, run.function, run.stopped_at, run.bounds_us)
+
+
+def _utc(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
 
 
 @dataclass
@@ -66,12 +133,15 @@ class Timeline:
 
     def priority_at(self, at: datetime | None) -> Priority:
         """The priority in force at an instant (the latest when ``at`` is None)."""
-        current = self.priorities[0][1]
-        for since, priority in self.priorities:
-            if at is not None and since > at:
-                break
-            current = priority
-        return current
+        priorities = self.priorities
+        if at is None or len(priorities) == 1:
+            return priorities[-1][1]
+        # The first priority holds before it too (events before the creation move nothing).
+        later = bisect_right(priorities, at, key=_SINCE)
+        return priorities[later - 1 if later else 0][1]
+
+
+_SINCE = itemgetter(0)
 
 
 def _priority(event: Prioritised, priority_of: PriorityOf) -> Priority:
@@ -95,69 +165,161 @@ READ_ORDER = attrgetter("occurred_at", "event_id")
 
 def read_timeline(events: Iterable[TicketEvent], priority_of: PriorityOf) -> Timeline | None:
     """The ticket's timeline, or None while its ``ticket.created`` has not arrived."""
-    ordered = order(events)
-    # Events are told apart by their type string: isinstance on pydantic models goes
-    # through ABCMeta and costs ten times as much, on the path of every event.
-    created = next((e for e in ordered if e.type == "ticket.created"), None)
-    if created is None:
-        return None
-    start = created.occurred_at
-    timeline = Timeline(
-        ticket_id=created.ticket_id,
-        created_at=start,
-        department=created.department,
-        service=created.service,
-        status="new",
-        priorities=[(start, _priority(created, priority_of))],
-        runs=[],
-        assigned_function=None,
-    )
-    response = Run("response", "response", start, segments=[(start, None)])
-    resolution = Run("resolution", "resolution", start, segments=[(start, None)])
-    timeline.runs += [response, resolution]
-    ola: Run | None = None
-    closed = False
+    reading = Reading.of(events, priority_of)
+    return None if reading is None else reading.timeline
 
-    for event in ordered:
-        at = event.occurred_at
-        if event is created or at < start or closed:
-            continue
-        if event.type == "ticket.reclassified":
-            # A new agreement applies from the ticket's start: only the terms change.
-            timeline.department = event.department or timeline.department
-            timeline.service = event.service or timeline.service
-        elif event.type == "ticket.priority_changed":
-            timeline.priorities.append((at, _priority(event, priority_of)))
-        elif event.type == "ticket.responded":
-            response.stop(at)
-        elif event.type == "ticket.assigned":
-            if ola is not None and ola.function == event.function:
+
+@dataclass(slots=True)
+class Reading:
+    """A ticket's timeline read up to an event, ready to read later events on from there.
+
+    Reading on with events that all come after the last one read (in ``READ_ORDER``)
+    gives what reading every event from the start gives, at a cost that does not grow
+    with the history; an event dated earlier than that needs the full reading.
+    """
+
+    timeline: Timeline
+    response: Run
+    resolution: Run
+    ola: Run | None  # the clock of the function the ticket is assigned to
+    olas: dict[ProviderFunction, Run]  # every function's one OLA clock
+    last: tuple[datetime, UUID]  # the READ_ORDER key of the last event read
+    count: int  # the events read, those dated before the creation included
+    priority_of: PriorityOf
+
+    @classmethod
+    def of(cls, events: Iterable[TicketEvent], priority_of: PriorityOf) -> Reading | None:
+        """Every event read, or None while the ticket's ``ticket.created`` has not arrived."""
+        ordered = order(events)
+        # Events are told apart by their type string: isinstance on pydantic models goes
+        # through ABCMeta and costs ten times as much, on the path of every event.
+        created = next((e for e in ordered if e.type == "ticket.created"), None)
+        if created is None:
+            return None
+        start = created.occurred_at
+        timeline = Timeline(
+            ticket_id=created.ticket_id,
+            created_at=start,
+            department=created.department,
+            service=created.service,
+            status="new",
+            priorities=[(start, _priority(created, priority_of))],
+            runs=[],
+            assigned_function=None,
+        )
+        start_us = to_us(start)
+        response = Run("response", "response", start, shared=[start_us], size=1)
+        resolution = Run("resolution", "resolution", start, shared=[start_us], size=1)
+        timeline.runs += [response, resolution]
+        reading = cls(timeline, response, resolution, None, {}, READ_ORDER(created), 0,
+                      priority_of)  # fmt: skip
+        reading._read(ordered)
+        return reading
+
+    def follows(self, events: Sequence[TicketEvent]) -> bool:
+        """Whether events in READ_ORDER all come after the last one read."""
+        return not events or READ_ORDER(events[0]) > self.last
+
+    def extended(self, events: Sequence[TicketEvent]) -> Reading:
+        """A copy that has read on through ``events`` (in READ_ORDER, see ``follows``).
+
+        This reading stays as it was: a batch whose transaction rolls back leaves the
+        reading kept for its ticket as it was committed.
+        """
+        timeline = self.timeline
+        runs = {id(run): run.copy() for run in timeline.runs}
+        copied = Timeline(
+            ticket_id=timeline.ticket_id,
+            created_at=timeline.created_at,
+            department=timeline.department,
+            service=timeline.service,
+            status=timeline.status,
+            priorities=list(timeline.priorities),
+            runs=list(runs.values()),
+            assigned_function=timeline.assigned_function,
+            closed_at=timeline.closed_at,
+        )
+        reading = Reading(
+            copied,
+            runs[id(self.response)],
+            runs[id(self.resolution)],
+            None if self.ola is None else runs[id(self.ola)],
+            {function: runs[id(run)] for function, run in self.olas.items()},
+            self.last,
+            self.count,
+            self.priority_of,
+        )
+        reading._read(events)
+        return reading
+
+    def _read(self, ordered: Sequence[TicketEvent]) -> None:
+        """Read events in READ_ORDER, each after the last one read."""
+        if not ordered:
+            return
+        self.count += len(ordered)
+        self.last = READ_ORDER(ordered[-1])
+        timeline, response, resolution = self.timeline, self.response, self.resolution
+        start = timeline.created_at
+        if timeline.closed_at is not None:
+            return  # closed is final
+        for event in ordered:
+            at = event.occurred_at
+            # The creation itself (and any second one) matches no branch below.
+            if at < start:
                 continue
-            if ola is not None:
-                ola.stop(at)
-            number = sum(1 for run in timeline.runs if run.function is not None) + 1
-            # An OLA measures the assigned function's resolution target.
-            ola = Run(f"ola:{number}:{event.function}", "resolution", at, function=event.function)
-            if resolution.running:
-                ola.resume(at)
-            timeline.runs.append(ola)
-            timeline.assigned_function = event.function
-        elif event.type == "ticket.status_changed":
-            timeline.status = event.status
-            following = [resolution] + ([ola] if ola is not None else [])
-            if event.status in PAUSING:
-                for run in following:
-                    run.pause(at)
-            elif event.status == "resolved":
-                # Resolving answers the requester too: a response clock still running stops.
-                for run in [response, *following]:
-                    run.stop(at)
-            elif event.status == "closed":
-                for run in timeline.runs:
-                    run.stop(at)
-                closed = True
-                timeline.closed_at = at
-            else:  # new or in_progress: running again, a reopen keeps the time spent
-                for run in following:
-                    run.resume(at)
-    return timeline
+            if event.type == "ticket.reclassified":
+                # A new agreement applies from the ticket's start: only the terms change.
+                timeline.department = event.department or timeline.department
+                timeline.service = event.service or timeline.service
+            elif event.type == "ticket.priority_changed":
+                timeline.priorities.append((at, _priority(event, self.priority_of)))
+            elif event.type == "ticket.responded":
+                response.stop(at, to_us(at))
+            elif event.type == "ticket.assigned":
+                self._assign(event.function, at)
+            elif event.type == "ticket.status_changed":
+                timeline.status = event.status
+                at_us = to_us(at)
+                ola = self.ola
+                following = [resolution] if ola is None else [resolution, ola]
+                if event.status in PAUSING:
+                    for run in following:
+                        run.pause(at_us)
+                elif event.status == "resolved":
+                    # Resolving answers the requester too: a response clock still running
+                    # stops.
+                    for run in [response, *following]:
+                        run.stop(at, at_us)
+                elif event.status == "closed":
+                    for run in timeline.runs:
+                        run.stop(at, at_us)
+                    timeline.closed_at = at
+                    return  # events dated after it do not move the clocks
+                else:  # new or in_progress: running again, a reopen keeps the time spent
+                    for run in following:
+                        run.resume(at_us)
+
+    def _assign(self, function: ProviderFunction, at: datetime) -> None:
+        ola = self.ola
+        if ola is not None and ola.function == function:
+            return
+        if ola is not None:
+            ola.stop(at, to_us(at))  # the hand-off decides whether the function met its OLA
+        ola = self.olas.get(function)
+        if ola is None:
+            # An OLA measures the assigned function's resolution target. Numbered in the
+            # order functions were first assigned: the keys of tickets never handed back
+            # are those of the rule before, a new run per reassignment.
+            ola = Run(f"ola:{len(self.olas) + 1}:{function}", "resolution", at,
+                      function=function)  # fmt: skip
+            self.olas[function] = ola
+            self.timeline.runs.append(ola)
+        else:
+            # Handed back: the function's clock goes on with the time it spent, as a
+            # reopen resumes resolution, so its steps fire once per ticket and a ticket
+            # has at most one OLA clock per provider function.
+            ola.stopped_at = None
+        if self.resolution.running:
+            ola.resume(to_us(at))
+        self.ola = ola
+        self.timeline.assigned_function = function

@@ -24,6 +24,7 @@ from engine.events.admission import MAX_EVENTS_PER_TICKET, Refusal, TicketAdmiss
 from engine.sla_clock.agreements import Agreement, UnknownReference
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
+from engine.sla_clock.timeline import Reading
 from engine.store.connection import Connection
 from engine.store.steps import (
     FiredSteps,
@@ -99,7 +100,9 @@ class Recorder:
     parsed (a bounded cache of about ``cache_size`` events), with their number. The
     ticket's row counts its events under the same lock: when the two numbers agree, no
     process has recorded an event of the ticket since (events are only ever added), and
-    the database is not asked for them at all.
+    the database is not asked for them at all. Beside them is kept what reading them said
+    (``TicketClocks.reading``): when a ticket's new events all come after those, only the
+    new ones are read, so an event costs the same however long the ticket's history.
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class Recorder:
         self.meter = meter
         self.max_events_per_ticket = max_events_per_ticket
         self._histories: OrderedDict[str, list[TicketEvent]] = OrderedDict()
+        self._readings: dict[str, Reading] = {}  # of the committed histories, where known
         self._cached_events = 0
         self._cache_size = cache_size
         self._snapshot_cache: dict[str, tuple[dict[str, Any], dict[str, Agreement]]] = {}
@@ -161,10 +165,10 @@ class Recorder:
             for event in fresh:
                 new[event.ticket_id].append(event)
             changed = sorted(new)
-            waiting, stopped, history = await self._measure_again(
+            waiting, stopped, history, readings = await self._measure_again(
                 connection, changed, locked, new, now
             )
-        self._keep(history)  # committed: what the next batch may take from memory
+        self._keep(history, readings)  # committed: what the next batch may take from memory
         kinds: Counter[tuple[str, str]] = Counter((e.type, e.channel) for e in fresh)
         admitted = [e for e in events if e.event_id not in refused]
         return BatchOutcome(
@@ -262,8 +266,10 @@ class Recorder:
             locked = await _lock_tickets(connection, ordered)
             await _stage(connection)
             present = [row["ticket_id"] for row in locked]
-            *_, history = await self._measure_again(connection, present, locked, {}, now)
-        self._keep(history)
+            *_, history, readings = await self._measure_again(
+                connection, present, locked, {}, now
+            )
+        self._keep(history, readings)
         return len(present)
 
     async def _measure_again(
@@ -273,19 +279,22 @@ class Recorder:
         locked: Sequence[asyncpg.Record],
         new: Mapping[str, list[TicketEvent]],
         now: datetime,
-    ) -> tuple[int, list[StoppedClock], dict[str, list[TicketEvent]]]:
+    ) -> tuple[int, list[StoppedClock], dict[str, list[TicketEvent]], dict[str, Reading]]:
         """Measure and store the clocks of locked tickets: how many still wait to be
-        created, the clocks that stopped, and every event of each ticket measured.
+        created, the clocks that stopped, and every event of each ticket measured, with
+        what reading them said.
 
         ``new`` holds the events this batch inserted, by ticket.
         """
         if not changed:
-            return 0, [], {}
+            return 0, [], {}, {}
         snapshots = {row["ticket_id"]: self._snapshots(row["agreements"]) for row in locked}
         counted = {row["ticket_id"]: row["event_count"] for row in locked}
         history = await self._events_of(connection, changed, counted, new)
+        readings = self._readings
         measured = [
             (ticket_id, _measure(self.meter, ticket_id, history[ticket_id],
+                                 new.get(ticket_id, ()), readings.get(ticket_id),
                                  snapshots[ticket_id][1], now))
             for ticket_id in changed
         ]  # fmt: skip
@@ -294,7 +303,8 @@ class Recorder:
         stored = {ticket_id: known for ticket_id, (known, _) in snapshots.items()}
         fired = await fired_steps(connection, changed)
         stopped = await _store(connection, measured, counts, stored, keys, now, fired, new)
-        return sum(1 for _, m in measured if m is None), stopped, history
+        read = {ticket_id: m.reading for ticket_id, m in measured if m is not None}
+        return sum(1 for _, m in measured if m is None), stopped, history, read
 
     def _snapshots(self, text: str) -> tuple[dict[str, Any], dict[str, Agreement]]:
         """A ticket's stored snapshots, as JSON and as agreements.
@@ -311,16 +321,25 @@ class Recorder:
             self._snapshot_cache[text] = parsed
         return parsed
 
-    def _keep(self, history: Mapping[str, list[TicketEvent]]) -> None:
-        """Keep committed histories, the most recently measured last; the oldest go first."""
+    def _keep(
+        self, history: Mapping[str, list[TicketEvent]], readings: Mapping[str, Reading]
+    ) -> None:
+        """Keep committed histories and their readings, the most recently measured last;
+        the oldest go first."""
         kept = self._histories
         for ticket_id, events in history.items():
             before = kept.pop(ticket_id, None)
             self._cached_events += len(events) - (len(before) if before is not None else 0)
             kept[ticket_id] = events
+            reading = readings.get(ticket_id)
+            if reading is not None:
+                self._readings[ticket_id] = reading
+            else:  # not measured (waiting, or unmeasurable): what is kept is of fewer events
+                self._readings.pop(ticket_id, None)
         while self._cached_events > self._cache_size and kept:
-            _, events = kept.popitem(last=False)
+            ticket_id, events = kept.popitem(last=False)
             self._cached_events -= len(events)
+            self._readings.pop(ticket_id, None)
 
     async def _events_of(
         self,
@@ -409,11 +428,15 @@ def _measure(
     meter: ClockMeter,
     ticket_id: str,
     events: list[TicketEvent],
+    new: Sequence[TicketEvent],
+    reading: Reading | None,
     attached: dict[str, Agreement],
     now: datetime,
 ) -> TicketClocks | None:
     try:
-        return meter.measure(events, attached, now)
+        # The reading kept is of the committed events: it serves when the row's count of
+        # them is what it read (measure_more checks), so that no process added any since.
+        return meter.measure_more(reading, events, new, attached, now)
     except UnknownReference as exc:
         # The event was checked against the configuration when it arrived; only a
         # configuration that since dropped the department or service gets here. The

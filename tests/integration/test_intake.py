@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -26,6 +26,7 @@ from tests.streams import CPH, event, lines, stream, ticket_events
 
 pytestmark = pytest.mark.integration
 MONDAY = datetime(2026, 11, 23, 9, tzinfo=CPH)
+ONE_MINUTE = timedelta(minutes=1)
 
 # What the events decide. Not state and next_due_at: the scheduler, running beside
 # intake in these tests, moves them on as steps fire.
@@ -234,6 +235,84 @@ async def test_a_batch_that_fails_leaves_no_history_behind(
     assert response is not None
     assert response["stopped_at"] is None  # the rolled-back response counted for nothing
     assert await count(db, "SELECT event_count FROM tickets") == 3
+
+
+async def test_a_batch_that_fails_leaves_the_kept_reading_as_it_was(
+    db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await migrate(db)
+    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)))
+    created = parse_event(json.dumps(event(
+        "ticket.created", "FAIL-2", 0, MONDAY, department="buf", service="esdh",
+        priority="P2", subject="x")))  # fmt: skip
+    responded = parse_event(json.dumps(event("ticket.responded", "FAIL-2", 1, MONDAY)))
+    later = MONDAY.replace(hour=10)
+    working = parse_event(json.dumps(
+        event("ticket.status_changed", "FAIL-2", 2, later, status="in_progress")))
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    await recorder.record(db, [created], now)
+
+    async def broken(*_args: Any) -> Any:
+        raise RuntimeError("the transaction fails after the clocks were measured")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("engine.store.recorder.fired_steps", broken)
+        with pytest.raises(RuntimeError):
+            await recorder.record(db, [responded], now)
+    # The same process goes on from the reading it committed, not the one it rolled back.
+    with monkeypatch.context() as patch:
+        patch.setattr(recorder.meter, "measure", _measured_everything)
+        await recorder.record(db, [working], now)
+    response = await db.fetchrow("SELECT * FROM clocks WHERE clock_key = 'response'")
+    assert response is not None
+    assert (response["stopped_at"], response["state"]) == (None, "breached")
+
+
+def _measured_everything(*_args: Any) -> Any:
+    raise AssertionError("measured every event again")
+
+
+async def test_a_long_ticket_is_measured_on_from_its_last_event_and_again_when_late(
+    db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await migrate(db)
+    meter = ClockMeter(load_config(EXAMPLE_CONFIG))
+    recorder = Recorder(meter)
+    kinds = [("ticket.status_changed", {"status": "pending_customer"}),
+             ("ticket.assigned", {"function": "pc-software"}),
+             ("ticket.priority_changed", {"priority": "P1"}),
+             ("ticket.status_changed", {"status": "in_progress"}),
+             ("ticket.assigned", {"function": "server-network"})]  # fmt: skip
+    events = [parse_event(json.dumps(event(
+        "ticket.created", "LONG-1", 0, MONDAY, department="buf", service="esdh",
+        priority="P2", subject="x")))]  # fmt: skip
+    for n in range(1, 40):
+        type_, fields = kinds[n % len(kinds)]
+        at = MONDAY + n * 7 * ONE_MINUTE
+        events.append(parse_event(json.dumps(event(type_, "LONG-1", n, at, **fields))))
+    arrival = [*events[:30], *events[31:], events[30]]  # the last one is late
+    full = meter.measure
+    measured_in_full = []
+
+    def counted(*args: Any) -> Any:
+        measured_in_full.append(len(args[0]))
+        return full(*args)
+
+    monkeypatch.setattr(meter, "measure", counted)
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    for n, one in enumerate(arrival):
+        await recorder.record(db, [one], now)
+        expected = full(arrival[: n + 1], {}, now)
+        assert expected is not None
+        stored = {r["clock_key"]: r for r in await db.fetch(
+            "SELECT * FROM clocks WHERE ticket_id = 'LONG-1'")}  # fmt: skip
+        assert sorted(stored) == sorted(clock.key for clock in expected.clocks)
+        for clock in expected.clocks:
+            row = stored[clock.key]
+            assert (row["state"], row["stopped_at"]) == (clock.state, clock.stopped_at), n
+            assert row["elapsed_s"] == pytest.approx(clock.elapsed.total_seconds()), n
+            assert row["deadline"] == clock.deadline, n
+    assert measured_in_full == [1, len(events)]  # the creation, and the late event
 
 
 async def test_an_event_the_engine_fails_on_is_dead_lettered_alone(

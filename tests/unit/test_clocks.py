@@ -194,6 +194,48 @@ def test_ola_clock_runs_from_assignment_until_reassignment() -> None:
     assert result.timeline.assigned_function == "server-network"
 
 
+def test_a_function_handed_the_ticket_back_resumes_its_one_clock() -> None:
+    events = [created(at()), event("ticket.assigned", at(1), function="pc-software"),
+              event("ticket.assigned", at(2), function="server-network"),
+              event("ticket.assigned", at(3), function="pc-software")]
+    result = measure(events, as_of=at(4))
+    assert [c.key for c in result.clocks] == [
+        "response", "resolution", "ola:1:pc-software", "ola:2:server-network"
+    ]
+    back, other = clock(result, "ola:1:pc-software"), clock(result, "ola:2:server-network")
+    # 10-11 and 12-13 with PC og Software: two hours of its four.
+    assert (back.started_at, back.stopped_at) == (at(1), None)
+    assert (back.state, back.elapsed) == ("running", timedelta(hours=2))
+    assert back.deadline == at(6)  # two hours left from 13:00
+    assert (other.state, other.stopped_at, other.elapsed) == ("met", at(3), timedelta(hours=1))
+    assert result.timeline.assigned_function == "pc-software"
+
+
+def test_a_function_handed_back_a_paused_ticket_waits_with_it() -> None:
+    events = [created(at()), event("ticket.assigned", at(1), function="pc-software"),
+              status(at(2), "pending_customer"),
+              event("ticket.assigned", at(3), function="server-network"),
+              event("ticket.assigned", at(4), function="pc-software")]
+    back = clock(measure(events, as_of=at(5)), "ola:1:pc-software")
+    assert (back.state, back.stopped_at, back.elapsed) == ("paused", None, timedelta(hours=1))
+    resumed = [*events, status(at(6), "in_progress")]
+    back = clock(measure(resumed, as_of=at(7)), "ola:1:pc-software")
+    assert (back.state, back.elapsed) == ("running", timedelta(hours=2))
+
+
+def test_flipping_between_two_functions_keeps_two_ola_clocks() -> None:
+    functions = itertools.cycle(["pc-software", "server-network"])
+    flips = [event("ticket.assigned", at(0, days=1) + timedelta(minutes=n), function=f)
+             for n, f in zip(range(200), functions, strict=False)]
+    result = measure([created(at()), *flips], as_of=flips[-1].occurred_at + timedelta(hours=1))
+    olas = [c for c in result.clocks if c.agreement.kind == "ola"]
+    assert [c.key for c in olas] == ["ola:1:pc-software", "ola:2:server-network"]
+    # A minute at a time each, 100 for the first and 99 for the second, which then kept
+    # the ticket for an hour.
+    assert clock(result, "ola:1:pc-software").elapsed == timedelta(minutes=100)
+    assert clock(result, "ola:2:server-network").elapsed == timedelta(minutes=99 + 60)
+
+
 def test_assignment_to_the_same_function_keeps_its_clock() -> None:
     events = [created(at()), event("ticket.assigned", at(1), function="helpdesk", team="a"),
               event("ticket.assigned", at(2), function="helpdesk", team="b")]

@@ -66,6 +66,19 @@ def test_a_downgrade_never_fires_a_fired_step_again() -> None:
     assert len(response) == len(set(response))
 
 
+def test_a_function_handed_the_ticket_back_fires_its_steps_once() -> None:
+    # Ten minutes each, 200 times: each function's OLA clock passes its target
+    # (ØKF Opus Løn, P1: 1h30m and 2h) and more, and every step fires once per ticket.
+    functions = ["pc-software", "server-network"]
+    flips = [ev("ticket.assigned", "A", n + 1, 10 * n, function=functions[n % 2])
+             for n in range(200)]  # fmt: skip
+    run = simulate(METER, [created("A"), *flips], at(60 * 24 * 7))
+    fired = [(s.clock_key, s.step) for s in run.steps if s.agreement == "ola"]
+    assert len(fired) == len(set(fired))
+    assert {key for key, _ in fired} == {"ola:1:pc-software", "ola:2:server-network"}
+    assert {step for _, step in fired} >= {0.5, 1.0, 2.0}
+
+
 def test_duplicates_refusals_and_tickets_never_created_are_counted() -> None:
     first = created("A")
     unknown = created("X", department="nowhere")
