@@ -17,11 +17,11 @@ from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 from engine.config import AgreementConfig
-from engine.config.agreement import AgreementKind
-from engine.config.models import Contact, Metric, Priority, ProviderFunction, Tier
+from engine.config.models import Contact
 from engine.escalation import recipients
 from engine.escalation.policy import BREACH
 from engine.notify.notice import ChannelName, Notice
+from engine.vocabulary import AgreementKind, Metric, Priority, ProviderFunction, Tier
 
 Language = Literal["da", "en"]
 ESCALATION_ROUTING_PREFIX = "escalation"

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import Literal, NamedTuple
 
-from engine.config.models import Metric, Priority, ProviderFunction, Tier
+from engine.business_time.calendar import BusinessCalendar, to_us
 from engine.events import TicketEvent
 from engine.sla_clock.agreements import Agreement
-from engine.sla_clock.calendar import BusinessCalendar, to_us
 from engine.sla_clock.timeline import PriorityOf, Run, Timeline, read_timeline
+from engine.vocabulary import Metric, Priority, ProviderFunction, Tier
 
 ClockState = Literal["running", "paused", "met", "breached"]
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
 
-from engine.config.models import Level, Metric, Priority, ProviderFunction
 from engine.events import TicketEvent
 from engine.events.models import Prioritised
+from engine.vocabulary import Level, Metric, Priority, ProviderFunction
 
 PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})
