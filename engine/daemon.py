@@ -26,6 +26,7 @@ from engine.config import AgreementConfig
 from engine.escalation.policy import BREACH
 from engine.intake import topology
 from engine.intake.consumer import IntakeConsumer, is_transient
+from engine.loops import until_done
 from engine.metrics import (
     BREACHES,
     ESCALATIONS,
@@ -43,7 +44,6 @@ from engine.notify.sender import OutboxSender
 from engine.notify.webhook import WebhookChannel
 from engine.ops.gauges import GaugeRefresher
 from engine.ops.http_port import HttpPort, Parts
-from engine.retry import until_done
 from engine.scheduler.firing import Firing
 from engine.scheduler.loop import Scheduler
 from engine.settings import Settings, redact_url

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from engine.events import TicketEvent, parse_event
 from engine.events.admission import MAX_AHEAD_S, Refusal, ahead_of_clock
 from engine.intake.topology import REASON_HEADER
+from engine.loops import until_done
 from engine.metrics import (
     INTAKE_BATCH_SECONDS,
     INTAKE_DEAD_LETTERS,
@@ -38,7 +39,6 @@ from engine.metrics import (
     INTAKE_LAST_PROCESSED,
     INTAKE_RETRIES,
 )
-from engine.retry import until_done
 from engine.store.recorder import BatchOutcome, Recorder
 
 log = structlog.get_logger(__name__)

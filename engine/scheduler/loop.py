@@ -17,8 +17,8 @@ import asyncpg
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from engine.loops import run_cycles
 from engine.notify.compose import Composer
-from engine.retry import run_cycles
 from engine.scheduler.firing import Firing, fire_due
 from engine.store.connection import Connection
 from engine.store.steps import DUE_CHANNEL
