@@ -25,7 +25,7 @@ from aio_pika.exceptions import AMQPConnectionError
 from engine.config import AgreementConfig
 from engine.escalation.policy import BREACH
 from engine.intake import topology
-from engine.intake.consumer import IntakeConsumer, is_transient
+from engine.intake.consumer import IntakeConsumer
 from engine.loops import until_done
 from engine.metrics import (
     BREACHES,
@@ -48,6 +48,7 @@ from engine.scheduler.firing import Firing
 from engine.scheduler.loop import Scheduler
 from engine.settings import Settings, redact_url
 from engine.sla_clock.meter import ClockMeter
+from engine.store.errors import is_transient
 from engine.store.migrate import migrate
 from engine.store.recorder import Recorder
 from engine.store.retention import PersonalDataPurger

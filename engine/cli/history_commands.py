@@ -217,8 +217,8 @@ def _on_database(settings: Settings, work: Callable[[Connection], Awaitable[T]])
     database cannot be reached."""
     import asyncpg
 
-    from engine.intake.consumer import is_transient
     from engine.settings import redact_url
+    from engine.store.errors import is_transient
 
     url = settings.database_url.get_secret_value()
 
