@@ -17,8 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+from engine.business_time import BusinessCalendar
 from engine.config import load_config
-from engine.sla_clock import BusinessCalendar
 
 REPO = Path(__file__).resolve().parent.parent
 BUSINESS_DAY = timedelta(hours=8)

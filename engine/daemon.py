@@ -23,14 +23,10 @@ from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import AMQPConnectionError
 
 from engine.config import AgreementConfig
-from engine.escalation.policy import BREACH
 from engine.intake import topology
-from engine.intake.consumer import IntakeConsumer, is_transient
+from engine.intake.consumer import IntakeConsumer
+from engine.loops import until_done
 from engine.metrics import (
-    BREACHES,
-    ESCALATIONS,
-    FIRING_LATENESS,
-    WARNINGS,
     business_time_histogram,
     set_build_info,
     target_buckets,
@@ -43,11 +39,11 @@ from engine.notify.sender import OutboxSender
 from engine.notify.webhook import WebhookChannel
 from engine.ops.gauges import GaugeRefresher
 from engine.ops.http_port import HttpPort, Parts
-from engine.retry import until_done
 from engine.scheduler.firing import Firing
 from engine.scheduler.loop import Scheduler
 from engine.settings import Settings, redact_url
 from engine.sla_clock.meter import ClockMeter
+from engine.store.errors import is_transient
 from engine.store.migrate import migrate
 from engine.store.recorder import Recorder
 from engine.store.retention import PersonalDataPurger
@@ -216,7 +212,7 @@ async def _serve(
             batch_size=settings.scheduler_batch_size,
             reconcile_s=settings.reconcile_interval_s,
             retry_max_s=settings.db_retry_max_s,
-            on_fired=partial(_fired, sender),
+            on_fired=partial(_wake_sender, sender),
         )
         # Intake stops first, on ``stopping``, and finishes its batches while the
         # scheduler and the sender still run; they stop after it, on ``rest_stopping``.
@@ -293,19 +289,8 @@ async def measure_unstepped(pool: asyncpg.Pool, recorder: Recorder) -> None:
         log.info("store.remeasured", tickets=measured)
 
 
-def _fired(sender: OutboxSender, firing: Firing) -> None:
-    """Count the fired steps and wake the sender for their notices (after the commit)."""
-    # Counted after the commit, so the lateness includes it.
-    committed = datetime.now(UTC)
-    for step in firing.fired:
-        labels = (step.department, step.service, step.priority, step.metric,
-                  step.agreement_kind)  # fmt: skip
-        ESCALATIONS.labels(*labels, step.tier).inc()
-        if step.step == BREACH:
-            BREACHES.labels(*labels).inc()
-        elif step.step < BREACH:
-            WARNINGS.labels(*labels, step.tier).inc()
-        FIRING_LATENESS.observe(step.late_at(committed))
+def _wake_sender(sender: OutboxSender, firing: Firing) -> None:
+    """Wake the sender for the notices of a firing (after its commit)."""
     if firing.notices:
         sender.wake()
 

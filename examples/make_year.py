@@ -35,9 +35,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.business_time import BusinessCalendar
 from engine.config import AgreementConfig, load_config
 from engine.events import SCHEMA_VERSION
-from engine.sla_clock import BusinessCalendar
 from engine.sla_clock.agreements import CalendarBook
 from examples.make_day import (
     AGENTS,

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from engine.config.models import (
     CalendarEntry,
     Department,
     EscalationPolicy,
     GeneralContract,
-    Level,
     Model,
     Ola,
-    Priority,
     Provider,
-    ProviderFunction,
     Service,
     Targets,
 )
-
-AgreementKind = Literal["sla", "ola", "default"]
+from engine.vocabulary import AgreementKind, Level, Priority, ProviderFunction
 
 
 class AgreementConfig(Model):

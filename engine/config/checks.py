@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from datetime import timedelta
 
+from engine.business_time import BusinessCalendar
 from engine.config.agreement import AgreementConfig
 from engine.config.durations import format_duration
-from engine.config.models import TIERS, CalendarEntry, Department, EscalationPolicy
+from engine.config.models import CalendarEntry, Department, EscalationPolicy
 from engine.config.problems import Origin, Problem
-from engine.sla_clock import BusinessCalendar
+from engine.vocabulary import TIERS
 
 Located = dict[tuple[str, str], Origin]
 """Where each item was written: ``(section, id)`` -> origin; singletons have id ``""``."""

@@ -22,27 +22,18 @@ from pydantic import (
     model_validator,
 )
 
+from engine.business_time.spec import CalendarSpec
 from engine.config.durations import Duration
-from engine.sla_clock.spec import CalendarSpec
-
-Tier = Literal["operational", "tactical", "strategic"]
-TIERS: tuple[Tier, ...] = ("operational", "tactical", "strategic")
-
-ProviderFunction = Literal["server-network", "pc-software", "helpdesk", "sales", "administration"]
-PROVIDER_FUNCTIONS: tuple[ProviderFunction, ...] = (
-    "server-network",
-    "pc-software",
-    "helpdesk",
-    "sales",
-    "administration",
+from engine.vocabulary import (
+    LEVELS,
+    PRIORITIES,
+    REQUIRED_METRICS,
+    Level,
+    Metric,
+    Priority,
+    ProviderFunction,
+    Tier,
 )
-
-Priority = Literal["P1", "P2", "P3", "P4"]
-PRIORITIES: tuple[Priority, ...] = ("P1", "P2", "P3", "P4")
-Metric = Literal["response", "resolution", "update"]
-REQUIRED_METRICS: tuple[Metric, ...] = ("response", "resolution")
-Level = Literal["high", "medium", "low"]
-LEVELS: tuple[Level, ...] = ("high", "medium", "low")
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # Printable ASCII but @ on either side, with a dot in the domain; fullmatch, for `$`

@@ -1,10 +1,19 @@
-"""Pure escalation policy: which steps of a clock are due, and who hears of them.
+"""Pure escalation policy: which steps of a clock are due, who hears of them, what fired.
 
 No I/O and no wall clock: instants are passed in. The scheduler and the simulation
 both decide with these functions.
 """
 
+from engine.escalation.fired import FiredStep
 from engine.escalation.policy import StepDue, due_steps, next_due, reinstated, superseded
 from engine.escalation.recipients import recipients
 
-__all__ = ["StepDue", "due_steps", "next_due", "recipients", "reinstated", "superseded"]
+__all__ = [
+    "FiredStep",
+    "StepDue",
+    "due_steps",
+    "next_due",
+    "recipients",
+    "reinstated",
+    "superseded",
+]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from engine.config.models import Tier
+from engine.vocabulary import Tier
 
 BREACH = 1.0
 Instant = TypeVar("Instant", datetime, int)

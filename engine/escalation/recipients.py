@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.config import AgreementConfig
-from engine.config.agreement import AgreementKind
-from engine.config.models import Contact, ProviderFunction, Tier
+from engine.config.models import Contact
+from engine.vocabulary import AgreementKind, ProviderFunction, Tier
 
 
 def recipients(

@@ -21,7 +21,6 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-from engine.config.models import Level, Priority, ProviderFunction
 from engine.events.fields import (
     Body,
     Channel,
@@ -35,6 +34,7 @@ from engine.events.fields import (
     TicketId,
     TicketStatus,
 )
+from engine.vocabulary import Level, Priority, ProviderFunction
 
 
 class _Event(BaseModel):

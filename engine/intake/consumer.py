@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from engine.events import TicketEvent, parse_event
 from engine.events.admission import MAX_AHEAD_S, Refusal, ahead_of_clock
 from engine.intake.topology import REASON_HEADER
+from engine.loops import until_done
 from engine.metrics import (
     INTAKE_BATCH_SECONDS,
     INTAKE_DEAD_LETTERS,
@@ -38,7 +39,7 @@ from engine.metrics import (
     INTAKE_LAST_PROCESSED,
     INTAKE_RETRIES,
 )
-from engine.retry import until_done
+from engine.store.errors import is_transient
 from engine.store.recorder import BatchOutcome, Recorder
 
 log = structlog.get_logger(__name__)
@@ -49,39 +50,6 @@ MAX_MESSAGE_BYTES = 160 * 1024
 
 # Duplicate event ids named in one log line; the count is always whole.
 _LOGGED_IDS = 20
-
-# Errors after which the same batch may well succeed: the database went away, a
-# connection was cut, or two transactions deadlocked.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    # A pooled connection left mid-operation when the server went away (seen when
-    # PostgreSQL stops during a COPY): the connection's fault, not the events'.
-    asyncpg.InternalClientError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-)
-# SQLSTATEs of the database as a whole, not of an event: connection (08), insufficient
-# resources such as too many connections or a full disk (53), operator intervention and
-# cancelled statements (57), rollbacks (40), lock timeouts, and a read-only server after
-# a failover. Waiting is the answer to all of them; dead-lettering would lose events.
-_TRANSIENT_CLASSES = ("08", "53", "57", "40")
-_TRANSIENT_STATES = frozenset({"55P03", "25006"})
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether the database may well accept the same batch later."""
-    if isinstance(error, TRANSIENT_ERRORS):
-        return True
-    state = getattr(error, "sqlstate", None)
-    if isinstance(error, asyncpg.PostgresError) and isinstance(state, str):
-        return state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_STATES
-    return False
-
 
 @dataclass
 class IntakeStats:

@@ -7,8 +7,6 @@ words of ``words.<language>.json``); Danish unless a contact asks for English.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from importlib import resources
 from string import Template
@@ -17,56 +15,15 @@ from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 from engine.config import AgreementConfig
-from engine.config.agreement import AgreementKind
-from engine.config.models import Contact, Metric, Priority, ProviderFunction, Tier
-from engine.escalation import recipients
-from engine.escalation.policy import BREACH
+from engine.config.models import Contact
+from engine.escalation import FiredStep, recipients
 from engine.notify.notice import ChannelName, Notice
+from engine.vocabulary import Tier
 
 Language = Literal["da", "en"]
 ESCALATION_ROUTING_PREFIX = "escalation"
 # Fixed for ever: notice ids are derived from it, and receivers dedupe on them.
 _NOTICE_NAMESPACE = UUID("2b5f9f64-27c1-4c1e-9a0e-6c1f4f3d8a10")
-
-
-@dataclass(frozen=True, slots=True)
-class FiredStep:
-    """A step of a clock at the moment it fired, with what its notices tell."""
-
-    ticket_id: str
-    clock_key: str
-    metric: Metric
-    agreement_kind: AgreementKind
-    department: str
-    service: str
-    function: ProviderFunction
-    priority: Priority
-    calendar: str
-    target_s: float
-    step: float
-    tier: Tier
-    due_at: datetime
-    fired_at: datetime
-    deadline: datetime | None  # when the target is (or was) used up, while it runs
-    # When the engine could first know the step was due: its instant, or the measurement
-    # that gave it an instant already past (a late creation, a retarget); lateness counts
-    # from here, so that only the engine's own delay is its service level.
-    known_at: datetime | None = None
-
-    @property
-    def late_s(self) -> float:
-        """Seconds from when the step could be known due to when it fired."""
-        return self.late_at(self.fired_at)
-
-    def late_at(self, at: datetime) -> float:
-        """Seconds from when the step could be known due to ``at`` (its commit, say)."""
-        since = max(self.due_at, self.known_at) if self.known_at else self.due_at
-        return max(0.0, (at - since).total_seconds())
-
-    @property
-    def state(self) -> Literal["warning", "breach", "escalated"]:
-        """A warning before the target, the breach at it, an escalation after it."""
-        return "warning" if self.step < BREACH else "breach" if self.step == BREACH else "escalated"
 
 
 def notice_id(step: FiredStep, channel: ChannelName, recipient: str) -> UUID:

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
+from engine.loops import run_cycles
 from engine.metrics import NOTICES
 from engine.notify.notice import Channel, ChannelName, DeliveryError, Notice
-from engine.retry import run_cycles
 
 log = structlog.get_logger(__name__)
 

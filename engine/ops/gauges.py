@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from engine.loops import run_every
 from engine.metrics import (
     AT_RISK,
     BREACH_WINDOWS,
@@ -38,7 +39,6 @@ from engine.metrics import (
     STORE_GAUGES,
     StoreGauge,
 )
-from engine.periodic import run_every
 
 log = structlog.get_logger(__name__)
 

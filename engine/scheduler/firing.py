@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 import asyncpg
 import structlog
 
-from engine.escalation import due_steps, next_due
+from engine.escalation import FiredStep, due_steps, next_due
 from engine.escalation.policy import BREACH
-from engine.notify.compose import Composer, FiredStep
+from engine.notify.compose import Composer
 from engine.notify.notice import Notice
 from engine.store.connection import Connection
 from engine.store.steps import fired_steps

@@ -17,8 +17,11 @@ import asyncpg
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from engine.escalation import FiredStep
+from engine.escalation.policy import BREACH
+from engine.loops import run_cycles
+from engine.metrics import BREACHES, ESCALATIONS, FIRING_LATENESS, WARNINGS
 from engine.notify.compose import Composer
-from engine.retry import run_cycles
 from engine.scheduler.firing import Firing, fire_due
 from engine.store.connection import Connection
 from engine.store.steps import DUE_CHANNEL
@@ -113,6 +116,8 @@ class Scheduler:
                 late_s = round(step.late_s, 3)
                 log.info("escalation.fired", ticket_id=step.ticket_id, clock=step.clock_key,
                          step=step.step, tier=step.tier, late_s=late_s)  # fmt: skip
+            # Counted after the commit, so the lateness includes it.
+            _count(firing.fired, committed=self._now())
         if self._on_fired is not None:
             self._on_fired(firing)
         return firing
@@ -176,3 +181,16 @@ class Scheduler:
             self._listener = None
             await self._listen()
         self.wake()
+
+
+def _count(fired: list[FiredStep], committed: datetime) -> None:
+    """Count fired steps as escalations, breaches and warnings, and their lateness."""
+    for step in fired:
+        labels = (step.department, step.service, step.priority, step.metric,
+                  step.agreement_kind)  # fmt: skip
+        ESCALATIONS.labels(*labels, step.tier).inc()
+        if step.step == BREACH:
+            BREACHES.labels(*labels).inc()
+        elif step.step < BREACH:
+            WARNINGS.labels(*labels, step.tier).inc()
+        FIRING_LATENESS.observe(step.late_at(committed))

@@ -23,16 +23,16 @@ from multiprocessing import get_context
 from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
-from engine.config.models import Tier
+from engine.business_time.calendar import to_us
 from engine.escalation.policy import BREACH, due_steps, next_due
 from engine.events import TicketEvent
 from engine.events.admission import MAX_EVENTS_PER_TICKET, TicketAdmission
 from engine.reporting.compliance import ClockOutcome, Outcome
 from engine.sla_clock.agreements import Agreement
-from engine.sla_clock.calendar import to_us
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
 from engine.sla_clock.timeline import READ_ORDER
+from engine.vocabulary import Tier
 
 _OUTCOMES: dict[str, Outcome] = {"met": "met", "breached": "breached"}
 

@@ -1,17 +1,5 @@
-"""Pure SLA-clock core: business-time calendars (and, with the intake issue, ticket clocks).
+"""Pure SLA-clock core: a ticket's timeline and clocks, agreement snapshots, the meter.
 
-No I/O and no wall clock here: every instant is passed in.
+No I/O and no wall clock here: every instant is passed in. The business-time calendar
+the clocks run on is ``engine.business_time``.
 """
-
-from engine.sla_clock.calendar import BusinessCalendar, NaiveDatetimeError
-from engine.sla_clock.spec import CalendarSpec, HolidaySpec
-from engine.sla_clock.windows import Window, parse_window
-
-__all__ = [
-    "BusinessCalendar",
-    "CalendarSpec",
-    "HolidaySpec",
-    "NaiveDatetimeError",
-    "Window",
-    "parse_window",
-]

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from engine.business_time.calendar import BusinessCalendar
 from engine.config import AgreementConfig
-from engine.config.agreement import AgreementKind
-from engine.config.models import Metric, Priority, ProviderFunction, Tier
-from engine.sla_clock.calendar import BusinessCalendar
+from engine.vocabulary import AgreementKind, Metric, Priority, ProviderFunction, Tier
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import Literal, NamedTuple
 
-from engine.config.models import Metric, Priority, ProviderFunction, Tier
+from engine.business_time.calendar import BusinessCalendar, to_us
 from engine.events import TicketEvent
 from engine.sla_clock.agreements import Agreement
-from engine.sla_clock.calendar import BusinessCalendar, to_us
 from engine.sla_clock.timeline import PriorityOf, Reading, Run, Timeline
+from engine.vocabulary import Metric, Priority, ProviderFunction, Tier
 
 ClockState = Literal["running", "paused", "met", "breached"]
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from operator import attrgetter, itemgetter
 from uuid import UUID
 
-from engine.config.models import Level, Metric, Priority, ProviderFunction
+from engine.business_time.calendar import BusinessCalendar, to_us
 from engine.events import TicketEvent
 from engine.events.models import Prioritised
-from engine.sla_clock.calendar import BusinessCalendar, to_us
+from engine.vocabulary import Level, Metric, Priority, ProviderFunction
 
 PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})

@@ -22,8 +22,8 @@ import asyncpg
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from engine.loops import run_every
 from engine.metrics import PERSONAL_DATA_PURGED
-from engine.periodic import run_every
 from engine.store.connection import Connection
 
 log = structlog.get_logger(__name__)

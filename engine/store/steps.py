@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from engine.config.models import Tier
 from engine.escalation import next_due, reinstated, superseded
 from engine.sla_clock.clocks import Clock
 from engine.store.connection import Connection
+from engine.vocabulary import Tier
 
 # NOTIFY channel that wakes schedulers when a batch sets an earlier due instant.
 DUE_CHANNEL = "sla_engine_due"

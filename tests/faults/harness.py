@@ -23,11 +23,11 @@ from typing import Any
 import aio_pika
 import asyncpg
 
+from engine.business_time.calendar import to_us
 from engine.config import load_config
 from engine.events import parse_event
 from engine.intake import topology
 from engine.intake.publish import publish_events
-from engine.sla_clock.calendar import to_us
 from engine.sla_clock.meter import ClockMeter
 from tests.daemons import Daemon
 from tests.helpers import EXAMPLE_CONFIG

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from engine.sla_clock import BusinessCalendar, NaiveDatetimeError
+from engine.business_time import BusinessCalendar, NaiveDatetimeError
 
 CPH = ZoneInfo("Europe/Copenhagen")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.sla_clock import BusinessCalendar, parse_window
-from engine.sla_clock.windows import WEEKDAYS
+from engine.business_time import BusinessCalendar, parse_window
+from engine.business_time.windows import WEEKDAYS
 
 CPH = ZoneInfo("Europe/Copenhagen")
 # Forms that matter: office hours, split days, nights across midnight, whole days, and

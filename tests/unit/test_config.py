@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from engine.business_time import BusinessCalendar
 from engine.config import ConfigError, Problem, load_config
-from engine.sla_clock import BusinessCalendar
 from tests.helpers import EXAMPLE_CONFIG, EditYaml
 
 

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from engine.business_time.spec import HolidaySpec
 from engine.config import load_config, yaml_source
 from engine.config.durations import parse_duration
-from engine.sla_clock.spec import HolidaySpec
 from tests.helpers import EditYaml
 from tests.unit.test_config import line_of, only_problem, problems_of
 

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.config import AgreementConfig, load_config
-from engine.config.models import Tier
-from engine.escalation import due_steps, next_due, recipients, reinstated, superseded
-from engine.notify.compose import Composer, FiredStep, notice_id
+from engine.escalation import FiredStep, due_steps, next_due, recipients, reinstated, superseded
+from engine.notify.compose import Composer, notice_id
+from engine.vocabulary import Tier
 from tests.helpers import EXAMPLE_CONFIG
 
 T0 = datetime(2026, 11, 23, 9, tzinfo=UTC)

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.business_time.calendar import to_us
 from engine.config import load_config
 from engine.events import TicketEvent, event_adapter
 from engine.sla_clock.agreements import Agreement
-from engine.sla_clock.calendar import to_us
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
 from engine.sla_clock.timeline import READ_ORDER

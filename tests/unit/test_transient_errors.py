@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from engine.intake.consumer import is_transient
+from engine.store.errors import is_transient
 
 
 @pytest.mark.parametrize(

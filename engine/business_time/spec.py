@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from engine.sla_clock.windows import Weekday, WindowField
+from engine.business_time.windows import Weekday, WindowField
 
 DEFAULT_TIMEZONE = "Europe/Copenhagen"
 DEFAULT_COUNTRY = "DK"

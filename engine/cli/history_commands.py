@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from engine.cli.shared import load_settings
 from engine.config import AgreementConfig, ConfigError, load_config
 from engine.reporting.compliance import ClockOutcome
 from engine.settings import Settings
@@ -20,12 +21,11 @@ from engine.store.connection import Connection
 
 FORMATS = ("table", "csv", "json", "jsonl")
 T = TypeVar("T")
-SettingsOf = Callable[[Path | None], Settings]
-"""How the CLI loads settings (its error handling included)."""
 SETTINGS_HELP = "YAML settings file (environment variables SLA_ENGINE_* override it)"
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register simulate, export-events and report."""
     simulate = commands.add_parser(
         "simulate",
         help="replay events in memory under a configuration: steps fired and compliance",
@@ -161,7 +161,7 @@ def _window(args: argparse.Namespace) -> tuple[datetime, datetime] | None:
     return args.start, end
 
 
-def export_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
+def export_command(args: argparse.Namespace) -> int:
     """Run ``export-events``; the count goes to standard error; 2 for an empty period."""
     from engine.reporting.export import export_events
 
@@ -180,7 +180,7 @@ def export_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
         return await export_events(connection, start, end, out)
 
     try:
-        written = _on_database(settings_of(args.settings), work)
+        written = _on_database(load_settings(args.settings), work)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -191,7 +191,7 @@ def export_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
     return 0
 
 
-def report_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
+def report_command(args: argparse.Namespace) -> int:
     """Run ``report``; 2 for an empty period."""
     from engine.reporting.report import clock_outcomes, render_report
 
@@ -204,7 +204,7 @@ def report_command(args: argparse.Namespace, settings_of: SettingsOf) -> int:
     async def work(connection: Connection) -> list[ClockOutcome]:
         return await clock_outcomes(connection, start, end, now, args.department)
 
-    outcomes = _on_database(settings_of(args.settings), work)
+    outcomes = _on_database(load_settings(args.settings), work)
     if outcomes is None:
         return 1
     period = f"tickets created in [{start.isoformat()}, {end.isoformat()})"
@@ -217,8 +217,8 @@ def _on_database(settings: Settings, work: Callable[[Connection], Awaitable[T]])
     database cannot be reached."""
     import asyncpg
 
-    from engine.intake.consumer import is_transient
     from engine.settings import redact_url
+    from engine.store.errors import is_transient
 
     url = settings.database_url.get_secret_value()
 

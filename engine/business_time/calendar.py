@@ -22,9 +22,9 @@ from typing import Any
 
 import holidays
 
-from engine.sla_clock.spec import FIRST_YEAR, LAST_YEAR, CalendarSpec
-from engine.sla_clock.wall_time import EPOCH, offset_periods, wall_spans_to_utc
-from engine.sla_clock.windows import WEEKDAYS, Window
+from engine.business_time.spec import FIRST_YEAR, LAST_YEAR, CalendarSpec
+from engine.business_time.wall_time import EPOCH, offset_periods, wall_spans_to_utc
+from engine.business_time.windows import WEEKDAYS, Window
 
 _ZERO = timedelta(0)
 _MICROSECOND = timedelta(microseconds=1)  # times an int: the fastest exact timedelta

@@ -1,35 +1,25 @@
-"""The ``sla-engine`` command line."""
+"""The commands that set up and run the engine: check-config, run, migrate, publish, schema."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
-import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from engine import __version__, history_cli
+from engine.cli.shared import CONFIG_DIR_ENV, EXIT_CONFIG, load_settings, tune_gc
 from engine.config import AgreementConfig, ConfigError, load_config
-from engine.settings import ENV_PREFIX, Settings
+from engine.settings import ENV_PREFIX
 
-CONFIG_DIR_ENV = f"{ENV_PREFIX}CONFIG_DIR"
 SETTINGS_HELP = (
     f"YAML settings file; environment variables {ENV_PREFIX}AMQP_URL, {ENV_PREFIX}DATABASE_URL, "
     f"{CONFIG_DIR_ENV}, ... override it"
 )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sla-engine",
-        description="Helpdesk SLA-timer engine: SLA clocks over business time, escalation, "
-        "breach metrics.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register check-config, run, migrate, publish and schema."""
     check = commands.add_parser(
         "check-config",
         help="validate the agreement configuration and print a summary",
@@ -63,22 +53,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--settings", type=Path, help=SETTINGS_HELP)
     commands.add_parser("schema", help="print the JSON Schema of the ticket event contract")
-    history_cli.add_commands(commands)
-    return parser
-
-
-def _settings(path: Path | None, exit_code: int = 1) -> Settings:
-    try:
-        return Settings.load(path)
-    except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
-        print(f"sla-engine: invalid settings: {exc}", file=sys.stderr)
-        raise SystemExit(exit_code) from None
-
-
-# sysexits' EX_CONFIG: the daemon cannot start as configured, and starting it again
-# unchanged will not help. The systemd unit names it in RestartPreventExitStatus, so a
-# wrong setting stops the service with its reason instead of a restart loop.
-EXIT_CONFIG = 78
 
 
 def run(settings_file: Path | None) -> int:
@@ -86,14 +60,14 @@ def run(settings_file: Path | None) -> int:
     from engine import logging as engine_logging
     from engine.daemon import StartupError, serve
 
-    settings = _settings(settings_file, EXIT_CONFIG)
+    settings = load_settings(settings_file, EXIT_CONFIG)
     engine_logging.configure(settings.log_level, settings.log_json)
     try:
         config = load_config(settings.config_dir)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
-    _tune_gc()
+    tune_gc()
     try:
         asyncio.run(serve(settings, config))
     except StartupError as exc:
@@ -102,26 +76,13 @@ def run(settings_file: Path | None) -> int:
     return 0
 
 
-def _tune_gc() -> None:
-    """Collect cyclic garbage rarely: the daemon makes little, and keeps much alive.
-
-    With the default thresholds a young-generation collection runs every 700
-    allocations and the older ones walk the recorder's cache of parsed events again and
-    again: a fifth of the engine's CPU while draining a backlog. The configuration,
-    loaded once, is moved out of the collector's sight altogether.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
-
-
 def migrate(settings_file: Path | None) -> int:
     """Apply pending migrations and list them."""
     import asyncpg
 
     from engine.store.migrate import migrate as apply
 
-    settings = _settings(settings_file)
+    settings = load_settings(settings_file)
 
     async def main() -> int:
         connection = await asyncpg.connect(settings.database_url.get_secret_value())
@@ -141,7 +102,7 @@ def publish(path: Path, validate: bool, settings_file: Path | None) -> int:
     """Publish a JSON Lines file; 1 when a line was refused."""
     from engine.intake.publish import publish_file
 
-    settings = _settings(settings_file)
+    settings = load_settings(settings_file)
     if not path.is_file():
         print(f"sla-engine: no such file: {path}", file=sys.stderr)
         return 1
@@ -175,41 +136,9 @@ def check_config(directory: Path) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; the return value is the exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        return _dispatch(args)
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, as a command killed by SIGPIPE
-        # would, and keep Python from failing again on flushing the closed stdout.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 128 + signal.SIGPIPE
+def schema() -> int:
+    """Print the JSON Schema of the ticket event contract."""
+    from engine.events.schema import schema_text
 
-
-def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "check-config":
-        return check_config(args.directory)
-    if args.command == "run":
-        return run(args.settings)
-    if args.command == "migrate":
-        return migrate(args.settings)
-    if args.command == "publish":
-        return publish(args.file, not args.no_validate, args.settings)
-    if args.command == "simulate":
-        _tune_gc()  # a year of parsed events is as much for the collector as the daemon's
-        return history_cli.simulate_command(args)
-    if args.command == "export-events":
-        return history_cli.export_command(args, _settings)
-    if args.command == "report":
-        return history_cli.report_command(args, _settings)
-    if args.command == "schema":
-        from engine.events.schema import schema_text
-
-        sys.stdout.write(schema_text())
-        return 0
-    raise AssertionError(f"unhandled command {args.command}")  # argparse refuses others
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.stdout.write(schema_text())
+    return 0

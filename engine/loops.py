@@ -1,12 +1,20 @@
-"""Retrying with exponential backoff until it works or the process is told to stop."""
+"""The daemon's worker loops: retrying with exponential backoff until it works or the
+process is told to stop, cycles of work that sleep between them, and periodic jobs.
+
+Periodic jobs run on APScheduler, and only for work that repeats (gauge refresh,
+personal-data purge); no deadline is ever kept there: the scheduler of steps reads
+its instants from PostgreSQL.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -94,3 +102,25 @@ async def run_cycles(
                 await pause(wake, sleep_s)
     finally:
         stop_waiter.cancel()
+
+
+def run_every(
+    job: Callable[[], Awaitable[None]], interval_s: float, name: str
+) -> AsyncIOScheduler:
+    """Run ``job`` now and then every ``interval_s``; shut the scheduler down to stop.
+
+    A run that is still going when the next is due is not stacked (one instance), and
+    runs missed meanwhile are made up by one (coalesced).
+    """
+    periodic = AsyncIOScheduler(timezone=UTC)
+    periodic.add_job(
+        job,
+        "interval",
+        seconds=interval_s,
+        id=name,
+        next_run_time=datetime.now(UTC),
+        coalesce=True,
+        max_instances=1,
+    )
+    periodic.start()
+    return periodic
