@@ -45,6 +45,8 @@ from engine.settings import Settings, redact_url
 from engine.sla_clock.meter import ClockMeter
 from engine.store.errors import is_transient
 from engine.store.migrate import migrate
+from engine.store.postgres.firing import PostgresFiringStore
+from engine.store.postgres.outbox import PostgresOutboxStore
 from engine.store.recorder import Recorder
 from engine.store.retention import PersonalDataPurger
 
@@ -196,7 +198,7 @@ async def _serve(
             max_ahead_s=settings.max_ahead_s,
         )
         sender = OutboxSender(
-            pool,
+            PostgresOutboxStore(pool),
             channels,
             transient=is_transient,
             max_attempts=settings.notify_max_attempts,
@@ -205,8 +207,7 @@ async def _serve(
             retry_max_s=settings.db_retry_max_s,
         )
         scheduler = Scheduler(
-            pool,
-            settings.database_url.get_secret_value(),
+            PostgresFiringStore(pool, database_url=settings.database_url.get_secret_value()),
             Composer(config),
             transient=is_transient,
             batch_size=settings.scheduler_batch_size,

@@ -10,31 +10,17 @@ address, a 4xx) or the last attempt leaves the notice failed, with its error, fo
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import structlog
 
 from engine.loops import run_cycles
 from engine.metrics import NOTICES
 from engine.notify.notice import Channel, ChannelName, DeliveryError, Notice
+from engine.store.outbox import ClaimedNotice, OutboxStore, Settlement
 
 log = structlog.get_logger(__name__)
-
-_CLAIM = """
-UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1
-WHERE notice_id IN (
-    SELECT notice_id FROM outbox
-    WHERE status = 'pending' AND next_attempt_at <= $1
-    ORDER BY next_attempt_at
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING notice_id, ticket_id, channel, recipient, recipient_name, subject, body,
-    payload::text AS payload, attempts
-"""
 
 
 class OutboxSender:
@@ -42,7 +28,7 @@ class OutboxSender:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        store: OutboxStore,
         channels: Mapping[ChannelName, Channel],
         *,
         transient: Callable[[BaseException], bool],
@@ -56,7 +42,7 @@ class OutboxSender:
         drain_s: float = 5.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._pool = pool
+        self._store = store
         self._drain_s = drain_s
         self._delivery_timeout_s = lease_s / 2
         self._channels = channels
@@ -95,27 +81,15 @@ class OutboxSender:
 
     async def _cycle(self) -> float:
         now = self._now()
-        async with self._pool.acquire() as connection:
-            rows = await connection.fetch(_CLAIM, now, now + self._lease, self._batch_size)
-        if rows:
-            results = await asyncio.gather(*(self._deliver(row) for row in rows))
-            async with self._pool.acquire() as connection:
-                # Only while the claim is still ours: had the lease run out and another
-                # sender taken the notice, its outcome is the one that stands.
-                await connection.executemany(
-                    "UPDATE outbox SET status = $2, next_attempt_at = $3, sent_at = $4,"
-                    " failed_at = $5, last_error = $6"
-                    " WHERE notice_id = $1 AND attempts = $7 AND status = 'pending'",
-                    results,
-                )
-            return 0.0 if len(rows) >= self._batch_size else await self._sleep_s()
+        claimed = await self._store.claim(now, now + self._lease, self._batch_size)
+        if claimed:
+            outcomes = await asyncio.gather(*(self._deliver(notice) for notice in claimed))
+            await self._store.settle(outcomes)
+            return 0.0 if len(claimed) >= self._batch_size else await self._sleep_s()
         return await self._sleep_s()
 
     async def _sleep_s(self) -> float:
-        async with self._pool.acquire() as connection:
-            earliest: datetime | None = await connection.fetchval(
-                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'"
-            )
+        earliest = await self._store.earliest_pending()
         if earliest is None:
             return self._idle_s
         seconds: float = (earliest - self._now()).total_seconds()
@@ -138,19 +112,11 @@ class OutboxSender:
             log.exception("notify.channel_error", channel=notice.channel)
             raise DeliveryError(f"unexpected error: {exc!r}", permanent=False) from exc
 
-    async def _deliver(self, row: asyncpg.Record) -> tuple[object, ...]:
-        """Send one notice; the outbox row's new status, retry time and error."""
-        notice = Notice(
-            notice_id=row["notice_id"],
-            channel=row["channel"],
-            recipient=row["recipient"],
-            recipient_name=row["recipient_name"],
-            subject=row["subject"],
-            body=row["body"],
-            payload=json.loads(row["payload"]),
-        )
-        context = {"notice_id": str(notice.notice_id), "ticket_id": row["ticket_id"],
-                   "channel": notice.channel, "attempt": row["attempts"]}  # fmt: skip
+    async def _deliver(self, claimed: ClaimedNotice) -> Settlement:
+        """Send one notice; how the attempt ended: status, retry time and error."""
+        notice, attempts = claimed.notice, claimed.attempts
+        context = {"notice_id": str(notice.notice_id), "ticket_id": claimed.ticket_id,
+                   "channel": notice.channel, "attempt": attempts}  # fmt: skip
         channel = self._channels.get(notice.channel)
         try:
             if channel is None:
@@ -158,18 +124,18 @@ class OutboxSender:
             await self._send(channel, notice)
         except DeliveryError as exc:
             now = self._now()
-            if exc.permanent or row["attempts"] >= self._max_attempts:
+            if exc.permanent or attempts >= self._max_attempts:
                 self.failed += 1
                 NOTICES.labels(notice.channel, "failed").inc()
                 log.error("notify.failed", error=str(exc), permanent=exc.permanent, **context)
-                return (notice.notice_id, "failed", now, None, now, str(exc), row["attempts"])
-            delay_s = min(self._backoff_base_s * 2 ** (row["attempts"] - 1), self._backoff_max_s)
+                return Settlement(notice.notice_id, "failed", now, None, now, str(exc), attempts)
+            delay_s = min(self._backoff_base_s * 2 ** (attempts - 1), self._backoff_max_s)
             NOTICES.labels(notice.channel, "retried").inc()
             log.warning("notify.retry", error=str(exc), retry_in_s=delay_s, **context)
-            return (notice.notice_id, "pending", now + timedelta(seconds=delay_s), None, None,
-                    str(exc), row["attempts"])  # fmt: skip
+            return Settlement(notice.notice_id, "pending", now + timedelta(seconds=delay_s),
+                              None, None, str(exc), attempts)  # fmt: skip
         now = self._now()
         self.sent += 1
         NOTICES.labels(notice.channel, "sent").inc()
         log.info("notify.sent", **context)
-        return (notice.notice_id, "sent", now, now, None, None, row["attempts"])
+        return Settlement(notice.notice_id, "sent", now, now, None, None, attempts)

@@ -1,10 +1,10 @@
 """The thin loop around the firing transaction: sleep until the earliest due instant.
 
-PostgreSQL holds every due instant and is the only source of truth: the loop asks it
-for the earliest one and sleeps until then, woken early by a NOTIFY from a recording
-transaction that set an earlier one (from this process or another). APScheduler runs a
-reconcile every ``reconcile_s``, a backstop for a lost notification or a dropped
-listening connection; it never holds a deadline itself.
+The store holds every due instant and is the only source of truth: the loop asks it
+for the earliest one and sleeps until then, woken early by word from the store of a
+recording that set an earlier one (from this process or another; a NOTIFY in
+PostgreSQL). APScheduler runs a reconcile every ``reconcile_s``, a backstop for lost
+word or a dropped listening connection; it never holds a deadline itself.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import asyncpg
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -23,8 +22,7 @@ from engine.loops import run_cycles
 from engine.metrics import BREACHES, ESCALATIONS, FIRING_LATENESS, WARNINGS
 from engine.notify.compose import Composer
 from engine.scheduler.firing import Firing, fire_due
-from engine.store.connection import Connection
-from engine.store.steps import DUE_CHANNEL
+from engine.store.firing import DueListener, FiringStore
 
 log = structlog.get_logger(__name__)
 # When the earliest due clock is locked by intake (skipped), look again this soon,
@@ -38,8 +36,7 @@ class Scheduler:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
-        database_url: str,
+        store: FiringStore,
         composer: Composer,
         *,
         transient: Callable[[BaseException], bool],
@@ -49,8 +46,7 @@ class Scheduler:
         on_fired: Callable[[Firing], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._pool = pool
-        self._database_url = database_url
+        self._store = store
         self._composer = composer
         self._transient = transient
         self._batch_size = batch_size
@@ -60,7 +56,7 @@ class Scheduler:
         self._now = now
         self._wake = asyncio.Event()
         self._planned: datetime | None = None  # the instant the loop sleeps until
-        self._listener: asyncpg.Connection | None = None
+        self._listener: DueListener | None = None
         self._busy_s = _BUSY_RETRY_S
         self._stopped = False
         self.fired = 0  # steps fired since start
@@ -92,7 +88,7 @@ class Scheduler:
             self._stopped = True  # a reconcile still listening closes what it opens
             periodic.shutdown(wait=False)
             if self._listener is not None:
-                await self._listener.close(timeout=5)
+                await self._listener.close()
 
     def _forget_plan(self) -> None:
         # Until the next sleep is planned, any NOTIFY wakes the loop: one that arrives
@@ -108,8 +104,7 @@ class Scheduler:
 
     async def _fire(self) -> Firing:
         now = self._now()
-        async with self._pool.acquire() as connection:
-            firing = await fire_due(connection, self._composer, now, self._batch_size)
+        firing = await fire_due(self._store, self._composer, now, self._batch_size)
         if firing.fired:
             self.fired += len(firing.fired)
             for step in firing.fired:
@@ -124,10 +119,7 @@ class Scheduler:
 
     async def _sleep_s(self, claimed: int) -> float:
         """Seconds until the earliest due instant, at most the reconcile interval."""
-        async with self._pool.acquire() as connection:
-            earliest: datetime | None = await connection.fetchval(
-                "SELECT min(next_due_at) FROM clocks WHERE next_due_at IS NOT NULL"
-            )
+        earliest = await self._store.earliest_due()
         if earliest is None:
             return self._reconcile_s
         seconds: float = (earliest - self._now()).total_seconds()
@@ -144,36 +136,20 @@ class Scheduler:
         return min(seconds, self._reconcile_s)
 
     async def _listen(self) -> None:
-        """Listen for NOTIFYs of earlier due instants on a connection of its own."""
-        connection: asyncpg.Connection | None = None
-        try:
-            connection = await asyncpg.connect(self._database_url)
-            await connection.add_listener(DUE_CHANNEL, self._notified)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("scheduler.listen_failed", error=repr(exc))
-            if connection is not None:
-                connection.terminate()
+        """Listen for word of earlier due instants (a connection of its own, in PostgreSQL)."""
+        listener = await self._store.listen(self.wake, self._listener_lost)
+        if listener is None:
             return  # the reconcile job tries again; until then the periodic look stands in
         if self._stopped:
-            await connection.close(timeout=5)
+            await listener.close()
             return
-        connection.add_termination_listener(self._listener_lost)
-        self._listener = connection
+        self._listener = listener
 
-    def _listener_lost(self, connection: Connection) -> None:
-        """The listening connection closed: look now, listen again at the next reconcile."""
-        if connection is self._listener:
+    def _listener_lost(self, listener: DueListener) -> None:
+        """Listening stopped: look now, listen again at the next reconcile."""
+        if listener is self._listener:
             self._listener = None
         self.wake()
-
-    def _notified(
-        self, _connection: Connection, _pid: int, _channel: str, payload: object
-    ) -> None:
-        try:
-            at = datetime.fromisoformat(str(payload))
-        except ValueError:
-            at = None  # not ours to judge: look anyway
-        self.wake(at)
 
     async def _reconcile(self) -> None:
         """Look again, and listen again if the listening connection was lost."""

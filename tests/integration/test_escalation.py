@@ -19,6 +19,7 @@ from engine.notify.compose import Composer
 from engine.scheduler.firing import fire_due
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
+from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.recorder import Recorder
 from tests.helpers import EXAMPLE_CONFIG
 from tests.integration.conftest import RunningEngine
@@ -47,7 +48,7 @@ async def recorder(db: asyncpg.Connection) -> Recorder:
 
 
 async def fire(db: asyncpg.Connection, now: datetime) -> list[tuple[str, str, float]]:
-    firing = await fire_due(db, Composer(CONFIG), now, 500)
+    firing = await fire_due(PostgresFiringStore(db), Composer(CONFIG), now, 500)
     return [(s.ticket_id, s.clock_key, s.step) for s in firing.fired]
 
 
@@ -158,7 +159,8 @@ async def test_two_schedulers_at_once_fire_each_step_once(
         seen: list[tuple[str, str, float]] = []
         while True:
             firings = await asyncio.gather(
-                fire_due(db, composer, now, 7), fire_due(other, composer, now, 7)
+                fire_due(PostgresFiringStore(db), composer, now, 7),
+                fire_due(PostgresFiringStore(other), composer, now, 7),
             )
             if not any(f.claimed for f in firings):
                 break

@@ -21,6 +21,7 @@ from engine.scheduler.firing import fire_due
 from engine.simulate.core import simulate
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
+from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.recorder import Recorder
 from examples.make_year import year_events
 from tests.helpers import EXAMPLE_CONFIG
@@ -88,7 +89,7 @@ async def daemon_fires(
     composer = Composer(CONFIG)
 
     async def fire_all(now: datetime) -> None:
-        while (await fire_due(db, composer, now, 1000)).fired:
+        while (await fire_due(PostgresFiringStore(db), composer, now, 1000)).fired:
             pass  # each round fires what the last one claimed; stop when none is left
 
     for current in events:

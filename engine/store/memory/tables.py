@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -129,6 +129,10 @@ class Tables:
     clocks: dict[tuple[str, str], ClockRow] = field(default_factory=dict)
     steps: dict[tuple[str, str, float], StepRow] = field(default_factory=dict)
     outbox: dict[UUID, NoticeRow] = field(default_factory=dict)
+    # Who hears of an earlier due instant, as schedulers LISTEN in PostgreSQL.
+    due_listeners: list[Callable[[datetime | None], None]] = field(
+        default_factory=list, repr=False
+    )
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @asynccontextmanager
@@ -142,6 +146,11 @@ class Tables:
                 for name, rows in saved.items():
                     setattr(self, name, rows)
                 raise
+
+    def announce_due(self, at: datetime | None) -> None:
+        """Tell every listener of an earlier due instant, as a recording's NOTIFY does."""
+        for listener in list(self.due_listeners):
+            listener(at)
 
 
 _TABLES = ("tickets", "events", "clocks", "steps", "outbox")

@@ -1,0 +1,58 @@
+"""The outbox port in memory, on ``Tables``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import datetime
+
+from engine.notify.notice import Notice
+from engine.store.memory.tables import Tables
+from engine.store.outbox import ClaimedNotice, Settlement
+
+
+class MemoryOutboxStore:
+    """The outbox port on in-memory tables."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def claim(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ClaimedNotice]:
+        """Lease up to ``limit`` pending notices due at ``now``, earliest first."""
+        async with self._tables.transaction() as tables:
+            due = sorted(
+                (n for n in tables.outbox.values()
+                 if n.status == "pending" and n.next_attempt_at <= now),
+                key=lambda n: n.next_attempt_at,
+            )[:limit]  # fmt: skip
+            claimed: list[ClaimedNotice] = []
+            for row in due:
+                row.next_attempt_at = lease_until
+                row.attempts += 1
+                notice = Notice(
+                    notice_id=row.notice_id, channel=row.channel,  # type: ignore[arg-type]
+                    recipient=row.recipient, recipient_name=row.recipient_name,
+                    subject=row.subject, body=row.body, payload=copy.deepcopy(row.payload),
+                )  # fmt: skip
+                claimed.append(ClaimedNotice(notice, row.ticket_id, row.attempts))
+        return claimed
+
+    async def settle(self, outcomes: Sequence[Settlement]) -> None:
+        """Record how attempts ended, each only while its claim is still the latest."""
+        async with self._tables.transaction() as tables:
+            for o in outcomes:
+                row = tables.outbox.get(o.notice_id)
+                if row is None or row.attempts != o.attempts or row.status != "pending":
+                    continue
+                row.status = o.status
+                row.next_attempt_at = o.next_attempt_at
+                row.sent_at = o.sent_at
+                row.failed_at = o.failed_at
+                row.last_error = o.last_error
+
+    async def earliest_pending(self) -> datetime | None:
+        """When the earliest pending notice may be tried; None when none is pending."""
+        pending = [n.next_attempt_at for n in self._tables.outbox.values() if n.status == "pending"]
+        return min(pending, default=None)
