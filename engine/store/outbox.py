@@ -46,7 +46,7 @@ class OutboxStore(Protocol):
     async def claim(
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[ClaimedNotice]:
-        """Lease up to ``limit`` pending notices due at ``now``, earliest first."""
+        """Lease the ``limit`` earliest pending notices due at ``now``, in no set order."""
         ...
 
     async def settle(self, outcomes: Sequence[Settlement]) -> None:

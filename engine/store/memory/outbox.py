@@ -20,7 +20,7 @@ class MemoryOutboxStore:
     async def claim(
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[ClaimedNotice]:
-        """Lease up to ``limit`` pending notices due at ``now``, earliest first."""
+        """Lease the ``limit`` earliest pending notices due at ``now``, in no set order."""
         async with self._tables.transaction() as tables:
             due = sorted(
                 (n for n in tables.outbox.values()

@@ -41,7 +41,7 @@ class PostgresOutboxStore:
     async def claim(
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[ClaimedNotice]:
-        """Lease up to ``limit`` pending notices due at ``now``, earliest first."""
+        """Lease the ``limit`` earliest pending notices due at ``now``, in no set order."""
         async with borrow(self._database) as connection:
             rows = await connection.fetch(CLAIM, now, lease_until, limit)
         return [

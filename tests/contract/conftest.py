@@ -1,0 +1,166 @@
+"""The store's adapters side by side: every contract test runs once on each.
+
+A backend is a port's adapters on one set of tables, with what a test needs that no
+port offers: clocks written as the recorder writes them, and rows read back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+from engine.notify.notice import Notice
+from engine.store.firing import FiringStore, QueuedNotice
+from engine.store.memory.firing import MemoryFiringStore
+from engine.store.memory.outbox import MemoryOutboxStore
+from engine.store.memory.tables import ClockRow, Tables, TicketRow
+from engine.store.migrate import migrate
+from engine.store.outbox import OutboxStore
+from engine.store.postgres.firing import PostgresFiringStore
+from engine.store.postgres.outbox import PostgresOutboxStore
+from engine.store.steps import wake_schedulers
+from tests.services import own_schema
+
+T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+STEPS = (0.5, 1.0)
+TIERS = ("operational", "tactical")
+
+
+class Backend(Protocol):
+    name: str
+    firing: FiringStore
+    outbox: OutboxStore
+
+    async def add_clock(
+        self, ticket_id: str, clock_key: str, due: tuple[datetime | None, ...]
+    ) -> None:
+        """A running clock with STEPS due at ``due``; next due at the earliest of them."""
+
+    async def clock(self, ticket_id: str, clock_key: str) -> tuple[str, datetime | None]:
+        """The clock's state and next due instant."""
+
+    async def notice(self, notice_id: UUID) -> dict[str, Any]:
+        """The outbox row of a notice."""
+
+    async def announce_due(self, at: datetime) -> None:
+        """Tell listeners of an earlier due instant, as a recording does."""
+
+
+def next_due(due: tuple[datetime | None, ...]) -> datetime | None:
+    return min((at for at in due if at is not None), default=None)
+
+
+@dataclass
+class MemoryBackend:
+    tables: Tables
+    firing: FiringStore
+    outbox: OutboxStore
+    name: str = "memory"
+
+    async def add_clock(
+        self, ticket_id: str, clock_key: str, due: tuple[datetime | None, ...]
+    ) -> None:
+        self.tables.tickets.setdefault(ticket_id, TicketRow(ticket_id))
+        self.tables.clocks[(ticket_id, clock_key)] = ClockRow(
+            ticket_id=ticket_id, clock_key=clock_key, metric="response", agreement_kind="sla",
+            agreement_key="sla:okf:opus-loen", department="okf", service="opus-loen",
+            function="helpdesk", priority="P1", calendar="office", target_s=900.0,
+            state="running", running=True, elapsed_s=0.0, fraction=0.0, started_at=T0,
+            stopped_at=None, deadline=due[-1], next_due_at=next_due(due), measured_at=T0,
+            steps=list(STEPS), tiers=list(TIERS), step_due_at=list(due),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    async def clock(self, ticket_id: str, clock_key: str) -> tuple[str, datetime | None]:
+        row = self.tables.clocks[(ticket_id, clock_key)]
+        return row.state, row.next_due_at
+
+    async def notice(self, notice_id: UUID) -> dict[str, Any]:
+        return vars(self.tables.outbox[notice_id])
+
+    async def announce_due(self, at: datetime) -> None:
+        self.tables.announce_due(at)
+
+
+_ADD_TICKET = "INSERT INTO tickets (ticket_id) VALUES ($1) ON CONFLICT DO NOTHING"
+_INSERT_CLOCK = """
+INSERT INTO clocks (ticket_id, clock_key, metric, agreement_kind, agreement_key, department,
+    service, function, priority, calendar, target_s, state, running, elapsed_s, fraction,
+    started_at, deadline, next_due_at, measured_at, steps, tiers, step_due_at)
+VALUES ($1, $2, 'response', 'sla', 'sla:okf:opus-loen', 'okf', 'opus-loen', 'helpdesk',
+    'P1', 'office', 900, 'running', true, 0, 0, $3, $4, $5, $3, $6, $7, $8)
+"""
+
+
+@dataclass
+class PostgresBackend:
+    pool: asyncpg.Pool
+    firing: FiringStore
+    outbox: OutboxStore
+    database_url: str
+    name: str = "postgres"
+
+    async def add_clock(
+        self, ticket_id: str, clock_key: str, due: tuple[datetime | None, ...]
+    ) -> None:
+        async with self.pool.acquire() as connection:
+            await connection.execute(_ADD_TICKET, ticket_id)
+            await connection.execute(
+                _INSERT_CLOCK, ticket_id, clock_key, T0, due[-1], next_due(due), list(STEPS),
+                list(TIERS), list(due),
+            )  # fmt: skip
+
+    async def clock(self, ticket_id: str, clock_key: str) -> tuple[str, datetime | None]:
+        row = await self.pool.fetchrow(
+            "SELECT state, next_due_at FROM clocks WHERE ticket_id = $1 AND clock_key = $2",
+            ticket_id,
+            clock_key,
+        )
+        assert row is not None
+        return row["state"], row["next_due_at"]
+
+    async def notice(self, notice_id: UUID) -> dict[str, Any]:
+        row = await self.pool.fetchrow("SELECT * FROM outbox WHERE notice_id = $1", notice_id)
+        assert row is not None
+        return dict(row)
+
+    async def announce_due(self, at: datetime) -> None:
+        async with self.pool.acquire() as connection:
+            await wake_schedulers(connection, (at - EPOCH) // timedelta(microseconds=1))
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("postgres", marks=pytest.mark.integration)]
+)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """The store's adapters on empty tables: in memory, or in a migrated schema of its own."""
+    if request.param == "memory":
+        tables = Tables()
+        yield MemoryBackend(tables, MemoryFiringStore(tables), MemoryOutboxStore(tables))
+        return
+    async with own_schema("c") as url:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+        try:
+            async with pool.acquire() as connection:
+                await migrate(connection)
+            yield PostgresBackend(
+                pool, PostgresFiringStore(pool, database_url=url), PostgresOutboxStore(pool), url
+            )
+        finally:
+            await pool.close()
+
+
+def queued(ticket_id: str, n: int, channel: str = "webhook") -> QueuedNotice:
+    """A notice of step 0.5 of the ticket's response clock; ``n`` tells notices apart."""
+    notice = Notice(
+        notice_id=UUID(int=n), channel=channel,  # type: ignore[arg-type]
+        recipient=f"https://hooks.example/{n}", recipient_name="Åse", subject=f"Sag {ticket_id}",
+        body="Svartiden er halvvejs brugt.", payload={"ticket_id": ticket_id, "n": n},
+    )  # fmt: skip
+    return QueuedNotice(ticket_id, "response", 0.5, notice)
