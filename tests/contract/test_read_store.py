@@ -97,6 +97,9 @@ async def test_gauges_count_the_clocks_by_bucket_risk_and_time_to_breach(store: 
         # Running, past its first warning, due within every window.
         clock("T-1", "response", deadline=NOW + 10 * MINUTE, next_due_at=NOW - 5 * MINUTE,
               step_due_at=[NOW - 5 * MINUTE, NOW + 10 * MINUTE]),
+        # Due at the end of the first window: within it.
+        clock("T-6", "response", deadline=NOW + 15 * MINUTE, steps=[1.0],
+              step_due_at=[NOW + 15 * MINUTE]),
         # Running, short of its first warning, due within 4 hours.
         clock("T-1", "resolution", deadline=NOW + 120 * MINUTE, next_due_at=NOW + 60 * MINUTE,
               step_due_at=[NOW + 60 * MINUTE]),
@@ -118,7 +121,7 @@ async def test_gauges_count_the_clocks_by_bucket_risk_and_time_to_breach(store: 
     )  # fmt: skip
     counts = await store.reads.gauge_counts(NOW, MONTH, WINDOWS)
     assert sorted(counts.clocks, key=str) == sorted([
-        group("response", "open_running", 1, 1, (1, 1, 1, 1)),
+        group("response", "open_running", 2, 1, (2, 2, 2, 2)),
         group("resolution", "open_running", 2, 0, (0, 0, 1, 1)),
         group("response", "open_paused", 1, 1, (0, 0, 0, 0)),
         group("resolution", "open_breached", 1, 0, (0, 0, 0, 0)),
