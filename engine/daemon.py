@@ -38,7 +38,7 @@ from engine.notify.notice import Channel, ChannelName
 from engine.notify.sender import OutboxSender
 from engine.notify.webhook import WebhookChannel
 from engine.ops.gauges import GaugeRefresher
-from engine.ops.http_port import HttpPort, Parts
+from engine.ops.http_port import READY_TIMEOUT_S, HttpPort, Parts
 from engine.scheduler.firing import Firing
 from engine.scheduler.loop import Scheduler
 from engine.settings import Settings, redact_url
@@ -47,6 +47,8 @@ from engine.store.errors import is_transient
 from engine.store.migrate import migrate
 from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.postgres.outbox import PostgresOutboxStore
+from engine.store.postgres.personal_data import PostgresPersonalData
+from engine.store.postgres.reads import PostgresReads
 from engine.store.recorder import Recorder
 from engine.store.retention import PersonalDataPurger
 
@@ -154,7 +156,7 @@ async def _serve(
     if pool is None:
         log.info("engine.stopped", reason="stopped before the database answered")
         return
-    parts.pool = pool
+    parts.tickets = PostgresReads(pool, acquire_timeout_s=READY_TIMEOUT_S)
     connection = await connect_broker(settings, stopping)
     if connection is None:
         await pool.close()
@@ -164,14 +166,14 @@ async def _serve(
     channels = _channels(settings, connection)
     recorder = Recorder(meter, max_events_per_ticket=settings.max_events_per_ticket)
     refresher = GaugeRefresher(
-        pool,
+        PostgresReads(pool),
         connection,
         (topology.QUEUE, topology.DEAD_LETTER_QUEUE),
         config.calendars[config.general_contract.default_calendar].zone,
         interval_s=settings.gauges_refresh_s,
     )
     purger = PersonalDataPurger(
-        pool,
+        PostgresPersonalData(pool),
         retention_days=settings.personal_data_retention_days,
         interval_s=settings.personal_data_purge_interval_s,
     )
@@ -260,7 +262,7 @@ async def _serve(
         for notify_channel in channels.values():
             await notify_channel.close()
         await connection.close()
-        parts.broker = parts.pool = None
+        parts.broker = parts.tickets = None
         try:
             await asyncio.wait_for(pool.close(), timeout=5)
         except TimeoutError:
@@ -277,15 +279,10 @@ async def measure_unstepped(pool: asyncpg.Pool, recorder: Recorder) -> None:
     after = ""
     while True:
         async with pool.acquire() as connection:
-            rows = await connection.fetch(
-                "SELECT DISTINCT ticket_id FROM clocks WHERE cardinality(steps) = 0"
-                " AND ticket_id > $1 ORDER BY ticket_id LIMIT 1000",
-                after,
-            )
-            if not rows:
+            batch = await PostgresReads(connection).tickets_without_steps(after, 1000)
+            if not batch:
                 return
-            after = rows[-1]["ticket_id"]
-            batch = [row["ticket_id"] for row in rows]
+            after = batch[-1]
             measured = await recorder.remeasure(connection, batch, datetime.now(UTC))
         log.info("store.remeasured", tickets=measured)
 

@@ -164,6 +164,7 @@ def _window(args: argparse.Namespace) -> tuple[datetime, datetime] | None:
 def export_command(args: argparse.Namespace) -> int:
     """Run ``export-events``; the count goes to standard error; 2 for an empty period."""
     from engine.reporting.export import export_events
+    from engine.store.postgres.reads import PostgresReads
 
     window = _window(args)
     if window is None:
@@ -177,7 +178,7 @@ def export_command(args: argparse.Namespace) -> int:
         return 1
 
     async def work(connection: Connection) -> int:
-        return await export_events(connection, start, end, out)
+        return await export_events(PostgresReads(connection), start, end, out)
 
     try:
         written = _on_database(load_settings(args.settings), work)
@@ -194,6 +195,7 @@ def export_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     """Run ``report``; 2 for an empty period."""
     from engine.reporting.report import clock_outcomes, render_report
+    from engine.store.postgres.reads import PostgresReads
 
     window = _window(args)
     if window is None:
@@ -202,7 +204,7 @@ def report_command(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
 
     async def work(connection: Connection) -> list[ClockOutcome]:
-        return await clock_outcomes(connection, start, end, now, args.department)
+        return await clock_outcomes(PostgresReads(connection), start, end, now, args.department)
 
     outcomes = _on_database(load_settings(args.settings), work)
     if outcomes is None:

@@ -1,4 +1,4 @@
-"""Gauges read from PostgreSQL and the broker: open clocks, risk, compliance, backlogs.
+"""Gauges read from the store and the broker: open clocks, risk, compliance, backlogs.
 
 They describe the shared store, not this process, so they are read on a timer rather
 than counted as work happens; every engine reports the same values. Each refresh builds
@@ -11,10 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import structlog
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -39,6 +38,7 @@ from engine.metrics import (
     STORE_GAUGES,
     StoreGauge,
 )
+from engine.store.reads import GaugeReads
 
 log = structlog.get_logger(__name__)
 
@@ -86,44 +86,6 @@ class StoreGauges(Collector):
 STORE_COLLECTOR = StoreGauges(STORE_GAUGES)
 REGISTRY.register(STORE_COLLECTOR)
 
-# One scan of the clocks for open and this month's stopped ones. A clock still running
-# past its deadline counts as breached now, whatever its last measurement said; at risk
-# means past the first warning (a step below 1.0) and not breached.
-_CLOCKS = """
-SELECT department, metric, agreement_kind,
-       CASE WHEN stopped_at IS NOT NULL THEN state
-            WHEN state = 'breached' OR (running AND deadline <= $1) THEN 'open_breached'
-            WHEN running THEN 'open_running'
-            ELSE 'open_paused' END AS bucket,
-       count(*) AS clocks,
-       count(*) FILTER (
-           WHERE stopped_at IS NULL AND state <> 'breached'
-             AND NOT (running AND deadline <= $1)
-             AND cardinality(steps) > 0 AND steps[1] < 1
-             AND CASE WHEN running THEN step_due_at[1] <= $1 ELSE fraction >= steps[1] END
-       ) AS at_risk,
-       ARRAY[{windows}] AS breaching
-FROM clocks
-WHERE stopped_at IS NULL OR stopped_at >= $2
-GROUP BY 1, 2, 3, 4
-"""
-_CLOCKS = _CLOCKS.replace(
-    "{windows}",
-    ", ".join(
-        "count(*) FILTER (WHERE stopped_at IS NULL AND running AND deadline > $1"
-        f" AND deadline <= $1 + interval '{seconds} seconds')"
-        for _, seconds in BREACH_WINDOWS
-    ),
-)
-_STEPS_DUE = "SELECT count(*) FROM clocks WHERE next_due_at <= $1"
-_OUTBOX = """
-SELECT channel,
-       count(*) FILTER (WHERE status = 'pending') AS pending,
-       min(created_at) FILTER (WHERE status = 'pending') AS oldest,
-       count(*) FILTER (WHERE status = 'failed') AS failed
-FROM outbox WHERE status <> 'sent' GROUP BY channel
-"""
-
 
 def month_start(now: datetime, zone: ZoneInfo) -> datetime:
     """Midnight of the first day of ``now``'s month in ``zone``."""
@@ -131,41 +93,36 @@ def month_start(now: datetime, zone: ZoneInfo) -> datetime:
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-async def read_store(
-    connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
-    now: datetime,
-    zone: ZoneInfo,
-) -> dict[str, list[Sample]]:
+async def read_store(reads: GaugeReads, now: datetime, zone: ZoneInfo) -> dict[str, list[Sample]]:
     """The clock and outbox gauges, read in one snapshot."""
     samples: dict[str, list[Sample]] = {
         gauge.name: [] for gauge in (OPEN_CLOCKS, AT_RISK, BREACHING_WITHIN, MONTH_STOPPED,
                                      OUTBOX_PENDING, OUTBOX_OLDEST_AGE, OUTBOX_FAILED)
     }  # fmt: skip
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        clocks = await connection.fetch(_CLOCKS, now, month_start(now, zone))
-        due = await connection.fetchval(_STEPS_DUE, now)
-        outbox = await connection.fetch(_OUTBOX)
+    windows = [timedelta(seconds=seconds) for _, seconds in BREACH_WINDOWS]
+    counts = await reads.gauge_counts(now, month_start(now, zone), windows)
     at_risk: dict[tuple[str, ...], float] = {}
     breaching: dict[tuple[str, ...], float] = {}
-    for row in clocks:
-        where = (row["department"], row["metric"], row["agreement_kind"])
-        bucket: str = row["bucket"]
+    for group in counts.clocks:
+        where = (group.department, group.metric, group.agreement_kind)
+        bucket = group.bucket
         if bucket.startswith("open_"):
-            samples[OPEN_CLOCKS.name].append(((*where, bucket[5:]), row["clocks"]))
-            at_risk[where] = at_risk.get(where, 0) + row["at_risk"]
-            for (window, _), count in zip(BREACH_WINDOWS, row["breaching"], strict=True):
+            samples[OPEN_CLOCKS.name].append(((*where, bucket[5:]), group.clocks))
+            at_risk[where] = at_risk.get(where, 0) + group.at_risk
+            for (window, _), count in zip(BREACH_WINDOWS, group.breaching, strict=True):
                 key = (*where, window)
                 breaching[key] = breaching.get(key, 0) + count
         else:
-            samples[MONTH_STOPPED.name].append(((*where, bucket), row["clocks"]))
+            samples[MONTH_STOPPED.name].append(((*where, bucket), group.clocks))
     samples[AT_RISK.name] = list(at_risk.items())
     samples[BREACHING_WITHIN.name] = list(breaching.items())
-    samples[STEPS_DUE.name] = [((), due)]
-    for row in outbox:
-        channel = (row["channel"],)
-        samples[OUTBOX_PENDING.name].append((channel, row["pending"]))
-        samples[OUTBOX_FAILED.name].append((channel, row["failed"]))
-        age = (now - row["oldest"]).total_seconds() if row["oldest"] is not None else 0.0
+    samples[STEPS_DUE.name] = [((), counts.steps_due)]
+    for backlog in counts.outbox:
+        channel = (backlog.channel,)
+        samples[OUTBOX_PENDING.name].append((channel, backlog.pending))
+        samples[OUTBOX_FAILED.name].append((channel, backlog.failed))
+        oldest = backlog.oldest_pending
+        age = (now - oldest).total_seconds() if oldest is not None else 0.0
         samples[OUTBOX_OLDEST_AGE.name].append((channel, max(0.0, age)))
     return samples
 
@@ -175,14 +132,14 @@ class GaugeRefresher:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        reads: GaugeReads,
         connection: AbstractRobustConnection,
         queues: Sequence[str],
         zone: ZoneInfo,
         *,
         interval_s: float,
     ) -> None:
-        self._pool = pool
+        self._reads = reads
         self._connection = connection
         self._queues = queues
         self._zone = zone
@@ -207,8 +164,7 @@ class GaugeRefresher:
         now = datetime.now(UTC)
         started = time.perf_counter()
         try:
-            async with self._pool.acquire(timeout=10) as connection:
-                samples = await read_store(connection, now, self._zone)
+            samples = await read_store(self._reads, now, self._zone)
             samples[QUEUE_MESSAGES.name] = await self._queue_depths()
         except Exception as exc:  # noqa: BLE001 - the next refresh tries again; alerts see the age
             log.warning("metrics.refresh_failed", error=repr(exc))
@@ -230,4 +186,3 @@ class GaugeRefresher:
             count = queue.declaration_result.message_count
             depths.append(((name,), float(count or 0)))
         return depths
-

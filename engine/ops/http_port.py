@@ -23,8 +23,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
 from engine.events.fields import TicketId
-from engine.ops.ticket_state import measure_ticket, read_ticket
+from engine.ops.ticket_state import measure_ticket
 from engine.sla_clock.meter import ClockMeter
+from engine.store.postgres.probe import ping
+from engine.store.reads import TicketReads
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +45,7 @@ class Parts:
 
     meter: ClockMeter
     database_url: str = field(repr=False)  # holds the password
-    pool: asyncpg.Pool | None = None
+    tickets: TicketReads | None = None  # set once the database answered
     broker: AbstractRobustConnection | None = None
     # Set once intake consumes: a process that connected but has not declared its
     # queues, or has stopped consuming, is not ready for traffic.
@@ -136,16 +138,12 @@ class HttpPort:
             return f"unreachable: {exc.__class__.__name__}"
 
     async def _database(self) -> str:
-        if self.parts.pool is None:
+        if self.parts.tickets is None:
             return "not connected yet"
         # A connection of its own: the pool's few are busy with intake, the scheduler
         # and the sender while a backlog drains, and a probe waiting for one would call
         # a working engine unready.
-        connection = await asyncpg.connect(self.parts.database_url, timeout=READY_TIMEOUT_S)
-        try:
-            await connection.fetchval("SELECT 1")
-        finally:
-            await connection.close(timeout=READY_TIMEOUT_S)
+        await ping(self.parts.database_url, READY_TIMEOUT_S)
         return "ok"
 
     async def _broker(self) -> str:
@@ -163,12 +161,11 @@ class HttpPort:
             # an error that would otherwise be a 500.
             reason = exc.errors()[0]["msg"]
             return _problem(400, f"not a ticket id of the event contract: {reason}")
-        pool = self.parts.pool
-        if pool is None:
+        tickets = self.parts.tickets
+        if tickets is None:
             return _problem(503, "the engine is not connected to its database yet")
         try:
-            async with pool.acquire(timeout=READY_TIMEOUT_S) as connection:
-                rows = await read_ticket(connection, ticket_id)
+            rows = await tickets.ticket(ticket_id)
         except (OSError, TimeoutError, asyncpg.PostgresConnectionError) as exc:
             return _problem(503, f"the database is unreachable: {exc.__class__.__name__}")
         if rows is None:

@@ -9,7 +9,6 @@ uses, with the agreement snapshots the ticket's clocks were attached with.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,43 +16,9 @@ from engine.events import event_adapter
 from engine.sla_clock.agreements import Agreement, UnknownReference
 from engine.sla_clock.clocks import Clock
 from engine.sla_clock.meter import ClockMeter
-from engine.store.connection import Connection
+from engine.store.reads import TicketRows
 
 JSON = dict[str, Any]
-
-_FIRED = """
-SELECT clock_key, step, tier, due_at, fired_at, status
-FROM escalation_steps WHERE ticket_id = $1 ORDER BY clock_key, step
-"""
-
-
-@dataclass(frozen=True)
-class TicketRows:
-    """What the store holds of one ticket: its events, agreements and fired steps."""
-
-    payloads: list[str]
-    agreements: str
-    fired: list[tuple[str, float, datetime, str]]  # clock key, step, fired at, status
-
-
-async def read_ticket(connection: Connection, ticket_id: str) -> TicketRows | None:
-    """The ticket's rows, read in one snapshot; None when no event of it was recorded."""
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        ticket = await connection.fetchrow(
-            "SELECT agreements::text AS agreements FROM tickets WHERE ticket_id = $1",
-            ticket_id,
-        )
-        if ticket is None:
-            return None
-        payloads = await connection.fetch(
-            "SELECT payload::text AS payload FROM events WHERE ticket_id = $1", ticket_id
-        )
-        fired = await connection.fetch(_FIRED, ticket_id)
-    return TicketRows(
-        [row["payload"] for row in payloads],
-        ticket["agreements"],
-        [(row["clock_key"], row["step"], row["fired_at"], row["status"]) for row in fired],
-    )
 
 
 def measure_ticket(meter: ClockMeter, ticket_id: str, rows: TicketRows, now: datetime) -> JSON:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from datetime import datetime
 from typing import TextIO
 
 from engine.reporting.window import check_window
-from engine.store.connection import Connection
-
-# Ordered as the clocks read a ticket's events (engine.sla_clock.timeline.order). The
-# join goes through events_by_ticket; the sort of a year's events spills to disk on the
-# server, which is where it belongs rather than in this process.
-_EVENTS = """
-SELECT e.payload::text AS payload
-FROM tickets AS t JOIN events AS e USING (ticket_id)
-WHERE t.created_at >= $1 AND t.created_at < $2
-ORDER BY e.occurred_at, e.event_id
-"""
-# Rows per round trip of the cursor: few enough to keep memory flat, enough that the
-# round trips do not dominate an export of millions of events.
-_PREFETCH_ROWS = 5_000
+from engine.store.reads import HistoryReads
 
 
-async def export_events(connection: Connection, start: datetime, end: datetime, out: TextIO) -> int:
+async def export_events(history: HistoryReads, start: datetime, end: datetime, out: TextIO) -> int:
     """Write every event of the tickets created in ``[start, end)`` to ``out``, one a line.
 
     Tickets, not events, are chosen by the window: a simulation measures whole tickets,
@@ -37,10 +25,10 @@ async def export_events(connection: Connection, start: datetime, end: datetime, 
     """
     check_window(start, end)
     written = 0
-    # A server-side cursor lives in a transaction; the export reads one snapshot and
-    # holds only a prefetch of rows at a time, however long the period.
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        async for row in connection.cursor(_EVENTS, start, end, prefetch=_PREFETCH_ROWS):
-            out.write(row["payload"] + "\n")
+    # Streamed: the store reads one snapshot and hands over a few rows at a time, so the
+    # export holds little however long the period.
+    async with aclosing(history.events_of_period(start, end)) as payloads:
+        async for payload in payloads:
+            out.write(payload + "\n")
             written += 1
     return written

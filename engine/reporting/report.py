@@ -1,4 +1,4 @@
-"""SLA and OLA compliance of a period's tickets, read from the clocks stored in PostgreSQL.
+"""SLA and OLA compliance of a period's tickets, read from the clocks in the store.
 
 ``clock_outcomes`` reads the clocks, ``render_report`` prints what
 ``engine.reporting.compliance.summarize`` makes of them: the same counting as the
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any, TextIO
-
-import asyncpg
 
 from engine.reporting.compliance import (
     MEASURES,
@@ -25,18 +24,7 @@ from engine.reporting.compliance import (
 )
 from engine.reporting.output import Format, Record, write
 from engine.reporting.window import check_window
-from engine.store.connection import Connection
-
-# Ordered so that equal inputs give equal reports (a group's most common target among
-# equally common ones is the first met).
-_CLOCKS = """
-SELECT c.ticket_id, c.department, c.service, c.priority, c.metric, c.agreement_kind,
-       c.function, c.state, c.running, c.deadline, c.elapsed_s, c.target_s
-FROM tickets AS t JOIN clocks AS c USING (ticket_id)
-WHERE t.created_at >= $1 AND t.created_at < $2 AND ($3::text IS NULL OR c.department = $3)
-ORDER BY c.ticket_id, c.clock_key
-"""
-_PREFETCH_ROWS = 5_000
+from engine.store.reads import HistoryReads, StoredClock
 
 # CSV and JSON Lines: one table of both sections, so a spreadsheet can filter and pivot
 # it as it stands, and reports of several periods can be appended to one another.
@@ -51,7 +39,7 @@ _DEFAULT_NOTE = (
 
 
 async def clock_outcomes(
-    connection: Connection,
+    history: HistoryReads,
     start: datetime,
     end: datetime,
     now: datetime,
@@ -67,10 +55,9 @@ async def clock_outcomes(
     outcomes = []
     # The same labels recur on every clock: one string each keeps a year's clocks small.
     labels: dict[str, str] = {}
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        rows = connection.cursor(_CLOCKS, start, end, department, prefetch=_PREFETCH_ROWS)
-        async for row in rows:
-            outcomes.append(_outcome(row, now, labels))
+    async with aclosing(history.clocks_of_period(start, end, department)) as clocks:
+        async for clock in clocks:
+            outcomes.append(_outcome(clock, now, labels))
     return outcomes
 
 
@@ -83,27 +70,27 @@ def outcome_of(state: str, running: bool, deadline: datetime | None, now: dateti
     return "open"
 
 
-def _outcome(row: asyncpg.Record, now: datetime, labels: dict[str, str]) -> ClockOutcome:
-    outcome = outcome_of(row["state"], row["running"], row["deadline"], now)
+def _outcome(clock: StoredClock, now: datetime, labels: dict[str, str]) -> ClockOutcome:
+    outcome = outcome_of(clock.state, clock.running, clock.deadline, now)
     # A running clock's elapsed_s is as of its last measurement, which may be well before
     # ``now``: measuring it again would take the calendars, and this reads the store
     # alone. That is acceptable: open clocks count in no median, and one breached since
     # has used at least its target, which is what it counts with (the stale figure would
     # put a breach below its own target).
-    elapsed_s: float = row["elapsed_s"]
-    if row["running"] and outcome == "breached":
-        elapsed_s = max(elapsed_s, row["target_s"])
+    elapsed_s = clock.elapsed_s
+    if clock.running and outcome == "breached":
+        elapsed_s = max(elapsed_s, clock.target_s)
     return ClockOutcome(
-        ticket_id=row["ticket_id"],
-        department=labels.setdefault(row["department"], row["department"]),
-        service=labels.setdefault(row["service"], row["service"]),
-        priority=labels.setdefault(row["priority"], row["priority"]),
-        metric=labels.setdefault(row["metric"], row["metric"]),
-        agreement=labels.setdefault(row["agreement_kind"], row["agreement_kind"]),
-        function=labels.setdefault(row["function"], row["function"]),
+        ticket_id=clock.ticket_id,
+        department=labels.setdefault(clock.department, clock.department),
+        service=labels.setdefault(clock.service, clock.service),
+        priority=labels.setdefault(clock.priority, clock.priority),
+        metric=labels.setdefault(clock.metric, clock.metric),
+        agreement=labels.setdefault(clock.agreement_kind, clock.agreement_kind),
+        function=labels.setdefault(clock.function, clock.function),
         outcome=outcome,
         elapsed_s=elapsed_s,
-        target_s=row["target_s"],
+        target_s=clock.target_s,
     )
 
 

@@ -8,81 +8,50 @@ events; the events stay valid (the subject becomes ``[removed]``), so its clocks
 reports, exports and simulations are unchanged. Agents' names (``agent``, ``author``)
 are the provider's staff, not requesters, and stay.
 
-A ticket is taken under its row lock with SKIP LOCKED: the recorder holds the same lock
-while it records, so a purge never waits on intake nor races it. An event recorded
-after the purge (a late comment) marks the ticket for purging again.
+A ticket is taken under its row lock and passed over while another holds it: the
+recorder holds the same lock while it records, so a purge never waits on intake nor
+races it. An event recorded after the purge (a late comment) marks the ticket for
+purging again. Which tickets and what is blanked: ``PersonalDataStore``; when, and how
+many per transaction: here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine.loops import run_every
 from engine.metrics import PERSONAL_DATA_PURGED
-from engine.store.connection import Connection
+from engine.store.personal_data import PersonalDataStore, Purged
 
 log = structlog.get_logger(__name__)
 
 REMOVED = "[removed]"
 
-_PURGE = """
-WITH due AS (
-    SELECT ticket_id FROM tickets
-    WHERE closed_at < $1
-      AND (personal_data_purged_at IS NULL OR personal_data_purged_at < updated_at)
-    ORDER BY closed_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), scrubbed AS (
-    UPDATE events SET payload = CASE events.type
-        WHEN 'ticket.created'
-            THEN (payload - 'requester' - 'body') || jsonb_build_object('subject', $3::text)
-        ELSE payload || jsonb_build_object('body', '')
-    END
-    FROM due
-    WHERE events.ticket_id = due.ticket_id
-      AND events.type IN ('ticket.created', 'ticket.commented')
-    RETURNING events.event_id
-)
-UPDATE tickets SET personal_data_purged_at = $4
-FROM due WHERE tickets.ticket_id = due.ticket_id
-RETURNING tickets.ticket_id, (SELECT count(*) FROM scrubbed) AS events
-"""
-
-
-@dataclass(frozen=True)
-class Purged:
-    """What one purge did."""
-
-    tickets: int
-    events: int
-
 
 async def purge_personal_data(
-    connection: Connection, now: datetime, retention: timedelta, batch: int = 1000
+    store: PersonalDataStore, now: datetime, retention: timedelta, batch: int = 1000
 ) -> Purged:
     """Purge the tickets closed before ``now - retention``, ``batch`` tickets per
     transaction, until none is left."""
     tickets = events = 0
     while True:
-        async with connection.transaction():
-            rows = await connection.fetch(_PURGE, now - retention, batch, REMOVED, now)
-        tickets += len(rows)
-        events += rows[0]["events"] if rows else 0
-        if len(rows) < batch:
+        purged = await store.purge_personal_data(now - retention, batch, REMOVED, now)
+        tickets += purged.tickets
+        events += purged.events
+        if purged.tickets < batch:
             return Purged(tickets, events)
 
 
 class PersonalDataPurger:
     """Purges every ``interval_s`` (APScheduler; a slow purge is not stacked)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, retention_days: float, interval_s: float) -> None:
-        self._pool = pool
+    def __init__(
+        self, store: PersonalDataStore, *, retention_days: float, interval_s: float
+    ) -> None:
+        self._store = store
         self._retention = timedelta(days=retention_days)
         self._interval_s = interval_s
         self._periodic: AsyncIOScheduler | None = None
@@ -98,10 +67,7 @@ class PersonalDataPurger:
     async def purge(self) -> None:
         """One purge; a failure is logged and the next run tries again."""
         try:
-            async with self._pool.acquire(timeout=10) as connection:
-                purged = await purge_personal_data(
-                    connection, datetime.now(UTC), self._retention
-                )
+            purged = await purge_personal_data(self._store, datetime.now(UTC), self._retention)
         except Exception as exc:  # noqa: BLE001 - the next run tries again; nothing is lost
             log.warning("retention.purge_failed", error=repr(exc))
             return

@@ -19,6 +19,7 @@ from engine.ops import http_port
 from engine.ops.http_port import HttpPort, Parts
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
+from engine.store.postgres.reads import PostgresReads
 from engine.store.recorder import Recorder
 from tests.helpers import EXAMPLE_CONFIG
 from tests.services import get_json, poll
@@ -35,7 +36,7 @@ async def port(database_url: str) -> AsyncIterator[HttpPort]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     async with pool.acquire() as connection:
         await migrate(connection)
-    serving = HttpPort(Parts(METER, database_url, pool=pool), "127.0.0.1", 0)
+    serving = HttpPort(Parts(METER, database_url, tickets=PostgresReads(pool)), "127.0.0.1", 0)
     await serving.start()
     yield serving
     await serving.stop()

@@ -13,9 +13,10 @@ import pytest
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
 from engine.ops.gauges import month_start, read_store
-from engine.ops.ticket_state import JSON, measure_ticket, read_ticket
+from engine.ops.ticket_state import JSON, measure_ticket
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
+from engine.store.postgres.reads import PostgresReads
 from engine.store.recorder import Recorder, StoppedClock
 from tests.helpers import EXAMPLE_CONFIG
 from tests.streams import CPH, event
@@ -40,7 +41,7 @@ def created(ticket: str, minutes: float = 0) -> TicketEvent:
 
 async def ticket_state(db: asyncpg.Connection, ticket_id: str, now: datetime) -> JSON | None:
     """The ticket's state as the HTTP port makes it: rows read, then measured."""
-    rows = await read_ticket(db, ticket_id)
+    rows = await PostgresReads(db).ticket(ticket_id)
     return None if rows is None else measure_ticket(METER, ticket_id, rows, now)
 
 
@@ -81,7 +82,7 @@ async def test_gauges_count_open_at_risk_and_this_months_stopped_clocks(
         ev("ticket.status_changed", "C", 2, 10, status="pending_customer"),  # paused
         created("D"), ev("ticket.responded", "D", 1, 16),  # response breached, stopped
     ], now)  # fmt: skip
-    samples = await read_store(db, now.astimezone(UTC), CPH)
+    samples = await read_store(PostgresReads(db), now.astimezone(UTC), CPH)
     okf = ("okf",)
     assert sorted(samples["sla_open_clocks"]) == [
         ((*okf, "resolution", "sla", "paused"), 1),
@@ -111,7 +112,7 @@ async def test_gauges_count_open_at_risk_and_this_months_stopped_clocks(
     # before it stopped); no resolution is halfway.
     assert samples["sla_steps_due"] == [((), 3)]
     # Clocks stopped before this month are not this month's.
-    next_month = await read_store(db, datetime(2026, 12, 2, tzinfo=UTC), CPH)
+    next_month = await read_store(PostgresReads(db), datetime(2026, 12, 2, tzinfo=UTC), CPH)
     assert next_month["sla_month_stopped_clocks"] == []
 
 
@@ -126,7 +127,7 @@ async def test_gauges_count_the_outbox_by_channel(db: asyncpg.Connection) -> Non
             " VALUES ($1, 'T', 'response', 1.0, $2, 'r', 'R', 's', 'b', '{}', $3, $4, $3)",
             uuid4(), channel, now - timedelta(seconds=age_s), status,
         )  # fmt: skip
-    samples = await read_store(db, now, CPH)
+    samples = await read_store(PostgresReads(db), now, CPH)
     assert sorted(samples["sla_outbox_pending"]) == [(("email",), 2), (("webhook",), 0)]
     assert sorted(samples["sla_outbox_failed"]) == [(("email",), 0), (("webhook",), 1)]
     assert sorted(samples["sla_outbox_oldest_pending_age_seconds"]) == [

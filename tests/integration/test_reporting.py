@@ -24,6 +24,7 @@ from engine.reporting.export import export_events
 from engine.reporting.report import FLAT_COLUMNS, clock_outcomes, render_report
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
+from engine.store.postgres.reads import PostgresReads
 from engine.store.recorder import Recorder
 from tests.helpers import EXAMPLE_CONFIG
 from tests.streams import CPH, event
@@ -109,7 +110,7 @@ async def history(db: asyncpg.Connection) -> asyncpg.Connection:
 async def test_the_clocks_of_the_windows_tickets_are_read_as_they_stand_now(
     history: asyncpg.Connection,
 ) -> None:
-    outcomes = await clock_outcomes(history, START, END, NOW)
+    outcomes = await clock_outcomes(PostgresReads(history), START, END, NOW)
     assert {o.ticket_id for o in outcomes} == IN_WINDOW
     c = {(o.metric, o.agreement): o for o in outcomes if o.ticket_id == "C"}
     # Stored as running at 09:01 with a minute used; past their deadlines now, they count
@@ -121,14 +122,15 @@ async def test_the_clocks_of_the_windows_tickets_are_read_as_they_stand_now(
     }
     paused = next(o for o in outcomes if o.ticket_id == "E" and o.metric == "resolution")
     assert (paused.outcome, paused.elapsed_s) == ("open", 1800.0)
-    before = await clock_outcomes(history, START, END, after(2))  # before any deadline
+    reads = PostgresReads(history)
+    before = await clock_outcomes(reads, START, END, after(2))  # before any deadline
     assert {o.outcome for o in before if o.ticket_id == "C"} == {"open"}
 
 
 async def test_sla_rows_count_compliance_median_and_p90_per_group(
     history: asyncpg.Connection,
 ) -> None:
-    rows = sla_records(await clock_outcomes(history, START, END, NOW))
+    rows = sla_records(await clock_outcomes(PostgresReads(history), START, END, NOW))
     table = [tuple(row[c] for c in SLA_COLUMNS) for row in rows]
     # response: A 300 met, B 1200 breached, C breached (900), E 300 met.
     # resolution: A 3600 met, B 9000 breached, C breached (7200), E paused.
@@ -150,7 +152,7 @@ async def test_sla_rows_count_compliance_median_and_p90_per_group(
 
 
 async def test_ola_rows_count_per_provider_function(history: asyncpg.Connection) -> None:
-    rows = ola_records(await clock_outcomes(history, START, END, NOW))
+    rows = ola_records(await clock_outcomes(PostgresReads(history), START, END, NOW))
     table = [tuple(row[c] for c in OLA_COLUMNS) for row in rows]
     # server-network: A's 58 minutes met; C's run past its 1h30m. pc-software: D's runs.
     assert table == [
@@ -163,17 +165,17 @@ async def test_ola_rows_count_per_provider_function(history: asyncpg.Connection)
 async def test_one_departments_report_leaves_the_others_out(
     history: asyncpg.Connection,
 ) -> None:
-    outcomes = await clock_outcomes(history, START, END, NOW, department="okf")
+    outcomes = await clock_outcomes(PostgresReads(history), START, END, NOW, department="okf")
     assert {o.ticket_id for o in outcomes} == {"A", "B", "C", "E", "F"}
     assert [row["function"] for row in ola_records(outcomes)] == ["server-network"]
-    assert await clock_outcomes(history, START, END, NOW, department="nobody") == []
+    assert await clock_outcomes(PostgresReads(history), START, END, NOW, department="nobody") == []
 
 
 async def test_the_export_writes_every_event_of_the_windows_tickets_in_order(
     history: asyncpg.Connection,
 ) -> None:
     out = io.StringIO()
-    written = await export_events(history, START, END, out)
+    written = await export_events(PostgresReads(history), START, END, out)
     lines = out.getvalue().splitlines()
     exported = [parse_event(line) for line in lines]
     expected = sorted(
@@ -192,22 +194,23 @@ async def test_an_export_of_a_window_without_tickets_writes_nothing(
     history: asyncpg.Connection,
 ) -> None:
     out = io.StringIO()
-    assert await export_events(history, END, END + timedelta(seconds=1), out) == 1  # OUT-END
-    assert await export_events(history, NOW, NOW + timedelta(days=1), io.StringIO()) == 0
+    reads = PostgresReads(history)
+    assert await export_events(reads, END, END + timedelta(seconds=1), out) == 1  # OUT-END
+    assert await export_events(reads, NOW, NOW + timedelta(days=1), io.StringIO()) == 0
 
 
 async def test_a_naive_or_empty_window_is_refused(db: asyncpg.Connection) -> None:
     with pytest.raises(ValueError, match="no UTC offset"):
-        await export_events(db, START.replace(tzinfo=None), END, io.StringIO())
+        await export_events(PostgresReads(db), START.replace(tzinfo=None), END, io.StringIO())
     with pytest.raises(ValueError, match="empty"):
-        await clock_outcomes(db, END, START, NOW)
+        await clock_outcomes(PostgresReads(db), END, START, NOW)
     with pytest.raises(ValueError, match="now"):
-        await clock_outcomes(db, START, END, NOW.replace(tzinfo=None))
+        await clock_outcomes(PostgresReads(db), START, END, NOW.replace(tzinfo=None))
 
 
 @pytest.fixture
 async def outcomes(history: asyncpg.Connection) -> list[ClockOutcome]:
-    return await clock_outcomes(history, START, END, NOW)
+    return await clock_outcomes(PostgresReads(history), START, END, NOW)
 
 
 def test_the_json_report_is_one_object_with_both_sections(outcomes: list[ClockOutcome]) -> None:

@@ -14,6 +14,7 @@ from engine.config import load_config
 from engine.events import parse_event
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
+from engine.store.postgres.personal_data import PostgresPersonalData
 from engine.store.recorder import Recorder
 from engine.store.retention import REMOVED, PersonalDataPurger, purge_personal_data
 from tests.helpers import EXAMPLE_CONFIG
@@ -75,7 +76,8 @@ async def test_nothing_is_purged_before_the_retention_ends(
     db: asyncpg.Connection, recorded: Recorder
 ) -> None:
     closing = MONDAY + timedelta(hours=6)
-    purged = await purge_personal_data(db, closing + RETENTION - timedelta(seconds=1), RETENTION)
+    store = PostgresPersonalData(db)
+    purged = await purge_personal_data(store, closing + RETENTION - timedelta(seconds=1), RETENTION)
     assert (purged.tickets, purged.events) == (0, 0)
     assert (await payloads(db, "OLD-1"))["ticket.created"]["requester"] == REQUESTER
 
@@ -85,7 +87,7 @@ async def test_a_closed_ticket_loses_its_requesters_data_and_keeps_its_clocks(
 ) -> None:
     before = await clocks(db)
     now = MONDAY + timedelta(hours=6) + RETENTION + timedelta(seconds=1)
-    purged = await purge_personal_data(db, now, RETENTION)
+    purged = await purge_personal_data(PostgresPersonalData(db), now, RETENTION)
     assert (purged.tickets, purged.events) == (1, 2)  # the creation and the comment
     old = await payloads(db, "OLD-1")
     created, comment = old["ticket.created"], old["ticket.commented"]
@@ -101,7 +103,7 @@ async def test_a_closed_ticket_loses_its_requesters_data_and_keeps_its_clocks(
         parse_event(json.dumps(payload))
     assert (await payloads(db, "OPEN-1"))["ticket.created"]["requester"] == REQUESTER
     assert await clocks(db) == before
-    again = await purge_personal_data(db, now, RETENTION)
+    again = await purge_personal_data(PostgresPersonalData(db), now, RETENTION)
     assert again.tickets == 0  # done once
 
 
@@ -109,11 +111,11 @@ async def test_a_late_event_after_the_purge_is_purged_again(
     db: asyncpg.Connection, recorded: Recorder
 ) -> None:
     now = MONDAY + timedelta(hours=6) + RETENTION + timedelta(seconds=1)
-    await purge_personal_data(db, now, RETENTION)
+    await purge_personal_data(PostgresPersonalData(db), now, RETENTION)
     late = event("ticket.commented", "OLD-1", 5, MONDAY + timedelta(hours=7),
                  visibility="internal", body="Jens ringede igen")  # fmt: skip
     await recorded.record(db, [parse_event(json.dumps(late))], now + timedelta(hours=1))
-    later = await purge_personal_data(db, now + timedelta(hours=2), RETENTION)
+    later = await purge_personal_data(PostgresPersonalData(db), now + timedelta(hours=2), RETENTION)
     assert later.tickets == 1
     assert "Jens" not in json.dumps(await payloads(db, "OLD-1"))
 
@@ -127,11 +129,12 @@ async def test_a_ticket_being_recorded_is_left_for_the_next_purge(
         async with other.transaction():  # as the recorder holds it while recording
             await other.execute("SELECT 1 FROM tickets WHERE ticket_id = 'OLD-1' FOR UPDATE")
             # SKIP LOCKED: the purge passes the ticket by rather than wait for it.
-            skipped = await asyncio.wait_for(purge_personal_data(db, now, RETENTION), 10)
+            purging = purge_personal_data(PostgresPersonalData(db), now, RETENTION)
+            skipped = await asyncio.wait_for(purging, 10)
         assert skipped.tickets == 0
     finally:
         await other.close()
-    assert (await purge_personal_data(db, now, RETENTION)).tickets == 1
+    assert (await purge_personal_data(PostgresPersonalData(db), now, RETENTION)).tickets == 1
 
 
 async def test_the_daemons_purger_purges_with_its_retention(
@@ -140,7 +143,8 @@ async def test_the_daemons_purger_purges_with_its_retention(
     # Closed in 2026: long past a retention of one day by the wall clock of any run.
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     try:
-        await PersonalDataPurger(pool, retention_days=1, interval_s=3600).purge()
+        store = PostgresPersonalData(pool)
+        await PersonalDataPurger(store, retention_days=1, interval_s=3600).purge()
     finally:
         await pool.close()
     assert "requester" not in (await payloads(db, "OLD-1"))["ticket.created"]

@@ -15,10 +15,12 @@ Database: TypeAlias = asyncpg.Pool | Connection
 
 
 @asynccontextmanager
-async def borrow(database: Database) -> AsyncIterator[Connection]:
+async def borrow(
+    database: Database, acquire_timeout_s: float | None = None
+) -> AsyncIterator[Connection]:
     """A connection of the pool for the block, or the one connection itself."""
     if isinstance(database, asyncpg.Pool):
-        async with database.acquire() as connection:
+        async with database.acquire(timeout=acquire_timeout_s) as connection:
             yield connection
     else:
         yield database
