@@ -7,6 +7,7 @@ port offers: clocks written as the recorder writes them, and rows read back.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -135,15 +136,8 @@ class PostgresBackend:
             await wake_schedulers(connection, (at - EPOCH) // timedelta(microseconds=1))
 
 
-@pytest.fixture(
-    params=["memory", pytest.param("postgres", marks=pytest.mark.integration)]
-)
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    """The store's adapters on empty tables: in memory, or in a migrated schema of its own."""
-    if request.param == "memory":
-        tables = Tables()
-        yield MemoryBackend(tables, MemoryFiringStore(tables), MemoryOutboxStore(tables))
-        return
+@asynccontextmanager
+async def _postgres() -> AsyncIterator[PostgresBackend]:
     async with own_schema("c") as url:
         pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
         try:
@@ -154,6 +148,26 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             )
         finally:
             await pool.close()
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("postgres", marks=pytest.mark.integration)]
+)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """The store's adapters on empty tables: in memory, or in a migrated schema of its own."""
+    if request.param == "memory":
+        tables = Tables()
+        yield MemoryBackend(tables, MemoryFiringStore(tables), MemoryOutboxStore(tables))
+        return
+    async with _postgres() as postgres:
+        yield postgres
+
+
+@pytest.fixture
+async def postgres_backend() -> AsyncIterator[PostgresBackend]:
+    """The PostgreSQL adapters alone, for what only a database with row locks can show."""
+    async with _postgres() as postgres:
+        yield postgres
 
 
 def queued(ticket_id: str, n: int, channel: str = "webhook") -> QueuedNotice:

@@ -145,9 +145,10 @@ async def test_a_listener_hears_of_an_earlier_due_instant_until_closed(
     assert heard == [at(3)]
 
 
-async def test_claim_skips_a_ticket_someone_else_holds(backend: Backend) -> None:
-    if not isinstance(backend, PostgresBackend):
-        pytest.skip("in memory one firing runs at a time: there is no lock to skip")
+@pytest.mark.integration
+async def test_claim_skips_a_ticket_someone_else_holds(postgres_backend: PostgresBackend) -> None:
+    # In memory one firing runs at a time: there is no lock to skip, so PostgreSQL alone.
+    backend = postgres_backend
     await backend.add_clock("A", "response", (at(10), at(20)))
     await backend.add_clock("B", "response", (at(12), at(20)))
     holder = await asyncpg.connect(backend.database_url)
