@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -110,17 +110,20 @@ class _Delivered:
         self.message_id = "m-1"
 
 
-async def test_a_dead_letter_whose_headers_cannot_be_sent_goes_with_the_reason_only() -> None:
-    exchange = _PickyExchange()
-    consumer = IntakeConsumer(
+def _consumer(exchange: object) -> IntakeConsumer:
+    return IntakeConsumer(
         queue=None,  # type: ignore[arg-type]
         dead_letters=exchange,  # type: ignore[arg-type]
         pool=None,  # type: ignore[arg-type]
         recorder=None,  # type: ignore[arg-type]
         batch_size=1,
-        retry_max_s=1,
-        now=lambda: datetime.now(UTC),
+        retry_max_s=0.2,
     )
+
+
+async def test_a_dead_letter_whose_headers_cannot_be_sent_goes_with_the_reason_only() -> None:
+    exchange = _PickyExchange()
+    consumer = _consumer(exchange)
     with capture_logs() as logs:
         await consumer._dead_letter(_Delivered(), Refusal("malformed", "not JSON"))  # type: ignore[arg-type]
     [sent] = exchange.published
@@ -148,17 +151,6 @@ class _FlakyExchange:
             self.failures -= 1
             raise ConnectionError("broker gone")
         self.published.append(message)
-
-
-def _consumer(exchange: object) -> IntakeConsumer:
-    return IntakeConsumer(
-        queue=None,  # type: ignore[arg-type]
-        dead_letters=exchange,  # type: ignore[arg-type]
-        pool=None,  # type: ignore[arg-type]
-        recorder=None,  # type: ignore[arg-type]
-        batch_size=1,
-        retry_max_s=0.2,
-    )
 
 
 async def test_a_dead_letter_the_broker_fails_to_take_is_retried_not_requeued() -> None:
