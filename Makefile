@@ -28,7 +28,7 @@ help:
 	@echo "  venv      create $(VENV) (Python >= 3.11) and pip install -e '.[test]' when pyproject.toml changed"
 	@echo "  services  ensure PostgreSQL and RabbitMQ are installed and running (deploy/ensure-services.sh)"
 	@echo "  services-test  services, plus Debian's prometheus package (promtool, a server for the tests)"
-	@echo "  lint      ruff check . && mypy"
+	@echo "  lint      ruff check ., ruff format --check (the Python sources) and mypy"
 	@echo "  test      venv + services-test, lint, then pytest (extra args: PYTEST_ARGS='...')"
 	@echo "  test-faults  the fault and load scenarios at full size, and their table (tests/faults; about an hour), then the intake fuzz test with FUZZ_EXAMPLES (500) examples"
 	@echo "  run       venv + services, then RUN_CMD (now: $(RUN_CMD))"
@@ -78,6 +78,7 @@ services-test:
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check engine tests benchmarks examples
 	$(BIN)/mypy
 
 test: venv services-test lint

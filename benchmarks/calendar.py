@@ -104,8 +104,10 @@ def main() -> None:
             is_open(s)
 
     repeat: int = args.repeat
-    print(f"office calendar ({spec.timezone}, DK holidays), Python {sys.version.split()[0]}, "
-          f"best and median of {repeat} runs")
+    print(
+        f"office calendar ({spec.timezone}, DK holidays), Python {sys.version.split()[0]}, "
+        f"best and median of {repeat} runs"
+    )
     print(f"{'':<47} {'calls':>9} {'best/s':>10} {'median/s':>10}")
     _timed("add(start, duration), fixed-offset starts", calls, repeat, add_fixed)
     _timed("add(start, duration), Europe/Copenhagen starts", calls, repeat, add_zoned)

@@ -80,8 +80,11 @@ def make_events(tickets: int, seed: int = 42) -> list[bytes]:
         for seq, (type_, fields) in enumerate(steps):
             at += timedelta(minutes=rng.randint(1, 240))
             event: dict[str, object] = {
-                "schema_version": 1, "event_id": str(uuid5(NAMESPACE, f"{ticket}/{seq}")),
-                "type": type_, "ticket_id": ticket, "occurred_at": at.isoformat(),
+                "schema_version": 1,
+                "event_id": str(uuid5(NAMESPACE, f"{ticket}/{seq}")),
+                "type": type_,
+                "ticket_id": ticket,
+                "occurred_at": at.isoformat(),
                 "channel": "web",
             }
             event.update(fields)
@@ -202,8 +205,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=50_000)
     parser.add_argument(
-        "--engines", type=int, default=1, help="engine processes consuming at once (DESIGN's "
-        "scale-out: competing consumers); the raw ceiling stays one process"
+        "--engines",
+        type=int,
+        default=1,
+        help="engine processes consuming at once (DESIGN's "
+        "scale-out: competing consumers); the raw ceiling stays one process",
     )
     args = parser.parse_args()
     bodies = make_events(args.tickets)

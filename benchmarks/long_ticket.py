@@ -125,12 +125,20 @@ def tune_gc() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true",
-                        help="measure every event again (ClockMeter.measure), the old path")
-    parser.add_argument("--sizes", default="100,1000,10000",
-                        help="the event numbers n to time, comma-separated")
-    parser.add_argument("--budget-s", type=float, default=1.0,
-                        help="seconds of repeats for each figure (at least 5 calls)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="measure every event again (ClockMeter.measure), the old path",
+    )
+    parser.add_argument(
+        "--sizes", default="100,1000,10000", help="the event numbers n to time, comma-separated"
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=1.0,
+        help="seconds of repeats for each figure (at least 5 calls)",
+    )
     args = parser.parse_args()  # fmt: skip
     sizes = [int(size) for size in args.sizes.split(",")]
     meter = ClockMeter(load_config(REPO / "config"))

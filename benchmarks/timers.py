@@ -80,8 +80,6 @@ def clock_rows(
         )  # fmt: skip
 
 
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

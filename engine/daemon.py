@@ -234,9 +234,7 @@ async def _serve(
         if on_started is not None:
             on_started(consumer)
         stop_waiter = asyncio.ensure_future(stopping.wait())
-        done, _ = await asyncio.wait(
-            {*workers, stop_waiter}, return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _ = await asyncio.wait({*workers, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
         stop_waiter.cancel()
         for worker in done & workers:
             worker.result()  # a worker only ends early by failing: let that stop us

@@ -104,9 +104,7 @@ async def run_cycles(
         stop_waiter.cancel()
 
 
-def run_every(
-    job: Callable[[], Awaitable[None]], interval_s: float, name: str
-) -> AsyncIOScheduler:
+def run_every(job: Callable[[], Awaitable[None]], interval_s: float, name: str) -> AsyncIOScheduler:
     """Run ``job`` now and then every ``interval_s``; shut the scheduler down to stop.
 
     A run that is still going when the next is due is not stacked (one instance), and

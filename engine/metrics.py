@@ -42,8 +42,7 @@ ESCALATIONS = Counter(
 )
 WARNINGS = Counter(
     "sla_warnings",
-    "Warning steps fired: a clock passed a configured fraction of its target before "
-    "the breach.",
+    "Warning steps fired: a clock passed a configured fraction of its target before the breach.",
     (*CLOCK_LABELS, "tier"),
 )
 NOTICES = Counter(
@@ -124,8 +123,7 @@ class StoreGauge:
 
 OPEN_CLOCKS = StoreGauge(
     "sla_open_clocks",
-    "Clocks not stopped, by state: running, paused, or breached (past the target and "
-    "not stopped).",
+    "Clocks not stopped, by state: running, paused, or breached (past the target and not stopped).",
     ("department", "metric", "agreement", "state"),
 )
 AT_RISK = StoreGauge(

@@ -65,8 +65,6 @@ def ticket_events(ticket: str, start: datetime, rng: random.Random) -> list[dict
     return events
 
 
-
-
 def _monday_years_ahead(years: int = 4) -> datetime:
     """08:00 on a late-November Monday (no Danish holiday near) some years from now."""
     day = date(date.today().year + years, 11, 20)

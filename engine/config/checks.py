@@ -51,8 +51,9 @@ def _contract_references(config: AgreementConfig, origin: Origin) -> Iterator[Pr
     contract = config.general_contract
     if message := _known("calendar", contract.default_calendar, config.calendars):
         yield origin.problem(message, "default_calendar")
-    if message := _known("escalation policy", contract.default_escalation_policy,
-                         config.escalation_policies):
+    if message := _known(
+        "escalation policy", contract.default_escalation_policy, config.escalation_policies
+    ):
         yield origin.problem(message, "default_escalation_policy")
     first_index: dict[str, int] = {}
     for index, service_id in enumerate(contract.positive_list):
@@ -62,7 +63,8 @@ def _contract_references(config: AgreementConfig, origin: Origin) -> Iterator[Pr
             yield origin.problem(
                 f"service {service_id!r} is listed twice, first at "
                 f"{_where(origin, 'positive_list', first_index[service_id])}",
-                "positive_list", index,
+                "positive_list",
+                index,
             )
         first_index.setdefault(service_id, index)
 
@@ -79,7 +81,9 @@ def _provider(config: AgreementConfig, origin: Origin) -> Iterator[Problem]:
             yield origin.problem(
                 f"duplicate id {team.id!r}, first defined at "
                 f"{_where(origin, 'customer_teams', first_index[team.id], 'id')}",
-                "customer_teams", index, "id",
+                "customer_teams",
+                index,
+                "id",
             )
         first_index.setdefault(team.id, index)
     owned: dict[str, list[str]] = {}
@@ -136,7 +140,9 @@ def _department(config: AgreementConfig, dep: Department, origin: Origin) -> Ite
         if service_id not in dep.services:
             yield origin.problem(
                 f"system owner named for {service_id!r}, which the department has not ordered",
-                "contacts", "system_owners", service_id,
+                "contacts",
+                "system_owners",
+                service_id,
             )
     yield from _tiers_reachable(config, dep, origin)
 
@@ -174,8 +180,9 @@ def _policy_steps(policy: EscalationPolicy, origin: Origin) -> Iterator[Problem]
 
 def _calendar_open_time(calendar: CalendarEntry, origin: Origin) -> Iterator[Problem]:
     if not calendar.has_week_hours():
-        yield origin.problem("the calendar has no open time in any year: every weekday is closed",
-                             "week")
+        yield origin.problem(
+            "the calendar has no open time in any year: every weekday is closed", "week"
+        )
         return
     # Weekly windows recur every year; only extra closure days can empty a whole year.
     business = BusinessCalendar(calendar)
@@ -201,8 +208,12 @@ def _olas(config: AgreementConfig, items: Located) -> Iterator[Problem]:
                     for service_id in dep.services
                     if (service := config.services.get(service_id)) is not None
                     and service.function == function
-                    and (sla_target := config.targets_for(dep.id, service_id)[1]
-                         .get(priority, {}).get(metric)) is not None
+                    and (
+                        sla_target := config.targets_for(dep.id, service_id)[1]
+                        .get(priority, {})
+                        .get(metric)
+                    )
+                    is not None
                     and ola_target > sla_target
                 ]
                 if looser:
@@ -212,5 +223,7 @@ def _olas(config: AgreementConfig, items: Located) -> Iterator[Problem]:
                         f"OLA target {format_duration(ola_target)} is looser than the SLA target "
                         f"{format_duration(strictest)} it underpins (department {dep_id!r}, "
                         f"service {service_id!r}){others}; an OLA must at least meet the SLA",
-                        "targets", priority, metric,
+                        "targets",
+                        priority,
+                        metric,
                     )

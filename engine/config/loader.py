@@ -60,10 +60,14 @@ def _read_file(path: Path, problems: list[Problem]) -> tuple[YamlDocument, Confi
         return None
     if not isinstance(document.data, dict):
         kind = "a list" if isinstance(document.data, list) else "a single value"
-        problems.append(Problem(
-            str(path), "", f"the file must hold a mapping of sections, not {kind}",
-            document.line_of(()),
-        ))
+        problems.append(
+            Problem(
+                str(path),
+                "",
+                f"the file must hold a mapping of sections, not {kind}",
+                document.line_of(()),
+            )
+        )
         return None
     try:
         return document, ConfigFile.model_validate(document.data)

@@ -125,7 +125,9 @@ class _Builder:
         if self.count > MAX_NODES:
             raise YamlError(
                 f"the file expands to more than {MAX_NODES:,} values "
-                "(aliases that repeat aliases?)", loc, line,
+                "(aliases that repeat aliases?)",
+                loc,
+                line,
             )
         if id(node) in self.open:
             raise YamlError("recursive alias: a value contains an alias of itself", loc, line)
@@ -148,7 +150,8 @@ class _Builder:
         if len(merges) > 1:
             raise YamlError(
                 "duplicate key '<<': merge several mappings with '<<: [*a, *b]'",
-                loc, merges[1][0].start_mark.line + 1,
+                loc,
+                merges[1][0].start_mark.line + 1,
             )
         merged, merged_lines = self._merged(merges[0][1], loc) if merges else ({}, {})
         written: dict[Any, Any] = {}

@@ -51,6 +51,7 @@ MAX_MESSAGE_BYTES = 160 * 1024
 # Duplicate event ids named in one log line; the count is always whole.
 _LOGGED_IDS = 20
 
+
 @dataclass
 class IntakeStats:
     """Counts since start, for logs, tests and (later) metrics."""
@@ -289,8 +290,9 @@ class IntakeConsumer:
         """
         for message, refusal in refused:
 
-            async def attempt(message: AbstractIncomingMessage = message,
-                              refusal: Refusal = refusal) -> bool:
+            async def attempt(
+                message: AbstractIncomingMessage = message, refusal: Refusal = refusal
+            ) -> bool:
                 await self._dead_letter(message, refusal)
                 return True
 

@@ -64,9 +64,10 @@ class Composer:
         self.config = config
 
     def _zone(self, calendar: str) -> ZoneInfo:
-        entry = self.config.calendars.get(calendar) or self.config.calendars[
-            self.config.general_contract.default_calendar
-        ]
+        entry = (
+            self.config.calendars.get(calendar)
+            or self.config.calendars[self.config.general_contract.default_calendar]
+        )
         return entry.zone
 
     def render(self, step: FiredStep, language: Language, notice: UUID) -> tuple[str, str]:

@@ -128,9 +128,10 @@ class CalendarBook:
         key = (calendar_id, batch)
         calendar = self._built.get(key)
         if calendar is None:
-            spec = self._config.calendars.get(calendar_id) or self._config.calendars[
-                self._config.general_contract.default_calendar
-            ]
+            spec = (
+                self._config.calendars.get(calendar_id)
+                or self._config.calendars[self._config.general_contract.default_calendar]
+            )
             base = self._built.get((calendar_id, False)) or BusinessCalendar(spec)
             self._built[(calendar_id, False)] = base
             calendar = base.with_batch_windows() if batch else base

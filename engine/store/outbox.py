@@ -43,9 +43,7 @@ class Settlement:
 class OutboxStore(Protocol):
     """Where notices wait to be delivered."""
 
-    async def claim(
-        self, now: datetime, lease_until: datetime, limit: int
-    ) -> list[ClaimedNotice]:
+    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedNotice]:
         """Lease the ``limit`` earliest pending notices due at ``now``, in no set order."""
         ...
 

@@ -141,8 +141,7 @@ class Recorder:
         ticket_ids = sorted({event.ticket_id for event, _ in by_id.values()})
         async with connection.transaction():
             await connection.execute(
-                "INSERT INTO tickets (ticket_id) SELECT unnest($1::text[])"
-                " ON CONFLICT DO NOTHING",
+                "INSERT INTO tickets (ticket_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
                 ticket_ids,
             )
             locked = await _lock_tickets(connection, ticket_ids)
@@ -266,9 +265,7 @@ class Recorder:
             locked = await _lock_tickets(connection, ordered)
             await _stage(connection)
             present = [row["ticket_id"] for row in locked]
-            *_, history, readings = await self._measure_again(
-                connection, present, locked, {}, now
-            )
+            *_, history, readings = await self._measure_again(connection, present, locked, {}, now)
         self._keep(history, readings)
         return len(present)
 
@@ -411,9 +408,7 @@ def _duplicates(events: Sequence[TicketEvent], inserted: Sequence[asyncpg.Record
     return found
 
 
-async def _lock_tickets(
-    connection: Connection, ticket_ids: Sequence[str]
-) -> list[asyncpg.Record]:
+async def _lock_tickets(connection: Connection, ticket_ids: Sequence[str]) -> list[asyncpg.Record]:
     """Lock the tickets' rows in ticket order (so that no two engines deadlock) and read
     the snapshots, clock keys and event counts kept on them."""
     return await connection.fetch(
@@ -560,6 +555,8 @@ _UPDATE_TICKETS = (
     " event_count = u.event_count, updated_at = $1"
     " FROM staged_tickets AS u WHERE tickets.ticket_id = u.ticket_id"
 )
+
+
 # The steps travel as array literals, and their instants as epoch microseconds: COPY's
 # binary arrays cost this process a check of every element, which the database can do
 # on its own, idle, core instead. The deadline and next due instant travel as epoch

@@ -96,9 +96,7 @@ async def mark_standing(connection: Connection, restored: Sequence[StepKey]) -> 
     await _set_status(connection, restored, "fired", None)
 
 
-async def mark_superseded(
-    connection: Connection, undone: Sequence[StepKey], now: datetime
-) -> None:
+async def mark_superseded(connection: Connection, undone: Sequence[StepKey], now: datetime) -> None:
     """Keep the undone steps in the record, marked superseded (their notices stay sent)."""
     await _set_status(connection, undone, "superseded", now)
 

@@ -45,8 +45,6 @@ async def start(daemons: list[Daemon], env: dict[str, str], tmp_path: Path) -> D
     return daemon
 
 
-
-
 def short_sof_response(edit_yaml: EditYaml, target_s: int, ola_s: int) -> None:
     """SOF's mobile phones get a P1 response target of ``target_s`` seconds, and the
     pc-software OLA one of ``ola_s`` (an OLA must stay at least as strict as the SLA)."""

@@ -48,7 +48,8 @@ def test_check_config_lists_every_problem_and_fails(config_dir: Path) -> None:
     catalog = config_dir / "catalog.yaml"
     catalog.write_text(catalog.read_text("utf-8").replace("function: sales", "function: sale"))
     (config_dir / "departments" / "okf.yaml").write_text(
-        (config_dir / "departments" / "okf.yaml").read_text("utf-8")
+        (config_dir / "departments" / "okf.yaml")
+        .read_text("utf-8")
         .replace("calendar: office", "calendar: offfice")
     )
     result = run("check-config", str(config_dir))

@@ -45,7 +45,10 @@ async def some_recorded(database_url: str, n: int) -> None:
 
 
 async def test_sigterm_mid_stream_loses_nothing(
-    daemons: list[Daemon], daemon_env: dict[str, str], database_url: str, tmp_path: Path,
+    daemons: list[Daemon],
+    daemon_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
     broker: aio_pika.abc.AbstractChannel,
 ) -> None:
     events = stream(600, seed=3)
@@ -64,7 +67,10 @@ async def test_sigterm_mid_stream_loses_nothing(
 
 
 async def test_two_engines_share_the_queue_without_loss_or_double(
-    daemons: list[Daemon], daemon_env: dict[str, str], database_url: str, tmp_path: Path,
+    daemons: list[Daemon],
+    daemon_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
     broker: aio_pika.abc.AbstractChannel,
 ) -> None:
     events = stream(800, seed=4)
@@ -85,7 +91,10 @@ def _cluster() -> list[str]:
 
 
 async def test_postgresql_stopped_mid_stream_every_event_recorded_once(
-    daemons: list[Daemon], daemon_env: dict[str, str], database_url: str, tmp_path: Path,
+    daemons: list[Daemon],
+    daemon_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
     broker: aio_pika.abc.AbstractChannel,
 ) -> None:
     events = stream(600, seed=5)

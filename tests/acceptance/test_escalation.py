@@ -184,8 +184,12 @@ def delivered_once(receivers: Receivers, outbox: list[asyncpg.Record]) -> None:
 
 
 async def test_a_breach_reaches_each_channel_once(
-    daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
-    database_url: str, tmp_path: Path, broker: aio_pika.abc.AbstractChannel,
+    daemons: list[Daemon],
+    escalation_env: dict[str, str],
+    receivers: Receivers,
+    database_url: str,
+    tmp_path: Path,
+    broker: aio_pika.abc.AbstractChannel,
 ) -> None:
     await receivers.start()
     await start(daemons, escalation_env, tmp_path)
@@ -206,8 +210,12 @@ async def test_a_breach_reaches_each_channel_once(
 
 
 async def test_notices_committed_but_not_sent_go_out_after_sigkill_with_the_same_ids(
-    daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
-    database_url: str, tmp_path: Path, broker: aio_pika.abc.AbstractChannel,
+    daemons: list[Daemon],
+    escalation_env: dict[str, str],
+    receivers: Receivers,
+    database_url: str,
+    tmp_path: Path,
+    broker: aio_pika.abc.AbstractChannel,
 ) -> None:
     engine = await start(daemons, escalation_env, tmp_path)  # SMTP and webhooks are down
     await publish_events(lines([phone_ticket("SOF-2", every_step_past())]), AMQP_URL)
@@ -235,8 +243,12 @@ async def test_notices_committed_but_not_sent_go_out_after_sigkill_with_the_same
 
 @pytest.mark.timeout(120)
 async def test_steps_due_while_the_engine_was_down_fire_after_restart_in_order(
-    daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
-    database_url: str, tmp_path: Path, broker: aio_pika.abc.AbstractChannel,
+    daemons: list[Daemon],
+    escalation_env: dict[str, str],
+    receivers: Receivers,
+    database_url: str,
+    tmp_path: Path,
+    broker: aio_pika.abc.AbstractChannel,
 ) -> None:
     await receivers.start()
     engine = await start(daemons, escalation_env, tmp_path)
@@ -265,8 +277,12 @@ async def test_steps_due_while_the_engine_was_down_fire_after_restart_in_order(
 
 
 async def test_two_engines_fire_each_step_once(
-    daemons: list[Daemon], escalation_env: dict[str, str], receivers: Receivers,
-    database_url: str, tmp_path: Path, broker: aio_pika.abc.AbstractChannel,
+    daemons: list[Daemon],
+    escalation_env: dict[str, str],
+    receivers: Receivers,
+    database_url: str,
+    tmp_path: Path,
+    broker: aio_pika.abc.AbstractChannel,
 ) -> None:
     await receivers.start()
     for _ in range(2):

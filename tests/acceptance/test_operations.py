@@ -76,7 +76,9 @@ async def scrape(daemon: Daemon) -> Samples:
 
 
 async def test_the_http_port_serves_health_metrics_and_ticket_state(
-    daemons: list[Daemon], ops_env: dict[str, str], tmp_path: Path,
+    daemons: list[Daemon],
+    ops_env: dict[str, str],
+    tmp_path: Path,
     broker: aio_pika.abc.AbstractChannel,
 ) -> None:
     engine = await start(daemons, ops_env, tmp_path)
@@ -178,7 +180,10 @@ def test_an_http_port_in_use_is_a_clear_error(daemon_env: dict[str, str], tmp_pa
 
 
 async def test_logs_are_json_lines_with_ticket_ids_and_no_secrets(
-    daemons: list[Daemon], daemon_env: dict[str, str], database_url: str, tmp_path: Path,
+    daemons: list[Daemon],
+    daemon_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
     broker: aio_pika.abc.AbstractChannel,
 ) -> None:
     # PostgreSQL trusts local connections, so a password in the URL is accepted and unused.
@@ -285,8 +290,11 @@ def grafana_filled(expr: str) -> str:
 
 
 async def test_prometheus_scrapes_a_breach_and_raises_its_alert(
-    daemons: list[Daemon], ops_env: dict[str, str], tmp_path: Path,
-    prometheus_of: list[Prometheus], broker: aio_pika.abc.AbstractChannel,
+    daemons: list[Daemon],
+    ops_env: dict[str, str],
+    tmp_path: Path,
+    prometheus_of: list[Prometheus],
+    broker: aio_pika.abc.AbstractChannel,
 ) -> None:
     engine = await start(daemons, ops_env, tmp_path)
     prometheus = Prometheus(tmp_path, f"127.0.0.1:{engine.port}")
@@ -319,4 +327,3 @@ async def test_prometheus_scrapes_a_breach_and_raises_its_alert(
     # Every dashboard panel's and alert rule's query is valid PromQL to a real server.
     for expr in [*dashboard_queries(), *alert_queries()]:
         assert await prometheus.query(grafana_filled(expr)) is not None, expr
-

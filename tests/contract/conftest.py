@@ -150,9 +150,7 @@ async def _postgres() -> AsyncIterator[PostgresBackend]:
             await pool.close()
 
 
-@pytest.fixture(
-    params=["memory", pytest.param("postgres", marks=pytest.mark.integration)]
-)
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """The store's adapters on empty tables: in memory, or in a migrated schema of its own."""
     if request.param == "memory":

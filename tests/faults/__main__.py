@@ -19,10 +19,18 @@ from tests.faults.scenarios import SCENARIOS, run_scenario
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30_000, help="events per scenario")
-    parser.add_argument("--backlog", type=int, default=1_000_000,
-                        help="events waiting before the engine starts, in the backlog scenario")
-    parser.add_argument("--batch-size", type=int, default=500,
-                        help="the engines' batch size: smaller puts more batches between faults")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=1_000_000,
+        help="events waiting before the engine starts, in the backlog scenario",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        help="the engines' batch size: smaller puts more batches between faults",
+    )
     parser.add_argument("--only", choices=sorted(SCENARIOS), action="append")
     args = parser.parse_args()
     rows = []

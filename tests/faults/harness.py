@@ -219,8 +219,12 @@ class Stage:
                 if key not in clocks or clocks[key][0] != state
                 or abs(clocks[key][1] - elapsed) > 1e-3
             ) + len(set(clocks) - set(expected.clocks))  # fmt: skip
-            steps = [(r["ticket_id"], r["clock_key"], r["step"]) for r in await db.fetch(
-                "SELECT ticket_id, clock_key, step FROM escalation_steps WHERE status = 'fired'")]
+            steps = [
+                (r["ticket_id"], r["clock_key"], r["step"])
+                for r in await db.fetch(
+                    "SELECT ticket_id, clock_key, step FROM escalation_steps WHERE status = 'fired'"
+                )
+            ]
             row.doubled += len(steps) - len(set(steps))
             wrong_steps = len(expected.steps ^ set(steps))
             row.wrong = wrong_clocks + wrong_steps

@@ -78,7 +78,10 @@ async def test_due_steps_fire_once_in_order_with_their_notices(
     breach = sorted((n["channel"], n["recipient"]) for n in notices if n["step"] == 1.0)
     assert breach == [("email", "systemejer-opus@okf.kk.dk")]  # tactical: the system owner
     warning = sorted((n["channel"], n["recipient"]) for n in notices if n["step"] == 0.5)
-    assert warning == [("email", "drift@okf.kk.dk"), ("webhook", "https://hooks.okf.kk.example/drift")]
+    assert warning == [
+        ("email", "drift@okf.kk.dk"),
+        ("webhook", "https://hooks.okf.kk.example/drift"),
+    ]
 
 
 async def test_steps_due_while_nobody_looked_fire_together_in_due_order(

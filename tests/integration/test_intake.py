@@ -115,8 +115,16 @@ async def test_invalid_messages_are_dead_lettered_with_reasons_while_the_queue_f
     engine: RunningEngine, db: asyncpg.Connection, broker: aio_pika.abc.AbstractChannel
 ) -> None:
     valid = stream(2)
-    unknown = event("ticket.created", "BAD-1", 0, MONDAY, department="nowhere",
-                    service="esdh", priority="P1", subject="x")
+    unknown = event(
+        "ticket.created",
+        "BAD-1",
+        0,
+        MONDAY,
+        department="nowhere",
+        service="esdh",
+        priority="P1",
+        subject="x",
+    )
     bad = [b"not json", json.dumps({**valid[0], "extra": 1}).encode(), json.dumps(unknown).encode()]
     await publish_events([bad[0], *lines(valid[:3]), bad[1], *lines(valid[3:]), bad[2]], AMQP_URL)
     await recorded(db, len(valid))
@@ -159,8 +167,12 @@ async def test_events_before_their_creation_are_kept_and_applied_later(
 async def test_migrate_builds_an_empty_database_from_zero(db: asyncpg.Connection) -> None:
     applied = await migrate(db)
     assert [m.version for m in applied] == [m.version for m in migrations()]
-    tables = {r["tablename"] for r in await db.fetch(
-        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    tables = {
+        r["tablename"]
+        for r in await db.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        )
+    }
     assert {"schema_migrations", "events", "tickets", "clocks"} <= tables
     assert await migrate(db) == []  # a second run has nothing to do
 
@@ -169,8 +181,7 @@ async def test_a_recorder_reads_what_another_process_recorded(db: asyncpg.Connec
     await migrate(db)
     meter = ClockMeter(load_config(EXAMPLE_CONFIG))
     first, second = Recorder(meter), Recorder(meter, cache_size=1)
-    events = [parse_event(body) for body in lines(ticket_events("TWO-1", MONDAY,
-                                                                random.Random(3)))]
+    events = [parse_event(body) for body in lines(ticket_events("TWO-1", MONDAY, random.Random(3)))]
     now = datetime(2026, 11, 27, tzinfo=UTC)
     await first.record(db, events[:1], now)
     outcome = await second.record(db, events[1:], now)  # knows none of the first's events
@@ -188,8 +199,9 @@ async def test_recorders_taking_turns_on_a_ticket_measure_every_event(
     await migrate(db)
     meter = ClockMeter(load_config(EXAMPLE_CONFIG))
     recorders = [Recorder(meter), Recorder(meter)]
-    events = [parse_event(body) for body in lines(ticket_events("TURN-1", MONDAY,
-                                                                random.Random(5)))]
+    events = [
+        parse_event(body) for body in lines(ticket_events("TURN-1", MONDAY, random.Random(5)))
+    ]
     now = datetime(2026, 11, 27, tzinfo=UTC)
     for n, one in enumerate(events):
         await recorders[n % 2].record(db, [one], now)
@@ -214,10 +226,12 @@ async def test_a_batch_that_fails_leaves_no_history_behind(
         "ticket.created", "FAIL-1", 0, MONDAY, department="buf", service="esdh",
         priority="P2", subject="x")))  # fmt: skip
     responded = parse_event(json.dumps(event("ticket.responded", "FAIL-1", 1, MONDAY)))
-    working = parse_event(json.dumps(
-        event("ticket.status_changed", "FAIL-1", 2, MONDAY, status="in_progress")))
-    waiting = parse_event(json.dumps(
-        event("ticket.status_changed", "FAIL-1", 3, MONDAY, status="pending_customer")))
+    working = parse_event(
+        json.dumps(event("ticket.status_changed", "FAIL-1", 2, MONDAY, status="in_progress"))
+    )
+    waiting = parse_event(
+        json.dumps(event("ticket.status_changed", "FAIL-1", 3, MONDAY, status="pending_customer"))
+    )
     now = datetime(2026, 11, 27, tzinfo=UTC)
     await first.record(db, [created], now)
 
@@ -247,8 +261,9 @@ async def test_a_batch_that_fails_leaves_the_kept_reading_as_it_was(
         priority="P2", subject="x")))  # fmt: skip
     responded = parse_event(json.dumps(event("ticket.responded", "FAIL-2", 1, MONDAY)))
     later = MONDAY.replace(hour=10)
-    working = parse_event(json.dumps(
-        event("ticket.status_changed", "FAIL-2", 2, later, status="in_progress")))
+    working = parse_event(
+        json.dumps(event("ticket.status_changed", "FAIL-2", 2, later, status="in_progress"))
+    )
     now = datetime(2026, 11, 27, tzinfo=UTC)
     await recorder.record(db, [created], now)
 
@@ -330,8 +345,16 @@ async def test_an_event_the_engine_fails_on_is_dead_lettered_alone(
         return measure(self, events, attached, as_of)
 
     monkeypatch.setattr(ClockMeter, "measure", failing)
-    boom = event("ticket.created", "BOOM-1", 0, MONDAY, department="buf", service="esdh",
-                 priority="P2", subject="x")
+    boom = event(
+        "ticket.created",
+        "BOOM-1",
+        0,
+        MONDAY,
+        department="buf",
+        service="esdh",
+        priority="P2",
+        subject="x",
+    )
     good = stream(2)
     await publish_events(lines([*good[:4], boom, *good[4:]]), AMQP_URL)
     await recorded(db, len(good))

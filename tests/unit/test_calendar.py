@@ -255,9 +255,7 @@ def test_building_backwards_gives_the_same_answers() -> None:
     start = at(2021, 12, 30, 10)
     fresh = BusinessCalendar.from_config(OFFICE)
     assert forward.add(start, h(700)) == fresh.add(start, h(700))
-    assert forward.elapsed(start, at(2031, 5, 5, 13)) == fresh.elapsed(
-        start, at(2031, 5, 5, 13)
-    )
+    assert forward.elapsed(start, at(2031, 5, 5, 13)) == fresh.elapsed(start, at(2031, 5, 5, 13))
 
 
 @pytest.mark.parametrize("far", [at(2190, 6, 5, 10), at(1905, 6, 5, 10)])

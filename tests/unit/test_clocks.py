@@ -57,8 +57,14 @@ def created(
     when: datetime, department: str = "buf", service: str = "esdh", **kw: Any
 ) -> TicketEvent:
     kw.setdefault("priority", "P2")
-    return event("ticket.created", when, department=department, service=service,
-                 subject="Kan ikke åbne sag", **kw)
+    return event(
+        "ticket.created",
+        when,
+        department=department,
+        service=service,
+        subject="Kan ikke åbne sag",
+        **kw,
+    )
 
 
 def status(when: datetime, value: str) -> TicketEvent:
@@ -103,18 +109,26 @@ def test_creation_attaches_the_departments_sla_with_default_targets() -> None:
 def test_thresholds_follow_the_policy_steps() -> None:
     response = clock(measure([created(at())], as_of=at(0.8)), "response")
     assert [(t.fraction, t.tier) for t in response.thresholds] == [
-        (0.5, "operational"), (0.75, "operational"), (0.9, "tactical"),
-        (1.0, "tactical"), (1.5, "strategic"), (2.0, "strategic"),
+        (0.5, "operational"),
+        (0.75, "operational"),
+        (0.9, "tactical"),
+        (1.0, "tactical"),
+        (1.5, "strategic"),
+        (2.0, "strategic"),
     ]
     assert [t.due_at for t in response.thresholds] == [
-        at(0.5), at(0.75), at(0.9), at(1), at(1.5), at(2)
+        at(0.5),
+        at(0.75),
+        at(0.9),
+        at(1),
+        at(1.5),
+        at(2),
     ]
     assert [t.fraction for t in response.ahead()] == [0.9, 1.0, 1.5, 2.0]
 
 
 def test_response_stops_at_the_first_response() -> None:
-    events = [created(at()), event("ticket.responded", at(0.25)),
-              event("ticket.responded", at(3))]
+    events = [created(at()), event("ticket.responded", at(0.25)), event("ticket.responded", at(3))]
     response = clock(measure(events, as_of=at(5)), "response")
     assert response.state == "met"
     assert response.stopped_at == at(0.25)
@@ -130,21 +144,29 @@ def test_late_response_is_a_breach() -> None:
     assert response.fraction == 2.0
     # Steps passed while it ran keep the instants they fell due.
     assert [t.due_at for t in response.thresholds] == [
-        at(0.5), at(0.75), at(0.9), at(1), at(1.5), at(2)
+        at(0.5),
+        at(0.75),
+        at(0.9),
+        at(1),
+        at(1.5),
+        at(2),
     ]
 
 
 def test_running_clock_past_its_deadline_is_breached() -> None:
     response = clock(measure([created(at())], as_of=at(1)), "response")
     assert response.state == "breached"
-    response = clock(measure([created(at()), event("ticket.responded", at(1))], as_of=at(3)),
-                     "response")
+    response = clock(
+        measure([created(at()), event("ticket.responded", at(1))], as_of=at(3)), "response"
+    )
     assert response.state == "met"  # answered on the deadline itself
 
 
 def test_pending_pauses_resolution_and_keeps_the_time_spent() -> None:
     events = [
-        created(at()), status(at(1), "pending_customer"), status(at(0, days=2), "in_progress")
+        created(at()),
+        status(at(1), "pending_customer"),
+        status(at(0, days=2), "in_progress"),
     ]
     paused = clock(measure(events[:2], as_of=at(5)), "resolution")
     assert paused.state == "paused"
@@ -170,8 +192,11 @@ def test_resolved_stops_and_reopen_resumes_with_the_time_spent() -> None:
 
 
 def test_closed_stops_every_clock_and_later_events_change_nothing() -> None:
-    events = [created(at()), event("ticket.assigned", at(0.5), function="pc-software"),
-              status(at(1), "closed")]
+    events = [
+        created(at()),
+        event("ticket.assigned", at(0.5), function="pc-software"),
+        status(at(1), "closed"),
+    ]
     closed = measure(events, as_of=at(3))
     assert all(c.stopped_at == at(1) and not c.running for c in closed.clocks)
     later = measure([*events, status(at(2), "in_progress")], as_of=at(3))
@@ -179,8 +204,11 @@ def test_closed_stops_every_clock_and_later_events_change_nothing() -> None:
 
 
 def test_ola_clock_runs_from_assignment_until_reassignment() -> None:
-    events = [created(at()), event("ticket.assigned", at(1), function="pc-software"),
-              event("ticket.assigned", at(3), function="server-network")]
+    events = [
+        created(at()),
+        event("ticket.assigned", at(1), function="pc-software"),
+        event("ticket.assigned", at(3), function="server-network"),
+    ]
     result = measure(events, as_of=at(4))
     first, second = clock(result, "ola:1:pc-software"), clock(result, "ola:2:server-network")
     assert first.agreement.kind == "ola"
@@ -195,12 +223,18 @@ def test_ola_clock_runs_from_assignment_until_reassignment() -> None:
 
 
 def test_a_function_handed_the_ticket_back_resumes_its_one_clock() -> None:
-    events = [created(at()), event("ticket.assigned", at(1), function="pc-software"),
-              event("ticket.assigned", at(2), function="server-network"),
-              event("ticket.assigned", at(3), function="pc-software")]
+    events = [
+        created(at()),
+        event("ticket.assigned", at(1), function="pc-software"),
+        event("ticket.assigned", at(2), function="server-network"),
+        event("ticket.assigned", at(3), function="pc-software"),
+    ]
     result = measure(events, as_of=at(4))
     assert [c.key for c in result.clocks] == [
-        "response", "resolution", "ola:1:pc-software", "ola:2:server-network"
+        "response",
+        "resolution",
+        "ola:1:pc-software",
+        "ola:2:server-network",
     ]
     back, other = clock(result, "ola:1:pc-software"), clock(result, "ola:2:server-network")
     # 10-11 and 12-13 with PC og Software: two hours of its four.
@@ -212,10 +246,13 @@ def test_a_function_handed_the_ticket_back_resumes_its_one_clock() -> None:
 
 
 def test_a_function_handed_back_a_paused_ticket_waits_with_it() -> None:
-    events = [created(at()), event("ticket.assigned", at(1), function="pc-software"),
-              status(at(2), "pending_customer"),
-              event("ticket.assigned", at(3), function="server-network"),
-              event("ticket.assigned", at(4), function="pc-software")]
+    events = [
+        created(at()),
+        event("ticket.assigned", at(1), function="pc-software"),
+        status(at(2), "pending_customer"),
+        event("ticket.assigned", at(3), function="server-network"),
+        event("ticket.assigned", at(4), function="pc-software"),
+    ]
     back = clock(measure(events, as_of=at(5)), "ola:1:pc-software")
     assert (back.state, back.stopped_at, back.elapsed) == ("paused", None, timedelta(hours=1))
     resumed = [*events, status(at(6), "in_progress")]
@@ -225,8 +262,10 @@ def test_a_function_handed_back_a_paused_ticket_waits_with_it() -> None:
 
 def test_flipping_between_two_functions_keeps_two_ola_clocks() -> None:
     functions = itertools.cycle(["pc-software", "server-network"])
-    flips = [event("ticket.assigned", at(0, days=1) + timedelta(minutes=n), function=f)
-             for n, f in zip(range(200), functions, strict=False)]
+    flips = [
+        event("ticket.assigned", at(0, days=1) + timedelta(minutes=n), function=f)
+        for n, f in zip(range(200), functions, strict=False)
+    ]
     result = measure([created(at()), *flips], as_of=flips[-1].occurred_at + timedelta(hours=1))
     olas = [c for c in result.clocks if c.agreement.kind == "ola"]
     assert [c.key for c in olas] == ["ola:1:pc-software", "ola:2:server-network"]
@@ -237,16 +276,23 @@ def test_flipping_between_two_functions_keeps_two_ola_clocks() -> None:
 
 
 def test_assignment_to_the_same_function_keeps_its_clock() -> None:
-    events = [created(at()), event("ticket.assigned", at(1), function="helpdesk", team="a"),
-              event("ticket.assigned", at(2), function="helpdesk", team="b")]
+    events = [
+        created(at()),
+        event("ticket.assigned", at(1), function="helpdesk", team="a"),
+        event("ticket.assigned", at(2), function="helpdesk", team="b"),
+    ]
     keys = [c.key for c in measure(events, as_of=at(3)).clocks]
     assert keys == ["response", "resolution", "ola:1:helpdesk"]
 
 
 def test_ola_pauses_and_stops_with_resolution() -> None:
-    events = [created(at()), event("ticket.assigned", at(1), function="pc-software"),
-              status(at(2), "pending_third_party"), status(at(4), "in_progress"),
-              status(at(5), "resolved")]
+    events = [
+        created(at()),
+        event("ticket.assigned", at(1), function="pc-software"),
+        status(at(2), "pending_third_party"),
+        status(at(4), "in_progress"),
+        status(at(5), "resolved"),
+    ]
     ola = clock(measure(events, as_of=at(6)), "ola:1:pc-software")
     assert ola.elapsed == timedelta(hours=2)
     assert ola.stopped_at == at(5)
@@ -255,9 +301,13 @@ def test_ola_pauses_and_stops_with_resolution() -> None:
 def test_function_without_an_ola_gets_no_ola_clock() -> None:
     events = [created(at()), event("ticket.assigned", at(1), function="sales")]
     result = ticket_clocks(
-        events, attached={}, attach_sla=partial(attach_sla, config()),
-        attach_ola=lambda *_: None, calendar_of=calendars().get,
-        priority_of=config().priority, as_of=at(2),
+        events,
+        attached={},
+        attach_sla=partial(attach_sla, config()),
+        attach_ola=lambda *_: None,
+        calendar_of=calendars().get,
+        priority_of=config().priority,
+        as_of=at(2),
     )
     assert result is not None
     assert [c.key for c in result.clocks] == ["response", "resolution"]
@@ -271,8 +321,10 @@ def test_priority_change_retargets_keeping_the_elapsed_time() -> None:
     assert resolution.elapsed == timedelta(hours=3)
     assert resolution.deadline == at(4)
     # A clock that had stopped keeps the target it stopped under.
-    response = clock(measure([created(at()), event("ticket.responded", at(0.5)), *events[1:]],
-                             as_of=at(3)), "response")
+    response = clock(
+        measure([created(at()), event("ticket.responded", at(0.5)), *events[1:]], as_of=at(3)),
+        "response",
+    )
     assert (response.priority, response.target) == ("P2", timedelta(hours=1))
 
 
@@ -312,8 +364,9 @@ def test_batch_service_runs_in_the_night_windows() -> None:
 
 def test_attached_snapshot_is_kept_over_the_current_config() -> None:
     current = attach_sla(config(), "buf", "esdh")
-    older = replace(current, targets_s={**current.targets_s, "P2": {"response": 600,
-                                                                     "resolution": 7200}})
+    older = replace(
+        current, targets_s={**current.targets_s, "P2": {"response": 600, "resolution": 7200}}
+    )
     result = measure([created(at())], as_of=at(1), attached={sla_key("buf", "esdh"): older})
     assert clock(result, "resolution").target == timedelta(hours=2)
     assert result.agreements[sla_key("buf", "esdh")] is older
@@ -321,11 +374,18 @@ def test_attached_snapshot_is_kept_over_the_current_config() -> None:
 
 def test_events_before_creation_wait_for_it() -> None:
     responded = event("ticket.responded", at(0.5))
-    assert ticket_clocks(
-        [responded], attached={}, attach_sla=partial(attach_sla, config()),
-        attach_ola=partial(attach_ola, config()), calendar_of=calendars().get,
-        priority_of=config().priority, as_of=at(1),
-    ) is None
+    assert (
+        ticket_clocks(
+            [responded],
+            attached={},
+            attach_sla=partial(attach_sla, config()),
+            attach_ola=partial(attach_ola, config()),
+            calendar_of=calendars().get,
+            priority_of=config().priority,
+            as_of=at(1),
+        )
+        is None
+    )
     result = measure([responded, created(at())], as_of=at(1))
     assert clock(result, "response").stopped_at == at(0.5)
 
@@ -343,8 +403,13 @@ STREAM = [
     status(at(3), "in_progress"),
     event("ticket.priority_changed", at(4), priority="P1", event_id=UUID(int=4)),
     event("ticket.assigned", at(5), function="server-network", event_id=UUID(int=5)),
-    event("ticket.commented", at(5), visibility="public", body="Vi kigger på det",
-          event_id=UUID(int=6)),
+    event(
+        "ticket.commented",
+        at(5),
+        visibility="public",
+        body="Vi kigger på det",
+        event_id=UUID(int=6),
+    ),
     status(at(6), "resolved"),
     status(at(0, days=1), "in_progress"),
     event("ticket.reclassified", at(1, days=1), service="netvaerk-vpn", event_id=UUID(int=7)),
@@ -367,15 +432,21 @@ def test_every_prefix_of_the_stream_measures_without_error() -> None:
 
 @pytest.mark.parametrize("steps", list(itertools.islice(itertools.permutations(range(3)), 3)))
 def test_same_instant_events_are_ordered_by_event_id(steps: tuple[int, ...]) -> None:
-    same = [created(at(), event_id=UUID(int=10)),
-            status(at(1), "resolved"), status(at(1), "in_progress")]
+    same = [
+        created(at(), event_id=UUID(int=10)),
+        status(at(1), "resolved"),
+        status(at(1), "in_progress"),
+    ]
     shuffled = [same[i] for i in steps]
     assert measure(shuffled, at(2)).clocks == measure(same, at(2)).clocks
 
 
 def test_ola_after_reclassification_is_the_same_whatever_arrived_first() -> None:
-    events = [created(at()), event("ticket.assigned", at(1), function="pc-software"),
-              event("ticket.reclassified", at(2), department="sof")]
+    events = [
+        created(at()),
+        event("ticket.assigned", at(1), function="pc-software"),
+        event("ticket.reclassified", at(2), department="sof"),
+    ]
     first = measure(events[:2], as_of=at(3))  # the assignment recorded before the rest
     later = measure(events, as_of=at(0, days=1), attached=dict(first.agreements))
     at_once = measure(events, as_of=at(0, days=1))

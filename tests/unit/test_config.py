@@ -90,8 +90,10 @@ class TestExample:
 
 class TestUnknownReferences:
     def test_service_ordered_by_a_department(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["services"]
-                         .update({"no-such-service": {}}))
+        path = edit_yaml(
+            "departments/buf.yaml",
+            lambda d: d["departments"][0]["services"].update({"no-such-service": {}}),
+        )
         problem = only_problem(path.parent.parent)
         assert problem.file == str(path)
         assert problem.key == "departments[0].services.no-such-service"
@@ -99,8 +101,9 @@ class TestUnknownReferences:
         assert problem.line == line_of(path, "no-such-service")
 
     def test_calendar(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("departments/okf.yaml",
-                         lambda d: d["departments"][0].update(calendar="weekends"))
+        path = edit_yaml(
+            "departments/okf.yaml", lambda d: d["departments"][0].update(calendar="weekends")
+        )
         problem = only_problem(path.parent.parent)
         assert problem.key == "departments[0].calendar"
         assert "unknown calendar 'weekends' (known: care-24-7, extended, office)" in str(problem)
@@ -113,49 +116,59 @@ class TestUnknownReferences:
         assert "(got 'network')" in problem.message
 
     def test_tier(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("escalation.yaml", lambda d: d["escalation_policies"][0]["steps"][2]
-                         .update(tier="management"))
+        path = edit_yaml(
+            "escalation.yaml",
+            lambda d: d["escalation_policies"][0]["steps"][2].update(tier="management"),
+        )
         problem = only_problem(path.parent)
         assert problem.key == "escalation_policies[0].steps[2].tier"
         assert "'operational', 'tactical' or 'strategic'" in problem.message
 
     def test_escalation_policy_of_a_department(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("departments/sf.yaml",
-                         lambda d: d["departments"][0].update(escalation_policy="gentle"))
+        path = edit_yaml(
+            "departments/sf.yaml", lambda d: d["departments"][0].update(escalation_policy="gentle")
+        )
         problem = only_problem(path.parent.parent)
         assert problem.key == "departments[0].escalation_policy"
         assert "unknown escalation policy 'gentle'" in problem.message
 
     def test_positive_list_entry(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("general_contract.yaml",
-                         lambda d: d["general_contract"]["positive_list"].append("telefax"))
+        path = edit_yaml(
+            "general_contract.yaml",
+            lambda d: d["general_contract"]["positive_list"].append("telefax"),
+        )
         problem = only_problem(path.parent)
         assert problem.key.startswith("general_contract.positive_list[")
         assert "unknown service 'telefax'" in problem.message
 
     def test_customer_team(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("departments/buf.yaml",
-                         lambda d: d["departments"][0].update(customer_team="team-nobody"))
+        path = edit_yaml(
+            "departments/buf.yaml",
+            lambda d: d["departments"][0].update(customer_team="team-nobody"),
+        )
         problem = only_problem(path.parent.parent)
         assert (problem.file, problem.key) == (str(path), "departments[0].customer_team")
         assert problem.message.startswith("unknown customer team 'team-nobody' (known: team-bif,")
         assert problem.line == line_of(path, "customer_team:")
 
     def test_default_calendar(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("general_contract.yaml",
-                         lambda d: d["general_contract"].update(default_calendar="ofice"))
+        path = edit_yaml(
+            "general_contract.yaml",
+            lambda d: d["general_contract"].update(default_calendar="ofice"),
+        )
         problem = only_problem(path.parent)
         assert (problem.file, problem.key) == (str(path), "general_contract.default_calendar")
-        assert problem.message == (
-            "unknown calendar 'ofice' (known: care-24-7, extended, office)"
-        )
+        assert problem.message == ("unknown calendar 'ofice' (known: care-24-7, extended, office)")
 
     def test_default_escalation_policy(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("general_contract.yaml",
-                         lambda d: d["general_contract"].update(default_escalation_policy="std"))
+        path = edit_yaml(
+            "general_contract.yaml",
+            lambda d: d["general_contract"].update(default_escalation_policy="std"),
+        )
         problem = only_problem(path.parent)
         assert (problem.file, problem.key) == (
-            str(path), "general_contract.default_escalation_policy"
+            str(path),
+            "general_contract.default_escalation_policy",
         )
         assert problem.message == (
             "unknown escalation policy 'std' (known: critical-care, standard)"
@@ -163,8 +176,10 @@ class TestUnknownReferences:
 
     def test_system_owner_of_a_service_not_ordered(self, edit_yaml: EditYaml) -> None:
         owner = {"name": "Systemejer, OPUS", "email": "opus@buf.kk.dk"}
-        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["contacts"]
-                         ["system_owners"].update({"opus-loen": owner}))
+        path = edit_yaml(
+            "departments/buf.yaml",
+            lambda d: d["departments"][0]["contacts"]["system_owners"].update({"opus-loen": owner}),
+        )
         problem = only_problem(path.parent.parent)
         assert problem.file == str(path)
         assert problem.key == "departments[0].contacts.system_owners.opus-loen"
@@ -173,11 +188,14 @@ class TestUnknownReferences:
         )
 
     def test_service_off_the_positive_list(self, edit_yaml: EditYaml, config_dir: Path) -> None:
-        edit_yaml("general_contract.yaml",
-                  lambda d: d["general_contract"]["positive_list"].remove("print"))
+        edit_yaml(
+            "general_contract.yaml",
+            lambda d: d["general_contract"]["positive_list"].remove("print"),
+        )
         problems = problems_of(config_dir)
-        ordering = [d for d in load_config(EXAMPLE_CONFIG).departments.values()
-                    if "print" in d.services]
+        ordering = [
+            d for d in load_config(EXAMPLE_CONFIG).departments.values() if "print" in d.services
+        ]
         assert len(problems) == len(ordering) > 0
         for problem in problems:
             assert problem.key.endswith(".services.print")
@@ -227,8 +245,10 @@ class TestDuplicateIds:
         )
 
     def test_service_on_the_positive_list_twice(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("general_contract.yaml",
-                         lambda d: d["general_contract"]["positive_list"].append("print"))
+        path = edit_yaml(
+            "general_contract.yaml",
+            lambda d: d["general_contract"]["positive_list"].append("print"),
+        )
         last = len(load_config(EXAMPLE_CONFIG).general_contract.positive_list)
         problem = only_problem(path.parent)
         assert (problem.file, problem.key) == (str(path), f"general_contract.positive_list[{last}]")
@@ -267,8 +287,9 @@ def test_ola_looser_than_a_default_target_a_department_left_out(edit_yaml: EditY
 
 
 def test_customer_team_serving_two_departments(edit_yaml: EditYaml, config_dir: Path) -> None:
-    path = edit_yaml("departments/okf.yaml",
-                     lambda d: d["departments"][0].update(customer_team="team-buf"))
+    path = edit_yaml(
+        "departments/okf.yaml", lambda d: d["departments"][0].update(customer_team="team-buf")
+    )
     problem = only_problem(config_dir)
     buf = config_dir / "departments" / "buf.yaml"
     assert (problem.file, problem.key) == (str(path), "departments[0].customer_team")
@@ -319,10 +340,16 @@ class TestHolidayLocations:
         [
             ({"country": "XX"}, "country", "unknown holiday country 'XX' (ISO 3166 alpha-2)"),
             ({"subdivision": "99"}, "subdivision", "unknown subdivision '99' of DK"),
-            ({"country": None, "subdivision": "84"}, "subdivision",
-             "subdivision '84' needs a country"),
-            ({"categories": ["public", "bank"]}, "categories",
-             "unknown holiday categories ['bank'] for DK (known: optional, public)"),
+            (
+                {"country": None, "subdivision": "84"},
+                "subdivision",
+                "subdivision '84' needs a country",
+            ),
+            (
+                {"categories": ["public", "bank"]},
+                "categories",
+                "unknown holiday categories ['bank'] for DK (known: optional, public)",
+            ),
         ],
     )
     def test_error_names_the_key(
@@ -334,8 +361,12 @@ class TestHolidayLocations:
         assert problem.message == message
 
     def test_unknown_country_alone_is_reported(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("calendars.yaml", lambda d: d["calendars"][0]["holidays"]
-                         .update(country="XX", subdivision="84", categories=["bank"]))
+        path = edit_yaml(
+            "calendars.yaml",
+            lambda d: d["calendars"][0]["holidays"].update(
+                country="XX", subdivision="84", categories=["bank"]
+            ),
+        )
         problem = only_problem(path.parent)
         assert problem.key == "calendars[0].holidays.country"
 
@@ -343,15 +374,20 @@ class TestHolidayLocations:
 class TestEscalationSteps:
     @pytest.mark.parametrize("value", [float("inf"), float("nan")])
     def test_step_that_is_not_finite(self, edit_yaml: EditYaml, value: float) -> None:
-        path = edit_yaml("escalation.yaml", lambda d: d["escalation_policies"][0]["steps"]
-                         .append({"at": value, "tier": "strategic"}))
+        path = edit_yaml(
+            "escalation.yaml",
+            lambda d: d["escalation_policies"][0]["steps"].append(
+                {"at": value, "tier": "strategic"}
+            ),
+        )
         problem = only_problem(path.parent)
         assert (problem.file, problem.key) == (str(path), "escalation_policies[0].steps[6].at")
         assert problem.message == f"Input should be a finite number (got {value!r})"
 
     def test_steps_that_do_not_increase(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("escalation.yaml", lambda d: d["escalation_policies"][0]["steps"][2]
-                         .update(at=0.7))
+        path = edit_yaml(
+            "escalation.yaml", lambda d: d["escalation_policies"][0]["steps"][2].update(at=0.7)
+        )
         problem = only_problem(path.parent)
         assert problem.key == "escalation_policies[0].steps[2].at"
         assert problem.message == "steps must increase: 0.7 follows 0.75"
@@ -366,8 +402,9 @@ class TestEscalationSteps:
         assert "no step at 1.0" in problem.message
 
     def test_step_at_zero(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("escalation.yaml", lambda d: d["escalation_policies"][0]["steps"][0]
-                         .update(at=0))
+        path = edit_yaml(
+            "escalation.yaml", lambda d: d["escalation_policies"][0]["steps"][0].update(at=0)
+        )
         problem = only_problem(path.parent)
         assert problem.key == "escalation_policies[0].steps[0].at"
         assert "greater than 0" in problem.message
@@ -382,8 +419,9 @@ class TestCalendarWithoutOpenTime:
 
     def test_a_whole_year_of_closure_days(self, edit_yaml: EditYaml) -> None:
         year = [date(2027, 1, 1) + timedelta(days=n) for n in range(365)]
-        path = edit_yaml("calendars.yaml", lambda d: d["calendars"][1]["holidays"]
-                         .update(dates=year))
+        path = edit_yaml(
+            "calendars.yaml", lambda d: d["calendars"][1]["holidays"].update(dates=year)
+        )
         problem = only_problem(path.parent)
         assert problem.key == "calendars[1].holidays.dates"
         assert "no open time in 2027" in problem.message
@@ -391,8 +429,9 @@ class TestCalendarWithoutOpenTime:
 
 class TestTierWithoutContact:
     def test_strategic_contact_missing(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("departments/buf.yaml",
-                         lambda d: d["departments"][0]["contacts"].pop("strategic"))
+        path = edit_yaml(
+            "departments/buf.yaml", lambda d: d["departments"][0]["contacts"].pop("strategic")
+        )
         problem = only_problem(path.parent.parent)
         assert problem.key == "departments[0].contacts"
         assert problem.message == (
@@ -414,8 +453,9 @@ class TestTierWithoutContact:
         load_config(path.parent.parent)
 
     def test_tactical_contact_missing(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("departments/buf.yaml",
-                         lambda d: d["departments"][0]["contacts"].pop("tactical"))
+        path = edit_yaml(
+            "departments/buf.yaml", lambda d: d["departments"][0]["contacts"].pop("tactical")
+        )
         problem = only_problem(path.parent.parent)
         assert "no tactical contact" in problem.message
 
@@ -434,12 +474,13 @@ class TestTierWithoutContact:
         load_config(path.parent.parent)
 
     def test_contact_without_any_channel(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["contacts"]
-                         ["operational"].update(email=None, amqp=False))
+        path = edit_yaml(
+            "departments/buf.yaml",
+            lambda d: d["departments"][0]["contacts"]["operational"].update(email=None, amqp=False),
+        )
         problem = only_problem(path.parent.parent)
         assert problem.key == "departments[0].contacts.operational"
         assert "at least one channel" in problem.message
-
 
     @pytest.mark.parametrize(
         ("name", "code"),
@@ -501,8 +542,9 @@ class TestTierWithoutContact:
 class TestFileLevelProblems:
     def test_unknown_key_points_at_its_line(self, config_dir: Path) -> None:
         path = config_dir / "departments" / "tmf.yaml"
-        text = path.read_text("utf-8").replace("    customer_team:", "    costumer:  x\n"
-                                               "    customer_team:", 1)
+        text = path.read_text("utf-8").replace(
+            "    customer_team:", "    costumer:  x\n    customer_team:", 1
+        )
         path.write_text(text, "utf-8")
         problem = only_problem(config_dir)
         assert str(problem) == (
@@ -510,15 +552,23 @@ class TestFileLevelProblems:
         )
 
     def test_bad_duration(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["services"]
-                         ["skole-it-aula"]["targets"]["P1"].update(response="2d"))
+        path = edit_yaml(
+            "departments/buf.yaml",
+            lambda d: d["departments"][0]["services"]["skole-it-aula"]["targets"]["P1"].update(
+                response="2d"
+            ),
+        )
         problem = only_problem(path.parent.parent)
         assert problem.key == "departments[0].services.skole-it-aula.targets.P1.response"
         assert "business days differ per calendar" in problem.message
 
     def test_bad_priority_key(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["services"]
-                         ["skole-it-aula"]["targets"].update(P5={"response": "1h"}))
+        path = edit_yaml(
+            "departments/buf.yaml",
+            lambda d: d["departments"][0]["services"]["skole-it-aula"]["targets"].update(
+                P5={"response": "1h"}
+            ),
+        )
         problem = only_problem(path.parent.parent)
         assert problem.key == "departments[0].services.skole-it-aula.targets.P5"
         assert "'P1', 'P2', 'P3' or 'P4'" in problem.message
@@ -542,8 +592,10 @@ class TestFileLevelProblems:
         assert "no such configuration directory" in problem.message
 
     def test_incomplete_priority_matrix(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("general_contract.yaml",
-                         lambda d: d["general_contract"]["priority_matrix"]["low"].pop("low"))
+        path = edit_yaml(
+            "general_contract.yaml",
+            lambda d: d["general_contract"]["priority_matrix"]["low"].pop("low"),
+        )
         problem = only_problem(path.parent)
         assert "priority_matrix lacks impact low x urgency low" in problem.message
 

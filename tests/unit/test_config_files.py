@@ -123,8 +123,10 @@ class TestValues:
     def test_closure_date_outside_the_calendar_years(
         self, edit_yaml: EditYaml, day: date, field: str
     ) -> None:
-        path = edit_yaml("calendars.yaml", lambda d: d["calendars"][1]["holidays"]
-                         .update({field: [date(2026, 12, 23), day]}))
+        path = edit_yaml(
+            "calendars.yaml",
+            lambda d: d["calendars"][1]["holidays"].update({field: [date(2026, 12, 23), day]}),
+        )
         problem = only_problem(path.parent)
         assert (problem.file, problem.key) == (str(path), f"calendars[1].holidays.{field}[1]")
         assert problem.message == f"{day} lies outside the years 1900-2199 a calendar handles"
@@ -142,8 +144,12 @@ class TestValues:
         assert problem.message == "'maybe' is not a valid bool"
 
     def test_huge_duration(self, edit_yaml: EditYaml) -> None:
-        path = edit_yaml("departments/buf.yaml", lambda d: d["departments"][0]["services"]
-                         ["skole-it-aula"]["targets"]["P1"].update(response="99999999999h"))
+        path = edit_yaml(
+            "departments/buf.yaml",
+            lambda d: d["departments"][0]["services"]["skole-it-aula"]["targets"]["P1"].update(
+                response="99999999999h"
+            ),
+        )
         problem = only_problem(path.parent.parent)
         assert problem.file == str(path)
         assert problem.key == "departments[0].services.skole-it-aula.targets.P1.response"
@@ -160,8 +166,9 @@ class TestValues:
         assert parse_duration("9999h60m") == parse_duration("10000h")
 
 
-_YAMLISH = st.text(st.sampled_from(list("[]{}:-&*<!,'\"? \n\tab01.~#|>%@`\u00e9\x07")),
-                   max_size=200)
+_YAMLISH = st.text(
+    st.sampled_from(list("[]{}:-&*<!,'\"? \n\tab01.~#|>%@`\u00e9\x07")), max_size=200
+)
 """Text made mostly of YAML's punctuation, so examples reach the parser's odd corners."""
 
 
@@ -280,8 +287,12 @@ class TestMergeKeys:
         assert problems[1].message == "'it-koordinator' is not an e-mail address"
 
     def test_merging_something_else_than_a_mapping(self, config_dir: Path) -> None:
-        path = self.share_contacts(config_dir, self.SHARED.replace(
-            "      tactical: &buf-it\n", "      note: &buf-it just a text\n      tactical:\n"))
+        path = self.share_contacts(
+            config_dir,
+            self.SHARED.replace(
+                "      tactical: &buf-it\n", "      note: &buf-it just a text\n      tactical:\n"
+            ),
+        )
         problem = only_problem(config_dir)
         assert (problem.file, problem.key) == (str(path), "departments[0].contacts.operational")
         assert problem.message == "'<<' merges a mapping or a list of mappings"

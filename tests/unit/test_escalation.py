@@ -42,9 +42,7 @@ def test_due_steps_are_those_come_and_not_fired_in_order() -> None:
 
 def test_a_paused_clock_has_no_instant_for_the_steps_it_has_not_reached() -> None:
     due_at = minutes(30, None, None, None, None, None)
-    assert [s.step for s in due_steps(STEPS, TIERS, due_at, set(), T0 + timedelta(days=9))] == [
-        0.5
-    ]
+    assert [s.step for s in due_steps(STEPS, TIERS, due_at, set(), T0 + timedelta(days=9))] == [0.5]
     assert next_due(STEPS, due_at, {0.5}) is None
 
 

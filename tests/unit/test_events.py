@@ -634,8 +634,16 @@ def test_the_publisher_checks_poison_without_raising(poison: Poison) -> None:
         (b"", (INVALID_ROUTING_KEY, None)),
         (b"[" * 5000 + b"]" * 5000, (INVALID_ROUTING_KEY, None)),
     ],
-    ids=["valid", "unknown ticket type", "foreign type", "no type", "array", "binary", "empty",
-         "nested too deep"],
+    ids=[
+        "valid",
+        "unknown ticket type",
+        "foreign type",
+        "no type",
+        "array",
+        "binary",
+        "empty",
+        "nested too deep",
+    ],
 )
 def test_envelope_of_raw_messages(raw: bytes, expected: tuple[str, str | None]) -> None:
     assert envelope_of(raw) == expected

@@ -96,8 +96,12 @@ def histories(draw: st.DrawFn) -> list[TicketEvent]:
     in_order = sorted([created, *later], key=READ_ORDER)
     # Mostly in order, as they come from one frontend, with some swapped: late events.
     arrival = list(in_order)
-    for i, j in draw(st.lists(st.tuples(st.integers(0, len(arrival) - 1),
-                                        st.integers(0, len(arrival) - 1)), max_size=4)):
+    for i, j in draw(
+        st.lists(
+            st.tuples(st.integers(0, len(arrival) - 1), st.integers(0, len(arrival) - 1)),
+            max_size=4,
+        )
+    ):
         arrival[i], arrival[j] = arrival[j], arrival[i]
     return arrival
 

@@ -17,9 +17,7 @@ class MemoryOutboxStore:
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
 
-    async def claim(
-        self, now: datetime, lease_until: datetime, limit: int
-    ) -> list[ClaimedNotice]:
+    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedNotice]:
         """Lease the ``limit`` earliest pending notices due at ``now``, in no set order."""
         async with self._tables.transaction() as tables:
             due = sorted(

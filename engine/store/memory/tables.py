@@ -130,9 +130,7 @@ class Tables:
     steps: dict[tuple[str, str, float], StepRow] = field(default_factory=dict)
     outbox: dict[UUID, NoticeRow] = field(default_factory=dict)
     # Who hears of an earlier due instant, as schedulers LISTEN in PostgreSQL.
-    due_listeners: list[Callable[[datetime | None], None]] = field(
-        default_factory=list, repr=False
-    )
+    due_listeners: list[Callable[[datetime | None], None]] = field(default_factory=list, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @asynccontextmanager

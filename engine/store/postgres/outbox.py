@@ -38,9 +38,7 @@ class PostgresOutboxStore:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    async def claim(
-        self, now: datetime, lease_until: datetime, limit: int
-    ) -> list[ClaimedNotice]:
+    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedNotice]:
         """Lease the ``limit`` earliest pending notices due at ``now``, in no set order."""
         async with borrow(self._database) as connection:
             rows = await connection.fetch(CLAIM, now, lease_until, limit)
