@@ -32,15 +32,29 @@ class Refusal:
     reason: str
 
 
-def ahead_of_clock(event: TicketEvent, now: datetime, max_ahead_s: float) -> Refusal | None:
-    """A refusal when the event is dated more than ``max_ahead_s`` after ``now``."""
-    if event.occurred_at - now <= timedelta(seconds=max_ahead_s):
-        return None
-    return Refusal(
-        "out_of_range",
-        f"occurred_at {event.occurred_at.isoformat()} is more than {max_ahead_s:g} s"
-        f" ahead of the engine's clock ({now.isoformat()})",
-    )
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """The latest instant an event may be dated: ``max_ahead_s`` after the engine's clock
+    read at ``now``. Made once per batch, so each message costs one comparison."""
+
+    now: datetime
+    max_ahead_s: float
+    latest: datetime
+
+    @classmethod
+    def at(cls, now: datetime, max_ahead_s: float) -> Horizon:
+        """The horizon as the engine's clock reads ``now``."""
+        return cls(now, max_ahead_s, now + timedelta(seconds=max_ahead_s))
+
+    def refusal(self, event: TicketEvent) -> Refusal | None:
+        """A refusal when the event is dated after the horizon."""
+        if event.occurred_at <= self.latest:
+            return None
+        return Refusal(
+            "out_of_range",
+            f"occurred_at {event.occurred_at.isoformat()} is more than {self.max_ahead_s:g} s"
+            f" ahead of the engine's clock ({self.now.isoformat()})",
+        )
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from engine.events import TicketEvent, parse_event
-from engine.events.admission import MAX_AHEAD_S, Refusal, ahead_of_clock
+from engine.events.admission import MAX_AHEAD_S, Horizon, Refusal
 from engine.intake.topology import REASON_HEADER
 from engine.loops import until_done
 from engine.metrics import (
@@ -247,8 +247,9 @@ class IntakeConsumer:
         """Dead-letter what cannot be recorded and record the rest; False if not done."""
         valid: list[tuple[AbstractIncomingMessage, TicketEvent]] = []
         refused: list[tuple[AbstractIncomingMessage, Refusal]] = []
+        horizon = Horizon.at(self._now(), self._max_ahead_s)
         for message in batch:
-            event = self._read(message)
+            event = self._read(message, horizon)
             if isinstance(event, Refusal):
                 refused.append((message, event))
             else:
@@ -329,16 +330,16 @@ class IntakeConsumer:
                 for value in seconds:
                     observe(value)
 
-    def _read(self, message: AbstractIncomingMessage) -> TicketEvent | Refusal:
+    def _read(self, message: AbstractIncomingMessage, horizon: Horizon) -> TicketEvent | Refusal:
         """The message's event, or why it is refused; never raises, so that one message
         can only ever cost itself."""
         try:
-            return self._check(message)
+            return self._check(message, horizon)
         except Exception as exc:
             log.exception("intake.read_failed", message_id=message.message_id)
             return Refusal("internal_error", f"internal error reading the message: {exc!r}")
 
-    def _check(self, message: AbstractIncomingMessage) -> TicketEvent | Refusal:
+    def _check(self, message: AbstractIncomingMessage, horizon: Horizon) -> TicketEvent | Refusal:
         if len(message.body) > MAX_MESSAGE_BYTES:
             return Refusal(
                 "too_large", f"message of {len(message.body)} bytes exceeds {MAX_MESSAGE_BYTES}"
@@ -352,7 +353,7 @@ class IntakeConsumer:
             return Refusal(
                 "unknown_reference", f"refers to nothing the configuration knows: {unknown}"
             )
-        return ahead_of_clock(event, self._now(), self._max_ahead_s) or event
+        return horizon.refusal(event) or event
 
     async def _record(
         self, valid: list[tuple[AbstractIncomingMessage, TicketEvent]], stopping: asyncio.Event
@@ -381,20 +382,21 @@ class IntakeConsumer:
     async def _dead_letter(self, message: AbstractIncomingMessage, refusal: Refusal) -> None:
         """Copy the message to the dead-letter exchange with its reason.
 
-        Raises only when the broker cannot take it: then the batch goes back to the queue.
+        Raises only when the broker takes neither the copy nor one with the engine's own
+        headers only; ``_refuse`` tries again.
         """
         ids = _ids(message.body) if refusal.kind != "too_large" else {}
         headers = dict(message.headers or {})
         headers[REASON_HEADER] = refusal.reason
         headers["x-original-routing-key"] = message.routing_key or ""
         try:
-            await self._publish_dead(message, headers, refusal)
+            await self._publish_dead(message, headers)
         except Exception as exc:  # noqa: BLE001 - tried again without what the sender set
             # A header or property the broker delivered but cannot take back would stall
             # the batch on this message for good: the copy then carries only the reason.
             log.warning("intake.dead_letter_stripped", error=repr(exc), **ids)
             own = {key: headers[key] for key in (REASON_HEADER, "x-original-routing-key")}
-            await self._publish_dead(message, own, refusal, with_properties=False)
+            await self._publish_dead(message, own, with_properties=False)
         self.stats.dead_lettered += 1
         INTAKE_DEAD_LETTERS.labels(refusal.kind).inc()
         log.warning(
@@ -410,7 +412,6 @@ class IntakeConsumer:
         self,
         message: AbstractIncomingMessage,
         headers: dict[str, Any],
-        refusal: Refusal,
         with_properties: bool = True,
     ) -> None:
         await self._dead_letters.publish(

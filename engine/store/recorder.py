@@ -193,13 +193,12 @@ class Recorder:
         """
         counted: dict[str, int] = {row["ticket_id"]: row["event_count"] for row in locked}
         offered: dict[str, list[TicketEvent]] = defaultdict(list)
+        creations: Counter[str] = Counter()
         for event, _ in by_id.values():
             offered[event.ticket_id].append(event)
-        creating = [
-            ticket_id
-            for ticket_id, batch in offered.items()
-            if counted[ticket_id] and any(e.type == "ticket.created" for e in batch)
-        ]
+            if event.type == "ticket.created":
+                creations[event.ticket_id] += 1
+        creating = [ticket_id for ticket_id in creations if counted[ticket_id]]
         crowded = [
             ticket_id
             for ticket_id, batch in offered.items()
@@ -213,12 +212,16 @@ class Recorder:
                 [e.event_id for ticket_id in crowded for e in offered[ticket_id]],
             )
             stored = {row["event_id"] for row in rows}
+        # Only these tickets can refuse an event: one near its limit, one created before
+        # that the batch creates again, one the batch creates twice. The rest of a batch,
+        # nearly always all of it, is not walked again.
+        suspect = {*crowded, *created_by, *(t for t, n in creations.items() if n > 1)}
         refused: dict[UUID, Refusal] = {}
-        for ticket_id, batch in offered.items():
+        for ticket_id in suspect:
             ticket = TicketAdmission(
                 self.max_events_per_ticket, created_by.get(ticket_id), counted[ticket_id]
             )
-            for event in batch:
+            for event in offered[ticket_id]:
                 if event.event_id in stored or event.event_id == ticket.created_by:
                     continue  # a duplicate: no effect, and no refusal either
                 refusal = ticket.refusal(event)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, MutableMapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import aio_pika
 import asyncpg
@@ -14,9 +15,15 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from engine.config import load_config
+from engine.events import parse_event
 from engine.intake import topology
 from engine.intake.publish import publish_events
 from engine.settings import Settings
+from engine.sla_clock.meter import ClockMeter
+from engine.store.migrate import migrate
+from engine.store.recorder import Recorder
+from tests.helpers import EXAMPLE_CONFIG
 from tests.integration.conftest import RunningEngine
 from tests.poison import dead_letters, poison_classes, publish_with_ids, settled
 from tests.services import AMQP_URL
@@ -131,3 +138,24 @@ async def test_an_event_past_the_limit_is_refused_and_a_redelivery_is_not(
     ) == len(good)
     assert await db.fetchval("SELECT event_count FROM tickets WHERE ticket_id = $1", full) == LIMIT
     assert engine.consumer.stats.duplicates == 2
+
+
+async def test_the_recorder_refuses_a_second_creation_in_the_batch_and_after_it(
+    db: asyncpg.Connection,
+) -> None:
+    await migrate(db)
+    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)))
+    first, *_ = stream(1, seed=7, prefix="TWICE")
+    assert first["type"] == "ticket.created"
+    strays = [{**first, "event_id": str(uuid4()), "occurred_at": "1990-01-01T09:00:00+01:00"}
+              for _ in range(2)]  # fmt: skip
+    now = datetime.now(UTC)
+    batch = [parse_event(json.dumps(e)) for e in (first, strays[0], first)]
+    outcome = await recorder.record(db, batch, now)
+    assert list(outcome.refused) == [batch[1].event_id]
+    assert outcome.refused[batch[1].event_id].kind == "second_creation"
+    assert (outcome.recorded, outcome.duplicates) == (1, 1)  # the first's copy: a duplicate
+    later = await recorder.record(db, [parse_event(json.dumps(strays[1]))], now)
+    assert [r.kind for r in later.refused.values()] == ["second_creation"]
+    created_at = await db.fetchval("SELECT created_at FROM tickets")
+    assert created_at == datetime.fromisoformat(first["occurred_at"])

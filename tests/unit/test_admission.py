@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
-from engine.events.admission import Refusal, TicketAdmission, ahead_of_clock
+from engine.events.admission import Horizon, Refusal, TicketAdmission
 from engine.intake import topology
 from engine.intake.consumer import IntakeConsumer
 from engine.simulate.core import simulate
@@ -42,8 +42,8 @@ def comment(ticket: str, seq: int, minutes: float = 1) -> TicketEvent:
 def test_an_event_within_the_window_ahead_is_admitted_and_one_beyond_is_refused() -> None:
     event_ = comment("T-1", 1)
     now = event_.occurred_at - timedelta(seconds=100)
-    assert ahead_of_clock(event_, now, 100) is None
-    refusal = ahead_of_clock(event_, now, 99.5)
+    assert Horizon.at(now, 100).refusal(event_) is None
+    refusal = Horizon.at(now, 99.5).refusal(event_)
     assert refusal is not None
     assert refusal.kind == "out_of_range"
     assert "more than 99.5 s ahead of the engine's clock" in refusal.reason
