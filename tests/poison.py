@@ -56,6 +56,9 @@ def _json(data: object) -> bytes:
     return json.dumps(data).encode()
 
 
+# Log events that mean a batch went back to the queue or was recorded one by one: none of
+# them may follow a bad message.
+TROUBLE = frozenset({"intake.record_failed", "intake.dead_letter_failed", "intake.read_failed"})
 NORMAL_AT = FUTURE_MONDAY.isoformat()
 # Ahead of FUTURE_MONDAY by more than the test engines take (tests.streams.AHEAD_S).
 FAR_AHEAD_AT = (FUTURE_MONDAY + timedelta(days=5 * 366)).isoformat()

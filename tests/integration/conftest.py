@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 import pytest
+from structlog.testing import capture_logs
 
 from engine.config import load_config
 from engine.daemon import serve
@@ -16,6 +18,13 @@ from engine.settings import Settings
 from tests.helpers import EXAMPLE_CONFIG
 from tests.services import AMQP_URL, free_port
 from tests.streams import AHEAD_S
+
+
+@pytest.fixture
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """The log events of the test, the in-process engine's included."""
+    with capture_logs() as captured:
+        yield captured
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,19 +23,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from structlog.testing import capture_logs
 
 from engine.events import parse_event
 from engine.intake import topology
 from engine.intake.publish import publish_events
 from tests.integration.conftest import RunningEngine
-from tests.poison import SENTINEL, dead_letters, poison_classes, publish_with_ids, settled
+from tests.poison import SENTINEL, TROUBLE, dead_letters, poison_classes, publish_with_ids, settled
 from tests.services import AMQP_URL
 from tests.streams import lines, stream
 
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("SLA_ENGINE_FUZZ_EXAMPLES", "8"))
-TROUBLE = frozenset({"intake.record_failed", "intake.dead_letter_failed", "intake.read_failed"})
 
 # JSON values of every kind, with the texts and numbers that have broken parsers before.
 _TEXT = st.one_of(
@@ -105,12 +103,6 @@ def _batch(draw: st.DrawFn) -> list[bytes]:
         bodies.append(draw(_mutated(base)))
     poison = draw(st.lists(st.sampled_from(poison_classes(0)), max_size=4))
     return bodies + [p.body for p in poison]
-
-
-@pytest.fixture
-def logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    with capture_logs() as captured:
-        yield captured
 
 
 def _event_id(body: bytes) -> UUID | None:

@@ -4,7 +4,7 @@ is dead-lettered once with its reason, and every good message around it is recor
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -13,7 +13,6 @@ import aio_pika
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
-from structlog.testing import capture_logs
 
 from engine.config import load_config
 from engine.events import parse_event
@@ -25,25 +24,17 @@ from engine.store.migrate import migrate
 from engine.store.recorder import Recorder
 from tests.helpers import EXAMPLE_CONFIG
 from tests.integration.conftest import RunningEngine
-from tests.poison import dead_letters, poison_classes, publish_with_ids, settled
+from tests.poison import TROUBLE, dead_letters, poison_classes, publish_with_ids, settled
 from tests.services import AMQP_URL
 from tests.streams import event, lines, stream
 
 pytestmark = pytest.mark.integration
-# Log events that mean a batch went back to the queue or was recorded one by one.
-TROUBLE = frozenset({"intake.record_failed", "intake.dead_letter_failed", "intake.read_failed"})
 LIMIT = 7  # the events of the streams' longest ticket: one more is over it
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"max_events_per_ticket": LIMIT})
-
-
-@pytest.fixture
-def logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    with capture_logs() as captured:
-        yield captured
 
 
 def dead_letter_count(kind: str) -> float:

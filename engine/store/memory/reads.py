@@ -20,7 +20,7 @@ class MemoryReads:
         self, now: datetime, month_start: datetime, windows: Sequence[timedelta]
     ) -> GaugeCounts:
         """Open clocks and those stopped since ``month_start``, due steps and the outbox."""
-        async with self._tables.transaction() as tables:
+        async with self._tables.snapshot() as tables:
             groups: dict[tuple[str, str, str, str], list[ClockRow]] = {}
             for clock in tables.clocks.values():
                 if clock.stopped_at is None or clock.stopped_at >= month_start:
@@ -66,7 +66,7 @@ class MemoryReads:
 
     async def ticket(self, ticket_id: str) -> TicketRows | None:
         """The ticket's rows, read in one snapshot; None when no event of it was recorded."""
-        async with self._tables.transaction() as tables:
+        async with self._tables.snapshot() as tables:
             ticket = tables.tickets.get(ticket_id)
             if ticket is None:
                 return None
@@ -81,7 +81,7 @@ class MemoryReads:
 
     async def tickets_without_steps(self, after: str, limit: int) -> list[str]:
         """Up to ``limit`` ids after ``after``, in order, of tickets with a stepless clock."""
-        async with self._tables.transaction() as tables:
+        async with self._tables.snapshot() as tables:
             found = {
                 clock.ticket_id
                 for clock in tables.clocks.values()
@@ -93,7 +93,7 @@ class MemoryReads:
         self, start: datetime, end: datetime, department: str | None
     ) -> AsyncGenerator[StoredClock, None]:
         """Their clocks in ticket then clock key order, read in one snapshot."""
-        async with self._tables.transaction() as tables:
+        async with self._tables.snapshot() as tables:
             created = _created_in(tables, start, end)
             clocks = [
                 _stored(clock)
@@ -105,7 +105,7 @@ class MemoryReads:
 
     async def events_of_period(self, start: datetime, end: datetime) -> AsyncGenerator[str, None]:
         """All their events' JSON payloads, in occurred-at then event id order."""
-        async with self._tables.transaction() as tables:
+        async with self._tables.snapshot() as tables:
             created = _created_in(tables, start, end)
             events = sorted(
                 (row for row in tables.events.values() if row.ticket_id in created),

@@ -145,6 +145,12 @@ class Tables:
                     setattr(self, name, rows)
                 raise
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Tables]:
+        """One at a time, read only: no copy to roll back to, as nothing is written."""
+        async with self._lock:
+            yield self
+
     def announce_due(self, at: datetime | None) -> None:
         """Tell every listener of an earlier due instant, as a recording's NOTIFY does."""
         for listener in list(self.due_listeners):
