@@ -10,8 +10,9 @@ functions. For each, the state the recorder keeps after n - 1 events is made (un
 then the n-th event and up to n/10 (at most 50) after it are appended one at a time,
 timed, the way the recorder appends an event of a batch: the history kept in memory
 plus the new event, the ticket's clocks measured at the event's instant with the
-snapshots the ticket already has, the rows of the ticket and of each clock made
-(``_ticket_row``, ``_clock_row``), and what was measured kept for the next event. The
+snapshots the ticket already has, each clock's next due instant worked out and the rows
+of the ticket and of each clock made (``ticket_row``, ``clock_row`` of the PostgreSQL
+recording adapter), and what was measured kept for the next event. The
 default measures through ``ClockMeter.measure_more`` from the reading the previous event
 left (the recorder's path); ``--full`` through ``ClockMeter.measure`` of every event,
 which the code before ``measure_more`` took, so the same file run against an older
@@ -34,9 +35,11 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from engine.config import load_config
+from engine.escalation import next_due
 from engine.events import TicketEvent, event_adapter
 from engine.sla_clock.meter import ClockMeter
-from engine.store.recorder import _clock_row, _ticket_row
+from engine.store.postgres.recording import clock_row, ticket_row
+from engine.store.recording import MeasuredClock, MeasuredTicket
 
 REPO = Path(__file__).resolve().parent.parent
 START = datetime(2026, 11, 23, 9, tzinfo=ZoneInfo("Europe/Copenhagen"))
@@ -94,7 +97,6 @@ def timed_ms(meter: ClockMeter, events: list[TicketEvent], n: int, full: bool,
         first = meter.measure(kept, {}, kept[-1].occurred_at)
         assert first is not None
         attached = dict(first.agreements)
-        stored = {key: agreement.to_json() for key, agreement in attached.items()}
         reading = first.reading if not full else None
         for event in events[n - 1 : n - 1 + calls]:
             start = time.perf_counter()
@@ -105,8 +107,13 @@ def timed_ms(meter: ClockMeter, events: list[TicketEvent], n: int, full: bool,
             else:
                 measured = meter.measure_more(reading, history, new, attached, event.occurred_at)
             assert measured is not None
-            [_clock_row("LONG-1", clock, {}) for clock in measured.clocks]
-            _ticket_row("LONG-1", measured, stored, len(history))
+            for clock in measured.clocks:
+                due = next_due(
+                    clock.agreement.fractions, clock.due_us[: len(clock.agreement.fractions)], {}
+                )
+                clock_row(MeasuredClock("LONG-1", clock, due))
+            added = {k: a for k, a in measured.agreements.items() if k not in attached}
+            ticket_row(MeasuredTicket("LONG-1", measured, added, len(history)))
             times.append((time.perf_counter() - start) * 1e3)
             # What the recorder keeps once the batch is committed.
             kept = history

@@ -38,7 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from engine.settings import Settings
 from engine.store.migrate import migrate
-from engine.store.recorder import CLOCK_COLUMNS
+from engine.store.postgres.recording import CLOCK_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 AMQP_URL = os.environ.get("SLA_ENGINE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

@@ -25,6 +25,7 @@ from aio_pika.exceptions import AMQPConnectionError
 from engine.config import AgreementConfig
 from engine.intake import topology
 from engine.intake.consumer import IntakeConsumer
+from engine.intake.recorder import Recorder
 from engine.loops import until_done
 from engine.metrics import (
     business_time_histogram,
@@ -49,7 +50,8 @@ from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.postgres.outbox import PostgresOutboxStore
 from engine.store.postgres.personal_data import PostgresPersonalData
 from engine.store.postgres.reads import PostgresReads
-from engine.store.recorder import Recorder
+from engine.store.postgres.recording import PostgresRecordingStore
+from engine.store.reads import TicketReads
 from engine.store.retention import PersonalDataPurger
 
 log = structlog.get_logger(__name__)
@@ -164,7 +166,9 @@ async def _serve(
         return
     parts.broker = connection
     channels = _channels(settings, connection)
-    recorder = Recorder(meter, max_events_per_ticket=settings.max_events_per_ticket)
+    recorder = Recorder(
+        meter, PostgresRecordingStore(pool), max_events_per_ticket=settings.max_events_per_ticket
+    )
     refresher = GaugeRefresher(
         PostgresReads(pool),
         connection,
@@ -180,7 +184,7 @@ async def _serve(
     workers: set[asyncio.Task[None]] = set()
     try:
         await until_done(
-            partial(measure_unstepped, pool, recorder),
+            partial(measure_unstepped, PostgresReads(pool), recorder),
             transient=is_transient,
             stopping=stopping,
             max_delay_s=settings.db_retry_max_s,
@@ -192,7 +196,6 @@ async def _serve(
         consumer = IntakeConsumer(
             declared.intake,
             declared.dead_letters,
-            pool,
             recorder,
             batch_size=settings.batch_size,
             retry_max_s=settings.db_retry_max_s,
@@ -267,7 +270,7 @@ async def _serve(
             pool.terminate()
 
 
-async def measure_unstepped(pool: asyncpg.Pool, recorder: Recorder) -> None:
+async def measure_unstepped(reads: TicketReads, recorder: Recorder) -> None:
     """Measure again the tickets whose clocks were written before steps were stored.
 
     Clocks recorded before migration 002 have no steps' instants, so the scheduler
@@ -276,12 +279,11 @@ async def measure_unstepped(pool: asyncpg.Pool, recorder: Recorder) -> None:
     """
     after = ""
     while True:
-        async with pool.acquire() as connection:
-            batch = await PostgresReads(connection).tickets_without_steps(after, 1000)
-            if not batch:
-                return
-            after = batch[-1]
-            measured = await recorder.remeasure(connection, batch, datetime.now(UTC))
+        batch = await reads.tickets_without_steps(after, 1000)
+        if not batch:
+            return
+        after = batch[-1]
+        measured = await recorder.remeasure(batch, datetime.now(UTC))
         log.info("store.remeasured", tickets=measured)
 
 

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
-import asyncpg
 import structlog
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue
 from prometheus_client import Histogram
@@ -28,6 +27,7 @@ from pydantic import ValidationError
 
 from engine.events import TicketEvent, parse_event
 from engine.events.admission import MAX_AHEAD_S, Horizon, Refusal
+from engine.intake.recorder import BatchOutcome, Recorder
 from engine.intake.topology import REASON_HEADER
 from engine.loops import until_done
 from engine.metrics import (
@@ -40,7 +40,6 @@ from engine.metrics import (
     INTAKE_RETRIES,
 )
 from engine.store.errors import is_transient
-from engine.store.recorder import BatchOutcome, Recorder
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +92,6 @@ class IntakeConsumer:
         self,
         queue: AbstractQueue,
         dead_letters: AbstractExchange,
-        pool: asyncpg.Pool,
         recorder: Recorder,
         *,
         batch_size: int,
@@ -105,7 +103,6 @@ class IntakeConsumer:
     ) -> None:
         self._queue = queue
         self._dead_letters = dead_letters
-        self._pool = pool
         self._recorder = recorder
         self._batch_size = batch_size
         self._pipeline = pipeline
@@ -362,8 +359,7 @@ class IntakeConsumer:
         bodies = [message.body for message, _ in valid]
 
         async def attempt() -> BatchOutcome:
-            async with self._pool.acquire() as connection:
-                return await self._recorder.record(connection, events, self._now(), bodies)
+            return await self._recorder.record(events, self._now(), bodies)
 
         def count() -> None:
             self.stats.retries += 1

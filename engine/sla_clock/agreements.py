@@ -8,7 +8,7 @@ from the running configuration: a closure day added later applies to open ticket
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +29,11 @@ class Agreement:
     batch: bool
     targets_s: Mapping[Priority, Mapping[Metric, int]]
     steps: tuple[tuple[float, Tier], ...]
+    # The steps' fractions alone, which every measurement of a clock reads.
+    fractions: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fractions", tuple(fraction for fraction, _ in self.steps))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form, for the store."""

@@ -14,9 +14,10 @@ import pytest
 
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
+from engine.intake.recorder import Recorder
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
-from engine.store.recorder import Recorder
+from engine.store.postgres.recording import PostgresRecordingStore
 from tests.daemons import SLA_ENGINE
 from tests.helpers import EXAMPLE_CONFIG, REPO
 from tests.poison import poison_classes
@@ -36,11 +37,11 @@ def sla_engine(database_url: str, *args: str) -> subprocess.CompletedProcess[str
 async def recorded_month(db: asyncpg.Connection) -> list[TicketEvent]:
     """Two weeks of tickets recorded as intake records them, and one the week after."""
     await migrate(db)
-    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)))
+    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)), PostgresRecordingStore(db))
     events = [parse_event(json.dumps(e)) for e in stream(60, seed=4, day=NOVEMBER)]
     later = [parse_event(json.dumps(e)) for e in
              stream(5, seed=5, prefix="L", day=NOVEMBER + timedelta(days=14))]  # fmt: skip
-    await recorder.record(db, [*events, *later], datetime(2030, 12, 20, tzinfo=UTC))
+    await recorder.record([*events, *later], datetime(2030, 12, 20, tzinfo=UTC))
     return events
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -20,12 +20,14 @@ from engine.notify.notice import Notice
 from engine.store.firing import FiringStore, QueuedNotice
 from engine.store.memory.firing import MemoryFiringStore
 from engine.store.memory.outbox import MemoryOutboxStore
+from engine.store.memory.recording import MemoryRecordingStore
 from engine.store.memory.tables import ClockRow, Tables, TicketRow
 from engine.store.migrate import migrate
 from engine.store.outbox import OutboxStore
 from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.postgres.outbox import PostgresOutboxStore
-from engine.store.steps import wake_schedulers
+from engine.store.postgres.recording import PostgresRecordingStore
+from engine.store.recording import RecordingStore
 from tests.services import own_schema
 
 T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
@@ -38,6 +40,7 @@ class Backend(Protocol):
     name: str
     firing: FiringStore
     outbox: OutboxStore
+    recording: RecordingStore
 
     async def add_clock(
         self, ticket_id: str, clock_key: str, due: tuple[datetime | None, ...]
@@ -51,7 +54,7 @@ class Backend(Protocol):
         """The outbox row of a notice."""
 
     async def announce_due(self, at: datetime) -> None:
-        """Tell listeners of an earlier due instant, as a recording does."""
+        """Tell listeners of an earlier due instant, through the recording port."""
 
 
 def next_due(due: tuple[datetime | None, ...]) -> datetime | None:
@@ -63,6 +66,7 @@ class MemoryBackend:
     tables: Tables
     firing: FiringStore
     outbox: OutboxStore
+    recording: RecordingStore
     name: str = "memory"
 
     async def add_clock(
@@ -75,7 +79,7 @@ class MemoryBackend:
             function="helpdesk", priority="P1", calendar="office", target_s=900.0,
             state="running", running=True, elapsed_s=0.0, fraction=0.0, started_at=T0,
             stopped_at=None, deadline=due[-1], next_due_at=next_due(due), measured_at=T0,
-            steps=list(STEPS), tiers=list(TIERS), step_due_at=list(due),  # type: ignore[arg-type]
+            steps=list(STEPS), tiers=list(TIERS), step_due_at=list(due),
         )  # fmt: skip
 
     async def clock(self, ticket_id: str, clock_key: str) -> tuple[str, datetime | None]:
@@ -86,7 +90,8 @@ class MemoryBackend:
         return vars(self.tables.outbox[notice_id])
 
     async def announce_due(self, at: datetime) -> None:
-        self.tables.announce_due(at)
+        async with self.recording.transaction() as recording:
+            await recording.announce_due(at)
 
 
 _ADD_TICKET = "INSERT INTO tickets (ticket_id) VALUES ($1) ON CONFLICT DO NOTHING"
@@ -104,6 +109,7 @@ class PostgresBackend:
     pool: asyncpg.Pool
     firing: FiringStore
     outbox: OutboxStore
+    recording: RecordingStore
     database_url: str
     name: str = "postgres"
 
@@ -132,8 +138,8 @@ class PostgresBackend:
         return dict(row)
 
     async def announce_due(self, at: datetime) -> None:
-        async with self.pool.acquire() as connection:
-            await wake_schedulers(connection, (at - EPOCH) // timedelta(microseconds=1))
+        async with self.recording.transaction() as recording:
+            await recording.announce_due(at)
 
 
 @asynccontextmanager
@@ -144,7 +150,11 @@ async def _postgres() -> AsyncIterator[PostgresBackend]:
             async with pool.acquire() as connection:
                 await migrate(connection)
             yield PostgresBackend(
-                pool, PostgresFiringStore(pool, database_url=url), PostgresOutboxStore(pool), url
+                pool,
+                PostgresFiringStore(pool, database_url=url),
+                PostgresOutboxStore(pool),
+                PostgresRecordingStore(pool),
+                url,
             )
         finally:
             await pool.close()
@@ -155,7 +165,12 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """The store's adapters on empty tables: in memory, or in a migrated schema of its own."""
     if request.param == "memory":
         tables = Tables()
-        yield MemoryBackend(tables, MemoryFiringStore(tables), MemoryOutboxStore(tables))
+        yield MemoryBackend(
+            tables,
+            MemoryFiringStore(tables),
+            MemoryOutboxStore(tables),
+            MemoryRecordingStore(tables),
+        )
         return
     async with _postgres() as postgres:
         yield postgres

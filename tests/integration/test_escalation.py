@@ -15,12 +15,14 @@ from engine.config import load_config
 from engine.daemon import measure_unstepped
 from engine.events import TicketEvent, parse_event
 from engine.intake.publish import publish_events
+from engine.intake.recorder import Recorder
 from engine.notify.compose import Composer
 from engine.scheduler.firing import fire_due
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.postgres.firing import PostgresFiringStore
-from engine.store.recorder import Recorder
+from engine.store.postgres.reads import PostgresReads
+from engine.store.postgres.recording import PostgresRecordingStore
 from tests.helpers import EXAMPLE_CONFIG
 from tests.integration.conftest import RunningEngine
 from tests.services import AMQP_URL, poll
@@ -44,7 +46,7 @@ def created(ticket: str = "E-1", priority: str = "P1", at: datetime = MONDAY) ->
 @pytest.fixture
 async def recorder(db: asyncpg.Connection) -> Recorder:
     await migrate(db)
-    return Recorder(ClockMeter(CONFIG))
+    return Recorder(ClockMeter(CONFIG), PostgresRecordingStore(db))
 
 
 async def fire(db: asyncpg.Connection, now: datetime) -> list[tuple[str, str, float]]:
@@ -59,7 +61,7 @@ def after(minutes: float) -> datetime:
 async def test_due_steps_fire_once_in_order_with_their_notices(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
-    await recorder.record(db, [created()], after(1))
+    await recorder.record([created()], after(1))
     assert await fire(db, after(12)) == [("E-1", "response", 0.5), ("E-1", "response", 0.75)]
     assert await fire(db, after(12)) == []
     assert await fire(db, after(40)) == [
@@ -87,7 +89,7 @@ async def test_due_steps_fire_once_in_order_with_their_notices(
 async def test_steps_due_while_nobody_looked_fire_together_in_due_order(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
-    await recorder.record(db, [created()], after(1))
+    await recorder.record([created()], after(1))
     fired = await fire(db, after(24 * 60))  # a day later: every response step is past
     response = [step for _, clock, step in fired if clock == "response"]
     assert response == [0.5, 0.75, 0.9, 1.0, 1.5, 2.0]
@@ -96,19 +98,19 @@ async def test_steps_due_while_nobody_looked_fire_together_in_due_order(
 async def test_a_stop_that_occurred_before_a_step_but_arrived_after_its_instant_cancels_it(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
-    await recorder.record(db, [created()], after(1))
+    await recorder.record([created()], after(1))
     # The response happened at minute 5; it arrives at minute 20, after every step's instant.
-    await recorder.record(db, [ev("ticket.responded", 1, after(5))], after(20))
+    await recorder.record([ev("ticket.responded", 1, after(5))], after(20))
     assert await fire(db, after(20)) == []
 
 
 async def test_an_event_arriving_after_its_step_fired_marks_the_step_superseded(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
-    await recorder.record(db, [created()], after(1))
+    await recorder.record([created()], after(1))
     assert await fire(db, after(12)) == [("E-1", "response", 0.5), ("E-1", "response", 0.75)]
     # Responded at minute 10: after the 0.5 step fell due (7.5), before 0.75 (11.25).
-    await recorder.record(db, [ev("ticket.responded", 1, after(10))], after(13))
+    await recorder.record([ev("ticket.responded", 1, after(10))], after(13))
     rows = await db.fetch("SELECT step, status, superseded_at FROM escalation_steps ORDER BY step")
     assert [(r["step"], r["status"]) for r in rows] == [(0.5, "fired"), (0.75, "superseded")]
     assert rows[1]["superseded_at"] == after(13)
@@ -120,14 +122,14 @@ async def test_a_step_undone_by_a_late_pause_stands_again_when_the_late_resume_a
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
     # A backlog after an outage: the pause arrives, then, in a later batch, the resume.
-    await recorder.record(db, [created()], after(1))
+    await recorder.record([created()], after(1))
     assert ("E-1", "resolution", 0.5) in await fire(db, after(61))  # 2 h target: due at 60
     notices = await db.fetchval("SELECT count(*) FROM outbox WHERE clock_key = 'resolution'")
-    await recorder.record(db, [ev("ticket.status_changed", 1, after(30),
+    await recorder.record([ev("ticket.status_changed", 1, after(30),
                                   status="pending_customer")], after(62))  # fmt: skip
     status = "SELECT status FROM escalation_steps WHERE clock_key = 'resolution' AND step = 0.5"
     assert await db.fetchval(status) == "superseded"  # paused at 30 minutes: not reached
-    await recorder.record(db, [ev("ticket.status_changed", 2, after(30.5),
+    await recorder.record([ev("ticket.status_changed", 2, after(30.5),
                                   status="in_progress")], after(63))  # fmt: skip
     # Half a minute of pause: the step was reached at 60.5, before it fired at 61.
     assert await db.fetchval(status) == "fired"
@@ -140,9 +142,9 @@ async def test_a_priority_change_fires_passed_steps_at_once_and_fired_steps_neve
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
     # P3 falls back to the contract's default: response within 4 hours.
-    await recorder.record(db, [created(priority="P3")], after(1))
+    await recorder.record([created(priority="P3")], after(1))
     assert await fire(db, after(121)) == [("E-1", "response", 0.5)]
-    await recorder.record(db, [ev("ticket.priority_changed", 1, after(125), priority="P1")],
+    await recorder.record([ev("ticket.priority_changed", 1, after(125), priority="P1")],
                           after(126))  # fmt: skip
     fired = await fire(db, after(126))
     assert [step for _, clock, step in fired if clock == "response"] == [0.75, 0.9, 1.0, 1.5, 2.0]
@@ -154,7 +156,7 @@ async def test_two_schedulers_at_once_fire_each_step_once(
     db: asyncpg.Connection, recorder: Recorder, database_url: str
 ) -> None:
     tickets = [created(f"E-{n}", at=MONDAY + timedelta(minutes=n)) for n in range(80)]
-    await recorder.record(db, tickets, after(1))
+    await recorder.record(tickets, after(1))
     other = await asyncpg.connect(database_url)
     try:
         composer = Composer(CONFIG)
@@ -179,12 +181,14 @@ async def test_two_schedulers_at_once_fire_each_step_once(
 async def test_clocks_written_before_steps_were_stored_are_measured_again_at_start(
     db: asyncpg.Connection, recorder: Recorder, database_url: str
 ) -> None:
-    await recorder.record(db, [created()], after(1))
+    await recorder.record([created()], after(1))
     # As migration 002 leaves a clock recorded before it: no steps, a stale next_due_at.
     await db.execute("UPDATE clocks SET steps = '{}', tiers = '{}', step_due_at = '{}'")
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
-        await measure_unstepped(pool, Recorder(ClockMeter(CONFIG)))
+        await measure_unstepped(
+            PostgresReads(pool), Recorder(ClockMeter(CONFIG), PostgresRecordingStore(pool))
+        )
     finally:
         await pool.close()
     rows = await db.fetch("SELECT clock_key, steps, step_due_at FROM clocks ORDER BY 1")
@@ -221,10 +225,10 @@ async def test_the_running_engine_counts_breaches_and_escalations_by_labels(
 async def test_a_pause_that_occurred_before_a_step_but_arrived_after_it_cancels_the_step(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
-    await recorder.record(db, [created()], after(1))
+    await recorder.record([created()], after(1))
     # Pending on the customer from minute 50: resolution's 0.5 step (minute 60) not reached.
     pause = ev("ticket.status_changed", 1, after(50), status="pending_customer")
-    await recorder.record(db, [pause], after(70))
+    await recorder.record([pause], after(70))
     fired = await fire(db, after(70))
     assert [s for s in fired if s[1] == "resolution"] == []
     clock = await db.fetchrow(
@@ -237,7 +241,7 @@ async def test_a_pause_that_occurred_before_a_step_but_arrived_after_it_cancels_
 async def test_a_clock_whose_steps_cannot_be_read_is_set_aside_and_the_rest_fire(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
-    await recorder.record(db, [created("E-1"), created("E-2")], after(1))
+    await recorder.record([created("E-1"), created("E-2")], after(1))
     await db.execute("UPDATE clocks SET step_due_at = step_due_at[1:2]"
                      " WHERE ticket_id = 'E-1' AND clock_key = 'response'")  # fmt: skip
     fired = await fire(db, after(12))

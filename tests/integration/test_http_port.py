@@ -15,12 +15,13 @@ import pytest
 
 from engine.config import load_config
 from engine.events import parse_event
+from engine.intake.recorder import Recorder
 from engine.ops import http_port
 from engine.ops.http_port import HttpPort, Parts
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.postgres.reads import PostgresReads
-from engine.store.recorder import Recorder
+from engine.store.postgres.recording import PostgresRecordingStore
 from tests.helpers import EXAMPLE_CONFIG
 from tests.services import get_json, poll
 from tests.streams import CPH, event
@@ -152,7 +153,7 @@ async def test_a_ticket_is_measured_off_the_event_loop(
     connection = await asyncpg.connect(database_url)
     try:
         events = [parse_event(json.dumps(e)) for e in [created, *comments]]
-        await Recorder(METER).record(connection, events, datetime.now(UTC))
+        await Recorder(METER, PostgresRecordingStore(connection)).record(events, datetime.now(UTC))
     finally:
         await connection.close()
 

@@ -16,9 +16,10 @@ from engine.config import load_config
 from engine.events import parse_event
 from engine.intake import topology
 from engine.intake.publish import publish_events
+from engine.intake.recorder import Recorder
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate, migrations
-from engine.store.recorder import Recorder, _stage
+from engine.store.postgres.recording import PostgresRecordingStore
 from tests.helpers import EXAMPLE_CONFIG
 from tests.integration.conftest import RunningEngine
 from tests.services import AMQP_URL, poll
@@ -180,11 +181,14 @@ async def test_migrate_builds_an_empty_database_from_zero(db: asyncpg.Connection
 async def test_a_recorder_reads_what_another_process_recorded(db: asyncpg.Connection) -> None:
     await migrate(db)
     meter = ClockMeter(load_config(EXAMPLE_CONFIG))
-    first, second = Recorder(meter), Recorder(meter, cache_size=1)
+    first, second = (
+        Recorder(meter, PostgresRecordingStore(db)),
+        Recorder(meter, PostgresRecordingStore(db), cache_size=1),
+    )
     events = [parse_event(body) for body in lines(ticket_events("TWO-1", MONDAY, random.Random(3)))]
     now = datetime(2026, 11, 27, tzinfo=UTC)
-    await first.record(db, events[:1], now)
-    outcome = await second.record(db, events[1:], now)  # knows none of the first's events
+    await first.record(events[:1], now)
+    outcome = await second.record(events[1:], now)  # knows none of the first's events
     assert (outcome.recorded, outcome.measured, outcome.waiting) == (len(events) - 1, 1, 0)
     keys = [r["clock_key"] for r in await db.fetch("SELECT clock_key FROM clocks ORDER BY 1")]
     assert keys == ["ola:1:" + events[1].function, "resolution", "response"]  # type: ignore[union-attr]
@@ -198,13 +202,16 @@ async def test_recorders_taking_turns_on_a_ticket_measure_every_event(
     # must be read from the database, not left out.
     await migrate(db)
     meter = ClockMeter(load_config(EXAMPLE_CONFIG))
-    recorders = [Recorder(meter), Recorder(meter)]
+    recorders = [
+        Recorder(meter, PostgresRecordingStore(db)),
+        Recorder(meter, PostgresRecordingStore(db)),
+    ]
     events = [
         parse_event(body) for body in lines(ticket_events("TURN-1", MONDAY, random.Random(5)))
     ]
     now = datetime(2026, 11, 27, tzinfo=UTC)
     for n, one in enumerate(events):
-        await recorders[n % 2].record(db, [one], now)
+        await recorders[n % 2].record([one], now)
         expected = meter.measure(events[: n + 1], {}, now)
         assert expected is not None
         stored = {r["clock_key"]: r for r in await db.fetch("SELECT * FROM clocks")}
@@ -221,7 +228,10 @@ async def test_a_batch_that_fails_leaves_no_history_behind(
 ) -> None:
     await migrate(db)
     meter = ClockMeter(load_config(EXAMPLE_CONFIG))
-    first, second = Recorder(meter), Recorder(meter)
+    first, second = (
+        Recorder(meter, PostgresRecordingStore(db)),
+        Recorder(meter, PostgresRecordingStore(db)),
+    )
     created = parse_event(json.dumps(event(
         "ticket.created", "FAIL-1", 0, MONDAY, department="buf", service="esdh",
         priority="P2", subject="x")))  # fmt: skip
@@ -233,18 +243,18 @@ async def test_a_batch_that_fails_leaves_no_history_behind(
         json.dumps(event("ticket.status_changed", "FAIL-1", 3, MONDAY, status="pending_customer"))
     )
     now = datetime(2026, 11, 27, tzinfo=UTC)
-    await first.record(db, [created], now)
+    await first.record([created], now)
 
     async def broken(*_args: Any) -> Any:
         raise RuntimeError("the transaction fails after the clocks were measured")
 
     with monkeypatch.context() as patch:
-        patch.setattr("engine.store.recorder.fired_steps", broken)
+        patch.setattr("engine.store.postgres.recording.fired_steps", broken)
         with pytest.raises(RuntimeError):
-            await first.record(db, [responded], now)  # rolled back: never recorded
+            await first.record([responded], now)  # rolled back: never recorded
     # Another process records a different second event: the ticket counts two again.
-    await second.record(db, [working], now)
-    await first.record(db, [waiting], now)
+    await second.record([working], now)
+    await first.record([waiting], now)
     response = await db.fetchrow("SELECT * FROM clocks WHERE clock_key = 'response'")
     assert response is not None
     assert response["stopped_at"] is None  # the rolled-back response counted for nothing
@@ -255,7 +265,7 @@ async def test_a_batch_that_fails_leaves_the_kept_reading_as_it_was(
     db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await migrate(db)
-    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)))
+    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)), PostgresRecordingStore(db))
     created = parse_event(json.dumps(event(
         "ticket.created", "FAIL-2", 0, MONDAY, department="buf", service="esdh",
         priority="P2", subject="x")))  # fmt: skip
@@ -265,19 +275,19 @@ async def test_a_batch_that_fails_leaves_the_kept_reading_as_it_was(
         json.dumps(event("ticket.status_changed", "FAIL-2", 2, later, status="in_progress"))
     )
     now = datetime(2026, 11, 27, tzinfo=UTC)
-    await recorder.record(db, [created], now)
+    await recorder.record([created], now)
 
     async def broken(*_args: Any) -> Any:
         raise RuntimeError("the transaction fails after the clocks were measured")
 
     with monkeypatch.context() as patch:
-        patch.setattr("engine.store.recorder.fired_steps", broken)
+        patch.setattr("engine.store.postgres.recording.fired_steps", broken)
         with pytest.raises(RuntimeError):
-            await recorder.record(db, [responded], now)
+            await recorder.record([responded], now)
     # The same process goes on from the reading it committed, not the one it rolled back.
     with monkeypatch.context() as patch:
         patch.setattr(recorder.meter, "measure", _measured_everything)
-        await recorder.record(db, [working], now)
+        await recorder.record([working], now)
     response = await db.fetchrow("SELECT * FROM clocks WHERE clock_key = 'response'")
     assert response is not None
     assert (response["stopped_at"], response["state"]) == (None, "breached")
@@ -292,7 +302,7 @@ async def test_a_long_ticket_is_measured_on_from_its_last_event_and_again_when_l
 ) -> None:
     await migrate(db)
     meter = ClockMeter(load_config(EXAMPLE_CONFIG))
-    recorder = Recorder(meter)
+    recorder = Recorder(meter, PostgresRecordingStore(db))
     kinds = [("ticket.status_changed", {"status": "pending_customer"}),
              ("ticket.assigned", {"function": "pc-software"}),
              ("ticket.priority_changed", {"priority": "P1"}),
@@ -316,7 +326,7 @@ async def test_a_long_ticket_is_measured_on_from_its_last_event_and_again_when_l
     monkeypatch.setattr(meter, "measure", counted)
     now = datetime(2026, 11, 27, tzinfo=UTC)
     for n, one in enumerate(arrival):
-        await recorder.record(db, [one], now)
+        await recorder.record([one], now)
         expected = full(arrival[: n + 1], {}, now)
         assert expected is not None
         stored = {r["clock_key"]: r for r in await db.fetch(
@@ -418,8 +428,8 @@ async def test_migration_004_backfills_when_tickets_closed_before_it(
     # The first closing: the clocks stop there, and a reopening after it moves nothing.
     assert closed == {"OLD-1": at[1], "OLD-2": None}
     # Measured again from its events, the ticket keeps the instant the backfill gave it.
-    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)))
-    assert await recorder.remeasure(db, ["OLD-1", "OLD-2"], datetime(2026, 11, 27, tzinfo=UTC)) == 2
+    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)), PostgresRecordingStore(db))
+    assert await recorder.remeasure(["OLD-1", "OLD-2"], datetime(2026, 11, 27, tzinfo=UTC)) == 2
     assert await db.fetchval("SELECT closed_at FROM tickets WHERE ticket_id = 'OLD-1'") == at[1]
 
 
@@ -431,7 +441,6 @@ async def test_the_recorder_plans_its_merges_afresh_in_its_own_transaction_only(
     # the batch's transaction, where it would reach the pool's other users.
     await migrate(db)
     before = await db.fetchval("SHOW plan_cache_mode")
-    async with db.transaction():
-        await _stage(db)
+    async with PostgresRecordingStore(db).transaction():
         assert await db.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
     assert await db.fetchval("SHOW plan_cache_mode") == before == "auto"

@@ -12,12 +12,14 @@ import pytest
 
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
+from engine.intake.recorder import Recorder
 from engine.ops.gauges import month_start, read_store
 from engine.ops.ticket_state import JSON, measure_ticket
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.postgres.reads import PostgresReads
-from engine.store.recorder import Recorder, StoppedClock
+from engine.store.postgres.recording import PostgresRecordingStore
+from engine.store.recording import StoppedClock
 from tests.helpers import EXAMPLE_CONFIG
 from tests.streams import CPH, event
 
@@ -48,25 +50,25 @@ async def ticket_state(db: asyncpg.Connection, ticket_id: str, now: datetime) ->
 @pytest.fixture
 async def recorder(db: asyncpg.Connection) -> Recorder:
     await migrate(db)
-    return Recorder(METER)
+    return Recorder(METER, PostgresRecordingStore(db))
 
 
 async def test_a_batch_reports_its_new_events_and_the_clocks_it_stopped(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
     now = MONDAY + timedelta(minutes=30)
-    first = await recorder.record(db, [created("S-1")], now)
+    first = await recorder.record([created("S-1")], now)
     assert dict(first.kinds) == {("ticket.created", "web"): 1}
     assert first.stopped == []
     responded = ev("ticket.responded", "S-1", 1, 5)
-    outcome = await recorder.record(db, [responded], now)
+    outcome = await recorder.record([responded], now)
     assert outcome.stopped == [StoppedClock("response", "sla", 300.0)]
-    again = await recorder.record(db, [responded], now)  # a duplicate stops nothing again
+    again = await recorder.record([responded], now)  # a duplicate stops nothing again
     assert (again.duplicates, dict(again.kinds), again.stopped) == (1, {}, [])
     assert again.duplicate_ids == [str(responded.event_id)]
     # Twice in one batch and new: the first copy is recorded, the second is the duplicate.
     working = ev("ticket.status_changed", "S-1", 2, 6, status="in_progress")
-    twice = await recorder.record(db, [working, responded, working], now)
+    twice = await recorder.record([working, responded, working], now)
     assert twice.recorded == 1
     assert twice.duplicate_ids == [str(responded.event_id), str(working.event_id)]
 
@@ -75,7 +77,7 @@ async def test_gauges_count_open_at_risk_and_this_months_stopped_clocks(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
     now = MONDAY + timedelta(minutes=20)
-    await recorder.record(db, [
+    await recorder.record([
         created("A"),                                      # response breached, still open
         created("B", 10),                                  # response at 10 of 15 minutes
         created("C"), ev("ticket.responded", "C", 1, 5),   # response met
@@ -145,7 +147,7 @@ def test_the_month_starts_at_local_midnight() -> None:
 async def test_ticket_state_measures_the_clocks_now_with_the_steps_fired(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
-    await recorder.record(db, [created("T-1")], MONDAY + timedelta(minutes=1))
+    await recorder.record([created("T-1")], MONDAY + timedelta(minutes=1))
     await db.execute(
         "INSERT INTO escalation_steps (ticket_id, clock_key, step, tier, metric,"
         " agreement_kind, department, service, priority, target_s, due_at, fired_at)"
@@ -172,7 +174,7 @@ async def test_ticket_state_measures_the_clocks_now_with_the_steps_fired(
 async def test_ticket_state_of_a_ticket_waiting_for_its_creation(
     db: asyncpg.Connection, recorder: Recorder
 ) -> None:
-    await recorder.record(db, [ev("ticket.responded", "W-1", 1, 5)], MONDAY)
+    await recorder.record([ev("ticket.responded", "W-1", 1, 5)], MONDAY)
     state = await ticket_state(db, "W-1", MONDAY)
     assert state is not None
     assert (state["waiting_for"], state["clocks"], state["events"]) == ("ticket.created", [], 1)

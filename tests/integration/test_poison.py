@@ -18,10 +18,11 @@ from engine.config import load_config
 from engine.events import parse_event
 from engine.intake import topology
 from engine.intake.publish import publish_events
+from engine.intake.recorder import Recorder
 from engine.settings import Settings
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
-from engine.store.recorder import Recorder
+from engine.store.postgres.recording import PostgresRecordingStore
 from tests.helpers import EXAMPLE_CONFIG
 from tests.integration.conftest import RunningEngine
 from tests.poison import TROUBLE, dead_letters, poison_classes, publish_with_ids, settled
@@ -135,18 +136,18 @@ async def test_the_recorder_refuses_a_second_creation_in_the_batch_and_after_it(
     db: asyncpg.Connection,
 ) -> None:
     await migrate(db)
-    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)))
+    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)), PostgresRecordingStore(db))
     first, *_ = stream(1, seed=7, prefix="TWICE")
     assert first["type"] == "ticket.created"
     strays = [{**first, "event_id": str(uuid4()), "occurred_at": "1990-01-01T09:00:00+01:00"}
               for _ in range(2)]  # fmt: skip
     now = datetime.now(UTC)
     batch = [parse_event(json.dumps(e)) for e in (first, strays[0], first)]
-    outcome = await recorder.record(db, batch, now)
+    outcome = await recorder.record(batch, now)
     assert list(outcome.refused) == [batch[1].event_id]
     assert outcome.refused[batch[1].event_id].kind == "second_creation"
     assert (outcome.recorded, outcome.duplicates) == (1, 1)  # the first's copy: a duplicate
-    later = await recorder.record(db, [parse_event(json.dumps(strays[1]))], now)
+    later = await recorder.record([parse_event(json.dumps(strays[1]))], now)
     assert [r.kind for r in later.refused.values()] == ["second_creation"]
     created_at = await db.fetchval("SELECT created_at FROM tickets")
     assert created_at == datetime.fromisoformat(first["occurred_at"])

@@ -13,6 +13,7 @@ import pytest
 
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
+from engine.intake.recorder import Recorder
 from engine.reporting.compliance import (
     OLA_COLUMNS,
     SLA_COLUMNS,
@@ -25,7 +26,7 @@ from engine.reporting.report import FLAT_COLUMNS, clock_outcomes, render_report
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.postgres.reads import PostgresReads
-from engine.store.recorder import Recorder
+from engine.store.postgres.recording import PostgresRecordingStore
 from tests.helpers import EXAMPLE_CONFIG
 from tests.streams import CPH, event
 
@@ -100,10 +101,10 @@ IN_WINDOW = {"A", "B", "C", "D", "E", "F", "S", "LATE"}
 @pytest.fixture
 async def history(db: asyncpg.Connection) -> asyncpg.Connection:
     await migrate(db)
-    recorder = Recorder(METER)
-    await recorder.record(db, EARLY, after(1))
-    await recorder.record(db, MIDDLE, after(61))
-    await recorder.record(db, REST, after(210))
+    recorder = Recorder(METER, PostgresRecordingStore(db))
+    await recorder.record(EARLY, after(1))
+    await recorder.record(MIDDLE, after(61))
+    await recorder.record(REST, after(210))
     return db
 
 

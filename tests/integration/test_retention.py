@@ -12,10 +12,11 @@ import pytest
 
 from engine.config import load_config
 from engine.events import parse_event
+from engine.intake.recorder import Recorder
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.postgres.personal_data import PostgresPersonalData
-from engine.store.recorder import Recorder
+from engine.store.postgres.recording import PostgresRecordingStore
 from engine.store.retention import REMOVED, PersonalDataPurger, purge_personal_data
 from tests.helpers import EXAMPLE_CONFIG
 from tests.streams import CPH, event
@@ -60,9 +61,9 @@ async def clocks(db: asyncpg.Connection) -> list[asyncpg.Record]:
 @pytest.fixture
 async def recorded(db: asyncpg.Connection) -> Recorder:
     await migrate(db)
-    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)))
+    recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)), PostgresRecordingStore(db))
     now = datetime(2026, 11, 24, tzinfo=UTC)
-    await recorder.record(db, life("OLD-1", closed=True) + life("OPEN-1", closed=False), now)
+    await recorder.record(life("OLD-1", closed=True) + life("OPEN-1", closed=False), now)
     return recorder
 
 
@@ -114,7 +115,7 @@ async def test_a_late_event_after_the_purge_is_purged_again(
     await purge_personal_data(PostgresPersonalData(db), now, RETENTION)
     late = event("ticket.commented", "OLD-1", 5, MONDAY + timedelta(hours=7),
                  visibility="internal", body="Jens ringede igen")  # fmt: skip
-    await recorded.record(db, [parse_event(json.dumps(late))], now + timedelta(hours=1))
+    await recorded.record([parse_event(json.dumps(late))], now + timedelta(hours=1))
     later = await purge_personal_data(PostgresPersonalData(db), now + timedelta(hours=2), RETENTION)
     assert later.tickets == 1
     assert "Jens" not in json.dumps(await payloads(db, "OLD-1"))

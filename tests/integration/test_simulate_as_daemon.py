@@ -16,13 +16,14 @@ import pytest
 
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
+from engine.intake.recorder import Recorder
 from engine.notify.compose import Composer
 from engine.scheduler.firing import fire_due
 from engine.simulate.core import simulate
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.postgres.firing import PostgresFiringStore
-from engine.store.recorder import Recorder
+from engine.store.postgres.recording import PostgresRecordingStore
 from examples.make_year import year_events
 from tests.helpers import EXAMPLE_CONFIG
 from tests.streams import CPH, event, stream
@@ -85,7 +86,7 @@ async def daemon_fires(
     db: asyncpg.Connection, events: list[TicketEvent], until: datetime
 ) -> set[tuple[Any, ...]]:
     await migrate(db)
-    recorder = Recorder(ClockMeter(CONFIG))
+    recorder = Recorder(ClockMeter(CONFIG), PostgresRecordingStore(db))
     composer = Composer(CONFIG)
 
     async def fire_all(now: datetime) -> None:
@@ -94,7 +95,7 @@ async def daemon_fires(
 
     for current in events:
         await fire_all(current.occurred_at)
-        await recorder.record(db, [current], current.occurred_at)
+        await recorder.record([current], current.occurred_at)
     await fire_all(until)
     rows = await db.fetch("SELECT ticket_id, clock_key, step, tier, due_at, status"
                           " FROM escalation_steps")  # fmt: skip

@@ -114,7 +114,6 @@ def _consumer(exchange: object) -> IntakeConsumer:
     return IntakeConsumer(
         queue=None,  # type: ignore[arg-type]
         dead_letters=exchange,  # type: ignore[arg-type]
-        pool=None,  # type: ignore[arg-type]
         recorder=None,  # type: ignore[arg-type]
         batch_size=1,
         retry_max_s=0.2,

@@ -164,7 +164,8 @@ def _at_risk(clock: ClockRow, now: datetime) -> bool:
     if not clock.steps or clock.steps[0] >= 1:
         return False
     if clock.running:
-        return bool(clock.step_due_at) and clock.step_due_at[0] <= now
+        first = clock.step_due_at[0] if clock.step_due_at else None
+        return first is not None and first <= now
     return clock.fraction >= clock.steps[0]
 
 

@@ -50,7 +50,7 @@ class EventRow:
 
 @dataclass
 class ClockRow:
-    """A row of ``clocks``, with the columns of ``engine.store.recorder.CLOCK_COLUMNS``."""
+    """A row of ``clocks``."""
 
     ticket_id: str
     clock_key: str
@@ -74,7 +74,7 @@ class ClockRow:
     measured_at: datetime
     steps: list[float] = field(default_factory=list)
     tiers: list[str] = field(default_factory=list)
-    step_due_at: list[datetime] = field(default_factory=list)
+    step_due_at: list[datetime | None] = field(default_factory=list)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from engine.escalation import FiredStep
 from engine.store.connection import Connection
 from engine.store.firing import ClockAdvance, ClockId, DueClock, DueListener, QueuedNotice
 from engine.store.postgres.database import Database, borrow
-from engine.store.steps import DUE_CHANNEL, fired_steps
+from engine.store.postgres.steps import DUE_CHANNEL, fired_steps
 
 # The lock is taken on the tickets' rows, and the clocks are read afterwards in a
 # statement of their own: under READ COMMITTED a locking join re-checks only the locked

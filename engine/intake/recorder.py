@@ -1,0 +1,471 @@
+"""Record a batch of events and re-measure their tickets' clocks, in one transaction.
+
+The ticket rows are the locks: they are taken in ticket order before anything else, so
+several engine processes can record events of the same tickets without losing an update
+or deadlocking, and each ticket's clocks are measured from every event committed for it.
+What is kept and where is the store's (``engine.store.recording``); what the events mean
+is decided here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import chain
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from engine.escalation import next_due, reinstated, superseded
+from engine.events import TicketEvent, event_adapter
+from engine.events.admission import MAX_EVENTS_PER_TICKET, Refusal, TicketAdmission
+from engine.sla_clock.agreements import Agreement, UnknownReference
+from engine.sla_clock.clocks import Clock, TicketClocks
+from engine.sla_clock.meter import ClockMeter
+from engine.sla_clock.timeline import Reading
+from engine.store.recording import (
+    FiredSteps,
+    LockedTicket,
+    MeasuredClock,
+    MeasuredTicket,
+    RecordingStore,
+    RecordingTransaction,
+    StepKey,
+    StoppedClock,
+)
+
+log = structlog.get_logger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_STEPS: Mapping[float, tuple[datetime, bool]] = {}
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one batch did."""
+
+    recorded: int  # events new to the store
+    measured: int  # tickets whose clocks were measured again
+    waiting: int  # tickets still waiting for their ticket.created
+    # the new events by type and channel, and the clocks this batch stopped, for metrics
+    kinds: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    stopped: Sequence[StoppedClock] = ()
+    # events already recorded (or twice in the batch), one id per copy: no second effect
+    duplicate_ids: Sequence[str] = ()
+    # events not recorded because of what their ticket holds: a second creation, or one
+    # event past the limit; the caller dead-letters them with the reason
+    refused: Mapping[UUID, Refusal] = field(default_factory=dict)
+
+    @property
+    def duplicates(self) -> int:
+        """Messages of the batch that had no effect of their own."""
+        return len(self.duplicate_ids)
+
+
+@dataclass
+class _Measurement:
+    """What measuring a batch's tickets again said, and what to keep of it once committed."""
+
+    waiting: int = 0  # tickets still waiting for their creation
+    stopped: list[StoppedClock] = field(default_factory=list)
+    history: dict[str, list[TicketEvent]] = field(default_factory=dict)
+    readings: dict[str, Reading] = field(default_factory=dict)
+
+
+class Recorder:
+    """Records batches of events for one clock meter, keeping recent events parsed.
+
+    A ticket is measured again from all its events each time one arrives; most of them
+    came through this process moments before, so each ticket's committed events are kept
+    parsed (a bounded cache of about ``cache_size`` events), with their number. The
+    ticket's row counts its events under the same lock: when the two numbers agree, no
+    process has recorded an event of the ticket since (events are only ever added), and
+    the store is not asked for them at all. Beside them is kept what reading them said
+    (``TicketClocks.reading``): when a ticket's new events all come after those, only the
+    new ones are read, so an event costs the same however long the ticket's history.
+    """
+
+    def __init__(
+        self,
+        meter: ClockMeter,
+        store: RecordingStore,
+        cache_size: int = 100_000,
+        max_events_per_ticket: int = MAX_EVENTS_PER_TICKET,
+    ) -> None:
+        self.meter = meter
+        self.store = store
+        self.max_events_per_ticket = max_events_per_ticket
+        self._histories: OrderedDict[str, list[TicketEvent]] = OrderedDict()
+        self._readings: dict[str, Reading] = {}  # of the committed histories, where known
+        self._cached_events = 0
+        self._cache_size = cache_size
+        self._snapshot_cache: dict[str, tuple[set[str], dict[str, Agreement]]] = {}
+
+    async def record(
+        self,
+        events: Sequence[TicketEvent],
+        now: datetime,
+        bodies: Sequence[bytes] | None = None,
+    ) -> BatchOutcome:
+        """Record new events and re-measure the clocks of their tickets; all or nothing.
+
+        ``bodies`` are the messages the events were parsed from, stored as they came;
+        without them each event is serialised again.
+        """
+        texts = (
+            [body.decode() for body in bodies]
+            if bodies is not None
+            else [e.model_dump_json() for e in events]
+        )
+        # Each event once (a batch may hold a redelivery of one), with the text to store.
+        by_id = {e.event_id: (e, text) for e, text in zip(events, texts, strict=True)}
+        ticket_ids = sorted({event.ticket_id for event, _ in by_id.values()})
+        async with self.store.transaction() as store:
+            await store.add_tickets(ticket_ids)
+            locked = await store.lock_tickets(ticket_ids)
+            refused = await self._admit(store, by_id, locked)
+            inserted = await store.add_events(list(by_id.values()))
+            fresh = [by_id[event_id][0] for event_id in inserted]
+            new: dict[str, list[TicketEvent]] = defaultdict(list)
+            for event in fresh:
+                new[event.ticket_id].append(event)
+            changed = sorted(new)
+            measurement = await self._measure_again(store, changed, locked, new, now)
+        # Committed: what the next batch may take from memory.
+        self._keep(measurement.history, measurement.readings)
+        kinds: Counter[tuple[str, str]] = Counter((e.type, e.channel) for e in fresh)
+        admitted = [e for e in events if e.event_id not in refused]
+        return BatchOutcome(
+            len(inserted),
+            len(changed),
+            measurement.waiting,
+            kinds,
+            measurement.stopped,
+            _duplicates(admitted, inserted),
+            refused,
+        )
+
+    async def remeasure(self, ticket_ids: Sequence[str], now: datetime) -> int:
+        """Measure tickets' clocks again from their recorded events; the number measured.
+
+        For clocks written before their steps were stored (migration 002): without their
+        steps' instants the scheduler could not fire them.
+        """
+        async with self.store.transaction() as store:
+            locked = await store.lock_tickets(sorted(set(ticket_ids)))
+            present = [ticket.ticket_id for ticket in locked]
+            measurement = await self._measure_again(store, present, locked, {}, now)
+        self._keep(measurement.history, measurement.readings)
+        return len(present)
+
+    async def _admit(
+        self,
+        store: RecordingTransaction,
+        by_id: dict[UUID, tuple[TicketEvent, str]],
+        locked: Sequence[LockedTicket],
+    ) -> dict[UUID, Refusal]:
+        """Take out of ``by_id`` the events their locked tickets refuse, with the reasons.
+
+        Most batches ask the store nothing: a ticket's creation is looked up only when the
+        batch creates a ticket that holds events, and stored ids only near the limit.
+        """
+        counted = {ticket.ticket_id: ticket.event_count for ticket in locked}
+        offered: dict[str, list[TicketEvent]] = defaultdict(list)
+        creations: Counter[str] = Counter()
+        for event, _ in by_id.values():
+            offered[event.ticket_id].append(event)
+            if event.type == "ticket.created":
+                creations[event.ticket_id] += 1
+        creating = [ticket_id for ticket_id in creations if counted[ticket_id]]
+        crowded = [
+            ticket_id
+            for ticket_id, batch in offered.items()
+            if counted[ticket_id] + len(batch) > self.max_events_per_ticket
+        ]
+        created_by = await self._creations(store, creating, counted)
+        stored: set[UUID] = set()
+        if crowded:
+            stored = await store.stored(
+                [e.event_id for ticket_id in crowded for e in offered[ticket_id]]
+            )
+        # Only these tickets can refuse an event: one near its limit, one created before
+        # that the batch creates again, one the batch creates twice. The rest of a batch,
+        # nearly always all of it, is not walked again.
+        suspect = {*crowded, *created_by, *(t for t, n in creations.items() if n > 1)}
+        refused: dict[UUID, Refusal] = {}
+        for ticket_id in suspect:
+            ticket = TicketAdmission(
+                self.max_events_per_ticket, created_by.get(ticket_id), counted[ticket_id]
+            )
+            for event in offered[ticket_id]:
+                if event.event_id in stored or event.event_id == ticket.created_by:
+                    continue  # a duplicate: no effect, and no refusal either
+                refusal = ticket.refusal(event)
+                if refusal is None:
+                    ticket.admit(event)
+                else:
+                    refused[event.event_id] = refusal
+                    del by_id[event.event_id]
+        return refused
+
+    async def _creations(
+        self, store: RecordingTransaction, ticket_ids: list[str], counted: Mapping[str, int]
+    ) -> dict[str, UUID]:
+        """The event that created each ticket, for tickets already holding events."""
+        found: dict[str, UUID] = {}
+        unknown = []
+        for ticket_id in ticket_ids:
+            kept = self._histories.get(ticket_id)
+            if kept is None or len(kept) != counted[ticket_id]:
+                unknown.append(ticket_id)
+                continue
+            first = next((e for e in kept if e.type == "ticket.created"), None)
+            if first is not None:
+                found[ticket_id] = first.event_id
+        if unknown:
+            found.update(await store.creations(unknown))
+        return found
+
+    async def _measure_again(
+        self,
+        store: RecordingTransaction,
+        changed: list[str],
+        locked: Sequence[LockedTicket],
+        new: Mapping[str, list[TicketEvent]],
+        now: datetime,
+    ) -> _Measurement:
+        """Measure the clocks of locked tickets and write them back.
+
+        ``new`` holds the events this batch inserted, by ticket.
+        """
+        if not changed:
+            return _Measurement()
+        rows = {ticket.ticket_id: ticket for ticket in locked}
+        counted = {ticket_id: rows[ticket_id].event_count for ticket_id in changed}
+        history = await self._events_of(store, changed, counted, new)
+        readings = self._readings
+        measured: list[tuple[str, TicketClocks | None]] = []
+        tickets: list[MeasuredTicket] = []
+        for ticket_id in changed:
+            known, attached = self._snapshots(rows[ticket_id].agreements)
+            events = history[ticket_id]
+            clocks = _measure(
+                self.meter, ticket_id, events, new.get(ticket_id, ()),
+                readings.get(ticket_id), attached, now,
+            )  # fmt: skip
+            measured.append((ticket_id, clocks))
+            added = (
+                {k: a for k, a in clocks.agreements.items() if k not in known}
+                if clocks is not None
+                else {}
+            )
+            tickets.append(MeasuredTicket(ticket_id, clocks, added, len(events)))
+        # One write per ticket and per clock and batch: each write costs the database a
+        # new row version, so nothing is written twice or deleted to be re-added.
+        await store.write_tickets(tickets, now)
+        fired = await store.fired_steps(changed)
+        stopped = await self._write_clocks(store, measured, rows, fired, new, now)
+        return _Measurement(
+            waiting=sum(1 for _, clocks in measured if clocks is None),
+            stopped=stopped,
+            history=history,
+            readings={t: clocks.reading for t, clocks in measured if clocks is not None},
+        )
+
+    async def _write_clocks(
+        self,
+        store: RecordingTransaction,
+        measured: list[tuple[str, TicketClocks | None]],
+        rows: Mapping[str, LockedTicket],
+        fired: FiredSteps,
+        new: Mapping[str, Sequence[TicketEvent]],
+        now: datetime,
+    ) -> list[StoppedClock]:
+        """Write the measured clocks, with their next due instants and the standing of
+        their fired steps; remove those that no longer apply."""
+        clocks: list[MeasuredClock] = []
+        undone: list[StepKey] = []
+        restored: list[StepKey] = []
+        gone: list[tuple[str, str]] = []
+        for ticket_id, ticket_clocks in measured:
+            if ticket_clocks is None:
+                continue
+            for clock in ticket_clocks.clocks:
+                steps_fired = fired.get((ticket_id, clock.key), _NO_STEPS)
+                fractions = clock.agreement.fractions
+                due_us = clock.due_us[: len(fractions)]
+                clocks.append(
+                    MeasuredClock(ticket_id, clock, next_due(fractions, due_us, steps_fired))
+                )
+                if steps_fired:
+                    # An event new in this batch that occurred before a step fired may
+                    # undo it.
+                    late = [event.occurred_at for event in new.get(ticket_id, ())]
+                    superseding, restoring = _changed_steps(ticket_id, clock, steps_fired, late)
+                    undone += superseding
+                    restored += restoring
+            # A clock that no longer applies (its agreement sets no target any more).
+            kept = {clock.key for clock in ticket_clocks.clocks}
+            gone += [(ticket_id, key) for key in rows[ticket_id].clock_keys if key not in kept]
+        if undone:
+            await store.supersede_steps(undone, now)
+        if restored:
+            await store.restore_steps(restored)
+        earliest = min((c.next_due_us for c in clocks if c.next_due_us is not None), default=None)
+        if earliest is not None:
+            await store.announce_due(_EPOCH + timedelta(microseconds=earliest))
+        stopped = await store.write_clocks(clocks, now) if clocks else []
+        if gone:
+            await store.remove_clocks(gone)
+        return stopped
+
+    def _snapshots(self, text: str) -> tuple[set[str], dict[str, Agreement]]:
+        """A ticket's stored snapshots: their keys, and the agreements they hold.
+
+        Tickets of one department and service share their snapshots, so the parsed form
+        is kept by its text.
+        """
+        parsed = self._snapshot_cache.get(text)
+        if parsed is None:
+            known: dict[str, Any] = json.loads(text)
+            parsed = (
+                set(known),
+                {key: Agreement.from_json(value) for key, value in known.items()},
+            )
+            if len(self._snapshot_cache) >= 10_000:
+                self._snapshot_cache.clear()
+            self._snapshot_cache[text] = parsed
+        return parsed
+
+    def _keep(
+        self, history: Mapping[str, list[TicketEvent]], readings: Mapping[str, Reading]
+    ) -> None:
+        """Keep committed histories and their readings, the most recently measured last;
+        the oldest go first."""
+        kept = self._histories
+        for ticket_id, events in history.items():
+            before = kept.pop(ticket_id, None)
+            self._cached_events += len(events) - (len(before) if before is not None else 0)
+            kept[ticket_id] = events
+            reading = readings.get(ticket_id)
+            if reading is not None:
+                self._readings[ticket_id] = reading
+            else:  # not measured (waiting, or unmeasurable): what is kept is of fewer events
+                self._readings.pop(ticket_id, None)
+        while self._cached_events > self._cache_size and kept:
+            ticket_id, events = kept.popitem(last=False)
+            self._cached_events -= len(events)
+            self._readings.pop(ticket_id, None)
+
+    async def _events_of(
+        self,
+        store: RecordingTransaction,
+        ticket_ids: list[str],
+        counted: Mapping[str, int],
+        new: Mapping[str, list[TicketEvent]],
+    ) -> dict[str, list[TicketEvent]]:
+        """Every event of each locked ticket: ``counted`` is the number its row holds
+        (before this batch), ``new`` the events this batch inserted."""
+        history: dict[str, list[TicketEvent]] = {}
+        unknown = []
+        for ticket_id in ticket_ids:
+            kept = self._histories.get(ticket_id)
+            if kept is None and counted[ticket_id] == 0:
+                kept = []  # a new ticket: its row counts no events yet
+            if kept is not None and len(kept) == counted[ticket_id]:
+                history[ticket_id] = kept + new.get(ticket_id, [])
+            else:
+                unknown.append(ticket_id)
+        if unknown:
+            history.update(await self._read_events(store, unknown, new))
+        return history
+
+    async def _read_events(
+        self,
+        store: RecordingTransaction,
+        ticket_ids: list[str],
+        new: Mapping[str, list[TicketEvent]],
+    ) -> dict[str, list[TicketEvent]]:
+        # Ids first: the events this process has parsed are taken as they are, and only
+        # the others' payloads (another process recorded them) are read and parsed.
+        ids = await store.event_ids(ticket_ids)
+        known: dict[UUID, TicketEvent | None] = {event_id: None for _, event_id in ids}
+        for ticket_id in ticket_ids:
+            for parsed in chain(self._histories.get(ticket_id, ()), new.get(ticket_id, ())):
+                if parsed.event_id in known:
+                    known[parsed.event_id] = parsed
+        missing = [event_id for event_id, event in known.items() if event is None]
+        if missing:
+            read = [event_adapter.validate_json(text) for text in await store.payloads(missing)]
+            known.update((event.event_id, event) for event in read)
+        history: dict[str, list[TicketEvent]] = {ticket_id: [] for ticket_id in ticket_ids}
+        for ticket_id, event_id in ids:
+            event = known[event_id]
+            assert event is not None  # read just above
+            history[ticket_id].append(event)
+        return history
+
+
+def _duplicates(events: Sequence[TicketEvent], inserted: Sequence[UUID]) -> list[str]:
+    """The ids of the events that the store already held, one per copy in the batch."""
+    if len(inserted) == len(events):
+        return []
+    first_copies = set(inserted)
+    found = []
+    for event in events:
+        if event.event_id in first_copies:
+            first_copies.discard(event.event_id)  # recorded now; a later copy is a duplicate
+        else:
+            found.append(str(event.event_id))
+    return found
+
+
+def _measure(
+    meter: ClockMeter,
+    ticket_id: str,
+    events: list[TicketEvent],
+    new: Sequence[TicketEvent],
+    reading: Reading | None,
+    attached: dict[str, Agreement],
+    now: datetime,
+) -> TicketClocks | None:
+    try:
+        # The reading kept is of the committed events: it serves when the row's count of
+        # them is what it read (measure_more checks), so that no process added any since.
+        return meter.measure_more(reading, events, new, attached, now)
+    except UnknownReference as exc:
+        # The event was checked against the configuration when it arrived; only a
+        # configuration that since dropped the department or service gets here. The
+        # events stay recorded and the clocks come back when the reference does.
+        log.error("ticket.unmeasurable", ticket_id=ticket_id, reason=str(exc))
+        return None
+
+
+def _instant(us: int | None) -> datetime | None:
+    """A UTC datetime from epoch microseconds: cheaper than the calendar's zone-aware one."""
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+def _changed_steps(
+    ticket_id: str,
+    clock: Clock,
+    fired: Mapping[float, tuple[datetime, bool]],
+    late_events: Sequence[datetime],
+) -> tuple[list[StepKey], list[StepKey]]:
+    """The clock's fired steps whose standing the new measurement changes: those that
+    events new in this batch show it had not reached (to supersede), and superseded ones
+    it had reached by the time they fired after all (to restore)."""
+    undone = {step: at for step, (at, ok) in fired.items() if not ok}
+    if not undone and not late_events:  # the usual case: nothing can have changed
+        return [], []
+    standing = {step: at for step, (at, ok) in fired.items() if ok}
+    steps = clock.agreement.fractions
+    due = [_instant(us) for us in clock.due_us[: len(steps)]]
+    return (
+        [(ticket_id, clock.key, s) for s in superseded(standing, steps, due, late_events)],
+        [(ticket_id, clock.key, s) for s in reinstated(undone, steps, due)],
+    )

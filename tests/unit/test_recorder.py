@@ -1,0 +1,186 @@
+"""The recorder's decisions on the in-memory store: what a batch records, refuses, measures,
+undoes and announces, all or nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from engine.config import load_config
+from engine.events import TicketEvent, parse_event
+from engine.intake.recorder import Recorder
+from engine.sla_clock.meter import ClockMeter
+from engine.store.memory.recording import MemoryRecordingStore
+from engine.store.memory.tables import StepRow, Tables
+from engine.store.recording import StoppedClock
+from tests.helpers import EXAMPLE_CONFIG
+from tests.streams import CPH, event
+
+METER = ClockMeter(load_config(EXAMPLE_CONFIG))
+MONDAY = datetime(2030, 11, 25, 9, tzinfo=CPH)
+
+
+def at(minutes: float) -> datetime:
+    return MONDAY + timedelta(minutes=minutes)
+
+
+def ev(type_: str, ticket: str, seq: int, minutes: float, **fields: Any) -> TicketEvent:
+    return parse_event(json.dumps(event(type_, ticket, seq, at(minutes), **fields)))
+
+
+def created(ticket: str, seq: int = 0) -> TicketEvent:
+    return ev("ticket.created", ticket, seq, 0, department="okf", service="opus-loen",
+              priority="P1", subject="Løn")  # fmt: skip
+
+
+@pytest.fixture
+def tables() -> Tables:
+    return Tables()
+
+
+@pytest.fixture
+def recorder(tables: Tables) -> Recorder:
+    return Recorder(METER, MemoryRecordingStore(tables))
+
+
+async def test_a_batch_records_its_events_and_measures_their_tickets(
+    recorder: Recorder, tables: Tables
+) -> None:
+    responded = ev("ticket.responded", "A", 1, 5)
+    outcome = await recorder.record([created("A"), created("B"), responded], at(6))
+    assert (outcome.recorded, outcome.measured, outcome.waiting) == (3, 2, 0)
+    assert outcome.kinds == {("ticket.created", "web"): 2, ("ticket.responded", "web"): 1}
+    assert outcome.stopped == [StoppedClock("response", "sla", 300.0)]
+    assert tables.clocks[("A", "response")].state == "met"
+    assert tables.clocks[("B", "response")].next_due_at == at(7.5)  # half of 15 minutes
+    assert (tables.tickets["A"].event_count, tables.tickets["A"].priority) == (2, "P1")
+    assert list(tables.tickets["A"].agreements) == ["sla:okf:opus-loen"]
+
+
+async def test_a_redelivered_batch_has_no_second_effect(recorder: Recorder, tables: Tables) -> None:
+    batch = [created("A"), ev("ticket.responded", "A", 1, 5)]
+    await recorder.record(batch, at(6))
+    again = await recorder.record([*batch, batch[1]], at(7))
+    assert (again.recorded, again.measured, again.stopped) == (0, 0, [])
+    assert again.duplicate_ids == [str(e.event_id) for e in [*batch, batch[1]]]
+    assert tables.tickets["A"].event_count == 2
+
+
+async def test_an_event_before_its_creation_waits_then_counts(
+    recorder: Recorder, tables: Tables
+) -> None:
+    early = await recorder.record([ev("ticket.responded", "A", 1, 5)], at(5))
+    assert (early.recorded, early.measured, early.waiting) == (1, 1, 1)
+    assert tables.clocks == {}
+    later = await recorder.record([created("A")], at(6))
+    assert (later.waiting, later.stopped) == (0, [StoppedClock("response", "sla", 300.0)])
+
+
+async def test_a_second_creation_is_refused_and_the_rest_recorded(
+    recorder: Recorder, tables: Tables
+) -> None:
+    await recorder.record([created("A")], at(1))
+    second, comment = created("A", seq=7), ev("ticket.responded", "A", 1, 2)
+    outcome = await recorder.record([second, comment], at(3))
+    assert [r.kind for r in outcome.refused.values()] == ["second_creation"]
+    assert list(outcome.refused) == [second.event_id]
+    assert (outcome.recorded, second.event_id in tables.events) == (1, False)
+
+
+async def test_a_ticket_past_its_limit_refuses_the_rest(tables: Tables) -> None:
+    recorder = Recorder(METER, MemoryRecordingStore(tables), max_events_per_ticket=3)
+    events = [created("A"), *(ev("ticket.commented", "A", n, n, visibility="internal",
+                                  body="x") for n in range(1, 5))]  # fmt: skip
+    outcome = await recorder.record(events, at(5))
+    assert [r.kind for r in outcome.refused.values()] == ["ticket_limit", "ticket_limit"]
+    assert tables.tickets["A"].event_count == 3
+
+
+async def test_a_batch_that_fails_leaves_the_tables_and_the_kept_history_as_they_were(
+    recorder: Recorder, tables: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await recorder.record([created("A")], at(1))
+    before = (dict(tables.events), tables.tickets["A"].event_count)
+
+    async def broken(*_args: Any) -> Any:
+        raise RuntimeError("the transaction fails after the clocks were measured")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("engine.store.memory.recording.MemoryRecordingTransaction.fired_steps",
+                      broken)  # fmt: skip
+        with pytest.raises(RuntimeError):
+            await recorder.record([ev("ticket.responded", "A", 1, 5)], at(6))
+    assert (dict(tables.events), tables.tickets["A"].event_count) == before
+    assert tables.clocks[("A", "response")].state == "running"
+    # Measured on from what was committed, not from the rolled-back batch.
+    with monkeypatch.context() as patch:
+        patch.setattr(METER, "measure", _measured_everything)
+        await recorder.record([ev("ticket.status_changed", "A", 2, 6, status="in_progress")],
+                              at(20))  # fmt: skip
+    assert tables.clocks[("A", "response")].state == "breached"
+
+
+def _measured_everything(*_args: Any) -> Any:
+    raise AssertionError("measured every event again")
+
+
+async def test_a_recorder_reads_what_another_recorded(tables: Tables) -> None:
+    first = Recorder(METER, MemoryRecordingStore(tables))
+    second = Recorder(METER, MemoryRecordingStore(tables))
+    await first.record([created("A")], at(1))
+    outcome = await second.record([ev("ticket.responded", "A", 1, 5)], at(6))
+    assert outcome.stopped == [StoppedClock("response", "sla", 300.0)]
+    assert tables.tickets["A"].event_count == 2
+
+
+async def test_late_events_supersede_a_step_and_restore_it(
+    recorder: Recorder, tables: Tables
+) -> None:
+    await recorder.record([created("A")], at(1))
+    assert tables.clocks[("A", "resolution")].next_due_at == at(60)  # half of 2 hours
+    # The half-way step fired late, at minute 70.
+    tables.steps[("A", "resolution", 0.5)] = StepRow(
+        ticket_id="A", clock_key="resolution", step=0.5, tier="operational",
+        metric="resolution", agreement_kind="sla", department="okf", service="opus-loen",
+        priority="P1", target_s=7200.0, due_at=at(60), fired_at=at(70),
+    )  # fmt: skip
+    # Word comes late that the requester was waited for from minute 2: by minute 70 the
+    # clock had run 2 minutes, so the step was never reached.
+    await recorder.record([ev("ticket.status_changed", "A", 1, 2, status="pending_customer")],
+                          at(71))  # fmt: skip
+    step = tables.steps[("A", "resolution", 0.5)]
+    assert (step.status, step.superseded_at) == ("superseded", at(71))
+    # Then that the wait ended at minute 5: by minute 70 it had run 67, past 60.
+    await recorder.record([ev("ticket.status_changed", "A", 2, 5, status="in_progress")],
+                          at(72))  # fmt: skip
+    step = tables.steps[("A", "resolution", 0.5)]
+    assert (step.status, step.superseded_at) == ("fired", None)
+
+
+async def test_a_batch_announces_its_earliest_due_instant_once_committed(
+    recorder: Recorder, tables: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heard: list[datetime | None] = []
+    tables.due_listeners.append(heard.append)
+    await recorder.record([created("A")], at(1))
+    assert heard == [at(7.5)]
+
+    async def broken(*_args: Any) -> Any:
+        raise RuntimeError("fails after announcing")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("engine.store.memory.recording.MemoryRecordingTransaction.write_clocks",
+                      broken)  # fmt: skip
+        with pytest.raises(RuntimeError):
+            await recorder.record([created("B")], at(2))
+    assert heard == [at(7.5)]  # a rolled-back batch announces nothing
+
+
+async def test_remeasure_measures_known_tickets_again(recorder: Recorder, tables: Tables) -> None:
+    await recorder.record([created("A")], at(1))
+    del tables.clocks[("A", "response")]
+    assert await recorder.remeasure(["A", "UNKNOWN"], at(2)) == 1
+    assert tables.clocks[("A", "response")].next_due_at == at(7.5)
