@@ -50,9 +50,12 @@ BATCH = Settings().batch_size
 PREFETCH = Settings().prefetch
 NAMESPACE = UUID("8f0e8a56-0a43-4c43-8f3e-1c2b3a4d5e6f")
 SERVICES = {
-    "buf": ["esdh", "skole-it-aula"], "okf": ["opus-loen", "esdh"], "sof": ["omsorgssystem"],
-    "tmf": ["print", "esdh"], "kff": ["pc-arbejdsplads"],
-}  # fmt: skip
+    "buf": ["esdh", "skole-it-aula"],
+    "okf": ["opus-loen", "esdh"],
+    "sof": ["omsorgssystem"],
+    "tmf": ["print", "esdh"],
+    "kff": ["pc-arbejdsplads"],
+}
 
 
 def make_events(tickets: int, seed: int = 42) -> list[bytes]:
@@ -68,15 +71,19 @@ def make_events(tickets: int, seed: int = 42) -> list[bytes]:
         ticket = f"B-{n}"
         department = rng.choice(sorted(SERVICES))
         at = start + timedelta(seconds=rng.randrange(5 * 24 * 3600))
+        created: dict[str, object] = {
+            "department": department,
+            "service": rng.choice(SERVICES[department]),
+            "priority": rng.choice(["P1", "P2", "P3", "P4"]),
+            "subject": f"Sag {ticket}",
+            "requester": {"name": "Bruger"},
+        }
         steps: list[tuple[str, dict[str, object]]] = [
-            ("ticket.created", {"department": department,
-                                "service": rng.choice(SERVICES[department]),
-                                "priority": rng.choice(["P1", "P2", "P3", "P4"]),
-                                "subject": f"Sag {ticket}", "requester": {"name": "Bruger"}}),
+            ("ticket.created", created),
             ("ticket.responded", {}),
             ("ticket.status_changed", {"status": "in_progress"}),
             ("ticket.status_changed", {"status": "resolved"}),
-        ]  # fmt: skip
+        ]
         for seq, (type_, fields) in enumerate(steps):
             at += timedelta(minutes=rng.randint(1, 240))
             event: dict[str, object] = {
@@ -105,13 +112,14 @@ async def raw_ceiling(bodies: list[bytes], schema: str) -> float:
         )
         for start in range(0, len(bodies), BATCH):
             chunk = bodies[start : start + BATCH]
-            await asyncio.gather(*(
+            publishing = (
                 channel.default_exchange.publish(
                     aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                     routing_key=RAW_QUEUE,
                 )
                 for body in chunk
-            ))  # fmt: skip
+            )
+            await asyncio.gather(*publishing)
         await db.execute("CREATE TABLE raw_events (event_id uuid PRIMARY KEY, payload jsonb)")
         await channel.set_qos(prefetch_count=PREFETCH)
         inbox: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
@@ -154,10 +162,15 @@ async def engine_rate(bodies: list[bytes], schema: str, engines: int) -> tuple[f
             await channel.queue_delete(queue)
     await publish_events(bodies, AMQP_URL)
     database_url = f"{DATABASE_URL}?search_path={schema}"
-    env = {**os.environ, "SLA_ENGINE_AMQP_URL": AMQP_URL, "SLA_ENGINE_DATABASE_URL": database_url,
-           "SLA_ENGINE_CONFIG_DIR": str(REPO / "config"), "SLA_ENGINE_HTTP_PORT": "0",
-           # the week is years ahead: the engine takes it only when told to
-           "SLA_ENGINE_MAX_AHEAD_S": str(6 * 366 * 24 * 3600)}  # fmt: skip
+    env = {
+        **os.environ,
+        "SLA_ENGINE_AMQP_URL": AMQP_URL,
+        "SLA_ENGINE_DATABASE_URL": database_url,
+        "SLA_ENGINE_CONFIG_DIR": str(REPO / "config"),
+        "SLA_ENGINE_HTTP_PORT": "0",
+        # the week is years ahead: the engine takes it only when told to
+        "SLA_ENGINE_MAX_AHEAD_S": str(6 * 366 * 24 * 3600),
+    }
     db = await asyncpg.connect(database_url)
     files = contextlib.ExitStack()
     logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(engines)]  # noqa: SIM115

@@ -57,13 +57,14 @@ def tune_gc() -> None:
 def print_totals(run: Simulation, offered: int) -> None:
     """What the simulation did with the year."""
     outcomes = Counter(outcome.outcome for outcome in run.outcomes)
-    print(f"events offered {offered:,}: applied {run.events:,}, duplicates {run.duplicates:,}, "
-          f"refused {len(run.refused):,}")  # fmt: skip
+    print(
+        f"events offered {offered:,}: applied {run.events:,}, duplicates {run.duplicates:,}, "
+        f"refused {len(run.refused):,}"
+    )
     print(f"tickets {run.tickets:,} ({run.waiting:,} never created)")
     print(f"steps fired {len(run.steps):,}, breaches (step 1.0) {run.breaches:,}")
-    print(f"clocks {len(run.outcomes):,}: " + ", ".join(
-        f"{name} {outcomes[name]:,}" for name in ("met", "breached", "open")
-    ))  # fmt: skip
+    by_outcome = ", ".join(f"{name} {outcomes[name]:,}" for name in ("met", "breached", "open"))
+    print(f"clocks {len(run.outcomes):,}: {by_outcome}")
 
 
 def main() -> None:
@@ -74,8 +75,12 @@ def main() -> None:
     parser.add_argument(
         "--tune-gc", action="store_true", help="collect garbage as rarely as the daemon does"
     )
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="simulating processes (default: one a core)")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="simulating processes (default: one a core)",
+    )
     args = parser.parse_args()
     if args.tune_gc:
         tune_gc()
@@ -83,9 +88,11 @@ def main() -> None:
 
     lines = generate(args.year, args.tickets, args.seed)
     generated_s = time.perf_counter() - began
-    print(f"generated {len(lines):,} events of {args.tickets:,} tickets "
-          f"({args.year}, seed {args.seed}) in {generated_s:.1f} s: "
-          f"{len(lines) / generated_s:,.0f} events/s")  # fmt: skip
+    print(
+        f"generated {len(lines):,} events of {args.tickets:,} tickets "
+        f"({args.year}, seed {args.seed}) in {generated_s:.1f} s: "
+        f"{len(lines) / generated_s:,.0f} events/s"
+    )
 
     start = time.perf_counter()
     events: list[TicketEvent] = [parse_event(line) for line in lines]
@@ -99,15 +106,18 @@ def main() -> None:
     simulate_s = time.perf_counter() - start
     rate = len(events) / simulate_s
     verdict = "met" if rate >= GOAL_EVENTS_S else "NOT met"
-    print(f"simulate:    {rate:>10,.0f} events/s ({simulate_s:.1f} s, {args.workers} "
-          f"processes; goal "
-          f"{GOAL_EVENTS_S:,} events/s: {verdict})")  # fmt: skip
+    print(
+        f"simulate:    {rate:>10,.0f} events/s ({simulate_s:.1f} s, {args.workers} processes; "
+        f"goal {GOAL_EVENTS_S:,} events/s: {verdict})"
+    )
 
     print_totals(run, len(events))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     collector = "tuned as the daemon's" if args.tune_gc else "default"
-    print(f"wall time {time.perf_counter() - began:.1f} s, peak RSS {peak_mib:,.0f} MiB, "
-          f"Python {sys.version.split()[0]}, garbage collector {collector}")  # fmt: skip
+    print(
+        f"wall time {time.perf_counter() - began:.1f} s, peak RSS {peak_mib:,.0f} MiB, "
+        f"Python {sys.version.split()[0]}, garbage collector {collector}"
+    )
 
 
 if __name__ == "__main__":

@@ -83,10 +83,15 @@ async def run_cycles(
             wake.clear()
             if before_cycle is not None:
                 before_cycle()
-            running = asyncio.ensure_future(until_done(
-                cycle, transient=transient, stopping=stopping, max_delay_s=max_delay_s,
-                event=event,
-            ))  # fmt: skip
+            running = asyncio.ensure_future(
+                until_done(
+                    cycle,
+                    transient=transient,
+                    stopping=stopping,
+                    max_delay_s=max_delay_s,
+                    event=event,
+                )
+            )
             if drain_s is not None:
                 await asyncio.wait({running, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
                 if not running.done():

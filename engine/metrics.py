@@ -179,9 +179,18 @@ REFRESH_SECONDS = StoreGauge(
     "How long the last successful reading of the store and queue gauges took.",
 )
 STORE_GAUGES = (
-    OPEN_CLOCKS, AT_RISK, BREACHING_WITHIN, MONTH_STOPPED, STEPS_DUE, OUTBOX_PENDING,
-    OUTBOX_OLDEST_AGE, OUTBOX_FAILED, QUEUE_MESSAGES, REFRESHED, REFRESH_SECONDS,
-)  # fmt: skip
+    OPEN_CLOCKS,
+    AT_RISK,
+    BREACHING_WITHIN,
+    MONTH_STOPPED,
+    STEPS_DUE,
+    OUTBOX_PENDING,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_FAILED,
+    QUEUE_MESSAGES,
+    REFRESHED,
+    REFRESH_SECONDS,
+)
 
 BUILD = Info("sla_engine_build", "The engine's version and the Python running it.")
 

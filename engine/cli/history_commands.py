@@ -35,20 +35,33 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "per department, service, priority and metric. No RabbitMQ, no PostgreSQL.",
     )
     simulate.add_argument("events", type=Path, metavar="EVENTS.jsonl")
-    simulate.add_argument("--config", type=Path, default=Path("config"),
-                          help="agreement configuration (default: ./config)")  # fmt: skip
     simulate.add_argument(
-        "--compare", type=Path, metavar="DIR2",
+        "--config",
+        type=Path,
+        default=Path("config"),
+        help="agreement configuration (default: ./config)",
+    )
+    simulate.add_argument(
+        "--compare",
+        type=Path,
+        metavar="DIR2",
         help="a second configuration: breaches and compliance side by side",
-    )  # fmt: skip
+    )
     simulate.add_argument("--format", choices=FORMATS, default="table")
-    simulate.add_argument("--until", type=_instant_arg,
-                          help="end of virtual time (default: the last event); "
-                          "YYYY-MM-DD or an RFC 3339 instant")  # fmt: skip
-    simulate.add_argument("--summary-only", action="store_true",
-                          help="leave out the timeline of steps")  # fmt: skip
-    simulate.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
-                          help="processes sharing the tickets (default: one a core)")  # fmt: skip
+    simulate.add_argument(
+        "--until",
+        type=_instant_arg,
+        help="end of virtual time (default: the last event); YYYY-MM-DD or an RFC 3339 instant",
+    )
+    simulate.add_argument(
+        "--summary-only", action="store_true", help="leave out the timeline of steps"
+    )
+    simulate.add_argument(
+        "--workers",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        help="processes sharing the tickets (default: one a core)",
+    )
     export = commands.add_parser(
         "export-events",
         help="write the events of tickets created in a period, in simulate's input format",
@@ -64,11 +77,15 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     for command in (export, report):
         command.add_argument(
-            "--from", dest="start", type=_instant_arg, required=True,
+            "--from",
+            dest="start",
+            type=_instant_arg,
+            required=True,
             help="first day or instant (YYYY-MM-DD: midnight in Copenhagen)",
-        )  # fmt: skip
-        command.add_argument("--to", dest="end", type=_instant_arg,
-                             help="end, exclusive (default: now)")  # fmt: skip
+        )
+        command.add_argument(
+            "--to", dest="end", type=_instant_arg, help="end, exclusive (default: now)"
+        )
         command.add_argument("--settings", type=Path, help=SETTINGS_HELP)
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
     report.add_argument("--department", help="one department only")
@@ -131,15 +148,21 @@ def simulate_command(args: argparse.Namespace) -> int:
         print(f"sla-engine: {args.events} holds no events", file=sys.stderr)
         return 1
     try:
-        runs = [simulate(ClockMeter(config), events, args.until, args.workers)
-                for config in configs if config]  # fmt: skip
+        runs = [
+            simulate(ClockMeter(config), events, args.until, args.workers)
+            for config in configs
+            if config
+        ]
     except ValueError as exc:  # every event refused, and no --until to end at
         print(f"sla-engine: nothing to simulate in {args.events}: {exc}", file=sys.stderr)
         return 1
     for run in runs:
         if run.refused:
-            print(f"sla-engine: {len(run.refused)} events refused, as the daemon would "
-                  f"dead-letter them; the first: {run.refused[0][1]}", file=sys.stderr)  # fmt: skip
+            print(
+                f"sla-engine: {len(run.refused)} events refused, as the daemon would "
+                f"dead-letter them; the first: {run.refused[0][1]}",
+                file=sys.stderr,
+            )
     if len(runs) == 2:
         names = (str(args.config), str(args.compare))
         print_comparison(runs[0], runs[1], names, args.format, sys.stdout)
@@ -187,8 +210,10 @@ def export_command(args: argparse.Namespace) -> int:
             out.close()
     if written is None:
         return 1
-    print(f"{written} events of tickets created in [{start.isoformat()}, {end.isoformat()})",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"{written} events of tickets created in [{start.isoformat()}, {end.isoformat()})",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -237,12 +262,16 @@ def _on_database(settings: Settings, work: Callable[[Connection], Awaitable[T]])
         # A database that is there but refuses: no such database or role, or not
         # migrated yet (undefined table).
         hint = " (run `sla-engine migrate` first)" if exc.sqlstate == "42P01" else ""
-        print(f"sla-engine: the database at {redact_url(url)} refused: "
-              f"{exc.sqlstate} {exc}{hint}", file=sys.stderr)  # fmt: skip
+        print(
+            f"sla-engine: the database at {redact_url(url)} refused: {exc.sqlstate} {exc}{hint}",
+            file=sys.stderr,
+        )
         return None
     except Exception as exc:
         if not is_transient(exc):
             raise
-        print(f"sla-engine: the database at {redact_url(url)} cannot be reached: {exc!r}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"sla-engine: the database at {redact_url(url)} cannot be reached: {exc!r}",
+            file=sys.stderr,
+        )
         return None

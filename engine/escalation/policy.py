@@ -105,6 +105,7 @@ def reinstated(
     """
     now_due = dict(zip(steps, due_at, strict=True))
     return sorted(
-        step for step, fired in fired_at.items()
+        step
+        for step, fired in fired_at.items()
         if (due := now_due.get(step)) is not None and due <= fired
-    )  # fmt: skip
+    )

@@ -146,10 +146,8 @@ class Composer:
         if on_bus:
             language: Language = "en" if all(c.language == "en" for c in on_bus) else "da"
             names = ", ".join(c.name for c in on_bus)
-            out.append(
-                self._notice(step, "amqp", routing_key(step.tier, step.department), None,
-                             language=language, name=names)
-            )  # fmt: skip
+            routing = routing_key(step.tier, step.department)
+            out.append(self._notice(step, "amqp", routing, None, language=language, name=names))
         return out
 
     def _notice(

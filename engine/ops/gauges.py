@@ -96,9 +96,17 @@ def month_start(now: datetime, zone: ZoneInfo) -> datetime:
 async def read_store(reads: GaugeReads, now: datetime, zone: ZoneInfo) -> dict[str, list[Sample]]:
     """The clock and outbox gauges, read in one snapshot."""
     samples: dict[str, list[Sample]] = {
-        gauge.name: [] for gauge in (OPEN_CLOCKS, AT_RISK, BREACHING_WITHIN, MONTH_STOPPED,
-                                     OUTBOX_PENDING, OUTBOX_OLDEST_AGE, OUTBOX_FAILED)
-    }  # fmt: skip
+        gauge.name: []
+        for gauge in (
+            OPEN_CLOCKS,
+            AT_RISK,
+            BREACHING_WITHIN,
+            MONTH_STOPPED,
+            OUTBOX_PENDING,
+            OUTBOX_OLDEST_AGE,
+            OUTBOX_FAILED,
+        )
+    }
     windows = [timedelta(seconds=seconds) for _, seconds in BREACH_WINDOWS]
     counts = await reads.gauge_counts(now, month_start(now, zone), windows)
     at_risk: dict[tuple[str, ...], float] = {}

@@ -22,9 +22,17 @@ OLA_GROUPING: tuple[GroupKey, ...] = ("function", "priority", "metric")
 # targets: grouped apart from the 'sla' rows so that out of agreement stays visible.
 SLA_BY: tuple[GroupKey, ...] = (*SLA_GROUPING, "agreement")
 MEASURES = (
-    "tickets", "met", "breached", "open", "compliance_pct", "median_s", "p90_s", "target_s",
-    "median_of_target_pct", "p90_of_target_pct",
-)  # fmt: skip
+    "tickets",
+    "met",
+    "breached",
+    "open",
+    "compliance_pct",
+    "median_s",
+    "p90_s",
+    "target_s",
+    "median_of_target_pct",
+    "p90_of_target_pct",
+)
 SLA_COLUMNS = (*SLA_BY, *MEASURES)
 OLA_COLUMNS = (*OLA_GROUPING, *MEASURES)
 

@@ -38,13 +38,18 @@ def cell(value: Any, column: str = "") -> str:
 def write(records: Sequence[Record], columns: Sequence[str], fmt: Format, out: TextIO) -> None:
     """Print ``records`` (their ``columns``, in that order) in ``fmt``."""
     if fmt == "json":
-        json.dump([{c: r.get(c) for c in columns} for r in records], out, ensure_ascii=False,
-                  indent=2, default=str)  # fmt: skip
+        json.dump(
+            [{c: r.get(c) for c in columns} for r in records],
+            out,
+            ensure_ascii=False,
+            indent=2,
+            default=str,
+        )
         out.write("\n")
     elif fmt == "jsonl":
         for record in records:
-            out.write(json.dumps({c: record.get(c) for c in columns}, ensure_ascii=False,
-                                 default=str) + "\n")  # fmt: skip
+            line = json.dumps({c: record.get(c) for c in columns}, ensure_ascii=False, default=str)
+            out.write(line + "\n")
     elif fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)

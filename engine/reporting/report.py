@@ -29,9 +29,16 @@ from engine.store.reads import HistoryReads, StoredClock
 # CSV and JSON Lines: one table of both sections, so a spreadsheet can filter and pivot
 # it as it stands, and reports of several periods can be appended to one another.
 FLAT_COLUMNS = (
-    "period", "section", "department", "service", "function", "priority", "metric",
-    "agreement", *MEASURES,
-)  # fmt: skip
+    "period",
+    "section",
+    "department",
+    "service",
+    "function",
+    "priority",
+    "metric",
+    "agreement",
+    *MEASURES,
+)
 _DEFAULT_NOTE = (
     "agreement default: a service the department has not ordered, out of agreement,"
     " under the general contract's targets\n"

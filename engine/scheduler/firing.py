@@ -50,13 +50,15 @@ async def fire_due(store: FiringStore, composer: Composer, now: datetime, limit:
             key = (clock.ticket_id, clock.clock_key)
             try:
                 steps = _due(clock, already.get(key, frozenset()), now)
-                composed.update(((s.ticket_id, s.clock_key, s.step), composer.notices(s))
-                                for s in steps)  # fmt: skip
+                composed.update(
+                    ((s.ticket_id, s.clock_key, s.step), composer.notices(s)) for s in steps
+                )
             except Exception as exc:  # one bad clock must not stop the rest
                 # Logged and looked at again later, rather than failing the transaction
                 # for every clock in it and restarting the engine into the same row.
-                log.exception("escalation.clock_failed", ticket_id=key[0], clock=key[1],
-                              error=repr(exc))  # fmt: skip
+                log.exception(
+                    "escalation.clock_failed", ticket_id=key[0], clock=key[1], error=repr(exc)
+                )
                 advance.append(ClockAdvance(*key, now + _FAILED_CLOCK_RETRY, False))
                 continue
             candidates += steps
@@ -85,11 +87,22 @@ def _due(clock: DueClock, fired: frozenset[float], now: datetime) -> list[FiredS
     )
     return [
         FiredStep(
-            ticket_id=clock.ticket_id, clock_key=clock.clock_key, metric=clock.metric,
-            agreement_kind=clock.agreement_kind, department=clock.department,
-            service=clock.service, function=clock.function, priority=clock.priority,
-            calendar=clock.calendar, target_s=clock.target_s, step=step.step, tier=step.tier,
-            due_at=step.due_at, fired_at=now, deadline=deadline, known_at=clock.measured_at,
+            ticket_id=clock.ticket_id,
+            clock_key=clock.clock_key,
+            metric=clock.metric,
+            agreement_kind=clock.agreement_kind,
+            department=clock.department,
+            service=clock.service,
+            function=clock.function,
+            priority=clock.priority,
+            calendar=clock.calendar,
+            target_s=clock.target_s,
+            step=step.step,
+            tier=step.tier,
+            due_at=step.due_at,
+            fired_at=now,
+            deadline=deadline,
+            known_at=clock.measured_at,
         )
         for step in due
-    ]  # fmt: skip
+    ]

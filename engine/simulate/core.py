@@ -247,8 +247,11 @@ def _simulate_ticket(
         # the recorder does, instead of reading the ticket's history again.
         measured = meter.measure_more(
             None if measured is None else measured.reading,
-            events[:cut], events[cut - 1 : cut], attached, instant,
-        )  # fmt: skip
+            events[:cut],
+            events[cut - 1 : cut],
+            attached,
+            instant,
+        )
         if measured is None:  # not created yet: the daemon waits too
             continue
         created = True

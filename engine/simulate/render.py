@@ -22,8 +22,19 @@ from engine.reporting.output import Format, Record, write
 from engine.simulate.core import Simulation
 
 MAX_PROBLEMS = 20
-TIMELINE_COLUMNS = ("due_at", "ticket_id", "department", "service", "priority", "metric",
-                    "agreement", "function", "step", "tier", "state")  # fmt: skip
+TIMELINE_COLUMNS = (
+    "due_at",
+    "ticket_id",
+    "department",
+    "service",
+    "priority",
+    "metric",
+    "agreement",
+    "function",
+    "step",
+    "tier",
+    "state",
+)
 
 
 class EventFileError(Exception):
@@ -53,12 +64,18 @@ def read_events(path: Path) -> list[TicketEvent]:
 def timeline(simulation: Simulation) -> Iterator[Record]:
     for step in simulation.steps:
         yield {
-            "due_at": step.due_at.isoformat(), "ticket_id": step.ticket_id,
-            "department": step.department, "service": step.service,
-            "priority": step.priority, "metric": step.metric, "agreement": step.agreement,
-            "function": step.function, "step": step.step, "tier": step.tier,
+            "due_at": step.due_at.isoformat(),
+            "ticket_id": step.ticket_id,
+            "department": step.department,
+            "service": step.service,
+            "priority": step.priority,
+            "metric": step.metric,
+            "agreement": step.agreement,
+            "function": step.function,
+            "step": step.step,
+            "tier": step.tier,
             "state": step.state,
-        }  # fmt: skip
+        }
 
 
 def print_simulation(
@@ -92,23 +109,37 @@ def print_comparison(
         both = (record["compliance_a_pct"], record["compliance_b_pct"])
         record["change_pp"] = None if None in both else round(both[1] - both[0], 1)
         records.append(record)
-    columns: tuple[str, ...] = (*SLA_BY, "tickets", "breached_a", "breached_b",
-                                "compliance_a_pct", "compliance_b_pct", "change_pp")  # fmt: skip
+    columns: tuple[str, ...] = (
+        *SLA_BY,
+        "tickets",
+        "breached_a",
+        "breached_b",
+        "compliance_a_pct",
+        "compliance_b_pct",
+        "change_pp",
+    )
     totals = {
-        "config_a": names[0], "config_b": names[1],
-        "breaches_a": first.breaches, "breaches_b": second.breaches,
-        "steps_a": len(first.steps), "steps_b": len(second.steps),
-    }  # fmt: skip
+        "config_a": names[0],
+        "config_b": names[1],
+        "breaches_a": first.breaches,
+        "breaches_b": second.breaches,
+        "steps_a": len(first.steps),
+        "steps_b": len(second.steps),
+    }
     _print_sections([("compare", records, columns)], fmt, out, totals)
 
 
 def _totals(simulation: Simulation) -> dict[str, Any]:
     return {
-        "until": simulation.until.isoformat(), "events": simulation.events,
-        "tickets": simulation.tickets, "duplicates": simulation.duplicates,
-        "refused": len(simulation.refused), "waiting_for_creation": simulation.waiting,
-        "steps_fired": len(simulation.steps), "breaches": simulation.breaches,
-    }  # fmt: skip
+        "until": simulation.until.isoformat(),
+        "events": simulation.events,
+        "tickets": simulation.tickets,
+        "duplicates": simulation.duplicates,
+        "refused": len(simulation.refused),
+        "waiting_for_creation": simulation.waiting,
+        "steps_fired": len(simulation.steps),
+        "breaches": simulation.breaches,
+    }
 
 
 def _print_sections(
@@ -123,8 +154,10 @@ def _print_sections(
         write([{"section": "totals", **totals}], ("section", *totals), fmt, out)
         return
     if fmt == "json":
-        document = {name: [{c: r.get(c) for c in columns} for r in records]
-                    for name, records, columns in sections}  # fmt: skip
+        document = {
+            name: [{c: r.get(c) for c in columns} for r in records]
+            for name, records, columns in sections
+        }
         out.write(json.dumps({**document, "totals": totals}, ensure_ascii=False, indent=2))
         out.write("\n")
         return

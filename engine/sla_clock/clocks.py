@@ -242,13 +242,15 @@ def _measure(
     else:
         # A step the closed segments reached falls in the first whose sum reaches it (none
         # for a step that needs no time at all: no time passed reaches it either).
-        due = [
-            (add_us(bounds[2 * i - 2], need - sums[i - 1]) if (i := bisect_left(sums, need))
-             else None)
-            if need <= spent
-            else None if open_us is None else add_us(open_us, need - spent)
-            for need in needs
-        ]  # fmt: skip
+        due = []
+        for need in needs:
+            if need <= spent:
+                i = bisect_left(sums, need)
+                due.append(add_us(bounds[2 * i - 2], need - sums[i - 1]) if i else None)
+            elif open_us is not None:
+                due.append(add_us(open_us, need - spent))
+            else:  # not running: no instant it falls due at
+                due.append(None)
     # Business time up to as_of: the closed segments that ended by then, and the part of
     # the next one (closed or open) before it; the later ones start after it.
     ended = not closed or bounds[2 * closed - 1] <= as_of_us  # the usual case

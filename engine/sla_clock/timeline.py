@@ -93,8 +93,16 @@ class Run:
     def copy(self) -> Run:
         """A copy to read on, leaving this one as it is."""
         sums = None if self.sums is None else dict(self.sums)
-        return Run(self.key, self.metric, self.started_at, self.function, self.stopped_at,
-                   self.shared, self.size, sums)  # fmt: skip
+        return Run(
+            self.key,
+            self.metric,
+            self.started_at,
+            self.function,
+            self.stopped_at,
+            self.shared,
+            self.size,
+            sums,
+        )
 
     def _append(self, us: int) -> None:
         if len(self.shared) != self.size:
@@ -211,8 +219,7 @@ class Reading:
         response = Run("response", "response", start, shared=[start_us], size=1)
         resolution = Run("resolution", "resolution", start, shared=[start_us], size=1)
         timeline.runs += [response, resolution]
-        reading = cls(timeline, response, resolution, None, {}, READ_ORDER(created), 0,
-                      priority_of)  # fmt: skip
+        reading = cls(timeline, response, resolution, None, {}, READ_ORDER(created), 0, priority_of)
         reading._read(ordered)
         return reading
 
@@ -310,8 +317,7 @@ class Reading:
             # An OLA measures the assigned function's resolution target. Numbered in the
             # order functions were first assigned: the keys of tickets never handed back
             # are those of the rule before, a new run per reassignment.
-            ola = Run(f"ola:{len(self.olas) + 1}:{function}", "resolution", at,
-                      function=function)  # fmt: skip
+            ola = Run(f"ola:{len(self.olas) + 1}:{function}", "resolution", at, function=function)
             self.olas[function] = ola
             self.timeline.runs.append(ola)
         else:

@@ -73,5 +73,9 @@ class PersonalDataPurger:
             return
         PERSONAL_DATA_PURGED.inc(purged.tickets)
         if purged.tickets:
-            log.info("retention.purged", tickets=purged.tickets, events=purged.events,
-                     retention_days=self._retention / timedelta(days=1))  # fmt: skip
+            log.info(
+                "retention.purged",
+                tickets=purged.tickets,
+                events=purged.events,
+                retention_days=self._retention / timedelta(days=1),
+            )

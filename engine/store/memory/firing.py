@@ -38,16 +38,25 @@ class MemoryFiringTransaction:
         wanted = set(tickets)
         return [
             DueClock(
-                ticket_id=c.ticket_id, clock_key=c.clock_key, metric=c.metric,  # type: ignore[arg-type]
-                agreement_kind=c.agreement_kind, department=c.department,  # type: ignore[arg-type]
-                service=c.service, function=c.function, priority=c.priority,  # type: ignore[arg-type]
-                calendar=c.calendar, target_s=c.target_s, deadline=c.deadline,
-                steps=tuple(c.steps), tiers=tuple(c.tiers),  # type: ignore[arg-type]
-                step_due_at=tuple(c.step_due_at), measured_at=c.measured_at,
+                ticket_id=c.ticket_id,
+                clock_key=c.clock_key,
+                metric=c.metric,  # type: ignore[arg-type]
+                agreement_kind=c.agreement_kind,  # type: ignore[arg-type]
+                department=c.department,
+                service=c.service,
+                function=c.function,  # type: ignore[arg-type]
+                priority=c.priority,  # type: ignore[arg-type]
+                calendar=c.calendar,
+                target_s=c.target_s,
+                deadline=c.deadline,
+                steps=tuple(c.steps),
+                tiers=tuple(c.tiers),  # type: ignore[arg-type]
+                step_due_at=tuple(c.step_due_at),
+                measured_at=c.measured_at,
             )
             for c in self._due(now)
             if c.ticket_id in wanted
-        ]  # fmt: skip
+        ]
 
     async def fired_steps(self, tickets: Sequence[str]) -> Mapping[ClockId, frozenset[float]]:
         """Every step recorded for these tickets' clocks, superseded ones included."""
@@ -66,11 +75,19 @@ class MemoryFiringTransaction:
             if key in self._tables.steps:
                 continue
             self._tables.steps[key] = StepRow(
-                ticket_id=s.ticket_id, clock_key=s.clock_key, step=s.step, tier=s.tier,
-                metric=s.metric, agreement_kind=s.agreement_kind, department=s.department,
-                service=s.service, priority=s.priority, target_s=s.target_s, due_at=s.due_at,
+                ticket_id=s.ticket_id,
+                clock_key=s.clock_key,
+                step=s.step,
+                tier=s.tier,
+                metric=s.metric,
+                agreement_kind=s.agreement_kind,
+                department=s.department,
+                service=s.service,
+                priority=s.priority,
+                target_s=s.target_s,
+                due_at=s.due_at,
                 fired_at=s.fired_at,
-            )  # fmt: skip
+            )
             recorded.append(s)
         return recorded
 
@@ -81,11 +98,19 @@ class MemoryFiringTransaction:
             if n.notice_id in self._tables.outbox:
                 continue
             self._tables.outbox[n.notice_id] = NoticeRow(
-                notice_id=n.notice_id, ticket_id=q.ticket_id, clock_key=q.clock_key,
-                step=q.step, channel=n.channel, recipient=n.recipient,
-                recipient_name=n.recipient_name, subject=n.subject, body=n.body,
-                payload=copy.deepcopy(n.payload), created_at=now, next_attempt_at=now,
-            )  # fmt: skip
+                notice_id=n.notice_id,
+                ticket_id=q.ticket_id,
+                clock_key=q.clock_key,
+                step=q.step,
+                channel=n.channel,
+                recipient=n.recipient,
+                recipient_name=n.recipient_name,
+                subject=n.subject,
+                body=n.body,
+                payload=copy.deepcopy(n.payload),
+                created_at=now,
+                next_attempt_at=now,
+            )
 
     async def advance(self, clocks: Sequence[ClockAdvance]) -> None:
         """Set the clocks' next due instants, and mark breached the running ones told to."""

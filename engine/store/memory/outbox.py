@@ -21,19 +21,26 @@ class MemoryOutboxStore:
         """Lease the ``limit`` earliest pending notices due at ``now``, in no set order."""
         async with self._tables.transaction() as tables:
             due = sorted(
-                (n for n in tables.outbox.values()
-                 if n.status == "pending" and n.next_attempt_at <= now),
+                (
+                    n
+                    for n in tables.outbox.values()
+                    if n.status == "pending" and n.next_attempt_at <= now
+                ),
                 key=lambda n: n.next_attempt_at,
-            )[:limit]  # fmt: skip
+            )[:limit]
             claimed: list[ClaimedNotice] = []
             for row in due:
                 row.next_attempt_at = lease_until
                 row.attempts += 1
                 notice = Notice(
-                    notice_id=row.notice_id, channel=row.channel,  # type: ignore[arg-type]
-                    recipient=row.recipient, recipient_name=row.recipient_name,
-                    subject=row.subject, body=row.body, payload=copy.deepcopy(row.payload),
-                )  # fmt: skip
+                    notice_id=row.notice_id,
+                    channel=row.channel,  # type: ignore[arg-type]
+                    recipient=row.recipient,
+                    recipient_name=row.recipient_name,
+                    subject=row.subject,
+                    body=row.body,
+                    payload=copy.deepcopy(row.payload),
+                )
                 claimed.append(ClaimedNotice(notice, row.ticket_id, row.attempts))
         return claimed
 

@@ -87,15 +87,24 @@ class PostgresFiringTransaction:
         rows = await self._connection.fetch(DUE_CLOCKS, list(tickets), now)
         return [
             DueClock(
-                ticket_id=row["ticket_id"], clock_key=row["clock_key"], metric=row["metric"],
-                agreement_kind=row["agreement_kind"], department=row["department"],
-                service=row["service"], function=row["function"], priority=row["priority"],
-                calendar=row["calendar"], target_s=row["target_s"], deadline=row["deadline"],
-                steps=tuple(row["steps"]), tiers=tuple(row["tiers"]),
-                step_due_at=tuple(row["step_due_at"]), measured_at=row["measured_at"],
+                ticket_id=row["ticket_id"],
+                clock_key=row["clock_key"],
+                metric=row["metric"],
+                agreement_kind=row["agreement_kind"],
+                department=row["department"],
+                service=row["service"],
+                function=row["function"],
+                priority=row["priority"],
+                calendar=row["calendar"],
+                target_s=row["target_s"],
+                deadline=row["deadline"],
+                steps=tuple(row["steps"]),
+                tiers=tuple(row["tiers"]),
+                step_due_at=tuple(row["step_due_at"]),
+                measured_at=row["measured_at"],
             )
             for row in rows
-        ]  # fmt: skip
+        ]
 
     async def fired_steps(self, tickets: Sequence[str]) -> Mapping[ClockId, frozenset[float]]:
         """Every step recorded for these tickets' clocks, superseded ones included."""
@@ -106,15 +115,25 @@ class PostgresFiringTransaction:
         """Record the steps; those recorded before (by anyone) are left out of the result."""
         if not steps:
             return []
-        rows = await self._connection.fetch(
-            RECORD_STEPS,
-            *map(list, zip(*(
-                (s.ticket_id, s.clock_key, s.step, s.tier, s.metric, s.agreement_kind,
-                 s.department, s.service, s.priority, s.target_s, s.due_at, s.fired_at)
-                for s in steps
-            ), strict=True)),
-        )  # fmt: skip
-        new = {(row["ticket_id"], row["clock_key"], row["step"]) for row in rows}
+        rows = [
+            (
+                s.ticket_id,
+                s.clock_key,
+                s.step,
+                s.tier,
+                s.metric,
+                s.agreement_kind,
+                s.department,
+                s.service,
+                s.priority,
+                s.target_s,
+                s.due_at,
+                s.fired_at,
+            )
+            for s in steps
+        ]
+        recorded = await self._connection.fetch(RECORD_STEPS, *map(list, zip(*rows, strict=True)))
+        new = {(row["ticket_id"], row["clock_key"], row["step"]) for row in recorded}
         return [s for s in steps if (s.ticket_id, s.clock_key, s.step) in new]
 
     async def enqueue_notices(self, notices: Sequence[QueuedNotice], now: datetime) -> None:
@@ -122,11 +141,20 @@ class PostgresFiringTransaction:
         if not notices:
             return
         rows = [
-            (q.notice.notice_id, q.ticket_id, q.clock_key, q.step, q.notice.channel,
-             q.notice.recipient, q.notice.recipient_name, q.notice.subject, q.notice.body,
-             json.dumps(q.notice.payload, ensure_ascii=False))
+            (
+                q.notice.notice_id,
+                q.ticket_id,
+                q.clock_key,
+                q.step,
+                q.notice.channel,
+                q.notice.recipient,
+                q.notice.recipient_name,
+                q.notice.subject,
+                q.notice.body,
+                json.dumps(q.notice.payload, ensure_ascii=False),
+            )
             for q in notices
-        ]  # fmt: skip
+        ]
         await self._connection.execute(ENQUEUE_NOTICES, *map(list, zip(*rows, strict=True)), now)
 
     async def advance(self, clocks: Sequence[ClockAdvance]) -> None:

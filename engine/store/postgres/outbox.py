@@ -65,11 +65,18 @@ class PostgresOutboxStore:
             await connection.executemany(
                 SETTLE,
                 [
-                    (o.notice_id, o.status, o.next_attempt_at, o.sent_at, o.failed_at,
-                     o.last_error, o.attempts)
+                    (
+                        o.notice_id,
+                        o.status,
+                        o.next_attempt_at,
+                        o.sent_at,
+                        o.failed_at,
+                        o.last_error,
+                        o.attempts,
+                    )
                     for o in outcomes
                 ],
-            )  # fmt: skip
+            )
 
     async def earliest_pending(self) -> datetime | None:
         """When the earliest pending notice may be tried; None when none is pending."""
