@@ -65,17 +65,24 @@ def history(kind: str, n: int) -> list[TicketEvent]:
     """A ticket's first ``n`` events of one kind, one a minute, in order."""
 
     def event(seq: int, type_: str, **fields: Any) -> TicketEvent:
-        return event_adapter.validate_python({
-            "schema_version": 1, "event_id": str(UUID(int=seq + 1)), "type": type_,
-            "ticket_id": "LONG-1", "occurred_at": START + timedelta(minutes=seq),
-            "channel": "web", **fields,
-        })  # fmt: skip
+        return event_adapter.validate_python(
+            {
+                "schema_version": 1,
+                "event_id": str(UUID(int=seq + 1)),
+                "type": type_,
+                "ticket_id": "LONG-1",
+                "occurred_at": START + timedelta(minutes=seq),
+                "channel": "web",
+                **fields,
+            }
+        )
 
     events = [
-        event(0, "ticket.created", department="buf", service="esdh", priority="P2",
-              subject="Lang sag"),
+        event(
+            0, "ticket.created", department="buf", service="esdh", priority="P2", subject="Lang sag"
+        ),
         event(1, "ticket.assigned", function="pc-software"),
-    ]  # fmt: skip
+    ]
     turns = KINDS[kind]
     for seq in range(2, n):
         type_, fields = turns[seq % len(turns)]
@@ -83,8 +90,9 @@ def history(kind: str, n: int) -> list[TicketEvent]:
     return events
 
 
-def timed_ms(meter: ClockMeter, events: list[TicketEvent], n: int, full: bool,
-             budget_s: float) -> list[float]:  # fmt: skip
+def timed_ms(
+    meter: ClockMeter, events: list[TicketEvent], n: int, full: bool, budget_s: float
+) -> list[float]:
     """Milliseconds of appending the n-th event of ``events`` and a few after it, each to
     those before it as the recorder appends it, for about ``budget_s`` (at least 5)."""
     times: list[float] = []
@@ -146,7 +154,7 @@ def main() -> None:
         default=1.0,
         help="seconds of repeats for each figure (at least 5 calls)",
     )
-    args = parser.parse_args()  # fmt: skip
+    args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     meter = ClockMeter(load_config(REPO / "config"))
     path = "ClockMeter.measure of every event" if args.full else "ClockMeter.measure_more"
@@ -161,8 +169,11 @@ def main() -> None:
             times = timed_ms(meter, events, n, args.full, args.budget_s)
             bests.append(min(times))
             cells.append(f"{min(times):>10.3f} / {statistics.median(times):>8.3f}")
-        print(f"{kind:<18}" + "".join(f"{cell:>22}" for cell in cells)
-              + f"{bests[-1] / bests[0]:>7.1f}x")  # fmt: skip
+        print(
+            f"{kind:<18}"
+            + "".join(f"{cell:>22}" for cell in cells)
+            + f"{bests[-1] / bests[0]:>7.1f}x"
+        )
 
 
 if __name__ == "__main__":

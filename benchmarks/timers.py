@@ -58,8 +58,11 @@ def bench_config(folder: Path) -> Path:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     bus = {"name": "Driftsvagt ØKF", "amqp": True}
     data["departments"][0]["contacts"] = {
-        "strategic": bus, "tactical": bus, "operational": bus, "system_owners": {}
-    }  # fmt: skip
+        "strategic": bus,
+        "tactical": bus,
+        "operational": bus,
+        "system_owners": {},
+    }
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
     return target
 
@@ -73,11 +76,32 @@ def clock_rows(
     for i in range(n):
         offset = timedelta(seconds=rng.uniform(0, spread_s))
         due = [first_due + offset + timedelta(seconds=TARGET_S * (s - STEPS[0])) for s in STEPS]
-        yield (
-            f"{prefix}-{i}", "resolution", "resolution", "sla", "sla:okf:opus-loen", "okf",
-            "opus-loen", "server-network", "P3", "office", TARGET_S, "running", True, 0.0,
-            0.0, started + offset, None, due[3], due[0], started, STEPS, TIERS, due,
-        )  # fmt: skip
+        row = {
+            "ticket_id": f"{prefix}-{i}",
+            "clock_key": "resolution",
+            "metric": "resolution",
+            "agreement_kind": "sla",
+            "agreement_key": "sla:okf:opus-loen",
+            "department": "okf",
+            "service": "opus-loen",
+            "function": "server-network",
+            "priority": "P3",
+            "calendar": "office",
+            "target_s": TARGET_S,
+            "state": "running",
+            "running": True,
+            "elapsed_s": 0.0,
+            "fraction": 0.0,
+            "started_at": started + offset,
+            "stopped_at": None,
+            "deadline": due[3],
+            "next_due_at": due[0],
+            "measured_at": started,
+            "steps": STEPS,
+            "tiers": TIERS,
+            "step_due_at": due,
+        }
+        yield tuple(row[column] for column in CLOCK_COLUMNS)
 
 
 def free_port() -> int:
@@ -105,8 +129,11 @@ async def load(database_url: str, clocks: int, stream: int, base: datetime) -> N
         for prefix, n, spread_s, seed in (("C", clocks, 3600.0, 1), ("S", stream, 60.0, 2)):
             chunk = 100_000
             for start in range(0, n, chunk):
-                rows = list(clock_rows(min(chunk, n - start), base, spread_s, seed + start,
-                                       f"{prefix}{start}"))  # fmt: skip
+                rows = list(
+                    clock_rows(
+                        min(chunk, n - start), base, spread_s, seed + start, f"{prefix}{start}"
+                    )
+                )
                 await connection.copy_records_to_table(
                     "tickets", records=[(r[0],) for r in rows], columns=["ticket_id"]
                 )
@@ -136,8 +163,12 @@ async def main() -> None:
     parser.add_argument("--stream", type=int, default=3_000)
     parser.add_argument("--lead-s", type=float, default=0, help="default: time to load + 15 s")
     parser.add_argument("--window-s", type=float, default=75.0)
-    parser.add_argument("--gauges-refresh-s", type=float, default=Settings().gauges_refresh_s,
-                        help="the engine's gauge refresh (a scan of the open clocks)")  # fmt: skip
+    parser.add_argument(
+        "--gauges-refresh-s",
+        type=float,
+        default=Settings().gauges_refresh_s,
+        help="the engine's gauge refresh (a scan of the open clocks)",
+    )
     args = parser.parse_args()
     schema = f"bench_timers_{int(time.time())}"
     port = free_port()
@@ -151,18 +182,27 @@ async def main() -> None:
         base = datetime.now(UTC) + timedelta(seconds=lead_s)
         began = time.perf_counter()
         await load(database_url, args.clocks, args.stream, base)
-        print(f"loaded {args.clocks:,} open clocks + {args.stream:,} due within a minute "
-              f"in {time.perf_counter() - began:.1f} s")  # fmt: skip
+        print(
+            f"loaded {args.clocks:,} open clocks + {args.stream:,} due within a minute "
+            f"in {time.perf_counter() - began:.1f} s"
+        )
         if datetime.now(UTC) > base - timedelta(seconds=5):
             raise SystemExit("loading took longer than --lead-s: give a larger one")
-        env = {**os.environ, "SLA_ENGINE_AMQP_URL": AMQP_URL,
-               "SLA_ENGINE_DATABASE_URL": database_url,
-               "SLA_ENGINE_CONFIG_DIR": str(bench_config(folder)),
-               "SLA_ENGINE_HTTP_PORT": str(port),
-               "SLA_ENGINE_GAUGES_REFRESH_S": str(args.gauges_refresh_s)}  # fmt: skip
+        env = {
+            **os.environ,
+            "SLA_ENGINE_AMQP_URL": AMQP_URL,
+            "SLA_ENGINE_DATABASE_URL": database_url,
+            "SLA_ENGINE_CONFIG_DIR": str(bench_config(folder)),
+            "SLA_ENGINE_HTTP_PORT": str(port),
+            "SLA_ENGINE_GAUGES_REFRESH_S": str(args.gauges_refresh_s),
+        }
         log = (folder / "engine.log").open("w")
-        engine = subprocess.Popen([str(Path(sys.executable).with_name("sla-engine")), "run"],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        engine = subprocess.Popen(
+            [str(Path(sys.executable).with_name("sla-engine")), "run"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         end = base + timedelta(seconds=args.window_s)
         while datetime.now(UTC) < end + timedelta(seconds=2):
             assert engine.poll() is None, (folder / "engine.log").read_text()[-2000:]
@@ -175,25 +215,30 @@ async def main() -> None:
         rows = await admin.fetch(
             f'SELECT extract(epoch FROM fired_at - due_at) AS late FROM "{schema}".escalation_steps'
             " WHERE due_at >= $1 AND due_at < $2",
-            base, end,
-        )  # fmt: skip
+            base,
+            end,
+        )
         late = [float(r["late"]) for r in rows]
         # Only first steps lie inside the window (the next is an hour later).
         expected = await admin.fetchval(
             f'SELECT count(*) FROM "{schema}".clocks WHERE step_due_at[1] >= $1'
             " AND step_due_at[1] < $2",
-            base, end,
-        )  # fmt: skip
+            base,
+            end,
+        )
         if not late:
             raise SystemExit("no step fired inside the window: see " + str(folder))
-        print(f"steps due in the {args.window_s:.0f} s window: {expected:,}, "
-              f"fired: {len(late):,}")  # fmt: skip
+        print(f"steps due in the {args.window_s:.0f} s window: {expected:,}, fired: {len(late):,}")
         p50, p99 = (percentile(late, q) * 1000 for q in (0.5, 0.99))
-        print(f"lateness (fired - due): p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
-              f"max {max(late) * 1000:.0f} ms")  # fmt: skip
+        print(
+            f"lateness (fired - due): p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
+            f"max {max(late) * 1000:.0f} ms"
+        )
         print(f"engine peak RSS: {rss:.0f} MiB")
-        print(f"gauge refresh every {args.gauges_refresh_s:g} s, the last took "
-              f"{refresh_s * 1000:.0f} ms")  # fmt: skip
+        print(
+            f"gauge refresh every {args.gauges_refresh_s:g} s, the last took "
+            f"{refresh_s * 1000:.0f} ms"
+        )
     finally:
         await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await admin.close()

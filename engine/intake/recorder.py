@@ -254,9 +254,14 @@ class Recorder:
             known, attached = self._snapshots(rows[ticket_id].agreements)
             events = history[ticket_id]
             clocks = _measure(
-                self.meter, ticket_id, events, new.get(ticket_id, ()),
-                readings.get(ticket_id), attached, now,
-            )  # fmt: skip
+                self.meter,
+                ticket_id,
+                events,
+                new.get(ticket_id, ()),
+                readings.get(ticket_id),
+                attached,
+                now,
+            )
             measured.append((ticket_id, clocks))
             added = (
                 {k: a for k, a in clocks.agreements.items() if k not in known}

@@ -43,10 +43,11 @@ class MemoryRecordingTransaction:
         held for the whole transaction)."""
         rows = [self._tables.tickets[t] for t in sorted(ticket_ids) if t in self._tables.tickets]
         return [
-            LockedTicket(row.ticket_id, json.dumps(row.agreements), list(row.clock_keys),
-                         row.event_count)
+            LockedTicket(
+                row.ticket_id, json.dumps(row.agreements), list(row.clock_keys), row.event_count
+            )
             for row in rows
-        ]  # fmt: skip
+        ]
 
     async def creations(self, ticket_ids: Sequence[str]) -> dict[str, UUID]:
         """The id of the stored ``ticket.created`` of each ticket that has one."""
@@ -131,20 +132,30 @@ class MemoryRecordingTransaction:
             key = (measured.ticket_id, clock.key)
             before = self._tables.clocks.get(key)
             self._tables.clocks[key] = ClockRow(
-                ticket_id=measured.ticket_id, clock_key=clock.key, metric=clock.metric,
-                agreement_kind=agreement.kind, agreement_key=clock.agreement_key,
-                department=agreement.department, service=agreement.service,
-                function=agreement.function, priority=clock.priority,
-                calendar=agreement.calendar, target_s=clock.target.total_seconds(),
-                state=clock.state, running=clock.running,
-                elapsed_s=clock.elapsed.total_seconds(), fraction=clock.fraction,
-                started_at=clock.started_at, stopped_at=clock.stopped_at,
+                ticket_id=measured.ticket_id,
+                clock_key=clock.key,
+                metric=clock.metric,
+                agreement_kind=agreement.kind,
+                agreement_key=clock.agreement_key,
+                department=agreement.department,
+                service=agreement.service,
+                function=agreement.function,
+                priority=clock.priority,
+                calendar=agreement.calendar,
+                target_s=clock.target.total_seconds(),
+                state=clock.state,
+                running=clock.running,
+                elapsed_s=clock.elapsed.total_seconds(),
+                fraction=clock.fraction,
+                started_at=clock.started_at,
+                stopped_at=clock.stopped_at,
                 deadline=_instant(clock.due_us[-1]) if clock.running else None,
-                next_due_at=_instant(measured.next_due_us), measured_at=now,
+                next_due_at=_instant(measured.next_due_us),
+                measured_at=now,
                 steps=list(agreement.fractions),
                 tiers=[tier for _fraction, tier in agreement.steps],
                 step_due_at=[_instant(us) for us in clock.due_us[: len(agreement.steps)]],
-            )  # fmt: skip
+            )
             if clock.stopped_at is not None and (before is None or before.stopped_at is None):
                 stopped.append(
                     StoppedClock(clock.metric, agreement.kind, clock.elapsed.total_seconds())

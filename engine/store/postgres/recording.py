@@ -39,11 +39,30 @@ from engine.store.recording import (
 from engine.vocabulary import Tier
 
 CLOCK_COLUMNS = (
-    "ticket_id", "clock_key", "metric", "agreement_kind", "agreement_key", "department",
-    "service", "function", "priority", "calendar", "target_s", "state", "running",
-    "elapsed_s", "fraction", "started_at", "stopped_at", "deadline", "next_due_at",
-    "measured_at", "steps", "tiers", "step_due_at",
-)  # fmt: skip
+    "ticket_id",
+    "clock_key",
+    "metric",
+    "agreement_kind",
+    "agreement_key",
+    "department",
+    "service",
+    "function",
+    "priority",
+    "calendar",
+    "target_s",
+    "state",
+    "running",
+    "elapsed_s",
+    "fraction",
+    "started_at",
+    "stopped_at",
+    "deadline",
+    "next_due_at",
+    "measured_at",
+    "steps",
+    "tiers",
+    "step_due_at",
+)
 """The columns of the clocks table, in the order of ``UPSERT_CLOCKS``."""
 
 STAGING = """
