@@ -24,7 +24,7 @@ from aio_pika.exceptions import AMQPConnectionError
 
 from engine.config import AgreementConfig
 from engine.intake import topology
-from engine.intake.consumer import IntakeConsumer
+from engine.intake.consumer import IntakeConsumer, IntakeOptions
 from engine.loops import until_done
 from engine.metrics import (
     business_time_histogram,
@@ -35,12 +35,12 @@ from engine.notify.amqp import AmqpChannel
 from engine.notify.compose import Composer
 from engine.notify.email import SmtpChannel
 from engine.notify.notice import Channel, ChannelName
-from engine.notify.sender import OutboxSender
+from engine.notify.sender import OutboxSender, SenderOptions
 from engine.notify.webhook import WebhookChannel
 from engine.ops.gauges import GaugeRefresher
 from engine.ops.http_port import READY_TIMEOUT_S, HttpPort, Parts
 from engine.scheduler.firing import Firing
-from engine.scheduler.loop import Scheduler
+from engine.scheduler.loop import Scheduler, SchedulerOptions
 from engine.settings import Settings, redact_url
 from engine.sla_clock.meter import ClockMeter
 from engine.store.errors import is_transient
@@ -194,27 +194,20 @@ async def _serve(
             declared.dead_letters,
             pool,
             recorder,
-            batch_size=settings.batch_size,
-            retry_max_s=settings.db_retry_max_s,
+            IntakeOptions.from_settings(settings),
             business_time=business_time_histogram(target_buckets(config)),
-            max_ahead_s=settings.max_ahead_s,
         )
         sender = OutboxSender(
             PostgresOutboxStore(pool),
             channels,
+            SenderOptions.from_settings(settings),
             transient=is_transient,
-            max_attempts=settings.notify_max_attempts,
-            backoff_max_s=settings.notify_backoff_max_s,
-            lease_s=settings.notify_lease_s,
-            retry_max_s=settings.db_retry_max_s,
         )
         scheduler = Scheduler(
             PostgresFiringStore(pool, database_url=settings.database_url.get_secret_value()),
             Composer(config),
+            SchedulerOptions.from_settings(settings),
             transient=is_transient,
-            batch_size=settings.scheduler_batch_size,
-            reconcile_s=settings.reconcile_interval_s,
-            retry_max_s=settings.db_retry_max_s,
             on_fired=partial(_wake_sender, sender),
         )
         # Intake stops first, on ``stopping``, and finishes its batches while the
