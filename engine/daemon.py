@@ -22,37 +22,20 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import AMQPConnectionError
 
+from engine.assembly import Engine
 from engine.config import AgreementConfig
-from engine.intake import topology
 from engine.intake.consumer import IntakeConsumer
 from engine.intake.recorder import Recorder
 from engine.loops import until_done
-from engine.metrics import (
-    business_time_histogram,
-    set_build_info,
-    target_buckets,
-)
-from engine.notify.amqp import AmqpChannel
-from engine.notify.compose import Composer
-from engine.notify.email import SmtpChannel
-from engine.notify.notice import Channel, ChannelName
-from engine.notify.sender import OutboxSender
-from engine.notify.webhook import WebhookChannel
-from engine.ops.gauges import GaugeRefresher
+from engine.metrics import set_build_info
 from engine.ops.http_port import READY_TIMEOUT_S, HttpPort, Parts
-from engine.scheduler.firing import Firing
-from engine.scheduler.loop import Scheduler
 from engine.settings import Settings, redact_url
 from engine.sla_clock.meter import ClockMeter
 from engine.store.errors import is_transient
 from engine.store.migrate import migrate
-from engine.store.postgres.firing import PostgresFiringStore
-from engine.store.postgres.outbox import PostgresOutboxStore
-from engine.store.postgres.personal_data import PostgresPersonalData
 from engine.store.postgres.reads import PostgresReads
 from engine.store.postgres.recording import PostgresRecordingStore
 from engine.store.reads import TicketReads
-from engine.store.retention import PersonalDataPurger
 
 log = structlog.get_logger(__name__)
 
@@ -147,6 +130,7 @@ async def _serve(
     stopping: asyncio.Event,
     on_started: Callable[[IntakeConsumer], None] | None,
 ) -> None:
+    """Connect, remeasure, start the engine; at ``stopping`` drain it, then close it."""
     log.info(
         "engine.starting",
         amqp_url=redact_url(settings.amqp_url.get_secret_value()),
@@ -165,24 +149,12 @@ async def _serve(
         log.info("engine.stopped", reason="stopped before the broker answered")
         return
     parts.broker = connection
-    channels = _channels(settings, connection)
     recorder = Recorder(
         meter, PostgresRecordingStore(pool), max_events_per_ticket=settings.max_events_per_ticket
     )
-    refresher = GaugeRefresher(
-        PostgresReads(pool),
-        connection,
-        (topology.QUEUE, topology.DEAD_LETTER_QUEUE),
-        config.calendars[config.general_contract.default_calendar].zone,
-        interval_s=settings.gauges_refresh_s,
-    )
-    purger = PersonalDataPurger(
-        PostgresPersonalData(pool),
-        retention_days=settings.personal_data_retention_days,
-        interval_s=settings.personal_data_purge_interval_s,
-    )
-    workers: set[asyncio.Task[None]] = set()
+    engine = Engine(settings, config, pool, connection, recorder, parts)
     try:
+        # First, clocks written before migration 002 get the steps the scheduler fires.
         await until_done(
             partial(measure_unstepped, PostgresReads(pool), recorder),
             transient=is_transient,
@@ -190,84 +162,13 @@ async def _serve(
             max_delay_s=settings.db_retry_max_s,
             event="store.unavailable",
         )
-        channel = await connection.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=settings.prefetch)
-        declared = await topology.declare(channel)
-        consumer = IntakeConsumer(
-            declared.intake,
-            declared.dead_letters,
-            recorder,
-            batch_size=settings.batch_size,
-            retry_max_s=settings.db_retry_max_s,
-            business_time=business_time_histogram(target_buckets(config)),
-            max_ahead_s=settings.max_ahead_s,
-        )
-        sender = OutboxSender(
-            PostgresOutboxStore(pool),
-            channels,
-            transient=is_transient,
-            max_attempts=settings.notify_max_attempts,
-            backoff_max_s=settings.notify_backoff_max_s,
-            lease_s=settings.notify_lease_s,
-            retry_max_s=settings.db_retry_max_s,
-        )
-        scheduler = Scheduler(
-            PostgresFiringStore(pool, database_url=settings.database_url.get_secret_value()),
-            Composer(config),
-            transient=is_transient,
-            batch_size=settings.scheduler_batch_size,
-            reconcile_s=settings.reconcile_interval_s,
-            retry_max_s=settings.db_retry_max_s,
-            on_fired=partial(_wake_sender, sender),
-        )
-        # Intake stops first, on ``stopping``, and finishes its batches while the
-        # scheduler and the sender still run; they stop after it, on ``rest_stopping``.
-        rest_stopping = asyncio.Event()
-        workers |= {
-            asyncio.create_task(consumer.run(stopping), name="intake"),
-            asyncio.create_task(scheduler.run(rest_stopping), name="scheduler"),
-            asyncio.create_task(sender.run(rest_stopping), name="sender"),
-        }
-        await consumer.start()
-        parts.consuming = lambda: consumer.consuming
-        refresher.start()
-        purger.start()
-        log.info("engine.started", queue=topology.QUEUE, prefetch=settings.prefetch,
-                 channels=sorted(channels))  # fmt: skip
+        workers = await engine.start(stopping)
         if on_started is not None:
-            on_started(consumer)
-        stop_waiter = asyncio.ensure_future(stopping.wait())
-        done, _ = await asyncio.wait({*workers, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
-        stop_waiter.cancel()
-        for worker in done & workers:
-            worker.result()  # a worker only ends early by failing: let that stop us
-        log.info("engine.stopping", grace_s=settings.shutdown_grace_s)
-        intake = next(w for w in workers if w.get_name() == "intake")
-        try:
-            await asyncio.wait_for(
-                _drain(consumer, intake, rest_stopping, workers),
-                timeout=settings.shutdown_grace_s,
-            )
-        except TimeoutError:
-            log.warning("engine.grace_expired", note="unfinished messages will be redelivered")
-        log.info("engine.stopped", **vars(consumer.stats), steps_fired=scheduler.fired,
-                 notices_sent=sender.sent, notices_failed=sender.failed)  # fmt: skip
+            on_started(workers.consumer)
+        await engine.until_stopped(stopping)
+        await engine.stop(workers)
     finally:
-        parts.consuming = lambda: False
-        purger.stop()
-        await refresher.stop()
-        for worker in workers:
-            worker.cancel()
-        # Let the cancelled workers unwind (roll back, release) before their pool closes.
-        await asyncio.gather(*workers, return_exceptions=True)
-        for notify_channel in channels.values():
-            await notify_channel.close()
-        await connection.close()
-        parts.broker = parts.tickets = None
-        try:
-            await asyncio.wait_for(pool.close(), timeout=5)
-        except TimeoutError:
-            pool.terminate()
+        await engine.close()
 
 
 async def measure_unstepped(reads: TicketReads, recorder: Recorder) -> None:
@@ -285,46 +186,3 @@ async def measure_unstepped(reads: TicketReads, recorder: Recorder) -> None:
         after = batch[-1]
         measured = await recorder.remeasure(batch, datetime.now(UTC))
         log.info("store.remeasured", tickets=measured)
-
-
-def _wake_sender(sender: OutboxSender, firing: Firing) -> None:
-    """Wake the sender for the notices of a firing (after its commit)."""
-    if firing.notices:
-        sender.wake()
-
-
-def _channels(
-    settings: Settings, connection: AbstractRobustConnection
-) -> dict[ChannelName, Channel]:
-    """The delivery channels the settings configure; AMQP and webhooks always."""
-    channels: dict[ChannelName, Channel] = {
-        "webhook": WebhookChannel(
-            secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        ),
-        "amqp": AmqpChannel(connection),
-    }
-    if settings.smtp_host is not None:
-        channels["email"] = SmtpChannel(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            sender=settings.smtp_from,
-            starttls=settings.smtp_starttls,
-            use_tls=settings.smtp_tls,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            allow_plain_auth=settings.smtp_allow_plain_auth,
-        )
-    return channels
-
-
-async def _drain(
-    consumer: IntakeConsumer,
-    intake: asyncio.Task[None],
-    rest_stopping: asyncio.Event,
-    workers: set[asyncio.Task[None]],
-) -> None:
-    """Stop taking messages, let intake finish its batches, then stop the others."""
-    await consumer.stop_receiving()
-    await intake
-    rest_stopping.set()
-    await asyncio.gather(*workers)

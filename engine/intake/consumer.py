@@ -39,6 +39,7 @@ from engine.metrics import (
     INTAKE_LAST_PROCESSED,
     INTAKE_RETRIES,
 )
+from engine.settings import Settings
 from engine.store.errors import is_transient
 
 log = structlog.get_logger(__name__)
@@ -85,6 +86,25 @@ def _ids(body: bytes) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class IntakeOptions:
+    """How intake paces itself; the defaults are the settings' defaults."""
+
+    batch_size: int = 3000
+    retry_max_s: float = 10.0
+    max_ahead_s: float = MAX_AHEAD_S
+    pipeline: int = 2  # batches in flight at once; not a setting
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IntakeOptions:
+        """The options the engine's settings give."""
+        return cls(
+            batch_size=settings.batch_size,
+            retry_max_s=settings.db_retry_max_s,
+            max_ahead_s=settings.max_ahead_s,
+        )
+
+
 class IntakeConsumer:
     """Takes messages off the intake queue and records them in batches."""
 
@@ -93,23 +113,20 @@ class IntakeConsumer:
         queue: AbstractQueue,
         dead_letters: AbstractExchange,
         recorder: Recorder,
+        options: IntakeOptions,
         *,
-        batch_size: int,
-        retry_max_s: float,
-        pipeline: int = 2,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         business_time: Histogram | None = None,
-        max_ahead_s: float = MAX_AHEAD_S,
     ) -> None:
         self._queue = queue
         self._dead_letters = dead_letters
         self._recorder = recorder
-        self._batch_size = batch_size
-        self._pipeline = pipeline
-        self._retry_max_s = retry_max_s
+        self._batch_size = options.batch_size
+        self._pipeline = options.pipeline
+        self._retry_max_s = options.retry_max_s
         self._now = now
         self._business_time = business_time
-        self._max_ahead_s = max_ahead_s
+        self._max_ahead_s = options.max_ahead_s
         # A deque and an event rather than an asyncio.Queue: put and get cost a loop
         # lookup and a waiter check per message, on the path of every event. Unbounded,
         # since the channel's prefetch bounds what the broker sends.
@@ -261,8 +278,9 @@ class IntakeConsumer:
             # Not the database but this code failing on some event: find the message
             # that does it and dead-letter it, rather than stall the queue on it.
             one = {"event_id": str(valid[0][1].event_id), "ticket_id": valid[0][1].ticket_id}
-            log.exception("intake.record_failed", events=len(valid),
-                          **(one if len(valid) == 1 else {}))  # fmt: skip
+            log.exception(
+                "intake.record_failed", events=len(valid), **(one if len(valid) == 1 else {})
+            )
             if len(valid) > 1:
                 return all([await self._settle([message], stopping) for message, _ in valid])
             failed = Refusal("internal_error", f"internal error: {exc!r}")
@@ -315,8 +333,11 @@ class IntakeConsumer:
         if outcome.duplicates:
             INTAKE_DUPLICATES.inc(outcome.duplicates)
             # The ids let the helpdesk trace a frontend that sends an event twice.
-            log.info("intake.duplicates", count=outcome.duplicates,
-                     event_ids=outcome.duplicate_ids[:_LOGGED_IDS])  # fmt: skip
+            log.info(
+                "intake.duplicates",
+                count=outcome.duplicates,
+                event_ids=outcome.duplicate_ids[:_LOGGED_IDS],
+            )
         if self._business_time is not None:
             # One label lookup per kind of clock, not per clock: a lookup takes a lock.
             elapsed: defaultdict[tuple[str, str], list[float]] = defaultdict(list)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -18,9 +19,35 @@ import structlog
 from engine.loops import run_cycles
 from engine.metrics import NOTICES
 from engine.notify.notice import Channel, ChannelName, DeliveryError, Notice
+from engine.settings import Settings
 from engine.store.outbox import ClaimedNotice, OutboxStore, Settlement
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SenderOptions:
+    """How the sender paces itself; the defaults are the settings' defaults."""
+
+    max_attempts: int = 10
+    lease_s: float = 60.0
+    backoff_max_s: float = 600.0
+    retry_max_s: float = 10.0
+    # Not settings:
+    batch_size: int = 50  # notices claimed at once
+    backoff_base_s: float = 2.0  # the first pause, doubled at each attempt
+    idle_s: float = 30.0  # the longest sleep while nothing is due
+    drain_s: float = 5.0  # for the deliveries under way at shutdown
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SenderOptions:
+        """The options the engine's settings give."""
+        return cls(
+            max_attempts=settings.notify_max_attempts,
+            lease_s=settings.notify_lease_s,
+            backoff_max_s=settings.notify_backoff_max_s,
+            retry_max_s=settings.db_retry_max_s,
+        )
 
 
 class OutboxSender:
@@ -30,30 +57,23 @@ class OutboxSender:
         self,
         store: OutboxStore,
         channels: Mapping[ChannelName, Channel],
+        options: SenderOptions,
         *,
         transient: Callable[[BaseException], bool],
-        max_attempts: int = 10,
-        lease_s: float = 60.0,
-        batch_size: int = 50,
-        backoff_base_s: float = 2.0,
-        backoff_max_s: float = 600.0,
-        idle_s: float = 30.0,
-        retry_max_s: float = 10.0,
-        drain_s: float = 5.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
-        self._drain_s = drain_s
-        self._delivery_timeout_s = lease_s / 2
+        self._drain_s = options.drain_s
+        self._delivery_timeout_s = options.lease_s / 2
         self._channels = channels
         self._transient = transient
-        self._max_attempts = max_attempts
-        self._lease = timedelta(seconds=lease_s)
-        self._batch_size = batch_size
-        self._backoff_base_s = backoff_base_s
-        self._backoff_max_s = backoff_max_s
-        self._idle_s = idle_s
-        self._retry_max_s = retry_max_s
+        self._max_attempts = options.max_attempts
+        self._lease = timedelta(seconds=options.lease_s)
+        self._batch_size = options.batch_size
+        self._backoff_base_s = options.backoff_base_s
+        self._backoff_max_s = options.backoff_max_s
+        self._idle_s = options.idle_s
+        self._retry_max_s = options.retry_max_s
         self._now = now
         self._wake = asyncio.Event()
         self.sent = 0
@@ -115,8 +135,12 @@ class OutboxSender:
     async def _deliver(self, claimed: ClaimedNotice) -> Settlement:
         """Send one notice; how the attempt ended: status, retry time and error."""
         notice, attempts = claimed.notice, claimed.attempts
-        context = {"notice_id": str(notice.notice_id), "ticket_id": claimed.ticket_id,
-                   "channel": notice.channel, "attempt": attempts}  # fmt: skip
+        context = {
+            "notice_id": str(notice.notice_id),
+            "ticket_id": claimed.ticket_id,
+            "channel": notice.channel,
+            "attempt": attempts,
+        }
         channel = self._channels.get(notice.channel)
         try:
             if channel is None:
@@ -132,8 +156,15 @@ class OutboxSender:
             delay_s = min(self._backoff_base_s * 2 ** (attempts - 1), self._backoff_max_s)
             NOTICES.labels(notice.channel, "retried").inc()
             log.warning("notify.retry", error=str(exc), retry_in_s=delay_s, **context)
-            return Settlement(notice.notice_id, "pending", now + timedelta(seconds=delay_s),
-                              None, None, str(exc), attempts)  # fmt: skip
+            return Settlement(
+                notice.notice_id,
+                "pending",
+                next_attempt_at=now + timedelta(seconds=delay_s),
+                sent_at=None,
+                failed_at=None,
+                last_error=str(exc),
+                attempts=attempts,
+            )
         now = self._now()
         self.sent += 1
         NOTICES.labels(notice.channel, "sent").inc()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -22,6 +23,7 @@ from engine.loops import run_cycles
 from engine.metrics import BREACHES, ESCALATIONS, FIRING_LATENESS, WARNINGS
 from engine.notify.compose import Composer
 from engine.scheduler.firing import Firing, fire_due
+from engine.settings import Settings
 from engine.store.firing import DueListener, FiringStore
 
 log = structlog.get_logger(__name__)
@@ -31,6 +33,24 @@ _BUSY_RETRY_S = 0.05
 _BUSY_RETRY_MAX_S = 0.5
 
 
+@dataclass(frozen=True)
+class SchedulerOptions:
+    """How the scheduler paces itself; the defaults are the settings' defaults."""
+
+    batch_size: int = 500
+    reconcile_s: float = 30.0
+    retry_max_s: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SchedulerOptions:
+        """The options the engine's settings give."""
+        return cls(
+            batch_size=settings.scheduler_batch_size,
+            reconcile_s=settings.reconcile_interval_s,
+            retry_max_s=settings.db_retry_max_s,
+        )
+
+
 class Scheduler:
     """Fires due escalation steps until stopped; one per engine, any number of engines."""
 
@@ -38,20 +58,18 @@ class Scheduler:
         self,
         store: FiringStore,
         composer: Composer,
+        options: SchedulerOptions,
         *,
         transient: Callable[[BaseException], bool],
-        batch_size: int = 500,
-        reconcile_s: float = 30.0,
-        retry_max_s: float = 10.0,
         on_fired: Callable[[Firing], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._composer = composer
         self._transient = transient
-        self._batch_size = batch_size
-        self._reconcile_s = reconcile_s
-        self._retry_max_s = retry_max_s
+        self._batch_size = options.batch_size
+        self._reconcile_s = options.reconcile_s
+        self._retry_max_s = options.retry_max_s
         self._on_fired = on_fired
         self._now = now
         self._wake = asyncio.Event()
@@ -70,8 +88,15 @@ class Scheduler:
         """Fire due steps until ``stopping`` is set."""
         periodic = AsyncIOScheduler(timezone=UTC)
         # No misfire grace: a run the busy loop delayed still runs, late, not skipped.
-        periodic.add_job(self._reconcile, "interval", seconds=self._reconcile_s, id="reconcile",
-                         coalesce=True, max_instances=1, misfire_grace_time=None)  # fmt: skip
+        periodic.add_job(
+            self._reconcile,
+            "interval",
+            seconds=self._reconcile_s,
+            id="reconcile",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
         periodic.start()
         try:
             await self._listen()
@@ -109,8 +134,14 @@ class Scheduler:
             self.fired += len(firing.fired)
             for step in firing.fired:
                 late_s = round(step.late_s, 3)
-                log.info("escalation.fired", ticket_id=step.ticket_id, clock=step.clock_key,
-                         step=step.step, tier=step.tier, late_s=late_s)  # fmt: skip
+                log.info(
+                    "escalation.fired",
+                    ticket_id=step.ticket_id,
+                    clock=step.clock_key,
+                    step=step.step,
+                    tier=step.tier,
+                    late_s=late_s,
+                )
             # Counted after the commit, so the lateness includes it.
             _count(firing.fired, committed=self._now())
         if self._on_fired is not None:
@@ -162,8 +193,7 @@ class Scheduler:
 def _count(fired: list[FiredStep], committed: datetime) -> None:
     """Count fired steps as escalations, breaches and warnings, and their lateness."""
     for step in fired:
-        labels = (step.department, step.service, step.priority, step.metric,
-                  step.agreement_kind)  # fmt: skip
+        labels = (step.department, step.service, step.priority, step.metric, step.agreement_kind)
         ESCALATIONS.labels(*labels, step.tier).inc()
         if step.step == BREACH:
             BREACHES.labels(*labels).inc()

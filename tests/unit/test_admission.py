@@ -15,7 +15,7 @@ from engine.config import load_config
 from engine.events import TicketEvent, parse_event
 from engine.events.admission import Horizon, Refusal, TicketAdmission
 from engine.intake import topology
-from engine.intake.consumer import IntakeConsumer
+from engine.intake.consumer import IntakeConsumer, IntakeOptions
 from engine.simulate.core import simulate
 from engine.sla_clock.meter import ClockMeter
 from tests.helpers import EXAMPLE_CONFIG
@@ -115,8 +115,7 @@ def _consumer(exchange: object) -> IntakeConsumer:
         queue=None,  # type: ignore[arg-type]
         dead_letters=exchange,  # type: ignore[arg-type]
         recorder=None,  # type: ignore[arg-type]
-        batch_size=1,
-        retry_max_s=0.2,
+        options=IntakeOptions(batch_size=1, retry_max_s=0.2),
     )
 
 

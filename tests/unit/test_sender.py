@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from engine.notify.notice import ChannelName, DeliveryError, Notice
-from engine.notify.sender import OutboxSender
+from engine.notify.sender import OutboxSender, SenderOptions
 from engine.store.errors import is_transient
 from engine.store.firing import QueuedNotice
 from engine.store.memory.firing import MemoryFiringStore
@@ -76,9 +76,11 @@ async def sending(sender: OutboxSender) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 10)
 
 
-def sender_on(tables: Tables, channel: Webhook, clock: Clock, **settings: float) -> OutboxSender:
-    return OutboxSender(MemoryOutboxStore(tables), {"webhook": channel}, transient=is_transient,
-                        now=clock, idle_s=5, **settings)  # type: ignore[arg-type]  # fmt: skip
+def sender_on(tables: Tables, channel: Webhook, clock: Clock, **tuning: float) -> OutboxSender:
+    options = SenderOptions(idle_s=5, **tuning)  # type: ignore[arg-type]
+    return OutboxSender(
+        MemoryOutboxStore(tables), {"webhook": channel}, options, transient=is_transient, now=clock
+    )
 
 
 async def test_a_notice_is_sent_once_and_marked_sent(tables: Tables) -> None:

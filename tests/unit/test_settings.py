@@ -9,6 +9,9 @@ import pytest
 
 from engine.cli import EXIT_CONFIG, main
 from engine.config import yaml_source
+from engine.intake.consumer import IntakeOptions
+from engine.notify.sender import SenderOptions
+from engine.scheduler.loop import SchedulerOptions
 from engine.settings import Settings, SettingsFileError, redact_url
 
 
@@ -192,3 +195,33 @@ def test_a_from_address_with_a_control_character_is_refused(sender: str) -> None
     with pytest.raises(ValueError, match="SLA_ENGINE_SMTP_FROM"):
         Settings(smtp_from=sender)
     assert Settings(smtp_from="SLA-motor <sla@example.org>").smtp_from.startswith("SLA")
+
+
+@pytest.mark.parametrize("options", [IntakeOptions, SchedulerOptions, SenderOptions])
+def test_the_workers_options_default_to_the_settings_defaults(
+    options: type[IntakeOptions | SchedulerOptions | SenderOptions],
+) -> None:
+    # model_construct: the fields' defaults, whatever SLA_ENGINE_* the environment holds.
+    assert options.from_settings(Settings.model_construct()) == options()
+
+
+def test_the_workers_options_take_their_settings() -> None:
+    settings = Settings.model_construct(
+        batch_size=7,
+        max_ahead_s=8,
+        db_retry_max_s=9,
+        scheduler_batch_size=10,
+        reconcile_interval_s=11,
+        notify_max_attempts=12,
+        notify_lease_s=13,
+        notify_backoff_max_s=14,
+    )
+    assert IntakeOptions.from_settings(settings) == IntakeOptions(
+        batch_size=7, retry_max_s=9, max_ahead_s=8
+    )
+    assert SchedulerOptions.from_settings(settings) == SchedulerOptions(
+        batch_size=10, reconcile_s=11, retry_max_s=9
+    )
+    assert SenderOptions.from_settings(settings) == SenderOptions(
+        max_attempts=12, lease_s=13, backoff_max_s=14, retry_max_s=9
+    )
