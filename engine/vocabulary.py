@@ -6,6 +6,8 @@ configuration models and the configuration does not depend on the core.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal
 
 Tier = Literal["operational", "tactical", "strategic"]
@@ -32,3 +34,17 @@ LEVELS: tuple[Level, ...] = ("high", "medium", "low")
 
 AgreementKind = Literal["sla", "ola", "default"]
 """Where a clock's targets come from: the department's SLA, an OLA, or the contract's defaults."""
+
+MEASURED_METRICS: Mapping[AgreementKind, frozenset[Metric]] = MappingProxyType(
+    {
+        "sla": frozenset({"response", "resolution", "update"}),
+        "default": frozenset({"response", "resolution", "update"}),
+        "ola": frozenset({"response", "resolution"}),
+    }
+)
+"""The metrics the clocks measure, per kind of agreement: the one list of them.
+
+``check-config`` refuses a target of any other metric, which nobody would measure. A
+metric added to ``Metric`` comes with its clock and its place here: a unit test holds
+this list to the clocks the core makes (tests/unit/test_measured_metrics.py).
+"""

@@ -8,9 +8,9 @@ from datetime import timedelta
 from engine.business_time import BusinessCalendar
 from engine.config.agreement import AgreementConfig
 from engine.config.durations import format_duration
-from engine.config.models import CalendarEntry, Department, EscalationPolicy
+from engine.config.models import CalendarEntry, Department, EscalationPolicy, Targets
 from engine.config.problems import Origin, Problem
-from engine.vocabulary import TIERS
+from engine.vocabulary import MEASURED_METRICS, TIERS, AgreementKind, Metric
 
 Located = dict[tuple[str, str], Origin]
 """Where each item was written: ``(section, id)`` -> origin; singletons have id ``""``."""
@@ -38,6 +38,7 @@ def cross_check(config: AgreementConfig, items: Located) -> list[Problem]:
         *_provider(config, items[("provider", "")]),
         *_customer_teams_dedicated(config, items),
         *_olas(config, items),
+        *_measured_targets(config, items),
     ]
 
 
@@ -202,6 +203,8 @@ def _olas(config: AgreementConfig, items: Located) -> Iterator[Problem]:
             )
         for priority, per_metric in ola.targets.items():
             for metric, ola_target in per_metric.items():
+                if metric not in MEASURED_METRICS["ola"]:
+                    continue  # refused as a target no clock measures
                 looser = [
                     (sla_target, dep.id, service_id)
                     for dep in config.departments.values()
@@ -227,3 +230,57 @@ def _olas(config: AgreementConfig, items: Located) -> Iterator[Problem]:
                         priority,
                         metric,
                     )
+
+
+# Whose clocks a target is measured by, as a problem names them.
+_CLOCKS_OF: dict[AgreementKind, str] = {
+    "sla": "SLA clocks",
+    "default": "clocks under the general contract's defaults",
+    "ola": "OLA clocks",
+}
+
+
+def _measured_targets(config: AgreementConfig, items: Located) -> Iterator[Problem]:
+    """Targets of a metric that no clock of their agreement measures (MEASURED_METRICS).
+
+    Such a target would be accepted and never met nor breached: the department would
+    think it promised, and nobody would hear that it is not kept.
+    """
+    # The contract's defaults are the targets of services not ordered and fill in the
+    # targets a department's SLA leaves out: both kinds of clock must measure them.
+    yield from _unmeasured(
+        config.general_contract.default_targets,
+        ("default", "sla"),
+        items[("general_contract", "")],
+        "default_targets",
+    )
+    for dep in config.departments.values():
+        origin = items[("departments", dep.id)]
+        for service_id, ordered in dep.services.items():
+            yield from _unmeasured(
+                ordered.targets, ("sla",), origin, "services", service_id, "targets"
+            )
+    for function, ola in config.olas.items():
+        yield from _unmeasured(ola.targets, ("ola",), items[("olas", function)], "targets")
+
+
+def _unmeasured(
+    targets: Targets, kinds: tuple[AgreementKind, ...], origin: Origin, *at: str
+) -> Iterator[Problem]:
+    for priority, per_metric in targets.items():
+        for metric in per_metric:
+            unmeasured_by = next((k for k in kinds if metric not in MEASURED_METRICS[k]), None)
+            if unmeasured_by is not None:
+                yield origin.problem(
+                    _unmeasured_message(metric, unmeasured_by), *at, priority, metric
+                )
+
+
+def _unmeasured_message(metric: Metric, kind: AgreementKind) -> str:
+    measured: list[str] = sorted(MEASURED_METRICS[kind])
+    *others, last = measured or ["nothing"]
+    listed = f"{', '.join(others)} and {last}" if others else last
+    return (
+        f"{_CLOCKS_OF[kind]} measure {listed}, not {metric!r}: no clock would ever meet or "
+        "breach this target; remove it"
+    )

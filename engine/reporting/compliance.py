@@ -1,8 +1,16 @@
 """SLA compliance: clocks' outcomes grouped, counted and measured against their targets.
 
 Pure. The simulator feeds it the clocks it measured in memory, ``sla-engine report``
-the clocks stored in PostgreSQL; both print the records ``sla_records`` and
-``ola_records`` make of them, so the two count and round the same way.
+the clocks stored in PostgreSQL; both decide each clock's outcome with ``outcome_of``
+and print the records ``sla_records`` and ``ola_records`` make of them, so the two
+count and round the same way.
+
+A clock's outcome is decided once it has used its target or stopped short of it: a
+clock still running (or paused) past its target is ``breached``, not ``open``, for no
+later event can make it met, its breach step has fired and ``sla_breaches_total``
+counted it; leaving it open would flatter a group by its worst tickets. The business
+time used (median, p90) is that of the decided clocks that no longer run: a running
+clock's figure still grows (and a stored one's is as of its last measurement).
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ OLA_COLUMNS = (*OLA_GROUPING, *MEASURES)
 
 
 class ClockOutcome(NamedTuple):
-    """One clock as it ended (or stands, while open) at the end of the period.
+    """One clock as it ended (or stands, while it runs or waits) at the end of the period.
 
     A named tuple rather than a dataclass: a year's simulation makes close to a million,
     in worker processes that send them back pickled, and a tuple is made, pickled and
@@ -53,13 +61,14 @@ class ClockOutcome(NamedTuple):
     agreement: str  # sla, default, ola
     function: str
     outcome: Outcome
-    elapsed_s: float
+    running: bool  # at the end of the period: its business time used still grows
+    elapsed_s: float  # business time used, as last measured
     target_s: float
 
 
 @dataclass(frozen=True, slots=True)
 class ComplianceRow:
-    """A group's counts; compliance is met / (met + breached), None while nothing ended."""
+    """A group's counts; compliance is met / (met + breached), None while none is decided."""
 
     group: tuple[str, ...]
     tickets: int
@@ -67,13 +76,28 @@ class ComplianceRow:
     breached: int
     open: int
     compliance: float | None
-    median_s: float | None  # business time used, of the clocks that ended
+    median_s: float | None  # business time used, of the met and breached clocks not running
     p90_s: float | None
     target_s: float  # the group's most common target
 
     @property
     def breach_share(self) -> float | None:
         return None if self.compliance is None else 1.0 - self.compliance
+
+
+def outcome_of(state: str, *, overdue: bool = False) -> Outcome:
+    """A clock's outcome from its state as measured: running, paused, met or breached.
+
+    ``met``: stopped within its target. ``breached``: it used its whole target, whether
+    it has stopped since or still runs or waits. ``open``: running or paused short of
+    its target. ``overdue``: measured before the end of the period, it has run past its
+    deadline since.
+    """
+    if state == "met":
+        return "met"
+    if state == "breached" or overdue:
+        return "breached"
+    return "open"
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -94,7 +118,8 @@ def summarize(
     rows = []
     for group, clocks in sorted(groups.items()):
         counts = Counter(clock.outcome for clock in clocks)
-        ended = [clock.elapsed_s for clock in clocks if clock.outcome != "open"]
+        # Open clocks are undecided, and a running one's time used is not yet known.
+        used = [c.elapsed_s for c in clocks if c.outcome != "open" and not c.running]
         decided = counts["met"] + counts["breached"]
         targets = Counter(clock.target_s for clock in clocks)
         rows.append(
@@ -105,8 +130,8 @@ def summarize(
                 breached=counts["breached"],
                 open=counts["open"],
                 compliance=counts["met"] / decided if decided else None,
-                median_s=percentile(ended, 0.5),
-                p90_s=percentile(ended, 0.9),
+                median_s=percentile(used, 0.5),
+                p90_s=percentile(used, 0.9),
                 target_s=targets.most_common(1)[0][0],
             )
         )

@@ -18,8 +18,8 @@ from engine.reporting.compliance import (
     OLA_COLUMNS,
     SLA_COLUMNS,
     ClockOutcome,
-    Outcome,
     ola_records,
+    outcome_of,
     sla_records,
 )
 from engine.reporting.output import Format, Record, write
@@ -68,25 +68,13 @@ async def clock_outcomes(
     return outcomes
 
 
-def outcome_of(state: str, running: bool, deadline: datetime | None, now: datetime) -> Outcome:
-    """A stored clock's outcome at ``now``: still running past its deadline is breached."""
-    if state == "met":
-        return "met"
-    if state == "breached" or (running and deadline is not None and deadline <= now):
-        return "breached"
-    return "open"
-
-
 def _outcome(clock: StoredClock, now: datetime, labels: dict[str, str]) -> ClockOutcome:
-    outcome = outcome_of(clock.state, clock.running, clock.deadline, now)
-    # A running clock's elapsed_s is as of its last measurement, which may be well before
-    # ``now``: measuring it again would take the calendars, and this reads the store
-    # alone. That is acceptable: open clocks count in no median, and one breached since
-    # has used at least its target, which is what it counts with (the stale figure would
-    # put a breach below its own target).
-    elapsed_s = clock.elapsed_s
-    if clock.running and outcome == "breached":
-        elapsed_s = max(elapsed_s, clock.target_s)
+    # Stored as last measured: a clock still running may have passed its deadline since.
+    overdue = clock.running and clock.deadline is not None and clock.deadline <= now
+    # A running clock's elapsed_s is as of that measurement too, possibly well before
+    # ``now``; measuring it again would take the calendars, and this reads the store
+    # alone. It counts in no median, so that does not matter. A clock's running flag is
+    # current: only an event changes it, and every event measures the clock again.
     return ClockOutcome(
         ticket_id=clock.ticket_id,
         department=labels.setdefault(clock.department, clock.department),
@@ -95,8 +83,9 @@ def _outcome(clock: StoredClock, now: datetime, labels: dict[str, str]) -> Clock
         metric=labels.setdefault(clock.metric, clock.metric),
         agreement=labels.setdefault(clock.agreement_kind, clock.agreement_kind),
         function=labels.setdefault(clock.function, clock.function),
-        outcome=outcome,
-        elapsed_s=elapsed_s,
+        outcome=outcome_of(clock.state, overdue=overdue),
+        running=clock.running,
+        elapsed_s=clock.elapsed_s,
         target_s=clock.target_s,
     )
 

@@ -27,14 +27,12 @@ from engine.business_time.calendar import to_us
 from engine.escalation.policy import BREACH, due_steps, next_due
 from engine.events import TicketEvent
 from engine.events.admission import MAX_EVENTS_PER_TICKET, TicketAdmission
-from engine.reporting.compliance import ClockOutcome, Outcome
+from engine.reporting.compliance import ClockOutcome, outcome_of
 from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
 from engine.sla_clock.timeline import READ_ORDER
 from engine.vocabulary import Tier
-
-_OUTCOMES: dict[str, Outcome] = {"met": "met", "breached": "breached"}
 
 
 class SimulatedStep(NamedTuple):
@@ -327,7 +325,8 @@ def _outcome(ticket_id: str, clock: Clock) -> ClockOutcome:
         metric=clock.metric,
         agreement=agreement.kind,
         function=agreement.function,
-        outcome=_OUTCOMES.get(clock.state, "open"),
+        outcome=outcome_of(clock.state),  # measured at the end: its state is current
+        running=clock.running,
         elapsed_s=clock.elapsed.total_seconds(),
         target_s=clock.target.total_seconds(),
     )

@@ -66,6 +66,21 @@ def test_check_config_lists_every_problem_and_fails(config_dir: Path) -> None:
     assert "unknown calendar 'offfice'" in result.stderr
 
 
+def test_check_config_refuses_a_target_no_clock_measures(config_dir: Path) -> None:
+    olas = config_dir / "olas.yaml"
+    written = "P1: {response: 10m, resolution: 3h}"  # the helpdesk's OLA, olas[2]
+    text = olas.read_text("utf-8")
+    line = text[: text.index(written)].count("\n") + 1
+    olas.write_text(text.replace(written, "P1: {response: 10m, resolution: 3h, update: 1h}"))
+    result = run("check-config", str(config_dir))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "1 problem in the configuration:",
+        f"  {olas}:{line}: olas[2].targets.P1.update: OLA clocks measure resolution and "
+        "response, not 'update': no clock would ever meet or breach this target; remove it",
+    ]
+
+
 def test_unknown_command_is_a_usage_error() -> None:
     result = run("frobnicate")
     assert result.returncode == 2

@@ -114,15 +114,19 @@ async def test_the_clocks_of_the_windows_tickets_are_read_as_they_stand_now(
     outcomes = await clock_outcomes(PostgresReads(history), START, END, NOW)
     assert {o.ticket_id for o in outcomes} == IN_WINDOW
     c = {(o.metric, o.agreement): o for o in outcomes if o.ticket_id == "C"}
-    # Stored as running at 09:01 with a minute used; past their deadlines now, they count
-    # as breached with at least their targets used.
-    assert {key: (o.outcome, o.elapsed_s) for key, o in c.items()} == {
-        ("response", "sla"): ("breached", 900.0),
-        ("resolution", "sla"): ("breached", 7200.0),
-        ("resolution", "ola"): ("breached", 5400.0),
+    # Stored as running at 09:01; past their deadlines now, they count as breached,
+    # still running (their time used as last measured counts in no median).
+    assert {key: (o.outcome, o.running) for key, o in c.items()} == {
+        ("response", "sla"): ("breached", True),
+        ("resolution", "sla"): ("breached", True),
+        ("resolution", "ola"): ("breached", True),
     }
     paused = next(o for o in outcomes if o.ticket_id == "E" and o.metric == "resolution")
-    assert (paused.outcome, paused.elapsed_s) == ("open", 1800.0)
+    assert (paused.outcome, paused.running, paused.elapsed_s) == ("open", False, 1800.0)
+    sla = {
+        (o.ticket_id, o.metric): (o.outcome, o.running) for o in outcomes if o.agreement == "sla"
+    }
+    assert (sla["A", "response"], sla["B", "response"]) == (("met", False), ("breached", False))
     reads = PostgresReads(history)
     before = await clock_outcomes(reads, START, END, after(2))  # before any deadline
     assert {o.outcome for o in before if o.ticket_id == "C"} == {"open"}
@@ -133,12 +137,13 @@ async def test_sla_rows_count_compliance_median_and_p90_per_group(
 ) -> None:
     rows = sla_records(await clock_outcomes(PostgresReads(history), START, END, NOW))
     table = [tuple(row[c] for c in SLA_COLUMNS) for row in rows]
-    # response: A 300 met, B 1200 breached, C breached (900), E 300 met.
-    # resolution: A 3600 met, B 9000 breached, C breached (7200), E paused.
+    # response: A 300 met, B 1200 breached, C breached and running, E 300 met.
+    # resolution: A 3600 met, B 9000 breached, C breached and running, E paused.
+    # Median and p90 over the decided clocks that do not run: C's are in neither.
     # TMF ESDH: S answered in 1800 s, LATE in 5400 s (90 office minutes), D open.
     assert table == [
         ("okf", "opus-loen", "P1", "resolution", "sla",
-         4, 1, 2, 1, 33.3, 7200.0, 9000.0, 7200.0, 100.0, 125.0),
+         4, 1, 2, 1, 33.3, 3600.0, 9000.0, 7200.0, 50.0, 125.0),
         ("okf", "opus-loen", "P1", "response", "sla",
          4, 2, 2, 0, 50.0, 300.0, 1200.0, 900.0, 33.3, 133.3),
         ("okf", "print", "P1", "resolution", "default",
@@ -155,11 +160,12 @@ async def test_sla_rows_count_compliance_median_and_p90_per_group(
 async def test_ola_rows_count_per_provider_function(history: asyncpg.Connection) -> None:
     rows = ola_records(await clock_outcomes(PostgresReads(history), START, END, NOW))
     table = [tuple(row[c] for c in OLA_COLUMNS) for row in rows]
-    # server-network: A's 58 minutes met; C's run past its 1h30m. pc-software: D's runs.
+    # server-network: A's 58 minutes met; C's runs on past its 1h30m, breached but in no
+    # median. pc-software: D's runs within its target.
     assert table == [
         ("pc-software", "P4", "resolution", 1, 0, 0, 1, None, None, None, 144000.0, None, None),
         ("server-network", "P1", "resolution",
-         2, 1, 1, 0, 50.0, 3480.0, 5400.0, 5400.0, 64.4, 100.0),
+         2, 1, 1, 0, 50.0, 3480.0, 3480.0, 5400.0, 64.4, 64.4),
     ]  # fmt: skip
 
 

@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from engine.business_time import BusinessCalendar
-from engine.config import ConfigError, Problem, load_config
+from engine.config import ConfigError, Problem, checks, load_config
+from engine.vocabulary import MEASURED_METRICS
 from tests.helpers import EXAMPLE_CONFIG, EditYaml
 
 
@@ -284,6 +285,64 @@ def test_ola_looser_than_a_default_target_a_department_left_out(edit_yaml: EditY
     path = edit_yaml("olas.yaml", loosen)
     problem = only_problem(path.parent)
     assert "OLA target 5h is looser than the SLA target 4h" in problem.message
+
+
+class TestTargetsNoClockMeasures:
+    """A target of a metric its agreement's clocks do not measure (MEASURED_METRICS)."""
+
+    def test_an_ola_update_target_is_refused_at_its_file_line_and_key(
+        self, edit_yaml: EditYaml
+    ) -> None:
+        def add_update(data: Any) -> None:
+            ola = next(ola for ola in data["olas"] if ola["function"] == "server-network")
+            ola["targets"]["P1"]["update"] = "8h"  # looser than the SLA's 1h too
+
+        path = edit_yaml("olas.yaml", add_update)
+        # One problem: an OLA target nobody measures is not compared with the SLA either.
+        problem = only_problem(path.parent)
+        assert (problem.file, problem.key) == (str(path), "olas[0].targets.P1.update")
+        assert problem.line == line_of(path, "update: 8h")
+        assert problem.message == (
+            "OLA clocks measure resolution and response, not 'update': no clock would ever "
+            "meet or breach this target; remove it"
+        )
+        assert str(problem).startswith(f"{path}:{problem.line}: olas[0].targets.P1.update: ")
+
+    def test_every_target_of_a_metric_no_clock_measures_is_refused_where_written(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Were update measured nowhere, the example's every update target would be refused.
+        unmeasured = {kind: frozenset({"response", "resolution"}) for kind in MEASURED_METRICS}
+        monkeypatch.setattr(checks, "MEASURED_METRICS", unmeasured)
+        contract = EXAMPLE_CONFIG / "general_contract.yaml"
+        sof = EXAMPLE_CONFIG / "departments" / "sof.yaml"
+        assert [(p.file, p.line, p.key) for p in problems_of(EXAMPLE_CONFIG)] == [
+            (str(contract), line_of(contract, "P1: {response: 30m"),
+             "general_contract.default_targets.P1.update"),
+            (str(contract), line_of(contract, "P2: {response: 1h,"),
+             "general_contract.default_targets.P2.update"),
+            (str(sof), line_of(sof, "P1: {response: 15m, resolution: 2h, update"),
+             "departments[0].services.omsorgssystem.targets.P1.update"),
+            (str(sof), line_of(sof, "P2: {response: 30m, resolution: 4h, update"),
+             "departments[0].services.omsorgssystem.targets.P2.update"),
+        ]  # fmt: skip
+
+    def test_the_contracts_defaults_must_be_measured_under_both_agreements_they_serve(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The defaults fill in what an SLA leaves out and are the targets of services not
+        # ordered: a metric measured under SLAs alone would go unmeasured for the latter.
+        narrower = {**MEASURED_METRICS, "default": frozenset({"response", "resolution"})}
+        monkeypatch.setattr(checks, "MEASURED_METRICS", narrower)
+        problems = problems_of(EXAMPLE_CONFIG)
+        assert [p.key for p in problems] == [
+            "general_contract.default_targets.P1.update",
+            "general_contract.default_targets.P2.update",
+        ]
+        assert problems[0].message.startswith(
+            "clocks under the general contract's defaults measure resolution and response, "
+            "not 'update'"
+        )
 
 
 def test_customer_team_serving_two_departments(edit_yaml: EditYaml, config_dir: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
+from engine.reporting.compliance import sla_records
 from engine.simulate.core import simulate
 from engine.simulate.render import print_comparison, print_simulation
 from engine.sla_clock.meter import ClockMeter
@@ -32,10 +33,12 @@ def ev(type_: str, ticket: str, seq: int, minutes: float, **fields: Any) -> Tick
     return parse_event(json.dumps(event(type_, ticket, seq, at(minutes), **fields)))
 
 
-def created(ticket: str, priority: str = "P1", department: str = "okf") -> TicketEvent:
+def created(
+    ticket: str, priority: str = "P1", department: str = "okf", minutes: float = 0
+) -> TicketEvent:
     # ØKF's Opus Løn, P1: response 15 minutes (steps 0.5, 0.75, 0.9, 1.0, 1.5, 2.0).
-    return ev("ticket.created", ticket, 0, 0, department=department, service="opus-loen",
-              priority=priority, subject="Løn", requester={})  # fmt: skip
+    return ev("ticket.created", ticket, 0, minutes, department=department,
+              service="opus-loen", priority=priority, subject="Løn", requester={})  # fmt: skip
 
 
 def test_every_step_fires_at_its_instant_and_the_clock_ends_breached() -> None:
@@ -49,6 +52,30 @@ def test_every_step_fires_at_its_instant_and_the_clock_ends_breached() -> None:
     assert run.breaches == 1  # the resolution (2 hours) is not due by 10:00
     outcomes = {o.metric: o.outcome for o in run.outcomes}
     assert outcomes == {"response": "breached", "resolution": "open"}
+
+
+def test_compliance_counts_a_running_clock_past_its_target_breached_and_in_no_median() -> None:
+    # ØKF's Opus Løn, P1: response 15 minutes. At 10:00, RUNNING-LATE still waits for
+    # its response, RUNNING for its own within target; MET had it after 10 minutes,
+    # LATE after 20.
+    events = [
+        created("RUNNING-LATE"), created("RUNNING", minutes=50),
+        created("MET"), ev("ticket.responded", "MET", 1, 10),
+        created("LATE"), ev("ticket.responded", "LATE", 1, 20),
+    ]  # fmt: skip
+    run = simulate(METER, events, at(60))
+    response = {o.ticket_id: o for o in run.outcomes if o.metric == "response"}
+    assert {t: (o.outcome, o.running, o.elapsed_s) for t, o in response.items()} == {
+        "RUNNING-LATE": ("breached", True, 3600),
+        "RUNNING": ("open", True, 600),
+        "MET": ("met", False, 600),
+        "LATE": ("breached", False, 1200),
+    }
+    (row,) = (r for r in sla_records(run.outcomes) if r["metric"] == "response")
+    assert (row["tickets"], row["met"], row["breached"], row["open"]) == (4, 1, 2, 1)
+    assert row["compliance_pct"] == 33.3
+    # Over the decided clocks that stopped: RUNNING-LATE's hour is not yet its figure.
+    assert (row["median_s"], row["p90_s"]) == (600, 1200)
 
 
 def test_a_response_in_time_stops_the_steps_it_had_not_reached() -> None:
