@@ -145,6 +145,11 @@ class TicketCommented(_Event):
     visibility: Literal["public", "internal"]
     body: Body
     author: ShortText | None = None
+    author_role: Literal["agent", "requester"] | None = Field(
+        default=None,
+        description="who wrote it: an agent of the provider (the default when absent) or the"
+        " requester; a requester's comment is no update from the provider",
+    )
 
 
 class TicketReclassified(_Event):

@@ -296,6 +296,7 @@ class Recorder:
         undone: list[StepKey] = []
         restored: list[StepKey] = []
         gone: list[tuple[str, str]] = []
+        kept: dict[str, list[str]] = {}
         for ticket_id, ticket_clocks in measured:
             if ticket_clocks is None:
                 continue
@@ -313,9 +314,20 @@ class Recorder:
                     superseding, restoring = _changed_steps(ticket_id, clock, steps_fired, late)
                     undone += superseding
                     restored += restoring
-            # A clock that no longer applies (its agreement sets no target any more).
-            kept = {clock.key for clock in ticket_clocks.clocks}
-            gone += [(ticket_id, key) for key in rows[ticket_id].clock_keys if key not in kept]
+            # A clock that no longer applies (its agreement sets no target any more, or a
+            # late event ended the ticket before it).
+            measured_keys = [clock.key for clock in ticket_clocks.clocks]
+            reading = ticket_clocks.reading
+            if reading.whole and rows[ticket_id].event_count:
+                # Every clock measured afresh, but the row names only those last written:
+                # update cycles that ended earlier are in the store alone.
+                kept[ticket_id] = measured_keys
+            else:
+                gone += [
+                    (ticket_id, key)
+                    for key in set(rows[ticket_id].clock_keys).difference(measured_keys)
+                    if not reading.ended_before(key)
+                ]
         if undone:
             await store.supersede_steps(undone, now)
         if restored:
@@ -326,6 +338,8 @@ class Recorder:
         stopped = await store.write_clocks(clocks, now) if clocks else []
         if gone:
             await store.remove_clocks(gone)
+        if kept:
+            await store.keep_only_clocks(kept)
         return stopped
 
     def _snapshots(self, text: str) -> tuple[set[str], dict[str, Agreement]]:

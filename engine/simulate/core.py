@@ -261,6 +261,10 @@ def _simulate_ticket(
     measured = meter.measure_more(
         None if measured is None else measured.reading, events, events[-1:], attached, until
     )
+    if measured is not None and not measured.complete:
+        # Read on from the last cut, it leaves out the update cycles that ended before
+        # that cut (their steps fired then); the outcomes need every clock.
+        measured = meter.measure(events, attached, until)
     if measured is None:
         return created
     end_us = to_us(until)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
+from itertools import chain
 from typing import Literal, NamedTuple
 
 from engine.business_time.calendar import BusinessCalendar, to_us
@@ -91,9 +92,13 @@ class TicketClocks:
     """Everything the events say about a ticket, with its clocks."""
 
     timeline: Timeline
+    # Every clock, except update cycles that had ended before the reading this
+    # measurement read on from was measured (``complete`` is False then): those never
+    # change again, and that measurement held them. The current cycle is always here.
     clocks: tuple[Clock, ...]
     agreements: Mapping[str, Agreement]  # every snapshot the clocks use, by agreement key
     reading: Reading  # the events read, to read later ones on from (see Reading.extended)
+    complete: bool = True  # whether ``clocks`` holds every clock of the ticket
 
 
 AttachSla = Callable[[str, str], Agreement]
@@ -156,6 +161,7 @@ def reading_clocks(
     """Measure the clocks of a ticket's timeline as read so far, as ``ticket_clocks`` does."""
     timeline = reading.timeline
     agreements: dict[str, Agreement] = {}
+    as_of_us = reading.measured_us = to_us(as_of)
 
     def snapshot(key: str, make: Callable[[], Agreement | None]) -> Agreement | None:
         if key not in agreements:
@@ -169,8 +175,8 @@ def reading_clocks(
     sla = snapshot(sla_id, lambda: attach_sla(timeline.department, timeline.service))
     assert sla is not None  # attach_sla raises rather than return None
     clocks = []
-    as_of_us = to_us(as_of)
-    for run in timeline.runs:
+    cycles = reading.new_cycles
+    for run in chain(timeline.runs, cycles) if cycles else timeline.runs:
         agreement, key = sla, sla_id
         if run.function is not None:
             key = ola_key(run.function, timeline.department, timeline.service)
@@ -186,7 +192,7 @@ def reading_clocks(
             continue  # the agreement sets no target for this metric
         calendar = calendar_of(agreement.calendar, agreement.batch)
         clocks.append(_measure(run, agreement, key, priority, seconds, calendar, as_of, as_of_us))
-    return TicketClocks(timeline, tuple(clocks), agreements, reading)
+    return TicketClocks(timeline, tuple(clocks), agreements, reading, reading.complete)
 
 
 _NO_TARGETS: Mapping[Metric, int] = {}

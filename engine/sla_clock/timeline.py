@@ -23,6 +23,7 @@ from engine.vocabulary import Level, Metric, Priority, ProviderFunction
 
 PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})
+_CYCLE_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 @dataclass(eq=False, slots=True)
@@ -121,6 +122,11 @@ def _compared(run: Run) -> tuple[object, ...]:
     return (run.key, run.metric, run.started_at, run.function, run.stopped_at, run.bounds_us)
 
 
+def _stopped_us(run: Run) -> int:
+    assert run.stopped_at is not None  # an ended cycle
+    return to_us(run.stopped_at)
+
+
 def _utc(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1e6, UTC)
 
@@ -194,6 +200,25 @@ class Reading:
     last: tuple[datetime, UUID]  # the READ_ORDER key of the last event read
     count: int  # the events read, those dated before the creation included
     priority_of: PriorityOf
+    # The assigned function's response clock until the function first acts (see _acted).
+    ola_response: Run | None = None
+    # The update cycles (see _updated): the current one, and those that ended, in order.
+    # Ended cycles never change as later events are read, so a copy shares the list as
+    # runs share their bounds: the first ``settled_size`` of ``settled`` are this
+    # reading's, and a copy that finds the list grown past them copies its part first.
+    cycle: Run | None = None
+    settled: list[Run] = field(default_factory=list, compare=False)  # see ``cycles``
+    settled_size: int = 0
+    # Ended cycles before this index had ended by the instant the reading this one read
+    # on from was measured at (``measured_us``): that measurement held them as they stay,
+    # and they are left out of this one's (see ``new_cycles``).
+    # (How a reading came about, not what it read: left out of comparisons.)
+    measured_cycles: int = field(default=0, compare=False)
+    # set by the measuring (clocks.reading_clocks)
+    measured_us: int | None = field(default=None, compare=False)
+    # Whether every cycle was read afresh (every event read, or a reclassification read):
+    # what a store holds of the ticket's ended cycles may then hold some no longer there.
+    whole: bool = field(default=True, compare=False)
 
     @classmethod
     def of(cls, events: Iterable[TicketEvent], priority_of: PriorityOf) -> Reading | None:
@@ -222,6 +247,40 @@ class Reading:
         reading = cls(timeline, response, resolution, None, {}, READ_ORDER(created), 0, priority_of)
         reading._read(ordered)
         return reading
+
+    @property
+    def cycles(self) -> list[Run]:
+        """Every update cycle, the current one last."""
+        settled = self.settled[: self.settled_size]
+        return settled if self.cycle is None else [*settled, self.cycle]
+
+    @property
+    def new_cycles(self) -> list[Run]:
+        """The update cycles to measure: those that ended since the reading this one read
+        on from (all, for a reading of every event), and the current one."""
+        ended = self.settled[self.measured_cycles : self.settled_size]
+        return ended if self.cycle is None else [*ended, self.cycle]
+
+    def _settled_count(self) -> int:
+        """How many ended cycles the events read after this reading cannot change: those
+        that had ended by the instant it was measured at, and before its last event (an
+        event read later at that same instant could change the cycle's priority)."""
+        if self.measured_us is None or not self.settled_size:
+            return 0
+        bound = min(self.measured_us, to_us(self.last[0]) - 1)
+        return bisect_right(self.settled, bound, hi=self.settled_size, key=_stopped_us)
+
+    def ended_before(self, key: str) -> bool:
+        """Whether ``key`` is an update cycle that had ended before the reading this one
+        read on from: left out of its measurement, and no less there for that."""
+        if not self.measured_cycles or not key.startswith("update:"):
+            return False
+        return key <= self.settled[self.measured_cycles - 1].key
+
+    @property
+    def complete(self) -> bool:
+        """Whether ``new_cycles`` holds every cycle (a reading of every event)."""
+        return self.measured_cycles == 0
 
     def follows(self, events: Sequence[TicketEvent]) -> bool:
         """Whether events in READ_ORDER all come after the last one read."""
@@ -255,6 +314,13 @@ class Reading:
             self.last,
             self.count,
             self.priority_of,
+            None if self.ola_response is None else runs[id(self.ola_response)],
+            None if self.cycle is None else self.cycle.copy(),
+            self.settled,
+            self.settled_size,
+            self._settled_count(),
+            None,
+            False,
         )
         reading._read(events)
         return reading
@@ -275,57 +341,125 @@ class Reading:
             if at < start:
                 continue
             if event.type == "ticket.reclassified":
-                # A new agreement applies from the ticket's start: only the terms change.
+                # A new agreement applies from the ticket's start: only the terms change,
+                # for ended update cycles too, which are measured again.
                 timeline.department = event.department or timeline.department
                 timeline.service = event.service or timeline.service
+                self.measured_cycles = 0
+                self.whole = True
             elif event.type == "ticket.priority_changed":
                 timeline.priorities.append((at, _priority(event, self.priority_of)))
             elif event.type == "ticket.responded":
-                response.stop(at, to_us(at))
+                at_us = to_us(at)
+                self._acted(at, at_us)
+                response.stop(at, at_us)
+                self._updated(at, at_us)
+            elif event.type == "ticket.commented":
+                if event.author_role != "requester":
+                    at_us = to_us(at)
+                    self._acted(at, at_us)
+                    if event.visibility == "public":
+                        self._updated(at, at_us)
             elif event.type == "ticket.assigned":
                 self._assign(event.function, at)
             elif event.type == "ticket.status_changed":
                 timeline.status = event.status
                 at_us = to_us(at)
+                self._acted(at, at_us)
                 ola = self.ola
                 following = [resolution] if ola is None else [resolution, ola]
                 if event.status in PAUSING:
                     for run in following:
                         run.pause(at_us)
+                    self._updated(at, at_us)
                 elif event.status == "resolved":
                     # Resolving answers the requester too: a response clock still running
                     # stops.
                     for run in [response, *following]:
                         run.stop(at, at_us)
+                    if self.cycle is not None:
+                        self.cycle.stop(at, at_us)
                 elif event.status == "closed":
                     for run in timeline.runs:
                         run.stop(at, at_us)
+                    if self.cycle is not None:
+                        self.cycle.stop(at, at_us)
                     timeline.closed_at = at
                     return  # events dated after it do not move the clocks
                 else:  # new or in_progress: running again, a reopen keeps the time spent
                     for run in following:
                         run.resume(at_us)
+                    self._updated(at, at_us)
+
+    def _acted(self, at: datetime, at_us: int) -> None:
+        """The assigned function acted on the ticket: its response clock stops."""
+        acting = self.ola_response
+        if acting is not None:
+            acting.stop(at, at_us)
+            self.ola_response = None
+
+    def _start_cycle(self, at: datetime, at_us: int) -> None:
+        """A new update cycle from ``at``, running while the resolution clock runs."""
+        # Keyed by the instant it began, so that a late event splitting an earlier cycle
+        # leaves the keys (and fired steps) of the others as they were; of fixed width, so
+        # that the keys sort as the instants do (see ``ended_before``).
+        cycle = Run(f"update:{at.astimezone(UTC).strftime(_CYCLE_STAMP)}", "update", at)
+        if self.resolution.running:
+            cycle.resume(at_us)
+        self.cycle = cycle
+
+    def _updated(self, at: datetime, at_us: int) -> None:
+        """The requester heard from the provider: the update cycle running ends (kept)
+        and the next begins.
+
+        The first response starts the cycles: until it, the response clock measures the
+        requester's wait, and an update before it starts none.
+        """
+        cycle = self.cycle
+        if cycle is None:
+            if self.response.stopped_at is not None:
+                self._start_cycle(at, at_us)
+            return
+        if cycle.size == 0 or (cycle.size == 1 and cycle.shared[0] == at_us):
+            # A cycle that never ran (it began paused, or at this very instant) kept no
+            # interval: it is begun again rather than counted.
+            self._start_cycle(at, at_us)
+            return
+        cycle.stop(at, at_us)
+        if len(self.settled) != self.settled_size:
+            self.settled = self.settled[: self.settled_size]  # a copy read on: its own part
+        self.settled.append(cycle)
+        self.settled_size += 1
+        self._start_cycle(at, at_us)
 
     def _assign(self, function: ProviderFunction, at: datetime) -> None:
         ola = self.ola
         if ola is not None and ola.function == function:
             return
+        at_us = to_us(at)
         if ola is not None:
-            ola.stop(at, to_us(at))  # the hand-off decides whether the function met its OLA
+            ola.stop(at, at_us)  # the hand-off decides whether the function met its OLA
+            self._acted(at, at_us)  # handing the ticket on is acting on it
         ola = self.olas.get(function)
         if ola is None:
-            # An OLA measures the assigned function's resolution target. Numbered in the
-            # order functions were first assigned: the keys of tickets never handed back
-            # are those of the rule before, a new run per reassignment.
-            ola = Run(f"ola:{len(self.olas) + 1}:{function}", "resolution", at, function=function)
+            # An OLA measures the assigned function's resolution target, and its response
+            # target from this first assignment until it acts. Numbered in the order
+            # functions were first assigned: the keys of tickets never handed back are
+            # those of the rule before, a new run per reassignment.
+            n = len(self.olas) + 1
+            ola = Run(f"ola:{n}:{function}", "resolution", at, function=function)
+            acting = Run(f"ola:{n}:{function}:response", "response", at, function=function)
+            if self.resolution.running:
+                acting.resume(at_us)
             self.olas[function] = ola
-            self.timeline.runs.append(ola)
+            self.timeline.runs += [ola, acting]
+            self.ola_response = acting
         else:
             # Handed back: the function's clock goes on with the time it spent, as a
             # reopen resumes resolution, so its steps fire once per ticket and a ticket
             # has at most one OLA clock per provider function.
             ola.stopped_at = None
         if self.resolution.running:
-            ola.resume(to_us(at))
+            ola.resume(at_us)
         self.ola = ola
         self.timeline.assigned_function = function

@@ -117,6 +117,10 @@ class RecordingTransaction(Protocol):
         """Remove clocks (ticket, clock key) that no longer apply."""
         ...
 
+    async def keep_only_clocks(self, clocks: Mapping[str, Sequence[str]]) -> None:
+        """Remove every clock of each ticket but those listed (by key) for it."""
+        ...
+
     async def supersede_steps(self, steps: Sequence[StepKey], now: datetime) -> None:
         """Keep the steps in the record, marked superseded (their notices stay sent)."""
         ...

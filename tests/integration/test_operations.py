@@ -91,11 +91,15 @@ async def test_gauges_count_open_at_risk_and_this_months_stopped_clocks(
         ((*okf, "resolution", "sla", "running"), 3),
         ((*okf, "response", "sla", "breached"), 1),
         ((*okf, "response", "sla", "running"), 1),
+        # The update cycles from the first responses: C's next waits with the ticket.
+        ((*okf, "update", "sla", "paused"), 1),
+        ((*okf, "update", "sla", "running"), 1),
     ]
     # B's response is past its first warning (7.5 minutes); A's is past the target.
     assert sorted(samples["sla_clocks_at_risk"]) == [
         ((*okf, "resolution", "sla"), 0),
         ((*okf, "response", "sla"), 1),
+        ((*okf, "update", "sla"), 0),
     ]
     # Deadlines ahead: B's response at 09:25; the resolutions of A, B and D at 11:00,
     # 11:10 and 11:00 (two hours of office time from their creation).
@@ -105,10 +109,13 @@ async def test_gauges_count_open_at_risk_and_this_months_stopped_clocks(
         ("response", "15m"): 1, ("response", "1h"): 1, ("response", "4h"): 1,
         ("response", "1d"): 1, ("resolution", "15m"): 0, ("resolution", "1h"): 0,
         ("resolution", "4h"): 3, ("resolution", "1d"): 3,
+        # D's update cycle from 09:16 (P1: an update every hour) is due at 10:16.
+        ("update", "15m"): 0, ("update", "1h"): 1, ("update", "4h"): 1, ("update", "1d"): 1,
     }  # fmt: skip
     assert sorted(samples["sla_month_stopped_clocks"]) == [
         ((*okf, "response", "sla", "breached"), 1),
         ((*okf, "response", "sla", "met"), 1),
+        ((*okf, "update", "sla", "met"), 1),  # C's, 09:05 to 09:10
     ]
     # Nothing fired yet: A's, B's and D's responses each have a step due (D's fell due
     # before it stopped); no resolution is halfway.

@@ -120,6 +120,7 @@ async def test_the_clocks_of_the_windows_tickets_are_read_as_they_stand_now(
         ("response", "sla"): ("breached", True),
         ("resolution", "sla"): ("breached", True),
         ("resolution", "ola"): ("breached", True),
+        ("response", "ola"): ("breached", True),  # server-network never acted
     }
     paused = next(o for o in outcomes if o.ticket_id == "E" and o.metric == "resolution")
     assert (paused.outcome, paused.running, paused.elapsed_s) == ("open", False, 1800.0)
@@ -140,16 +141,24 @@ async def test_sla_rows_count_compliance_median_and_p90_per_group(
     # response: A 300 met, B 1200 breached, C breached and running, E 300 met.
     # resolution: A 3600 met, B 9000 breached, C breached and running, E paused.
     # Median and p90 over the decided clocks that do not run: C's are in neither.
-    # TMF ESDH: S answered in 1800 s, LATE in 5400 s (90 office minutes), D open.
+    # update (an update an hour at P1): A from its response at 09:05 to its resolution at
+    # 10:00, 3300 met; B 09:20 to 11:30, 7800 breached; E 1500 met up to its wait for
+    # the requester, and the next cycle waits with it (open). Print's: F 600 met.
+    # TMF ESDH: S answered in 1800 s, LATE in 5400 s (90 office minutes), D open; P4
+    # sets no update interval.
     assert table == [
         ("okf", "opus-loen", "P1", "resolution", "sla",
          4, 1, 2, 1, 33.3, 3600.0, 9000.0, 7200.0, 50.0, 125.0),
         ("okf", "opus-loen", "P1", "response", "sla",
          4, 2, 2, 0, 50.0, 300.0, 1200.0, 900.0, 33.3, 133.3),
+        ("okf", "opus-loen", "P1", "update", "sla",
+         3, 2, 1, 1, 66.7, 3300.0, 7800.0, 3600.0, 91.7, 216.7),
         ("okf", "print", "P1", "resolution", "default",
          1, 1, 0, 0, 100.0, 1200.0, 1200.0, 14400.0, 8.3, 8.3),
         ("okf", "print", "P1", "response", "default",
          1, 1, 0, 0, 100.0, 600.0, 600.0, 1800.0, 33.3, 33.3),
+        ("okf", "print", "P1", "update", "default",
+         1, 1, 0, 0, 100.0, 600.0, 600.0, 3600.0, 16.7, 16.7),
         ("tmf", "esdh", "P4", "resolution", "sla",
          3, 0, 0, 3, None, None, None, 288000.0, None, None),
         ("tmf", "esdh", "P4", "response", "sla",
@@ -161,11 +170,16 @@ async def test_ola_rows_count_per_provider_function(history: asyncpg.Connection)
     rows = ola_records(await clock_outcomes(PostgresReads(history), START, END, NOW))
     table = [tuple(row[c] for c in OLA_COLUMNS) for row in rows]
     # server-network: A's 58 minutes met; C's runs on past its 1h30m, breached but in no
-    # median. pc-software: D's runs within its target.
+    # median. pc-software: D's runs within its target. Response: server-network acted on
+    # A 3 minutes after its assignment (the response at 09:05), never on C (past its 15
+    # minutes); pc-software has four hours for D.
     assert table == [
         ("pc-software", "P4", "resolution", 1, 0, 0, 1, None, None, None, 144000.0, None, None),
+        ("pc-software", "P4", "response", 1, 0, 0, 1, None, None, None, 14400.0, None, None),
         ("server-network", "P1", "resolution",
          2, 1, 1, 0, 50.0, 3480.0, 3480.0, 5400.0, 64.4, 64.4),
+        ("server-network", "P1", "response",
+         2, 1, 1, 0, 50.0, 180.0, 180.0, 900.0, 20.0, 20.0),
     ]  # fmt: skip
 
 
@@ -174,7 +188,10 @@ async def test_one_departments_report_leaves_the_others_out(
 ) -> None:
     outcomes = await clock_outcomes(PostgresReads(history), START, END, NOW, department="okf")
     assert {o.ticket_id for o in outcomes} == {"A", "B", "C", "E", "F"}
-    assert [row["function"] for row in ola_records(outcomes)] == ["server-network"]
+    assert [(row["function"], row["metric"]) for row in ola_records(outcomes)] == [
+        ("server-network", "resolution"),
+        ("server-network", "response"),
+    ]
     assert await clock_outcomes(PostgresReads(history), START, END, NOW, department="nobody") == []
 
 
@@ -226,10 +243,10 @@ def test_the_json_report_is_one_object_with_both_sections(outcomes: list[ClockOu
     document = json.loads(out.getvalue())
     assert list(document) == ["period", "sla", "ola"]
     assert document["period"] == PERIOD
-    assert [list(row) for row in document["sla"]] == [list(SLA_COLUMNS)] * 6
-    assert [list(row) for row in document["ola"]] == [list(OLA_COLUMNS)] * 2
-    assert document["sla"][5]["compliance_pct"] == 100.0
-    assert document["sla"][4]["compliance_pct"] is None
+    assert [list(row) for row in document["sla"]] == [list(SLA_COLUMNS)] * 8
+    assert [list(row) for row in document["ola"]] == [list(OLA_COLUMNS)] * 4
+    assert document["sla"][7]["compliance_pct"] == 100.0
+    assert document["sla"][6]["compliance_pct"] is None
 
 
 def test_the_csv_report_is_one_table_with_a_section_column(outcomes: list[ClockOutcome]) -> None:
@@ -237,17 +254,21 @@ def test_the_csv_report_is_one_table_with_a_section_column(outcomes: list[ClockO
     render_report(outcomes, "csv", out, period=PERIOD)
     header, *rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert header == list(FLAT_COLUMNS)
-    assert [(row[0], row[1]) for row in rows] == [(PERIOD, "sla")] * 6 + [(PERIOD, "ola")] * 2
-    ola = dict(zip(header, rows[-1], strict=True))
+    assert [(row[0], row[1]) for row in rows] == [(PERIOD, "sla")] * 8 + [(PERIOD, "ola")] * 4
+    ola = dict(zip(header, rows[-2], strict=True))
     assert (ola["function"], ola["agreement"], ola["department"]) == ("server-network", "ola", "")
-    assert (ola["compliance_pct"], ola["median_s"]) == ("50.0", "3480.0")
+    assert (ola["metric"], ola["compliance_pct"], ola["median_s"]) == (
+        "resolution",
+        "50.0",
+        "3480.0",
+    )
 
 
 def test_the_jsonl_report_is_one_record_a_line(outcomes: list[ClockOutcome]) -> None:
     out = io.StringIO()
     render_report(outcomes, "jsonl", out, period=PERIOD)
     records = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [r["section"] for r in records] == ["sla"] * 6 + ["ola"] * 2
+    assert [r["section"] for r in records] == ["sla"] * 8 + ["ola"] * 4
     assert all(list(r) == list(FLAT_COLUMNS) for r in records)
 
 
@@ -259,8 +280,8 @@ def test_the_table_report_heads_each_section_with_the_period(
     lines = out.getvalue().splitlines()
     assert lines[0] == f"SLA compliance per department, service, priority and metric, {PERIOD}"
     assert lines[1].split() == list(SLA_COLUMNS)
-    assert lines[8].startswith("agreement default:")  # print is out of ØKF's agreement
-    assert lines[9:11] == ["", f"OLA compliance per provider function, {PERIOD}"]
-    assert lines[11].split() == list(OLA_COLUMNS)
-    assert lines[13].split()[:4] == ["server-network", "P1", "resolution", "2"]
-    assert len(lines) == 14
+    assert lines[10].startswith("agreement default:")  # print is out of ØKF's agreement
+    assert lines[11:13] == ["", f"OLA compliance per provider function, {PERIOD}"]
+    assert lines[13].split() == list(OLA_COLUMNS)
+    assert lines[16].split()[:4] == ["server-network", "P1", "resolution", "2"]
+    assert len(lines) == 18

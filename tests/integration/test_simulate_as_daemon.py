@@ -115,6 +115,8 @@ async def test_the_simulator_fires_the_steps_the_daemon_fires(db: asyncpg.Connec
     turned = {(t, c, s) for t, c, s, _, _ in daemon if t in ("DOWN-1", "UP-1")}
     assert ("DOWN-1", "response", 0.5) in turned  # fired under P1 before the downgrade
     assert ("UP-1", "response", 2.0) in turned  # passed at once after the upgrade
+    kinds = {_kind(clock_key) for _, clock_key, *_ in daemon}
+    assert kinds == {"response", "resolution", "update", "ola", "ola response"}
 
 
 async def test_a_synthetic_quarter_fires_the_same_steps_in_both(db: asyncpg.Connection) -> None:
@@ -132,3 +134,13 @@ async def test_a_synthetic_quarter_fires_the_same_steps_in_both(db: asyncpg.Conn
     assert len(mine) == len(simulated.steps)
     assert mine == daemon
     assert simulated.duplicates == len(lines) - len(unique)
+    assert {_kind(clock_key) for _, clock_key, *_ in daemon} >= {"update", "ola response"}
+
+
+def _kind(clock_key: str) -> str:
+    """What a clock measures, from its key: update cycles and OLA response apart."""
+    if clock_key.startswith("update:"):
+        return "update"
+    if clock_key.startswith("ola:"):
+        return "ola response" if clock_key.endswith(":response") else "ola"
+    return clock_key

@@ -234,8 +234,19 @@ def test_a_function_handed_the_ticket_back_resumes_its_one_clock() -> None:
         "response",
         "resolution",
         "ola:1:pc-software",
+        "ola:1:pc-software:response",
         "ola:2:server-network",
+        "ola:2:server-network:response",
     ]
+    # Handing the ticket on is acting on it: each function's response clock stopped
+    # then, and a hand-back does not start it again.
+    for key, start in (("ola:1:pc-software:response", 1), ("ola:2:server-network:response", 2)):
+        acting = clock(result, key)
+        assert (acting.started_at, acting.stopped_at, acting.elapsed) == (
+            at(start),
+            at(start + 1),
+            timedelta(hours=1),
+        )
     back, other = clock(result, "ola:1:pc-software"), clock(result, "ola:2:server-network")
     # 10-11 and 12-13 with PC og Software: two hours of its four.
     assert (back.started_at, back.stopped_at) == (at(1), None)
@@ -268,7 +279,12 @@ def test_flipping_between_two_functions_keeps_two_ola_clocks() -> None:
     ]
     result = measure([created(at()), *flips], as_of=flips[-1].occurred_at + timedelta(hours=1))
     olas = [c for c in result.clocks if c.agreement.kind == "ola"]
-    assert [c.key for c in olas] == ["ola:1:pc-software", "ola:2:server-network"]
+    assert [c.key for c in olas] == [
+        "ola:1:pc-software",
+        "ola:1:pc-software:response",
+        "ola:2:server-network",
+        "ola:2:server-network:response",
+    ]
     # A minute at a time each, 100 for the first and 99 for the second, which then kept
     # the ticket for an hour.
     assert clock(result, "ola:1:pc-software").elapsed == timedelta(minutes=100)
@@ -282,7 +298,7 @@ def test_assignment_to_the_same_function_keeps_its_clock() -> None:
         event("ticket.assigned", at(2), function="helpdesk", team="b"),
     ]
     keys = [c.key for c in measure(events, as_of=at(3)).clocks]
-    assert keys == ["response", "resolution", "ola:1:helpdesk"]
+    assert keys == ["response", "resolution", "ola:1:helpdesk", "ola:1:helpdesk:response"]
 
 
 def test_ola_pauses_and_stops_with_resolution() -> None:

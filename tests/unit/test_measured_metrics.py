@@ -12,8 +12,6 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any, get_args
 
-import pytest
-
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
 from engine.sla_clock.meter import ClockMeter
@@ -83,8 +81,5 @@ def test_no_clock_measures_a_metric_its_agreement_may_not_set() -> None:
         assert metrics <= MEASURED_METRICS[kind], kind
 
 
-@pytest.mark.xfail(
-    strict=True, reason="update and OLA response clocks land with issue 15's core change"
-)
 def test_every_metric_an_agreement_may_set_has_its_clock() -> None:
     assert measured_metrics() == {kind: set(metrics) for kind, metrics in MEASURED_METRICS.items()}

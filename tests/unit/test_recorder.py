@@ -13,7 +13,7 @@ from engine.config import load_config
 from engine.events import TicketEvent, parse_event
 from engine.intake.recorder import Recorder
 from engine.sla_clock.meter import ClockMeter
-from engine.store.memory.recording import MemoryRecordingStore
+from engine.store.memory.recording import MemoryRecordingStore, MemoryRecordingTransaction
 from engine.store.memory.tables import StepRow, Tables
 from engine.store.recording import StoppedClock
 from tests.helpers import EXAMPLE_CONFIG
@@ -184,3 +184,38 @@ async def test_remeasure_measures_known_tickets_again(recorder: Recorder, tables
     del tables.clocks[("A", "response")]
     assert await recorder.remeasure(["A", "UNKNOWN"], at(2)) == 1
     assert tables.clocks[("A", "response")].next_due_at == at(7.5)
+
+
+def public(ticket: str, seq: int, minutes: float) -> TicketEvent:
+    return ev("ticket.commented", ticket, seq, minutes, visibility="public", body="Status")
+
+
+async def test_ended_update_cycles_are_written_once_and_removed_when_a_late_event_ends_them(
+    recorder: Recorder, tables: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await recorder.record([created("A"), ev("ticket.responded", "A", 1, 5)], at(6))
+    await recorder.record([public("A", 2, 20)], at(21))
+    written: list[list[str]] = []
+    write = MemoryRecordingTransaction.write_clocks
+
+    async def spy(self: MemoryRecordingTransaction, clocks: Any, now: datetime) -> Any:
+        written.append([c.clock.key for c in clocks])
+        return await write(self, clocks, now)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MemoryRecordingTransaction, "write_clocks", spy)
+        await recorder.record([public("A", 3, 40)], at(41))
+        await recorder.record([public("A", 4, 60)], at(61))
+    cycles = sorted(key for _, key in tables.clocks if key.startswith("update:"))
+    states = [tables.clocks[("A", key)].state for key in cycles]
+    assert states == ["met", "met", "met", "running"]
+    # A cycle is written while it runs, in the batch that ends it and the next (an event
+    # at the instant it ended could still retarget it); then never again.
+    assert written == [
+        ["response", "resolution", cycles[0], cycles[1], cycles[2]],
+        ["response", "resolution", cycles[1], cycles[2], cycles[3]],
+    ]
+    # Word comes late that the ticket was closed at 10: the later cycles never were.
+    await recorder.record([ev("ticket.status_changed", "A", 5, 10, status="closed")], at(62))
+    assert sorted(key for _, key in tables.clocks if key.startswith("update:")) == cycles[:1]
+    assert tables.clocks[("A", cycles[0])].stopped_at == at(10)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -166,6 +166,13 @@ class MemoryRecordingTransaction:
         """Remove clocks (ticket, clock key) that no longer apply."""
         for key in clocks:
             self._tables.clocks.pop(key, None)
+
+    async def keep_only_clocks(self, clocks: Mapping[str, Sequence[str]]) -> None:
+        """Remove every clock of each ticket but those listed (by key) for it."""
+        for key in list(self._tables.clocks):
+            ticket_id, clock_key = key
+            if ticket_id in clocks and clock_key not in clocks[ticket_id]:
+                del self._tables.clocks[key]
 
     async def supersede_steps(self, steps: Sequence[StepKey], now: datetime) -> None:
         """Keep the steps in the record, marked superseded (their notices stay sent)."""

@@ -176,6 +176,11 @@ REMOVE_CLOCKS = """
 DELETE FROM clocks USING unnest($1::text[], $2::text[]) AS g(ticket_id, clock_key)
 WHERE clocks.ticket_id = g.ticket_id AND clocks.clock_key = g.clock_key
 """
+KEEP_ONLY_CLOCKS = """
+DELETE FROM clocks
+WHERE ticket_id = ANY($1::text[])
+    AND (ticket_id, clock_key) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))
+"""
 SET_STEP_STATUS = """
 UPDATE escalation_steps SET status = $4, superseded_at = $5
 FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(ticket_id, clock_key, step)
@@ -253,6 +258,13 @@ class PostgresRecordingTransaction:
         """Remove clocks (ticket, clock key) that no longer apply."""
         await self._connection.execute(
             REMOVE_CLOCKS, [ticket for ticket, _ in clocks], [key for _, key in clocks]
+        )
+
+    async def keep_only_clocks(self, clocks: Mapping[str, Sequence[str]]) -> None:
+        """Remove every clock of each ticket but those listed (by key) for it."""
+        pairs = [(ticket_id, key) for ticket_id, keys in clocks.items() for key in keys]
+        await self._connection.execute(
+            KEEP_ONLY_CLOCKS, list(clocks), [t for t, _ in pairs], [k for _, k in pairs]
         )
 
     async def supersede_steps(self, steps: Sequence[StepKey], now: datetime) -> None:
