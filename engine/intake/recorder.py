@@ -326,7 +326,7 @@ class Recorder:
                 gone += [
                     (ticket_id, key)
                     for key in set(rows[ticket_id].clock_keys).difference(measured_keys)
-                    if not reading.ended_before(key)
+                    if not reading.left_out(key)
                 ]
         if undone:
             await store.supersede_steps(undone, now)

@@ -176,6 +176,7 @@ def reading_clocks(
     assert sla is not None  # attach_sla raises rather than return None
     clocks = []
     cycles = reading.new_cycles
+    kept = reading.kept
     for run in chain(timeline.runs, cycles) if cycles else timeline.runs:
         agreement, key = sla, sla_id
         if run.function is not None:
@@ -186,6 +187,8 @@ def reading_clocks(
             if ola is None:
                 continue  # the function has no OLA: nothing to measure
             agreement = ola
+        if kept and run.key in kept:
+            continue  # stopped as it was when last measured (see Reading.kept)
         priority = timeline.priority_at(run.stopped_at)
         seconds = agreement.targets_s.get(priority, _NO_TARGETS).get(run.metric)
         if seconds is None or seconds <= 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter, itemgetter
 from uuid import UUID
 
@@ -23,7 +23,7 @@ from engine.vocabulary import Level, Metric, Priority, ProviderFunction
 
 PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})
-_CYCLE_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(eq=False, slots=True)
@@ -219,6 +219,10 @@ class Reading:
     # Whether every cycle was read afresh (every event read, or a reclassification read):
     # what a store holds of the ticket's ended cycles may then hold some no longer there.
     whole: bool = field(default=True, compare=False)
+    # Keys of the clocks that had stopped for good by the instant the reading this one
+    # read on from was measured at, and that the events read since left as they were:
+    # that measurement held them as they stay, and they are left out of this one's.
+    kept: frozenset[str] = field(default=frozenset(), compare=False)
 
     @classmethod
     def of(cls, events: Iterable[TicketEvent], priority_of: PriorityOf) -> Reading | None:
@@ -270,17 +274,20 @@ class Reading:
         bound = min(self.measured_us, to_us(self.last[0]) - 1)
         return bisect_right(self.settled, bound, hi=self.settled_size, key=_stopped_us)
 
-    def ended_before(self, key: str) -> bool:
-        """Whether ``key`` is an update cycle that had ended before the reading this one
-        read on from: left out of its measurement, and no less there for that."""
+    def left_out(self, key: str) -> bool:
+        """Whether the clock ``key`` is left out of this reading's measurement, and no
+        less there for that: a clock kept as it was (see ``kept``), or an update cycle
+        that had ended before the reading this one read on from was measured."""
+        if key in self.kept:
+            return True
         if not self.measured_cycles or not key.startswith("update:"):
             return False
         return key <= self.settled[self.measured_cycles - 1].key
 
     @property
     def complete(self) -> bool:
-        """Whether ``new_cycles`` holds every cycle (a reading of every event)."""
-        return self.measured_cycles == 0
+        """Whether the measurement holds every clock (no clock is left out)."""
+        return self.measured_cycles == 0 and not self.kept
 
     def follows(self, events: Sequence[TicketEvent]) -> bool:
         """Whether events in READ_ORDER all come after the last one read."""
@@ -323,6 +330,18 @@ class Reading:
             False,
         )
         reading._read(events)
+        if not reading.whole and self.measured_us is not None:
+            # A clock stopped by the instant it was measured at (and before the last
+            # event, which a later one at the same instant could retarget) that the new
+            # events neither resumed nor moved measures as it did then.
+            bound = min(self.measured_us, to_us(self.last[0]) - 1)
+            reading.kept = frozenset(
+                run.key
+                for run in timeline.runs
+                if run.stopped_at is not None
+                and to_us(run.stopped_at) <= bound
+                and _compared(runs[id(run)]) == _compared(run)
+            )
         return reading
 
     def _read(self, ordered: Sequence[TicketEvent]) -> None:
@@ -403,7 +422,9 @@ class Reading:
         # Keyed by the instant it began, so that a late event splitting an earlier cycle
         # leaves the keys (and fired steps) of the others as they were; of fixed width, so
         # that the keys sort as the instants do (see ``ended_before``).
-        cycle = Run(f"update:{at.astimezone(UTC).strftime(_CYCLE_STAMP)}", "update", at)
+        # (isoformat of a naive UTC instant: a tenth of strftime's cost, per update event.)
+        stamp = (_NAIVE_EPOCH + timedelta(microseconds=at_us)).isoformat(timespec="microseconds")
+        cycle = Run(f"update:{stamp}Z", "update", at)
         if self.resolution.running:
             cycle.resume(at_us)
         self.cycle = cycle
@@ -420,9 +441,9 @@ class Reading:
             if self.response.stopped_at is not None:
                 self._start_cycle(at, at_us)
             return
-        if cycle.size == 0 or (cycle.size == 1 and cycle.shared[0] == at_us):
-            # A cycle that never ran (it began paused, or at this very instant) kept no
-            # interval: it is begun again rather than counted.
+        if cycle.size == 0 or cycle.started_at == at:
+            # A cycle that never ran (it began paused, or at this very instant, whatever
+            # else happened at it) kept no interval: it is begun again, not counted.
             self._start_cycle(at, at_us)
             return
         cycle.stop(at, at_us)

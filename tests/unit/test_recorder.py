@@ -190,7 +190,7 @@ def public(ticket: str, seq: int, minutes: float) -> TicketEvent:
     return ev("ticket.commented", ticket, seq, minutes, visibility="public", body="Status")
 
 
-async def test_ended_update_cycles_are_written_once_and_removed_when_a_late_event_ends_them(
+async def test_stopped_clocks_are_not_written_again_and_go_when_a_late_event_ends_them(
     recorder: Recorder, tables: Tables, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await recorder.record([created("A"), ev("ticket.responded", "A", 1, 5)], at(6))
@@ -210,10 +210,11 @@ async def test_ended_update_cycles_are_written_once_and_removed_when_a_late_even
     states = [tables.clocks[("A", key)].state for key in cycles]
     assert states == ["met", "met", "met", "running"]
     # A cycle is written while it runs, in the batch that ends it and the next (an event
-    # at the instant it ended could still retarget it); then never again.
+    # at the instant it ended could still retarget it); then never again. So is the
+    # response clock, stopped at 5 and measured so at 6 and 21.
     assert written == [
-        ["response", "resolution", cycles[0], cycles[1], cycles[2]],
-        ["response", "resolution", cycles[1], cycles[2], cycles[3]],
+        ["resolution", cycles[0], cycles[1], cycles[2]],
+        ["resolution", cycles[1], cycles[2], cycles[3]],
     ]
     # Word comes late that the ticket was closed at 10: the later cycles never were.
     await recorder.record([ev("ticket.status_changed", "A", 5, 10, status="closed")], at(62))

@@ -247,3 +247,18 @@ def test_cycles_follow_one_another_inside_the_resolution_clocks_time(
     # A cycle runs only while the resolution clock does.
     resolution = clock(result, "resolution")
     assert sum((c.elapsed for c in ended), timedelta()) <= resolution.elapsed
+
+
+def test_updates_at_one_instant_keep_one_cycle_from_it() -> None:
+    # Answered, resolved and reopened in the same second: one cycle begins then.
+    events = [
+        created(at()),
+        responded(1),
+        status(at(1), "resolved"),
+        status(at(1), "in_progress"),
+        public(2),
+    ]
+    assert summary(measure(events, as_of=at(3))) == [
+        (at(1), at(2), "met", 1.0),
+        (at(2), None, "running", 1.0),
+    ]
