@@ -13,13 +13,14 @@ import json
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from itertools import chain
 from typing import Any
 from uuid import UUID
 
 import structlog
 
+from engine.business_time.calendar import from_utc_us
 from engine.escalation import next_due, reinstated, superseded
 from engine.events import TicketEvent, event_adapter
 from engine.events.admission import MAX_EVENTS_PER_TICKET, Refusal, TicketAdmission
@@ -40,7 +41,6 @@ from engine.store.recording import (
 
 log = structlog.get_logger(__name__)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_STEPS: Mapping[float, tuple[datetime, bool]] = {}
 
 
@@ -334,7 +334,7 @@ class Recorder:
             await store.restore_steps(restored)
         earliest = min((c.next_due_us for c in clocks if c.next_due_us is not None), default=None)
         if earliest is not None:
-            await store.announce_due(_EPOCH + timedelta(microseconds=earliest))
+            await store.announce_due(from_utc_us(earliest))
         stopped = await store.write_clocks(clocks, now) if clocks else []
         if gone:
             await store.remove_clocks(gone)
@@ -466,7 +466,7 @@ def _measure(
 
 def _instant(us: int | None) -> datetime | None:
     """A UTC datetime from epoch microseconds: cheaper than the calendar's zone-aware one."""
-    return None if us is None else _EPOCH + timedelta(microseconds=us)
+    return None if us is None else from_utc_us(us)
 
 
 def _changed_steps(

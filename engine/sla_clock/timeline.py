@@ -265,14 +265,14 @@ class Reading:
         ended = self.settled[self.measured_cycles : self.settled_size]
         return ended if self.cycle is None else [*ended, self.cycle]
 
-    def _settled_count(self) -> int:
-        """How many ended cycles the events read after this reading cannot change: those
-        that had ended by the instant it was measured at, and before its last event (an
-        event read later at that same instant could change the cycle's priority)."""
-        if self.measured_us is None or not self.settled_size:
-            return 0
-        bound = min(self.measured_us, to_us(self.last[0]) - 1)
-        return bisect_right(self.settled, bound, hi=self.settled_size, key=_stopped_us)
+    def _final_before(self) -> int | None:
+        """The instant (epoch microseconds) up to which what stopped stays as it was for
+        the events read after this reading: it had stopped by the instant the reading
+        was measured at, and before its last event (an event read later at that same
+        instant could change the priority it stopped under). None: never measured."""
+        if self.measured_us is None:
+            return None
+        return min(self.measured_us, to_us(self.last[0]) - 1)
 
     def left_out(self, key: str) -> bool:
         """Whether the clock ``key`` is left out of this reading's measurement, and no
@@ -300,6 +300,7 @@ class Reading:
         reading kept for its ticket as it was committed.
         """
         timeline = self.timeline
+        final_us = self._final_before()
         runs = {id(run): run.copy() for run in timeline.runs}
         copied = Timeline(
             ticket_id=timeline.ticket_id,
@@ -325,21 +326,21 @@ class Reading:
             None if self.cycle is None else self.cycle.copy(),
             self.settled,
             self.settled_size,
-            self._settled_count(),
+            0
+            if final_us is None
+            else bisect_right(self.settled, final_us, hi=self.settled_size, key=_stopped_us),
             None,
             False,
         )
         reading._read(events)
-        if not reading.whole and self.measured_us is not None:
-            # A clock stopped by the instant it was measured at (and before the last
-            # event, which a later one at the same instant could retarget) that the new
-            # events neither resumed nor moved measures as it did then.
-            bound = min(self.measured_us, to_us(self.last[0]) - 1)
+        if not reading.whole and final_us is not None:
+            # A clock stopped for good that the new events neither resumed nor moved
+            # measures as it did then.
             reading.kept = frozenset(
                 run.key
                 for run in timeline.runs
                 if run.stopped_at is not None
-                and to_us(run.stopped_at) <= bound
+                and to_us(run.stopped_at) <= final_us
                 and _compared(runs[id(run)]) == _compared(run)
             )
         return reading

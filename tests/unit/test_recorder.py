@@ -3,32 +3,17 @@ undoes and announces, all or nothing."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
 
-from engine.config import load_config
-from engine.events import TicketEvent, parse_event
+from engine.events import TicketEvent
 from engine.intake.recorder import Recorder
-from engine.sla_clock.meter import ClockMeter
 from engine.store.memory.recording import MemoryRecordingStore, MemoryRecordingTransaction
 from engine.store.memory.tables import StepRow, Tables
 from engine.store.recording import StoppedClock
-from tests.helpers import EXAMPLE_CONFIG
-from tests.streams import CPH, event
-
-METER = ClockMeter(load_config(EXAMPLE_CONFIG))
-MONDAY = datetime(2030, 11, 25, 9, tzinfo=CPH)
-
-
-def at(minutes: float) -> datetime:
-    return MONDAY + timedelta(minutes=minutes)
-
-
-def ev(type_: str, ticket: str, seq: int, minutes: float, **fields: Any) -> TicketEvent:
-    return parse_event(json.dumps(event(type_, ticket, seq, at(minutes), **fields)))
+from tests.unit.test_simulate import METER, at, ev
 
 
 def created(ticket: str, seq: int = 0) -> TicketEvent:

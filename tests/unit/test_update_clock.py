@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -250,14 +251,14 @@ def test_cycles_follow_one_another_inside_the_resolution_clocks_time(
 
 
 def test_updates_at_one_instant_keep_one_cycle_from_it() -> None:
-    # Answered, resolved and reopened in the same second: one cycle begins then.
-    events = [
-        created(at()),
-        responded(1),
-        status(at(1), "resolved"),
-        status(at(1), "in_progress"),
-        public(2),
+    # Answered, resolved and reopened in the same second (in this order: events at one
+    # instant are read in event id order): one cycle begins then.
+    same_instant = [
+        event("ticket.responded", at(1), event_id=UUID(int=1)),
+        event("ticket.status_changed", at(1), status="resolved", event_id=UUID(int=2)),
+        event("ticket.status_changed", at(1), status="in_progress", event_id=UUID(int=3)),
     ]
+    events = [created(at()), *same_instant, public(2)]
     assert summary(measure(events, as_of=at(3))) == [
         (at(1), at(2), "met", 1.0),
         (at(2), None, "running", 1.0),

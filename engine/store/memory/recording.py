@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
+from engine.business_time.calendar import from_utc_us
 from engine.events import TicketEvent
 from engine.store.memory.tables import ClockRow, EventRow, Tables, TicketRow
 from engine.store.recording import (
@@ -19,11 +20,9 @@ from engine.store.recording import (
     StoppedClock,
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 
 def _instant(us: int | None) -> datetime | None:
-    return None if us is None else _EPOCH + timedelta(microseconds=us)
+    return None if us is None else from_utc_us(us)
 
 
 class MemoryRecordingTransaction:
