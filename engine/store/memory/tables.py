@@ -35,6 +35,7 @@ class TicketRow:
     updated_at: datetime | None = None
     closed_at: datetime | None = None
     personal_data_purged_at: datetime | None = None
+    assigned_team: str | None = None
 
 
 @dataclass
