@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 import asyncpg
@@ -18,6 +19,7 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 
 from engine.config import AgreementConfig
+from engine.feed.publisher import FeedPublisher
 from engine.intake import topology
 from engine.intake.consumer import IntakeConsumer, IntakeOptions
 from engine.intake.recorder import Recorder
@@ -34,6 +36,7 @@ from engine.scheduler.firing import Firing
 from engine.scheduler.loop import Scheduler, SchedulerOptions
 from engine.settings import Settings
 from engine.store.errors import is_transient
+from engine.store.postgres.feed import PostgresFeedStore
 from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.postgres.outbox import PostgresOutboxStore
 from engine.store.postgres.personal_data import PostgresPersonalData
@@ -45,11 +48,12 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Workers:
-    """The three workers that run side by side, each as a task of its own."""
+    """The four workers that run side by side, each as a task of its own."""
 
     consumer: IntakeConsumer
     scheduler: Scheduler
     sender: OutboxSender
+    feed: FeedPublisher
 
 
 class Engine:
@@ -87,6 +91,7 @@ class Engine:
             interval_s=settings.personal_data_purge_interval_s,
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}  # the workers', once started
+        self._feed: FeedPublisher | None = None
         # Intake stops first, on ``stopping``, and finishes its batches while the
         # scheduler and the sender still run; they stop after it, on ``_rest_stopping``.
         self._rest_stopping = asyncio.Event()
@@ -103,6 +108,7 @@ class Engine:
                 workers.scheduler.run(self._rest_stopping), name="scheduler"
             ),
             "sender": asyncio.create_task(workers.sender.run(self._rest_stopping), name="sender"),
+            "feed": asyncio.create_task(workers.feed.run(self._rest_stopping), name="feed"),
         }
         await workers.consumer.start()
         self._parts.consuming = lambda: workers.consumer.consuming
@@ -139,6 +145,7 @@ class Engine:
             steps_fired=workers.scheduler.fired,
             notices_sent=workers.sender.sent,
             notices_failed=workers.sender.failed,
+            feed_published=workers.feed.published,
         )
 
     async def close(self) -> None:
@@ -151,9 +158,11 @@ class Engine:
             worker.cancel()
         # Let the cancelled workers unwind (roll back, release) before their pool closes.
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        # The AMQP channel publishes on the connection: closed before it.
+        # The AMQP channels publish on the connection: closed before it.
         for notify_channel in self._channels.values():
             await notify_channel.close()
+        if self._feed is not None:
+            await self._feed.close()
         await self._connection.close()
         # The HTTP port outlives the engine (``serve`` stops it last): it reads these no more.
         self._parts.broker = self._parts.tickets = None
@@ -178,14 +187,19 @@ class Engine:
             SenderOptions.from_settings(settings),
             transient=is_transient,
         )
+        feed = self._feed = FeedPublisher(
+            PostgresFeedStore(pool),
+            self._connection,
+            lease=timedelta(seconds=settings.feed_lease_s),
+        )
         scheduler = Scheduler(
             PostgresFiringStore(pool, database_url=settings.database_url.get_secret_value()),
             Composer(self._config),
             SchedulerOptions.from_settings(settings),
             transient=is_transient,
-            on_fired=partial(_wake_sender, sender),
+            on_fired=partial(_woken_by_firing, sender, feed),
         )
-        return Workers(consumer, scheduler, sender)
+        return Workers(consumer, scheduler, sender, feed)
 
     async def _drain(self, consumer: IntakeConsumer) -> None:
         """Stop taking messages, let intake finish its batches, then stop the others."""
@@ -195,10 +209,13 @@ class Engine:
         await asyncio.gather(*self._tasks.values())
 
 
-def _wake_sender(sender: OutboxSender, firing: Firing) -> None:
-    """Wake the sender for the notices of a firing (after its commit)."""
+def _woken_by_firing(sender: OutboxSender, feed: FeedPublisher, firing: Firing) -> None:
+    """Wake the sender for the notices of a firing, and the feed for its tickets' new
+    versions (after its commit)."""
     if firing.notices:
         sender.wake()
+    if firing.claimed:
+        feed.wake()
 
 
 def _channels(

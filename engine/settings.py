@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         description="how long a claimed notice is held by its sender before another may "
         "send it again (the same id); a delivery is cut off at half of it",
     )
+    feed_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long a ticket's version claimed by an SLA feed publisher is held "
+        "before another engine publishes it (the same message_id), should the first die",
+    )
     http_host: str = Field(
         default="127.0.0.1",
         description="address of the HTTP port (/metrics, /healthz, /readyz, /tickets); "
