@@ -84,9 +84,9 @@ class Settings(BaseSettings):
         ge=0,
         description="at start, longest wait for intake to record the messages waiting in "
         "the queue before the scheduler fires the steps that fell due meanwhile; a minute "
-        "of intake (230,000 to 540,000 events) covers hours of peak traffic, and holds a "
-        "step falling due at start back by at most 7% of the shortest target (15 min); 0: "
-        "no wait",
+        "of intake (230,000 to 540,000 events) covers hours of peak traffic, and a step "
+        "falling due during the wait is held back by at most a tenth of the shortest target "
+        "in config/ (10 min); 0: no wait",
     )
     smtp_host: str | None = Field(default=None, description="SMTP server; unset: no e-mail")
     smtp_port: int = Field(default=25, ge=1, le=65535)
