@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         ge=0,
         description="at start, longest wait for intake to record the messages waiting in "
         "the queue before the scheduler fires the steps that fell due meanwhile; a minute "
-        "of intake (230,000 to 540,000 events) covers hours of peak traffic, and a step "
+        "of intake (230,000 to 540,000 events) takes an hour or more of peak traffic; a step "
         "falling due during the wait is held back by at most a tenth of the shortest target "
         "in config/ (10 min); 0: no wait",
     )
