@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from http import HTTPStatus
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -56,6 +56,9 @@ class Parts:
     # Set once intake consumes: a process that connected but has not declared its
     # queues, or has stopped consuming, is not ready for traffic.
     consuming: Callable[[], bool] = field(default=lambda: False)
+    # The start-up backlog wait, once intake's queue is declared: told, not checked, since
+    # an engine taking a backlog is ready for traffic (a rolling restart must go on).
+    startup: Callable[[], dict[str, Any]] | None = None
 
 
 class HttpPort:
@@ -115,10 +118,10 @@ class HttpPort:
             "intake": "ok" if self.parts.consuming() else "not consuming",
         }
         ready = all(result == "ok" for result in checks.values())
-        return web.json_response(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+        if self.parts.startup is not None:
+            body["startup_backlog"] = self.parts.startup()
+        return web.json_response(body, status=200 if ready else 503)
 
     async def _database_finding(self) -> str:
         """The database check, made at most once a ``READY_CACHE_S`` and shared meanwhile."""
