@@ -50,6 +50,12 @@ NOTICES = Counter(
     "Escalation notices by channel and outcome: sent, retried, or failed for good.",
     ("channel", "outcome"),
 )
+FEED_MESSAGES = Counter(
+    "sla_feed_messages",
+    "SLA feed messages on helpdesk.sla by outcome: published (confirmed), or failed and"
+    " to be published again when the claim lapses.",
+    ("outcome",),
+)
 
 INTAKE_EVENTS = Counter(
     "sla_intake_events",

@@ -121,6 +121,7 @@ class MemoryRecordingTransaction:
             )
             row.clock_keys = [clock.key for clock in clocks.clocks]
             row.closed_at = timeline.closed_at
+            self._tables.feed_changed(ticket.ticket_id, now)
 
     async def write_clocks(
         self, clocks: Sequence[MeasuredClock], now: datetime

@@ -69,6 +69,19 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[])
     AS u(ticket_id, clock_key, next_due_at, breached)
 WHERE clocks.ticket_id = u.ticket_id AND clocks.clock_key = u.clock_key
 """
+# Steps fired: each ticket has a new version of its clocks (their next steps) for the SLA
+# feed, as in the recording's UPDATE_TICKETS.
+FEED_CHANGED = """
+WITH bumped AS (
+    UPDATE tickets SET feed_version = feed_version + 1
+    WHERE ticket_id = ANY($1::text[])
+    RETURNING ticket_id, feed_version
+)
+INSERT INTO sla_feed (ticket_id, version, changed_at)
+SELECT ticket_id, feed_version, now() FROM bumped
+ON CONFLICT (ticket_id) DO UPDATE SET
+    version = EXCLUDED.version, changed_at = EXCLUDED.changed_at, claimed_until = NULL
+"""
 EARLIEST_DUE = "SELECT min(next_due_at) FROM clocks WHERE next_due_at IS NOT NULL"
 
 log = structlog.get_logger(__name__)
@@ -168,6 +181,8 @@ class PostgresFiringTransaction:
             return
         rows = [(c.ticket_id, c.clock_key, c.next_due_at, c.breached) for c in clocks]
         await self._connection.execute(ADVANCE, *map(list, zip(*rows, strict=True)))
+        tickets = sorted({c.ticket_id for c in clocks})  # locked already, in this order
+        await self._connection.execute(FEED_CHANGED, tickets)
 
 
 class PostgresDueListener:

@@ -110,26 +110,36 @@ EVENT_IDS = "SELECT ticket_id, event_id FROM events WHERE ticket_id = ANY($1::te
 PAYLOADS = "SELECT payload::text AS payload FROM events WHERE event_id = ANY($1::uuid[])"
 # A ticket still waiting for its creation (no created_at staged) keeps what its row
 # holds and counts its events; the snapshots staged are only those attached now.
+# A measured ticket (one with created_at staged) has a new version of its clocks for the
+# SLA feed: its feed_version goes up and its row in sla_feed asks for it to be published.
 UPDATE_TICKETS = """
-UPDATE tickets SET
-    created_at = coalesce(u.created_at, tickets.created_at),
-    department = coalesce(u.department, tickets.department),
-    service = coalesce(u.service, tickets.service),
-    priority = coalesce(u.priority, tickets.priority),
-    status = coalesce(u.status, tickets.status),
-    assigned_function = CASE WHEN u.created_at IS NULL THEN tickets.assigned_function
-                        ELSE u.assigned_function END,
-    assigned_team = CASE WHEN u.created_at IS NULL THEN tickets.assigned_team
-                    ELSE u.assigned_team END,
-    agreement_kind = coalesce(u.agreement_kind, tickets.agreement_kind),
-    agreements = CASE WHEN u.agreements IS NULL THEN tickets.agreements
-                 ELSE tickets.agreements || u.agreements END,
-    clock_keys = coalesce(u.clock_keys, tickets.clock_keys),
-    closed_at = CASE WHEN u.created_at IS NULL THEN tickets.closed_at ELSE u.closed_at END,
-    event_count = u.event_count,
-    updated_at = $1
-FROM staged_tickets AS u
-WHERE tickets.ticket_id = u.ticket_id
+WITH updated AS (
+    UPDATE tickets SET
+        created_at = coalesce(u.created_at, tickets.created_at),
+        department = coalesce(u.department, tickets.department),
+        service = coalesce(u.service, tickets.service),
+        priority = coalesce(u.priority, tickets.priority),
+        status = coalesce(u.status, tickets.status),
+        assigned_function = CASE WHEN u.created_at IS NULL THEN tickets.assigned_function
+                            ELSE u.assigned_function END,
+        assigned_team = CASE WHEN u.created_at IS NULL THEN tickets.assigned_team
+                        ELSE u.assigned_team END,
+        agreement_kind = coalesce(u.agreement_kind, tickets.agreement_kind),
+        agreements = CASE WHEN u.agreements IS NULL THEN tickets.agreements
+                     ELSE tickets.agreements || u.agreements END,
+        clock_keys = coalesce(u.clock_keys, tickets.clock_keys),
+        closed_at = CASE WHEN u.created_at IS NULL THEN tickets.closed_at ELSE u.closed_at END,
+        event_count = u.event_count,
+        feed_version = tickets.feed_version + (u.created_at IS NOT NULL)::int,
+        updated_at = $1
+    FROM staged_tickets AS u
+    WHERE tickets.ticket_id = u.ticket_id
+    RETURNING tickets.ticket_id, tickets.feed_version, u.created_at IS NOT NULL AS measured
+)
+INSERT INTO sla_feed (ticket_id, version, changed_at)
+SELECT ticket_id, feed_version, $1 FROM updated WHERE measured
+ON CONFLICT (ticket_id) DO UPDATE SET
+    version = EXCLUDED.version, changed_at = EXCLUDED.changed_at, claimed_until = NULL
 """
 # The steps travel as array literals, and their instants as epoch microseconds: COPY's
 # binary arrays cost this process a check of every element, which the database can do
