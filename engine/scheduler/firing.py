@@ -118,6 +118,8 @@ def _due(
             fired_at=now,
             deadline=deadline,
             known_at=clock.measured_at,
+            assigned_function=clock.assigned_function,
+            assigned_team=clock.assigned_team,
         )
         for step in due
     ]

@@ -38,6 +38,7 @@ class MemoryFiringTransaction:
     async def due_clocks(self, tickets: Sequence[str], now: datetime) -> list[DueClock]:
         """The claimed tickets' clocks due at ``now``, earliest first."""
         wanted = set(tickets)
+        rows = self._tables.tickets  # _due keeps only the clocks of known tickets
         return [
             DueClock(
                 ticket_id=c.ticket_id,
@@ -55,6 +56,8 @@ class MemoryFiringTransaction:
                 tiers=tuple(c.tiers),  # type: ignore[arg-type]
                 step_due_at=tuple(c.step_due_at),
                 measured_at=c.measured_at,
+                assigned_function=rows[c.ticket_id].assigned_function,  # type: ignore[arg-type]
+                assigned_team=rows[c.ticket_id].assigned_team,
             )
             for c in self._due(now)
             if c.ticket_id in wanted

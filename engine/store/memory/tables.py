@@ -36,6 +36,7 @@ class TicketRow:
     closed_at: datetime | None = None
     personal_data_purged_at: datetime | None = None
     feed_version: int = 0  # commits that changed its clocks (the SLA feed's version)
+    assigned_team: str | None = None
 
 
 @dataclass

@@ -35,12 +35,15 @@ ORDER BY c.next_due_at
 LIMIT $2
 FOR UPDATE OF t SKIP LOCKED
 """
+# The ticket's row is read with its clocks for the assignment, the provider side of the
+# steps' audience: locked by the claim, it is as intake last committed it.
 DUE_CLOCKS = """
-SELECT ticket_id, clock_key, metric, agreement_kind, department, service, function,
-       priority, calendar, target_s, deadline, steps, tiers, step_due_at, measured_at
-FROM clocks
-WHERE ticket_id = ANY($1::text[]) AND next_due_at <= $2
-ORDER BY next_due_at
+SELECT c.ticket_id, c.clock_key, c.metric, c.agreement_kind, c.department, c.service,
+       c.function, c.priority, c.calendar, c.target_s, c.deadline, c.steps, c.tiers,
+       c.step_due_at, c.measured_at, t.assigned_function, t.assigned_team
+FROM clocks AS c JOIN tickets AS t ON t.ticket_id = c.ticket_id
+WHERE c.ticket_id = ANY($1::text[]) AND c.next_due_at <= $2
+ORDER BY c.next_due_at
 """
 RECORD_STEPS = """
 INSERT INTO escalation_steps (ticket_id, clock_key, step, tier, metric, agreement_kind,
@@ -115,6 +118,8 @@ class PostgresFiringTransaction:
                 tiers=tuple(row["tiers"]),
                 step_due_at=tuple(row["step_due_at"]),
                 measured_at=row["measured_at"],
+                assigned_function=row["assigned_function"],
+                assigned_team=row["assigned_team"],
             )
             for row in rows
         ]
