@@ -297,6 +297,8 @@ def _paths() -> dict[str, Any]:
         _query("priority", "the ticket's priority now", _enum(get_args(Priority))),
         _query("function", "the provider function the ticket is assigned to now",
                _enum(get_args(ProviderFunction))),
+        _query("team", "the team the ticket is assigned to now (ticket.assigned's team)",
+               {"type": "string"}),
         _query("scope", "open: clocks not stopped (default); all: every clock",
                _enum(("open", "all"))),
         _query("metric", "only clocks of this metric", _enum(get_args(Metric))),
