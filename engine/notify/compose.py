@@ -171,4 +171,5 @@ class Composer:
             subject=subject,
             body=body,
             payload=self.payload(step, ident, subject, body),
+            language=chosen,
         )

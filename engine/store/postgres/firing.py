@@ -18,8 +18,11 @@ import asyncpg
 import structlog
 
 from engine.escalation import FiredStep
+from engine.notify.budget import Window
 from engine.store.connection import Connection
 from engine.store.firing import ClockAdvance, ClockId, DueClock, DueListener, QueuedNotice
+from engine.store.outbox import BudgetKey, HeldNotice
+from engine.store.postgres import digests
 from engine.store.postgres.database import Database, borrow
 from engine.store.postgres.steps import DUE_CHANNEL, fired_steps
 
@@ -37,7 +40,8 @@ FOR UPDATE OF t SKIP LOCKED
 """
 DUE_CLOCKS = """
 SELECT ticket_id, clock_key, metric, agreement_kind, department, service, function,
-       priority, calendar, target_s, deadline, steps, tiers, step_due_at, measured_at
+       priority, calendar, target_s, deadline, steps, tiers, step_due_at, measured_at,
+       stopped_at
 FROM clocks
 WHERE ticket_id = ANY($1::text[]) AND next_due_at <= $2
 ORDER BY next_due_at
@@ -102,6 +106,7 @@ class PostgresFiringTransaction:
                 tiers=tuple(row["tiers"]),
                 step_due_at=tuple(row["step_due_at"]),
                 measured_at=row["measured_at"],
+                stopped_at=row["stopped_at"],
             )
             for row in rows
         ]
@@ -156,6 +161,16 @@ class PostgresFiringTransaction:
             for q in notices
         ]
         await self._connection.execute(ENQUEUE_NOTICES, *map(list, zip(*rows, strict=True)), now)
+
+    async def budget_windows(self, keys: Sequence[BudgetKey]) -> dict[BudgetKey, Window]:
+        """Lock these budgets until the transaction ends; where each stands (absent: quiet)."""
+        return await digests.budget_windows(self._connection, keys)
+
+    async def hold_notices(
+        self, held: Sequence[HeldNotice], windows: Mapping[BudgetKey, Window], now: datetime
+    ) -> None:
+        """Append the held notices to their digests; save the budgets' windows."""
+        await digests.hold_notices(self._connection, held, windows, now)
 
     async def advance(self, clocks: Sequence[ClockAdvance]) -> None:
         """Set the clocks' next due instants, and mark breached the running ones told to."""
