@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 
 from engine.notify.budget import Window, digest_id
 from engine.notify.digest import DigestItem
-from engine.store.outbox import HeldNotice, Settlement
+from engine.store.outbox import BudgetKey, HeldNotice, Settlement
 from tests.contract.conftest import T0, Backend, queued
 from tests.contract.test_firing_store import fired
 
-KEY = ("email", "vagt@okf.example.dk")
+KEY: BudgetKey = ("email", "vagt@okf.example.dk")
 
 
 def at(minutes: float) -> datetime:

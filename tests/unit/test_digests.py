@@ -92,7 +92,7 @@ def sender_on(tables: Tables, channel: Webhook, clock: Clock) -> OutboxSender:
     return OutboxSender(
         MemoryOutboxStore(tables), channels, SenderOptions(idle_s=5), transient=is_transient,
         now=clock,
-    )  # type: ignore[arg-type]  # fmt: skip
+    )  # fmt: skip
 
 
 async def test_a_digest_claimed_and_not_sent_goes_out_once_with_its_id_after_the_lease() -> None:
