@@ -45,6 +45,12 @@ class NoticesConfig(_Model):
     strategic_breach_bypasses_budget: bool = Field(
         default=False, description="a breach step at the strategic tier is sent alone, always"
     )
+    digest_max_items: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="items a digest lists; beyond them it counts (a catch-up of thousands)",
+    )
     daily_max_messages: int = Field(
         default=50,
         ge=1,

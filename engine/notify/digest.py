@@ -86,7 +86,8 @@ class Digest:
     language: Language
     window_start: datetime
     send_at: datetime
-    items: tuple[DigestItem, ...]
+    items: tuple[DigestItem, ...]  # those listed, whose steps still stand
+    unlisted: int = 0  # held beyond the items a digest lists (a catch-up of thousands)
 
 
 @cache
@@ -123,23 +124,26 @@ def _line(item: DigestItem, words: dict[str, Any]) -> str:
 
 def compose(digest: Digest) -> Notice:
     """The digest as one notice: subject naming the count and window, a line per item."""
-    if not digest.items:
+    if not digest.items and not digest.unlisted:
         raise ValueError("a digest needs at least one item")
     subject, body, words = _texts(digest.language)
-    zone = digest.items[0].zone
+    zone = digest.items[0].zone if digest.items else "Europe/Copenhagen"
     window = Template(words["window"]).substitute(
         start=_local(digest.window_start.isoformat(), zone, ""),
         end=_local(digest.send_at.isoformat(), zone, "")[11:],  # the date is the start's
     )
     catch_up = sum(item.catch_up for item in digest.items)
     intro = "catch_up" if catch_up == len(digest.items) else "held" if catch_up == 0 else "mixed"
-    count = len(digest.items)
+    count = len(digest.items) + digest.unlisted
+    lines = [_line(item, words) for item in digest.items]
+    if digest.unlisted:
+        lines.append(Template(words["unlisted"]).substitute(unlisted=digest.unlisted))
     values = {
         "count": count,
         "what": words["what"]["one" if count == 1 else "many"],
         "window_local": window,
         "intro": words["intro"][intro],
-        "lines": "\n".join(_line(item, words) for item in digest.items),
+        "lines": "\n".join(lines),
         "digest_id": str(digest.digest_id),
     }
     subject_text, text = subject.substitute(values), body.substitute(values)
@@ -149,6 +153,7 @@ def compose(digest: Digest) -> Notice:
         "window_start": digest.window_start.isoformat(),
         "window_end": digest.send_at.isoformat(),
         "count": count,
+        "unlisted": digest.unlisted,
         "items": [item.as_json() for item in digest.items],
         "subject": subject_text,
         "text": text,

@@ -167,10 +167,11 @@ class OutboxSender:
             "digest_id": str(digest.digest_id),
             "channel": digest.channel,
             "items": len(digest.items),
+            "unlisted": digest.unlisted,
             "superseded": claimed.superseded,
             "attempt": attempts,
         }
-        if not digest.items:
+        if not digest.items and not digest.unlisted:
             DIGESTS.labels(digest.channel, "superseded").inc()
             log.info("notify.digest_superseded", **context)
             now = self._now()

@@ -94,7 +94,7 @@ async def fire_due(store: FiringStore, composer: Composer, now: datetime, limit:
         windows = await firing.budget_windows(keys)
         alone, held, changed = place(composer, offered, stopped, windows, now)
         await firing.enqueue_notices(alone, now)
-        await firing.hold_notices(held, changed, now)
+        await firing.hold_notices(held, changed, now, budgets.digest_max_items)
         await firing.advance(advance)
     for notice in held:
         NOTICES_HELD.labels(notice.channel, "catch_up" if notice.item.catch_up else "budget").inc()

@@ -41,7 +41,7 @@ class ClaimedDigest:
 
     digest: Digest
     attempts: int
-    superseded: int  # items left out: their steps were superseded
+    superseded: int  # listed items left out: their steps were superseded
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +78,14 @@ class DigestWriter(Protocol):
         ...
 
     async def hold_notices(
-        self, held: Sequence[HeldNotice], windows: Mapping[BudgetKey, Window], now: datetime
+        self,
+        held: Sequence[HeldNotice],
+        windows: Mapping[BudgetKey, Window],
+        now: datetime,
+        max_items: int = 100,
     ) -> None:
-        """Append the held notices to their digests; save the budgets' windows."""
+        """Append the held notices to their digests, each listing up to ``max_items`` and
+        counting the rest; save the budgets' windows."""
         ...
 
 

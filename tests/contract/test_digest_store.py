@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from engine.notify.budget import Window, digest_id
-from engine.notify.digest import DigestItem
+from engine.notify.digest import DigestItem, compose
 from engine.store.outbox import BudgetKey, HeldNotice, Settlement
 from tests.contract.conftest import T0, Backend, queued
 from tests.contract.test_firing_store import fired
@@ -106,3 +106,18 @@ async def test_a_notice_of_a_superseded_step_is_claimed_marked(backend: Backend)
         [Settlement(claimed.notice.notice_id, "superseded", at(0), None, None, None, 1)]
     )
     assert (await backend.notice(claimed.notice.notice_id))["status"] == "superseded"
+
+
+async def test_a_digest_lists_up_to_its_limit_and_counts_the_rest(backend: Backend) -> None:
+    await record(backend, "A", "B", "C", "D")
+    for batch in (("A", "B", "C"), ("D",)):  # the first batch alone passes the limit
+        async with backend.firing.transaction() as firing:
+            await firing.budget_windows([KEY])
+            await firing.hold_notices([held(t, 0.5) for t in batch], {}, T0, max_items=2)
+    [claimed] = await backend.outbox.claim_digests(at(15), at(16), 10)
+    assert [i.ticket_id for i in claimed.digest.items] == ["A", "B"]
+    assert claimed.digest.unlisted == 2
+    text = compose(claimed.digest)
+    assert text.subject.startswith("[SLA samlet] 4 eskaleringer ")
+    assert "og 2 flere, ikke vist her" in text.body
+    assert text.payload["count"] == 4

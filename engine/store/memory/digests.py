@@ -24,9 +24,14 @@ def budget_windows(tables: Tables, keys: Sequence[BudgetKey]) -> dict[BudgetKey,
 
 
 def hold_notices(
-    tables: Tables, held: Sequence[HeldNotice], windows: Mapping[BudgetKey, Window], now: datetime
+    tables: Tables,
+    held: Sequence[HeldNotice],
+    windows: Mapping[BudgetKey, Window],
+    now: datetime,
+    max_items: int,
 ) -> None:
-    """Append the held notices to their digests; save the budgets' windows."""
+    """Append the held notices to their digests (listing up to ``max_items`` in each);
+    save the budgets' windows."""
     for key, window in windows.items():
         tables.budgets[key] = BudgetRow(window.start, window.sent, window.holding)
     groups: dict[tuple[str, str, datetime], list[HeldNotice]] = defaultdict(list)
@@ -48,13 +53,15 @@ def hold_notices(
                     language=first.language,
                     window_start=first.window_start,
                     send_at=first.send_at,
-                    items=items,
+                    items=items[:max_items],
+                    held=len(items),
                     created_at=now,
                     next_attempt_at=first.send_at,
                 )
                 break
             if row.attempts == 0 and row.status == "pending":
-                row.items.extend(items)
+                row.items.extend(items[: max(0, max_items - len(row.items))])
+                row.held += len(items)
                 break
             part += 1  # taken by a sender already: the rest of the window goes apart
 
@@ -82,6 +89,7 @@ def claim_digests(
             window_start=row.window_start,
             send_at=row.send_at,
             items=standing,
+            unlisted=row.held - len(items),
         )
         claimed.append(ClaimedDigest(digest, row.attempts, len(items) - len(standing)))
     return claimed

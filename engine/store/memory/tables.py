@@ -140,7 +140,8 @@ class DigestRow:
     language: str
     window_start: datetime
     send_at: datetime
-    items: list[Any]  # the JSON documents of its items
+    items: list[Any]  # the JSON documents of the items it lists
+    held: int  # every item held, listed or not
     created_at: datetime
     next_attempt_at: datetime
     status: str = "pending"  # or "sent", "failed", "superseded"

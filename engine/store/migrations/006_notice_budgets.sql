@@ -24,6 +24,9 @@ CREATE TABLE notice_budgets (
 -- digest_id is stable (derived from channel, recipient and window), so a digest sent
 -- again after a crash carries the id it had. Items are appended only while no sender
 -- has claimed it (attempts = 0); a notice too late for that goes into a next part.
+-- It lists at most the configured number of items (notices.digest_max_items) and counts
+-- the rest in held: a catch-up of thousands of steps then rewrites a row of bounded
+-- size on each append, not one that grows with every batch.
 CREATE TABLE digests (
     digest_id       uuid        PRIMARY KEY,
     channel         text        NOT NULL,
@@ -32,7 +35,8 @@ CREATE TABLE digests (
     language        text        NOT NULL CHECK (language IN ('da', 'en')),
     window_start    timestamptz NOT NULL,
     send_at         timestamptz NOT NULL,
-    items           jsonb       NOT NULL,
+    items           jsonb       NOT NULL,  -- the items listed, in the order held
+    held            integer     NOT NULL,  -- every item held, listed or not
     created_at      timestamptz NOT NULL,
     status          text        NOT NULL DEFAULT 'pending'
                                 CHECK (status IN ('pending', 'sent', 'failed', 'superseded')),

@@ -39,16 +39,25 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::bool[])
     AS u(channel, recipient, window_start, sent, holding)
 WHERE notice_budgets.channel = u.channel AND notice_budgets.recipient = u.recipient
 """
+# A digest lists its first $10 items and counts every one in held. Each batch brings at
+# most $10 items of a digest (and its count), of which the room left is appended.
 APPEND_ITEMS = """
-INSERT INTO digests (digest_id, channel, recipient, recipient_name, language, window_start,
-    send_at, items, created_at, next_attempt_at)
+INSERT INTO digests AS t (digest_id, channel, recipient, recipient_name, language,
+    window_start, send_at, items, held, created_at, next_attempt_at)
 SELECT d.digest_id, d.channel, d.recipient, d.recipient_name, d.language, d.window_start,
-    d.send_at, d.items, $9, d.send_at
+    d.send_at, d.items, d.held, $9, d.send_at
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-    $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
-    AS d(digest_id, channel, recipient, recipient_name, language, window_start, send_at, items)
-ON CONFLICT (digest_id) DO UPDATE SET items = digests.items || EXCLUDED.items
-WHERE digests.attempts = 0 AND digests.status = 'pending'
+    $6::timestamptz[], $7::timestamptz[], $8::jsonb[], $11::int[])
+    AS d(digest_id, channel, recipient, recipient_name, language, window_start, send_at,
+         items, held)
+ON CONFLICT (digest_id) DO UPDATE SET
+    items = t.items || (
+        SELECT coalesce(jsonb_agg(e ORDER BY n), '[]'::jsonb)
+        FROM jsonb_array_elements(EXCLUDED.items) WITH ORDINALITY AS x(e, n)
+        WHERE n <= $10 - jsonb_array_length(t.items)
+    ),
+    held = t.held + EXCLUDED.held
+WHERE t.attempts = 0 AND t.status = 'pending'
 RETURNING digest_id
 """
 # The items whose steps still stand; the superseded ones are only counted.
@@ -63,10 +72,10 @@ WITH claimed AS (
         FOR UPDATE SKIP LOCKED
     )
     RETURNING digest_id, channel, recipient, recipient_name, language, window_start,
-        send_at, items, attempts
+        send_at, items, held, attempts
 )
 SELECT c.digest_id, c.channel, c.recipient, c.recipient_name, c.language, c.window_start,
-    c.send_at, c.attempts, jsonb_array_length(c.items) AS held,
+    c.send_at, c.attempts, c.held, jsonb_array_length(c.items) AS listed,
     (SELECT coalesce(jsonb_agg(i.item ORDER BY i.n), '[]'::jsonb)
      FROM jsonb_array_elements(c.items) WITH ORDINALITY AS i(item, n)
      WHERE NOT EXISTS (
@@ -105,8 +114,10 @@ async def hold_notices(
     held: Sequence[HeldNotice],
     windows: Mapping[BudgetKey, Window],
     now: datetime,
+    max_items: int,
 ) -> None:
-    """Append the held notices to their digests; save the budgets' windows."""
+    """Append the held notices to their digests (listing up to ``max_items`` in each);
+    save the budgets' windows."""
     if windows:
         rows = [(k[0], k[1], w.start, w.sent, w.holding) for k, w in sorted(windows.items())]
         await connection.execute(SAVE_BUDGETS, *map(list, zip(*rows, strict=True)))
@@ -128,10 +139,12 @@ async def hold_notices(
                     first.language,
                     first.window_start,
                     first.send_at,
-                    json.dumps([n.item.as_json() for n in group], ensure_ascii=False),
+                    json.dumps([n.item.as_json() for n in group[:max_items]], ensure_ascii=False),
+                    len(group),
                 )
             )
-        placed = await connection.fetch(APPEND_ITEMS, *map(list, zip(*rows_, strict=True)), now)
+        columns = list(map(list, zip(*rows_, strict=True)))
+        placed = await connection.fetch(APPEND_ITEMS, *columns[:8], now, max_items, columns[8])
         done = {row["digest_id"] for row in placed}
         # A digest a sender has taken already: the rest of its window goes into the next part.
         waiting = [g for g, row in zip(waiting, rows_, strict=True) if row[0] not in done]
@@ -155,8 +168,9 @@ async def claim_digests(
             window_start=row["window_start"],
             send_at=row["send_at"],
             items=items,
+            unlisted=row["held"] - row["listed"],
         )
-        claimed.append(ClaimedDigest(digest, row["attempts"], row["held"] - len(items)))
+        claimed.append(ClaimedDigest(digest, row["attempts"], row["listed"] - len(items)))
     return claimed
 
 

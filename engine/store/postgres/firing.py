@@ -167,10 +167,14 @@ class PostgresFiringTransaction:
         return await digests.budget_windows(self._connection, keys)
 
     async def hold_notices(
-        self, held: Sequence[HeldNotice], windows: Mapping[BudgetKey, Window], now: datetime
+        self,
+        held: Sequence[HeldNotice],
+        windows: Mapping[BudgetKey, Window],
+        now: datetime,
+        max_items: int = 100,
     ) -> None:
         """Append the held notices to their digests; save the budgets' windows."""
-        await digests.hold_notices(self._connection, held, windows, now)
+        await digests.hold_notices(self._connection, held, windows, now, max_items)
 
     async def advance(self, clocks: Sequence[ClockAdvance]) -> None:
         """Set the clocks' next due instants, and mark breached the running ones told to."""
