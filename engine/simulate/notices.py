@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from engine.config import AgreementConfig
@@ -23,6 +23,7 @@ from engine.notify.notice import ChannelName
 from engine.simulate.core import SimulatedStep
 
 Key = tuple[ChannelName, str]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class RecipientVolume:
     held: int = 0  # notices told in digests
     max_day_before: int = 0  # the most notices in one day
     max_day: int = 0  # the most messages (alone and digests) in one day
+    largest_digest: int = 0  # the most notices held in one digest
 
     @property
     def messages(self) -> int:
@@ -95,21 +97,31 @@ def notice_volume(
 ) -> NoticeVolume:
     """Each recipient's notices and messages for steps fired at their due instants."""
     composer = Composer(config)
+    # Who hears of a step depends on what it is, not on which ticket or when: the
+    # Composer's recipients for each kind of step, once (writing every text of a year's
+    # notices would take most of the time).
+    routes: dict[FiredStep, list[tuple[ChannelName, str, str]]] = {}
     budgets = config.notices
     zone = config.calendars[config.general_contract.default_calendar].zone
     volumes: dict[Key, RecipientVolume] = {}
     windows: dict[Key, Window | None] = {}
     before: dict[Key, Counter[date]] = defaultdict(Counter)
     sent: dict[Key, list[datetime]] = defaultdict(list)
-    digests: dict[Key, set[datetime]] = defaultdict(set)
+    digests: dict[Key, Counter[datetime]] = defaultdict(Counter)
     for simulated in sorted(steps, key=lambda s: (s.due_at, s.ticket_id, s.clock_key, s.step)):
         step = fired_step(config, simulated)
         bypass = bypasses(budgets, state=step.state, tier=step.tier)
-        for notice in composer.notices(step):
-            key = (notice.channel, notice.recipient)
+        kind = replace(step, ticket_id="", clock_key="", due_at=_EPOCH, fired_at=_EPOCH)
+        route = routes.get(kind)
+        if route is None:
+            route = routes[kind] = [
+                (n.channel, n.recipient, n.recipient_name) for n in composer.notices(step)
+            ]
+        for channel, recipient, name in route:
+            key = (channel, recipient)
             volume = volumes.get(key)
             if volume is None:
-                volume = volumes[key] = RecipientVolume(*key, notice.recipient_name)
+                volume = volumes[key] = RecipientVolume(channel, recipient, name)
             volume.notices += 1
             before[key][_day(step.fired_at, zone)] += 1
             if not budget:
@@ -117,20 +129,21 @@ def notice_volume(
                 sent[key].append(step.fired_at)
                 continue
             placed, windows[key] = admit(
-                rule_for(budgets, notice.channel), windows.get(key), step.fired_at, bypass=bypass
+                rule_for(budgets, channel), windows.get(key), step.fired_at, bypass=bypass
             )
             if isinstance(placed, Held):
                 volume.held += 1
                 if placed.send_at not in digests[key]:
-                    digests[key].add(placed.send_at)
                     volume.digests += 1
                     sent[key].append(placed.send_at)
+                digests[key][placed.send_at] += 1
             else:
                 volume.alone += 1
                 sent[key].append(step.fired_at)
     for key, volume in volumes.items():
         volume.max_day_before = max(before[key].values(), default=0)
         volume.max_day = max(Counter(_day(at, zone) for at in sent[key]).values(), default=0)
+        volume.largest_digest = max(digests[key].values(), default=0)
     ordered = sorted(volumes.values(), key=lambda v: (-v.messages, v.channel, v.recipient))
     return NoticeVolume(ordered, budgets.daily_max_messages, budget)
 

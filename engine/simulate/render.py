@@ -90,6 +90,7 @@ NOTICE_COLUMNS = (
     "held",
     "max_day_before",
     "max_day",
+    "largest_digest",
 )
 NOTICE_COMPARE_COLUMNS = (
     "channel",
@@ -117,6 +118,7 @@ def notice_records(volume: NoticeVolume) -> list[Record]:
             "held": r.held,
             "max_day_before": r.max_day_before,
             "max_day": r.max_day,
+            "largest_digest": r.largest_digest,
         }
         for r in volume.recipients
     ]
