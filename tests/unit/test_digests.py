@@ -7,13 +7,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from engine.config import load_config
+from engine.config.notices import NoticesConfig
 from engine.notify.budget import digest_id
 from engine.notify.compose import Composer
 from engine.notify.digest import Digest, DigestItem, compose
 from engine.notify.notice import ChannelName
 from engine.notify.sender import OutboxSender, SenderOptions
-from engine.scheduler.firing import fire_due
+from engine.scheduler.firing import fire_due, place
 from engine.store.errors import is_transient
 from engine.store.memory.firing import MemoryFiringStore
 from engine.store.memory.outbox import MemoryOutboxStore
@@ -160,3 +163,18 @@ def test_a_digest_text_names_the_count_and_window_in_the_contacts_language() -> 
     assert english.subject == "[SLA digest] 1 escalation 2026-11-23 09:00 CET-09:15 CET"
     assert english.payload["items"][0]["ticket_id"] == "A"
     assert english.notice_id == digest.digest_id
+
+
+@pytest.mark.parametrize("bypass", [True, False])
+def test_a_strategic_breach_goes_alone_whatever_the_budget_when_set_to(bypass: bool) -> None:
+    config = CONFIG.model_copy(
+        update={"notices": NoticesConfig(strategic_breach_bypasses_budget=bypass)}
+    )
+    steps = [replace(fired(t, 1.0, at(15)), tier="strategic") for t in ("A", "B")]
+    offered = [(s, n) for s in steps for n in Composer(config).notices(s) if n.channel == "email"]
+    alone, held, windows = place(Composer(config), offered, set(), {}, at(15))
+    assert offered  # ØKF's strategic tier has an e-mail address
+    per_recipient = len(offered) // 2
+    assert len(alone) == (2 if bypass else 1) * per_recipient
+    assert len(held) == (0 if bypass else 1) * per_recipient
+    assert all(w.sent == (2 if bypass else 1) for w in windows.values())
