@@ -33,7 +33,7 @@ class ChannelBudget(_Model):
 
 
 def _email_default() -> ChannelBudget:
-    return ChannelBudget(max_messages=1, window=timedelta(minutes=15))
+    return ChannelBudget(max_messages=1, window=timedelta(minutes=30))
 
 
 class NoticesConfig(_Model):
@@ -46,7 +46,7 @@ class NoticesConfig(_Model):
         default=False, description="a breach step at the strategic tier is sent alone, always"
     )
     digest_max_items: int = Field(
-        default=100,
+        default=300,
         ge=1,
         le=10_000,
         description="items a digest lists; beyond them it counts (a catch-up of thousands)",

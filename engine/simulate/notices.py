@@ -19,7 +19,7 @@ from engine.config import AgreementConfig
 from engine.escalation import FiredStep
 from engine.notify.budget import Held, Window, admit, bypasses, rule_for
 from engine.notify.compose import Composer
-from engine.notify.notice import ChannelName
+from engine.notify.notice import CHANNELS, ChannelName
 from engine.simulate.core import SimulatedStep
 
 Key = tuple[ChannelName, str]
@@ -65,10 +65,17 @@ class NoticeVolume:
         """Messages sent under the budgets."""
         return sum(r.messages for r in self.recipients)
 
+    budgeted_channels: frozenset[str] = frozenset()
+
     @property
     def over_daily(self) -> list[RecipientVolume]:
-        """The recipients who get more messages than the daily number on some day."""
-        return [r for r in self.recipients if r.max_day > self.daily_max_messages]
+        """The recipients on a budgeted channel (people; machines get every notice) who
+        get more messages than the daily number on some day."""
+        return [
+            r
+            for r in self.recipients
+            if r.channel in self.budgeted_channels and r.max_day > self.daily_max_messages
+        ]
 
 
 def fired_step(config: AgreementConfig, step: SimulatedStep) -> FiredStep:
@@ -145,7 +152,8 @@ def notice_volume(
         volume.max_day = max(Counter(_day(at, zone) for at in sent[key]).values(), default=0)
         volume.largest_digest = max(digests[key].values(), default=0)
     ordered = sorted(volumes.values(), key=lambda v: (-v.messages, v.channel, v.recipient))
-    return NoticeVolume(ordered, budgets.daily_max_messages, budget)
+    limited = frozenset(c for c in CHANNELS if rule_for(budgets, c).max_messages is not None)
+    return NoticeVolume(ordered, budgets.daily_max_messages, budget, limited)
 
 
 def _day(at: datetime, zone: ZoneInfo) -> date:

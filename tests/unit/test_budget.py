@@ -92,7 +92,7 @@ def test_a_strategic_breach_bypasses_the_budget_when_configured() -> None:
 
 def test_defaults_budget_email_only() -> None:
     config = NoticesConfig()
-    assert rule_for(config, "email") == Rule(1, QUARTER)
+    assert rule_for(config, "email") == Rule(1, 2 * QUARTER)
     assert rule_for(config, "webhook").max_messages is None
     assert rule_for(config, "amqp").max_messages is None
 

@@ -70,7 +70,7 @@ async def test_over_the_budget_notices_are_held_in_one_digest_per_recipient() ->
     assert firing.held == 2 * len(emails)
     [digest] = [d for d in tables.digests.values() if d.channel == "email"]
     assert digest.digest_id == digest_id("email", emails[0].recipient, at(8))
-    assert (digest.send_at, len(digest.items)) == (at(23), 2)
+    assert (digest.send_at, len(digest.items)) == (at(38), 2)  # 30-minute e-mail windows
 
 
 async def test_a_catch_up_goes_into_digests_and_never_alone() -> None:
@@ -105,16 +105,16 @@ async def test_a_digest_claimed_and_not_sent_goes_out_once_with_its_id_after_the
     await fire_due(MemoryFiringStore(tables), COMPOSER, at(8), 100)
     [row] = [d for d in tables.digests.values() if d.channel == "email"]
     # A sender claims it at the window's end and dies before sending it.
-    [taken] = await MemoryOutboxStore(tables).claim_digests(at(23), at(24), 10)
+    [taken] = await MemoryOutboxStore(tables).claim_digests(at(38), at(39), 10)
     assert taken.digest.digest_id == row.digest_id
     clock, channel = Clock(), Webhook()
-    clock.now = at(23.5)
+    clock.now = at(38.5)
     sender = sender_on(tables, channel, clock)
     async with sending(sender):
         # Notices alone go out at once; the leased digest waits for its lease to end.
         await poll(lambda: _true(len(channel.delivered) >= 1), timeout_s=10, what="notices")
         assert row.status == "pending"
-        clock.now = at(24)
+        clock.now = at(39)
         sender.wake()
         await poll(lambda: _true(row.status == "sent"), timeout_s=10, what="the digest sent")
     digests = [n for n in channel.delivered if n.notice_id == row.digest_id]
@@ -132,7 +132,7 @@ async def test_superseded_before_it_left_sends_nothing() -> None:
     async with MemoryRecordingStore(tables).transaction() as recording:
         await recording.supersede_steps([("A", "response", 0.5), ("B", "response", 0.5)], at(9))
     clock, channel = Clock(), Webhook()
-    clock.now = at(30)
+    clock.now = at(40)
     sender = sender_on(tables, channel, clock)
     async with sending(sender):
         await poll(

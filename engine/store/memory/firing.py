@@ -125,7 +125,7 @@ class MemoryFiringTransaction:
         held: Sequence[HeldNotice],
         windows: Mapping[BudgetKey, Window],
         now: datetime,
-        max_items: int = 100,
+        max_items: int = 300,
     ) -> None:
         """Append the held notices to their digests; save the budgets' windows."""
         digests.hold_notices(self._tables, held, windows, now, max_items)

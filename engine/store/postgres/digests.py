@@ -51,11 +51,12 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
     AS d(digest_id, channel, recipient, recipient_name, language, window_start, send_at,
          items, held)
 ON CONFLICT (digest_id) DO UPDATE SET
-    items = t.items || (
+    -- A full list is kept as it is, so its stored (TOASTed) value is not written again.
+    items = CASE WHEN jsonb_array_length(t.items) >= $10 THEN t.items ELSE t.items || (
         SELECT coalesce(jsonb_agg(e ORDER BY n), '[]'::jsonb)
         FROM jsonb_array_elements(EXCLUDED.items) WITH ORDINALITY AS x(e, n)
         WHERE n <= $10 - jsonb_array_length(t.items)
-    ),
+    ) END,
     held = t.held + EXCLUDED.held
 WHERE t.attempts = 0 AND t.status = 'pending'
 RETURNING digest_id

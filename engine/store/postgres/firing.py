@@ -171,7 +171,7 @@ class PostgresFiringTransaction:
         held: Sequence[HeldNotice],
         windows: Mapping[BudgetKey, Window],
         now: datetime,
-        max_items: int = 100,
+        max_items: int = 300,
     ) -> None:
         """Append the held notices to their digests; save the budgets' windows."""
         await digests.hold_notices(self._connection, held, windows, now, max_items)
