@@ -5,12 +5,15 @@ refresh and the personal-data purge at once; intake, the scheduler and the sende
 the broker's topology is declared. They start with the workers running before any
 message is taken, and stop with intake first: it finishes its batches while the
 scheduler and the sender still run, and the workers unwind before the pool closes.
+The messages waiting in the queue are counted before intake takes any: the scheduler
+waits for intake to record them (``engine.intake.startup``) before it fires.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 import asyncpg
@@ -18,9 +21,11 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 
 from engine.config import AgreementConfig
+from engine.feed.publisher import FeedPublisher
 from engine.intake import topology
 from engine.intake.consumer import IntakeConsumer, IntakeOptions
 from engine.intake.recorder import Recorder
+from engine.intake.startup import QueueDepth, StartupBacklog
 from engine.metrics import business_time_histogram, target_buckets
 from engine.notify.amqp import AmqpChannel
 from engine.notify.compose import Composer
@@ -34,6 +39,7 @@ from engine.scheduler.firing import Firing
 from engine.scheduler.loop import Scheduler, SchedulerOptions
 from engine.settings import Settings
 from engine.store.errors import is_transient
+from engine.store.postgres.feed import PostgresFeedStore
 from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.postgres.outbox import PostgresOutboxStore
 from engine.store.postgres.personal_data import PostgresPersonalData
@@ -45,11 +51,12 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Workers:
-    """The three workers that run side by side, each as a task of its own."""
+    """The four workers that run side by side, each as a task of its own."""
 
     consumer: IntakeConsumer
     scheduler: Scheduler
     sender: OutboxSender
+    feed: FeedPublisher
 
 
 class Engine:
@@ -87,6 +94,8 @@ class Engine:
             interval_s=settings.personal_data_purge_interval_s,
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}  # the workers', once started
+        self._feed: FeedPublisher | None = None
+        self._backlog: StartupBacklog | None = None  # once the topology is declared
         # Intake stops first, on ``stopping``, and finishes its batches while the
         # scheduler and the sender still run; they stop after it, on ``_rest_stopping``.
         self._rest_stopping = asyncio.Event()
@@ -96,13 +105,27 @@ class Engine:
         # Confirmed publishes: a refused message is acked only once its dead letter is in.
         channel = await self._connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=self._settings.prefetch)
-        workers = self._workers(await topology.declare(channel))
+        declared = await topology.declare(channel)
+        consumer = IntakeConsumer(
+            declared.intake,
+            declared.dead_letters,
+            self._recorder,
+            IntakeOptions.from_settings(self._settings),
+            business_time=business_time_histogram(target_buckets(self._config)),
+        )
+        # Counted before intake consumes: what waits now queued while no engine ran.
+        self._backlog = await StartupBacklog.open(
+            QueueDepth(self._connection), consumer, self._settings.startup_backlog_wait_s
+        )
+        self._parts.startup = self._backlog.status
+        workers = self._workers(consumer, self._backlog)
         self._tasks = {
             "intake": asyncio.create_task(workers.consumer.run(stopping), name="intake"),
             "scheduler": asyncio.create_task(
                 workers.scheduler.run(self._rest_stopping), name="scheduler"
             ),
             "sender": asyncio.create_task(workers.sender.run(self._rest_stopping), name="sender"),
+            "feed": asyncio.create_task(workers.feed.run(self._rest_stopping), name="feed"),
         }
         await workers.consumer.start()
         self._parts.consuming = lambda: workers.consumer.consuming
@@ -139,11 +162,13 @@ class Engine:
             steps_fired=workers.scheduler.fired,
             notices_sent=workers.sender.sent,
             notices_failed=workers.sender.failed,
+            feed_published=workers.feed.published,
         )
 
     async def close(self) -> None:
         """Release everything, in this order, whether the engine started or not."""
         self._parts.consuming = lambda: False  # not ready (/readyz 503) from here on
+        self._parts.startup = None
         # The periodic jobs first: they read through the pool and the connection.
         self._purger.stop()
         await self._refresher.stop()
@@ -151,9 +176,13 @@ class Engine:
             worker.cancel()
         # Let the cancelled workers unwind (roll back, release) before their pool closes.
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        # The AMQP channel publishes on the connection: closed before it.
+        # The AMQP channels publish and read on the connection: closed before it.
         for notify_channel in self._channels.values():
             await notify_channel.close()
+        if self._feed is not None:
+            await self._feed.close()
+        if self._backlog is not None:
+            await self._backlog.close()
         await self._connection.close()
         # The HTTP port outlives the engine (``serve`` stops it last): it reads these no more.
         self._parts.broker = self._parts.tickets = None
@@ -162,30 +191,29 @@ class Engine:
         except TimeoutError:
             self._pool.terminate()
 
-    def _workers(self, declared: topology.Topology) -> Workers:
-        """Intake, the scheduler and the sender, built from the settings."""
+    def _workers(self, consumer: IntakeConsumer, backlog: StartupBacklog) -> Workers:
+        """The scheduler and the sender, built from the settings, beside intake."""
         settings, pool = self._settings, self._pool
-        consumer = IntakeConsumer(
-            declared.intake,
-            declared.dead_letters,
-            self._recorder,
-            IntakeOptions.from_settings(settings),
-            business_time=business_time_histogram(target_buckets(self._config)),
-        )
         sender = OutboxSender(
             PostgresOutboxStore(pool),
             self._channels,
             SenderOptions.from_settings(settings),
             transient=is_transient,
         )
+        feed = self._feed = FeedPublisher(
+            PostgresFeedStore(pool),
+            self._connection,
+            lease=timedelta(seconds=settings.feed_lease_s),
+        )
         scheduler = Scheduler(
             PostgresFiringStore(pool, database_url=settings.database_url.get_secret_value()),
             Composer(self._config),
             SchedulerOptions.from_settings(settings),
             transient=is_transient,
-            on_fired=partial(_wake_sender, sender),
+            on_fired=partial(_woken_by_firing, sender, feed),
+            gate=backlog,
         )
-        return Workers(consumer, scheduler, sender)
+        return Workers(consumer, scheduler, sender, feed)
 
     async def _drain(self, consumer: IntakeConsumer) -> None:
         """Stop taking messages, let intake finish its batches, then stop the others."""
@@ -195,10 +223,13 @@ class Engine:
         await asyncio.gather(*self._tasks.values())
 
 
-def _wake_sender(sender: OutboxSender, firing: Firing) -> None:
-    """Wake the sender for the notices of a firing (after its commit)."""
+def _woken_by_firing(sender: OutboxSender, feed: FeedPublisher, firing: Firing) -> None:
+    """Wake the sender for the notices of a firing, and the feed for its tickets' new
+    versions (after its commit)."""
     if firing.notices:
         sender.wake()
+    if firing.claimed:
+        feed.wake()
 
 
 def _channels(

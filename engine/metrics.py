@@ -63,6 +63,12 @@ DIGESTS = Counter(
     " superseded (every step in it was undone before it left: nothing sent).",
     ("channel", "outcome"),
 )
+FEED_MESSAGES = Counter(
+    "sla_feed_messages",
+    "SLA feed messages on helpdesk.sla by outcome: published (confirmed), or failed and"
+    " to be published again when the claim lapses.",
+    ("outcome",),
+)
 
 INTAKE_EVENTS = Counter(
     "sla_intake_events",

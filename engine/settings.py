@@ -79,6 +79,15 @@ class Settings(BaseSettings):
         gt=0,
         description="longest sleep of the scheduler: a backstop for a lost notification",
     )
+    startup_backlog_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="at start, longest wait for intake to record the messages waiting in "
+        "the queue before the scheduler fires the steps that fell due meanwhile; a minute "
+        "of intake (230,000 to 540,000 events) takes an hour or more of peak traffic; a step "
+        "falling due during the wait is held back by at most a tenth of the shortest target "
+        "in config/ (10 min); 0: no wait",
+    )
     smtp_host: str | None = Field(default=None, description="SMTP server; unset: no e-mail")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_starttls: bool = Field(default=False, description="upgrade with STARTTLS")
@@ -109,6 +118,12 @@ class Settings(BaseSettings):
         gt=0,
         description="how long a claimed notice is held by its sender before another may "
         "send it again (the same id); a delivery is cut off at half of it",
+    )
+    feed_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long a ticket's version claimed by an SLA feed publisher is held "
+        "before another engine publishes it (the same message_id), should the first die",
     )
     http_host: str = Field(
         default="127.0.0.1",

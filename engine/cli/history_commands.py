@@ -8,10 +8,9 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from engine.cli.shared import load_settings
 from engine.config import AgreementConfig, ConfigError, load_config
@@ -106,19 +105,13 @@ def _positive(text: str) -> int:
 
 
 def _instant_arg(text: str) -> datetime:
-    """A date (its midnight in the default zone) or an instant with an offset."""
-    zone = ZoneInfo("Europe/Copenhagen")
+    """A date (its midnight in Copenhagen) or an instant with an offset."""
+    from engine.reporting.window import parse_instant
+
     try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), zone)
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 instant"
-        ) from None
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no offset (add Z or +01:00)")
-    return parsed
+        return parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _config(path: Path) -> AgreementConfig | None:

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from engine.events import TicketEvent, parse_event
 from engine.events.admission import MAX_AHEAD_S, Horizon, Refusal
+from engine.intake.backlog import read_up_to
 from engine.intake.recorder import BatchOutcome, Recorder
 from engine.intake.topology import REASON_HEADER
 from engine.loops import until_done
@@ -134,6 +135,9 @@ class IntakeConsumer:
         self._arrived = asyncio.Event()
         self._consumer_tag: str | None = None
         self._in_batches = 0  # messages taken from the inbox and not yet settled
+        self.received = 0  # messages received from the broker since start
+        # The instant the queue has been read up to: see ``engine.intake.backlog``.
+        self.read_up_to: datetime | None = None
         self.stats = IntakeStats()
 
     @property
@@ -153,6 +157,7 @@ class IntakeConsumer:
         self._consumer_tag = await self._queue.consume(self._receive)
 
     async def _receive(self, message: AbstractIncomingMessage) -> None:
+        self.received += 1
         self._inbox.append(message)
         self._arrived.set()
 
@@ -223,13 +228,17 @@ class IntakeConsumer:
         before: asyncio.Task[bool] | None,
     ) -> bool:
         started = time.perf_counter()
-        settled = await self._settle(batch, stopping)
+        occurred: list[datetime] = []
+        settled = await self._settle(batch, stopping, occurred)
         if settled:
             INTAKE_BATCH_SECONDS.observe(time.perf_counter() - started)
             INTAKE_LAST_PROCESSED.set_to_current_time()
         # Whatever happened to this batch, the one before must be done before an ack, and
         # a multiple-ack is right only when nothing before this batch is left unsettled.
         in_order = await before if before is not None else True
+        if settled and in_order:
+            # Only once the batches before it are in too: read up to here means all of it.
+            self.read_up_to = read_up_to(self.read_up_to, occurred)
         if not settled:
             if stopping.is_set():
                 return False  # stopping while the database is away: redelivered later
@@ -257,8 +266,16 @@ class IntakeConsumer:
         except Exception as exc:  # noqa: BLE001 - the broker redelivers; recording is idempotent
             log.warning("intake.ack_failed", error=repr(exc), messages=1)
 
-    async def _settle(self, batch: list[AbstractIncomingMessage], stopping: asyncio.Event) -> bool:
-        """Dead-letter what cannot be recorded and record the rest; False if not done."""
+    async def _settle(
+        self,
+        batch: list[AbstractIncomingMessage],
+        stopping: asyncio.Event,
+        occurred: list[datetime] | None = None,
+    ) -> bool:
+        """Dead-letter what cannot be recorded and record the rest; False if not done.
+
+        The instants the recorded events occurred at are added to ``occurred``, if given.
+        """
         valid: list[tuple[AbstractIncomingMessage, TicketEvent]] = []
         refused: list[tuple[AbstractIncomingMessage, Refusal]] = []
         horizon = Horizon.at(self._now(), self._max_ahead_s)
@@ -282,12 +299,16 @@ class IntakeConsumer:
                 "intake.record_failed", events=len(valid), **(one if len(valid) == 1 else {})
             )
             if len(valid) > 1:
-                return all([await self._settle([message], stopping) for message, _ in valid])
+                return all(
+                    [await self._settle([message], stopping, occurred) for message, _ in valid]
+                )
             failed = Refusal("internal_error", f"internal error: {exc!r}")
             return await self._refuse([(valid[0][0], failed)], stopping)
         if outcome is None:
             return False
         self._count(outcome)
+        if occurred is not None:
+            occurred.extend(event.occurred_at for _, event in valid)
         # Committed without these: were the engine to stop before they are dead-lettered,
         # their redelivery finds the others recorded and these refused again.
         return await self._refuse(

@@ -1,4 +1,5 @@
-"""The engine's HTTP port: /metrics, /healthz, /readyz and GET /tickets/{id}.
+"""The engine's HTTP port: /metrics, /healthz, /readyz, the tickets' SLA state (one, or an
+agents' worklist), compliance per department and function, and /openapi.json.
 
 It starts before the engine reaches its database and broker, so that a supervisor sees
 a live process (``/healthz``) that is not ready yet (``/readyz``) while it waits, rather
@@ -8,12 +9,13 @@ than no answer at all.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from http import HTTPStatus
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -23,10 +25,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
 from engine.events.fields import TicketId
+from engine.ops.openapi import openapi_document
 from engine.ops.ticket_state import measure_ticket
+from engine.ops.worklist import BadRequest, compliance_document, worklist_page, worklist_query
+from engine.reporting.report import clock_outcomes
+from engine.reporting.window import DATE_ZONE, check_window, parse_instant
 from engine.sla_clock.meter import ClockMeter
 from engine.store.postgres.probe import ping
-from engine.store.reads import TicketReads
+from engine.store.reads import ReadStore
 
 log = structlog.get_logger(__name__)
 
@@ -45,11 +51,14 @@ class Parts:
 
     meter: ClockMeter
     database_url: str = field(repr=False)  # holds the password
-    tickets: TicketReads | None = None  # set once the database answered
+    tickets: ReadStore | None = None  # set once the database answered
     broker: AbstractRobustConnection | None = None
     # Set once intake consumes: a process that connected but has not declared its
     # queues, or has stopped consuming, is not ready for traffic.
     consuming: Callable[[], bool] = field(default=lambda: False)
+    # The start-up backlog wait, once intake's queue is declared: told, not checked, since
+    # an engine taking a backlog is ready for traffic (a rolling restart must go on).
+    startup: Callable[[], dict[str, Any]] | None = None
 
 
 class HttpPort:
@@ -63,7 +72,11 @@ class HttpPort:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/tickets", self._worklist)
         app.router.add_get("/tickets/{ticket_id}", self._ticket)
+        app.router.add_get("/departments/{department_id}/compliance", self._department)
+        app.router.add_get("/functions/{function_id}/compliance", self._function)
+        app.router.add_get("/openapi.json", self._openapi)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.port = port
         self._database_probe: asyncio.Task[str] | None = None
@@ -105,10 +118,10 @@ class HttpPort:
             "intake": "ok" if self.parts.consuming() else "not consuming",
         }
         ready = all(result == "ok" for result in checks.values())
-        return web.json_response(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+        if self.parts.startup is not None:
+            body["startup_backlog"] = self.parts.startup()
+        return web.json_response(body, status=200 if ready else 503)
 
     async def _database_finding(self) -> str:
         """The database check, made at most once a ``READY_CACHE_S`` and shared meanwhile."""
@@ -163,18 +176,103 @@ class HttpPort:
             return _problem(400, f"not a ticket id of the event contract: {reason}")
         tickets = self.parts.tickets
         if tickets is None:
-            return _problem(503, "the engine is not connected to its database yet")
+            return _not_connected()
         try:
             rows = await tickets.ticket(ticket_id)
-        except (OSError, TimeoutError, asyncpg.PostgresConnectionError) as exc:
-            return _problem(503, f"the database is unreachable: {exc.__class__.__name__}")
+        except _UNREACHABLE as exc:
+            return _unreachable(exc)
         if rows is None:
             return _problem(404, f"no ticket {ticket_id!r}: no event of it was recorded")
         # Off the loop, and after the connection went back to the pool: a ticket with
         # thousands of events takes a second to measure.
         measure = partial(measure_ticket, self._ticket_meter, ticket_id, rows, datetime.now(UTC))
-        state = await asyncio.get_running_loop().run_in_executor(self._measuring, measure)
-        return web.json_response(state)
+        return web.json_response(await self._off_loop(measure))
+
+    async def _worklist(self, request: web.Request) -> web.Response:
+        now = datetime.now(UTC)
+        try:
+            query = worklist_query(request.query, [key for key, _ in request.query.items()], now)
+        except BadRequest as exc:
+            return _problem(400, str(exc))
+        reads = self.parts.tickets
+        if reads is None:
+            return _not_connected()
+        try:
+            keys = await reads.worklist(query)
+            rows = await reads.tickets([key.ticket_id for key in keys[: query.limit - 1]])
+        except _UNREACHABLE as exc:
+            return _unreachable(exc)
+        page = partial(worklist_page, self._ticket_meter, query, keys, rows)
+        return web.json_response(await self._off_loop(page))
+
+    async def _department(self, request: web.Request) -> web.Response:
+        department = request.match_info["department_id"]
+        if department not in self.parts.meter.config.departments:
+            return _problem(404, f"no department {department!r} in the configuration")
+        return await self._compliance(request, department=department)
+
+    async def _function(self, request: web.Request) -> web.Response:
+        function = request.match_info["function_id"]
+        if function not in self.parts.meter.config.provider.functions:
+            return _problem(404, f"no provider function {function!r} in the configuration")
+        return await self._compliance(request, function=function)
+
+    async def _compliance(
+        self, request: web.Request, *, department: str | None = None, function: str | None = None
+    ) -> web.Response:
+        now = datetime.now(UTC)
+        try:
+            repeated = sorted({key for key in request.query if len(request.query.getall(key)) > 1})
+            if repeated:
+                raise BadRequest(f"give each parameter once: {', '.join(repeated)} repeated")
+            start, end = _period(request.query, now)
+        except BadRequest as exc:
+            return _problem(400, str(exc))
+        reads = self.parts.tickets
+        if reads is None:
+            return _not_connected()
+        try:
+            outcomes = await clock_outcomes(reads, start, end, now, department, function)
+        except _UNREACHABLE as exc:
+            return _unreachable(exc)
+        period = f"tickets created in [{start.isoformat()}, {end.isoformat()})"
+        count = partial(compliance_document, outcomes, period, function=function)
+        return web.json_response(await self._off_loop(count))
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    async def _off_loop(self, work: Callable[[], T]) -> T:
+        """CPU work in the port's thread, after the connection went back to the pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._measuring, work)
+
+
+T = TypeVar("T")
+_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError)
+
+
+def _not_connected() -> web.Response:
+    return _problem(503, "the engine is not connected to its database yet")
+
+
+def _unreachable(exc: BaseException) -> web.Response:
+    return _problem(503, f"the database is unreachable: {exc.__class__.__name__}")
+
+
+def _period(query: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:
+    """``[from, to)`` of a compliance query: this month so far by default."""
+    unknown = sorted(set(query) - {"from", "to"})
+    if unknown:
+        raise BadRequest(f"unknown parameter: {', '.join(unknown)}; give from and to")
+    try:
+        local = now.astimezone(DATE_ZONE)
+        month = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        start = parse_instant(query["from"]) if "from" in query else month
+        end = parse_instant(query["to"]) if "to" in query else now
+        check_window(start, end)
+    except ValueError as exc:
+        raise BadRequest(f"from/to: {exc}") from None
+    return start, end
 
 
 def _problem(status: int, detail: str) -> web.Response:

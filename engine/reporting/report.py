@@ -51,8 +51,10 @@ async def clock_outcomes(
     end: datetime,
     now: datetime,
     department: str | None = None,
+    function: str | None = None,
 ) -> list[ClockOutcome]:
-    """The clocks of the tickets created in ``[start, end)``, as they stand at ``now``.
+    """The clocks of the tickets created in ``[start, end)``, as they stand at ``now``
+    (only ``department``'s, or only ``function``'s OLA clocks, when given).
 
     Tickets whose ``ticket.created`` never arrived have no clocks and are not counted.
     """
@@ -62,7 +64,7 @@ async def clock_outcomes(
     outcomes = []
     # The same labels recur on every clock: one string each keeps a year's clocks small.
     labels: dict[str, str] = {}
-    async with aclosing(history.clocks_of_period(start, end, department)) as clocks:
+    async with aclosing(history.clocks_of_period(start, end, department, function)) as clocks:
         async for clock in clocks:
             outcomes.append(_outcome(clock, now, labels))
     return outcomes
@@ -103,12 +105,7 @@ def render_report(
     sla = sla_records(clocks)
     ola = ola_records(clocks)
     if fmt == "json":
-        document = {
-            "period": period,
-            "sla": [_only(record, SLA_COLUMNS) for record in sla],
-            "ola": [_only(record, OLA_COLUMNS) for record in ola],
-        }
-        json.dump(document, out, ensure_ascii=False, indent=2)
+        json.dump(report_document(sla, ola, period), out, ensure_ascii=False, indent=2)
         out.write("\n")
     elif fmt in ("csv", "jsonl"):
         flat = [{"period": period, "section": "sla", **r} for r in sla] + [
@@ -122,6 +119,16 @@ def render_report(
             out.write(_DEFAULT_NOTE)
         out.write(f"\nOLA compliance per provider function, {period}\n")
         write(ola, OLA_COLUMNS, fmt, out)
+
+
+def report_document(sla: Sequence[Record], ola: Sequence[Record], period: str) -> dict[str, Any]:
+    """The report as one JSON object, ``{"period", "sla", "ola"}``: what ``report --format
+    json`` prints and the HTTP port's compliance endpoints answer."""
+    return {
+        "period": period,
+        "sla": [_only(record, SLA_COLUMNS) for record in sla],
+        "ola": [_only(record, OLA_COLUMNS) for record in ola],
+    }
 
 
 def _only(record: Record, columns: Sequence[str]) -> dict[str, Any]:

@@ -39,14 +39,26 @@ class Firing:
     held: int = 0  # notices put into digests: over a budget, or of a catch-up
 
 
-async def fire_due(store: FiringStore, composer: Composer, now: datetime, limit: int) -> Firing:
-    """Fire every due step of up to ``limit`` clocks, in one transaction."""
+async def fire_due(
+    store: FiringStore,
+    composer: Composer,
+    now: datetime,
+    limit: int,
+    *,
+    until: datetime | None = None,
+) -> Firing:
+    """Fire every due step of up to ``limit`` clocks, in one transaction.
+
+    With ``until`` (before ``now``), only the steps due at or before it fire: the rest
+    wait for intake to read the events that may still stop them.
+    """
+    until = now if until is None else min(until, now)
     async with store.transaction() as firing:
-        locked = await firing.claim_due(now, limit)
+        locked = await firing.claim_due(until, limit)
         if not locked:
             return Firing(0, [], 0)
         tickets = sorted(set(locked))
-        claimed = await firing.due_clocks(tickets, now)
+        claimed = await firing.due_clocks(tickets, until)
         # Superseded steps count too: a step fires once per clock, ever.
         already = await firing.fired_steps(tickets)
         candidates: list[FiredStep] = []
@@ -55,7 +67,7 @@ async def fire_due(store: FiringStore, composer: Composer, now: datetime, limit:
         for clock in claimed:
             key = (clock.ticket_id, clock.clock_key)
             try:
-                steps = _due(clock, already.get(key, frozenset()), now)
+                steps = _due(clock, already.get(key, frozenset()), until, now)
                 composed.update(
                     ((s.ticket_id, s.clock_key, s.step), composer.notices(s)) for s in steps
                 )
@@ -161,9 +173,12 @@ def _zone_name(composer: Composer, calendar: str) -> str:
     return entry.zone.key
 
 
-def _due(clock: DueClock, fired: frozenset[float], now: datetime) -> list[FiredStep]:
-    """The steps of one claimed clock to fire now, with what their notices tell."""
-    due = due_steps(clock.steps, clock.tiers, clock.step_due_at, fired, now)
+def _due(
+    clock: DueClock, fired: frozenset[float], until: datetime, now: datetime
+) -> list[FiredStep]:
+    """The steps of one claimed clock due by ``until``, fired at ``now``, with what their
+    notices tell."""
+    due = due_steps(clock.steps, clock.tiers, clock.step_due_at, fired, until)
     # The deadline in the notice: when the breach step falls (or fell) due.
     deadline = next(
         (at for s, at in zip(clock.steps, clock.step_due_at, strict=True) if s == BREACH),
@@ -187,6 +202,8 @@ def _due(clock: DueClock, fired: frozenset[float], now: datetime) -> list[FiredS
             fired_at=now,
             deadline=deadline,
             known_at=clock.measured_at,
+            assigned_function=clock.assigned_function,
+            assigned_team=clock.assigned_team,
         )
         for step in due
     ]

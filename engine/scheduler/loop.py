@@ -5,6 +5,11 @@ for the earliest one and sleeps until then, woken early by word from the store o
 recording that set an earlier one (from this process or another; a NOTIFY in
 PostgreSQL). APScheduler runs a reconcile every ``reconcile_s``, a backstop for lost
 word or a dropped listening connection; it never holds a deadline itself.
+
+Before its first firing it passes a start-up gate (``engine.intake.startup``): intake
+takes the backlog that queued while no engine ran, so that steps its events stop are
+not fired first; while that backlog lasts, the gate may hold back the steps due after
+the instant intake has read up to.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,6 +37,21 @@ log = structlog.get_logger(__name__)
 # doubling while it stays so, up to the most it may add to a step's lateness.
 _BUSY_RETRY_S = 0.05
 _BUSY_RETRY_MAX_S = 0.5
+# While the start-up gate holds due steps back, look again this often: they may fire as
+# soon as intake has read past them.
+_HELD_RETRY_S = 0.5
+
+
+class StartGate(Protocol):
+    """What the scheduler waits for at start, and how far it may fire while catching up."""
+
+    async def wait(self, stopping: asyncio.Event) -> None:
+        """Return when the scheduler may begin firing (or ``stopping`` is set)."""
+        ...
+
+    async def fire_until(self, now: datetime) -> datetime | None:
+        """The latest due instant to fire at ``now``; None: every step that is due."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -63,8 +84,10 @@ class Scheduler:
         transient: Callable[[BaseException], bool],
         on_fired: Callable[[Firing], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        gate: StartGate | None = None,
     ) -> None:
         self._store = store
+        self._gate = gate
         self._composer = composer
         self._transient = transient
         self._batch_size = options.batch_size
@@ -100,6 +123,8 @@ class Scheduler:
         periodic.start()
         try:
             await self._listen()
+            if self._gate is not None:
+                await self._gate.wait(stopping)
             await run_cycles(
                 self._cycle,
                 wake=self._wake,
@@ -122,14 +147,15 @@ class Scheduler:
 
     async def _cycle(self) -> float:
         """Fire what is due; the seconds to sleep before looking again (0: at once)."""
-        firing = await self._fire()
+        now = self._now()
+        until = None if self._gate is None else await self._gate.fire_until(now)
+        firing = await self._fire(now, until)
         if firing.claimed >= self._batch_size:
             return 0.0  # more are due at once: no sleeping between batches
-        return await self._sleep_s(claimed=firing.claimed)
+        return await self._sleep_s(claimed=firing.claimed, holding=until is not None)
 
-    async def _fire(self) -> Firing:
-        now = self._now()
-        firing = await fire_due(self._store, self._composer, now, self._batch_size)
+    async def _fire(self, now: datetime, until: datetime | None) -> Firing:
+        firing = await fire_due(self._store, self._composer, now, self._batch_size, until=until)
         if firing.fired:
             self.fired += len(firing.fired)
             for step in firing.fired:
@@ -148,7 +174,7 @@ class Scheduler:
             self._on_fired(firing)
         return firing
 
-    async def _sleep_s(self, claimed: int) -> float:
+    async def _sleep_s(self, claimed: int, holding: bool = False) -> float:
         """Seconds until the earliest due instant, at most the reconcile interval."""
         earliest = await self._store.earliest_due()
         if earliest is None:
@@ -156,6 +182,8 @@ class Scheduler:
         seconds: float = (earliest - self._now()).total_seconds()
         if seconds <= 0 and claimed:
             return 0.0  # fell due while this cycle fired: at once
+        if seconds <= 0 and holding:
+            return _HELD_RETRY_S  # held back by the start-up gate until intake reads on
         if seconds <= 0:
             # Due, yet not claimed: its ticket is being recorded. Look again shortly.
             busy_s, self._busy_s = self._busy_s, min(self._busy_s * 2, _BUSY_RETRY_MAX_S)

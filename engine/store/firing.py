@@ -43,6 +43,10 @@ class DueClock:
     tiers: tuple[Tier, ...]
     step_due_at: tuple[datetime | None, ...]  # as stored: not checked against ``steps``
     measured_at: datetime
+    # The ticket's assignment as its row holds it when the clock is claimed: the latest
+    # measurement's, taken under the lock that intake takes too.
+    assigned_function: ProviderFunction | None = None
+    assigned_team: str | None = None
     stopped_at: datetime | None = None  # a step firing after it is a catch-up
 
 

@@ -1,8 +1,9 @@
 """What people and operations read of the store: the ports, and the rows that cross them.
 
-Three small ports rather than one: the gauges, one ticket's state and a period's history
-are read by different parts of the engine (a refresher, the HTTP port, the CLI), each of
-which takes only the one it uses. ``ReadStore`` is all three, as each adapter provides.
+Small ports rather than one: the gauges, one ticket's state, the worklist and a period's
+history are read by different parts of the engine (a refresher, the HTTP port, the CLI),
+each of which takes only the ones it uses. ``ReadStore`` is all of them, as each adapter
+provides.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,49 @@ class StoredClock(NamedTuple):
     target_s: float
 
 
+ClockScope = Literal["open", "all"]
+LiveState = Literal["running", "paused", "breached", "met"]
+
+
+class WorklistKey(NamedTuple):
+    """A worklist row's place in the order: its next deadline (None: none), its id."""
+
+    next_deadline: datetime | None
+    ticket_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistQuery:
+    """Which tickets a worklist page holds, and where it starts.
+
+    Ticket filters (``department``, ``service``, ``priority``, ``function`` and ``team``:
+    where the ticket is assigned now) choose tickets; clock filters choose among each
+    ticket's clocks, and a ticket is listed when one of its clocks passes them all:
+    ``scope`` (``open``: not stopped, the default; ``all``), ``metric``, ``state`` (the
+    clock's state at ``now``: a running clock past its deadline is ``breached``),
+    ``breached`` (whether one of them is breached, or none is), ``breaching_within``
+    (running, not breached yet, its deadline within that span of ``now``).
+
+    Sorted by the next deadline (the earliest deadline of a running clock among those
+    chosen; past ones first, the most overdue first), then by ticket id; tickets without
+    one come last. ``after`` is the sort key of the last row of the page before.
+    """
+
+    now: datetime
+    limit: int
+    department: str | None = None
+    service: str | None = None
+    priority: str | None = None
+    function: str | None = None
+    team: str | None = None
+    scope: ClockScope = "open"
+    metric: str | None = None
+    state: LiveState | None = None
+    breached: bool | None = None
+    breaching_within: timedelta | None = None
+    after: WorklistKey | None = None
+
+
 class GaugeReads(Protocol):
     """The counts behind the store's gauges."""
 
@@ -100,13 +144,27 @@ class TicketReads(Protocol):
         ...
 
 
+class WorklistReads(Protocol):
+    """Tickets chosen and ordered for an agent's worklist, and their rows."""
+
+    async def worklist(self, query: WorklistQuery) -> list[WorklistKey]:
+        """Up to ``query.limit`` tickets after ``query.after``, in worklist order."""
+        ...
+
+    async def tickets(self, ticket_ids: Sequence[str]) -> dict[str, TicketRows]:
+        """The rows of each ticket that has any, read in one snapshot."""
+        ...
+
+
 class HistoryReads(Protocol):
     """A period's tickets, chosen by their creation in ``[start, end)``."""
 
     def clocks_of_period(
-        self, start: datetime, end: datetime, department: str | None
+        self, start: datetime, end: datetime, department: str | None, function: str | None = None
     ) -> AsyncGenerator[StoredClock, None]:
-        """Their clocks in ticket then clock key order, read in one snapshot."""
+        """Their clocks in ticket then clock key order, read in one snapshot; with
+        ``department``, only that department's, with ``function``, only the OLA clocks of
+        that provider function."""
         ...
 
     def events_of_period(self, start: datetime, end: datetime) -> AsyncGenerator[str, None]:
@@ -114,5 +172,5 @@ class HistoryReads(Protocol):
         ...
 
 
-class ReadStore(GaugeReads, TicketReads, HistoryReads, Protocol):
+class ReadStore(GaugeReads, TicketReads, WorklistReads, HistoryReads, Protocol):
     """Every read of this module."""

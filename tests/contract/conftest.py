@@ -17,13 +17,16 @@ import asyncpg
 import pytest
 
 from engine.notify.notice import Notice
+from engine.store.feed import FeedStore
 from engine.store.firing import FiringStore, QueuedNotice
+from engine.store.memory.feed import MemoryFeedStore
 from engine.store.memory.firing import MemoryFiringStore
 from engine.store.memory.outbox import MemoryOutboxStore
 from engine.store.memory.recording import MemoryRecordingStore
 from engine.store.memory.tables import ClockRow, Tables, TicketRow
 from engine.store.migrate import migrate
 from engine.store.outbox import OutboxStore
+from engine.store.postgres.feed import PostgresFeedStore
 from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.postgres.outbox import PostgresOutboxStore
 from engine.store.postgres.recording import PostgresRecordingStore
@@ -41,6 +44,7 @@ class Backend(Protocol):
     firing: FiringStore
     outbox: OutboxStore
     recording: RecordingStore
+    feed: FeedStore
 
     async def add_clock(
         self, ticket_id: str, clock_key: str, due: tuple[datetime | None, ...]
@@ -67,6 +71,7 @@ class MemoryBackend:
     firing: FiringStore
     outbox: OutboxStore
     recording: RecordingStore
+    feed: FeedStore
     name: str = "memory"
 
     async def add_clock(
@@ -110,6 +115,7 @@ class PostgresBackend:
     firing: FiringStore
     outbox: OutboxStore
     recording: RecordingStore
+    feed: FeedStore
     database_url: str
     name: str = "postgres"
 
@@ -154,6 +160,7 @@ async def _postgres() -> AsyncIterator[PostgresBackend]:
                 PostgresFiringStore(pool, database_url=url),
                 PostgresOutboxStore(pool),
                 PostgresRecordingStore(pool),
+                PostgresFeedStore(pool),
                 url,
             )
         finally:
@@ -170,6 +177,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             MemoryFiringStore(tables),
             MemoryOutboxStore(tables),
             MemoryRecordingStore(tables),
+            MemoryFeedStore(tables),
         )
         return
     async with _postgres() as postgres:

@@ -19,7 +19,14 @@ from engine.store.migrate import migrate
 from engine.store.personal_data import PersonalDataStore, Purged
 from engine.store.postgres.personal_data import PostgresPersonalData
 from engine.store.postgres.reads import PostgresReads
-from engine.store.reads import ChannelBacklog, ClockGroup, ReadStore, StoredClock
+from engine.store.reads import (
+    ChannelBacklog,
+    ClockGroup,
+    ReadStore,
+    StoredClock,
+    WorklistKey,
+    WorklistQuery,
+)
 from tests.contract.read_seeding import MemorySeeder, PostgresSeeder, Seeder
 from tests.services import own_schema
 
@@ -301,3 +308,117 @@ async def payloads_of(store: Store, ticket_id: str) -> dict[str, Any]:
         del payload["ticket_id"]
         found[payload["type"]] = payload
     return found
+
+
+def worklist_query(**fields: Any) -> WorklistQuery:
+    return WorklistQuery(now=NOW, limit=fields.pop("limit", 50), **fields)
+
+
+async def worklist_tickets(store: Store) -> None:
+    """Five tickets of two departments: W1 overdue, W2 due in 30 minutes, W3 due in 3 hours
+    (assigned to second-line, P2), W4 paused (hr), W5 resolved (every clock stopped), and a
+    clock whose ticket has no row (not listed)."""
+    await store.seed.add(
+        ticket("W1", NOW - DAY, department="okf", service="opus-loen", priority="P1",
+               assigned_function="servicedesk"),
+        ticket("W2", NOW - DAY, department="okf", service="opus-loen", priority="P1"),
+        ticket("W3", NOW - DAY, department="okf", service="kmd-sag", priority="P2",
+               assigned_function="second_line", assigned_team="okf-team"),
+        ticket("W4", NOW - DAY, department="hr", service="opus-loen", priority="P1"),
+        ticket("W5", NOW - DAY, department="okf", service="opus-loen", priority="P1"),
+        clock("W1", "response", state="met", running=False, stopped_at=NOW - 23 * 60 * MINUTE),
+        clock("W1", "resolution", deadline=NOW - 5 * MINUTE),
+        clock("W2", "response", deadline=NOW + 30 * MINUTE),
+        clock("W2", "resolution", deadline=NOW + 200 * MINUTE),
+        clock("W3", "resolution", deadline=NOW + 180 * MINUTE),
+        clock("W3", "ola:1:second_line", metric="resolution", agreement_kind="ola",
+              function="second_line", deadline=NOW + 240 * MINUTE),
+        clock("W4", "resolution", state="paused", running=False, department="hr"),
+        clock("W5", "resolution", state="breached", running=False, stopped_at=NOW - MINUTE),
+        clock("W5", "response", state="met", running=False, stopped_at=NOW - DAY),
+        clock("NOROW", "resolution", deadline=NOW + MINUTE),
+    )  # fmt: skip
+
+
+async def listed(store: Store, **fields: Any) -> list[str]:
+    return [key.ticket_id for key in await store.reads.worklist(worklist_query(**fields))]
+
+
+async def test_the_worklist_lists_open_tickets_by_next_deadline(store: Store) -> None:
+    await worklist_tickets(store)
+    keys = await store.reads.worklist(worklist_query())
+    # Overdue first, then the nearest deadline; a ticket without a running one last.
+    assert keys == [
+        WorklistKey(NOW - 5 * MINUTE, "W1"),
+        WorklistKey(NOW + 30 * MINUTE, "W2"),
+        WorklistKey(NOW + 180 * MINUTE, "W3"),
+        WorklistKey(None, "W4"),
+    ]
+    assert await listed(store, scope="all") == ["W1", "W2", "W3", "W4", "W5"]
+
+
+async def test_the_worklist_filters_by_ticket(store: Store) -> None:
+    await worklist_tickets(store)
+    assert await listed(store, department="hr") == ["W4"]
+    assert await listed(store, service="kmd-sag") == ["W3"]
+    assert await listed(store, priority="P2") == ["W3"]
+    assert await listed(store, function="second_line") == ["W3"]
+    assert await listed(store, team="okf-team") == ["W3"]
+    assert await listed(store, team="other-team") == []
+    assert await listed(store, department="okf", priority="P1") == ["W1", "W2"]
+    assert await listed(store, department="nobody") == []
+
+
+async def test_the_worklist_filters_by_clock(store: Store) -> None:
+    await worklist_tickets(store)
+    # Running past its deadline is breached now, whatever its stored state says.
+    assert await listed(store, state="breached") == ["W1"]
+    assert await listed(store, state="running") == ["W2", "W3"]
+    assert await listed(store, state="paused") == ["W4"]
+    assert await listed(store, state="met") == []  # stopped clocks are not open
+    assert await listed(store, state="met", scope="all") == ["W1", "W5"]
+    assert await listed(store, state="breached", scope="all") == ["W1", "W5"]
+    assert await listed(store, breached=True) == ["W1"]
+    assert await listed(store, breached=False) == ["W2", "W3", "W4"]
+    assert await listed(store, metric="response") == ["W2"]
+    # Breaching within: running, not breached yet, the deadline within the span.
+    assert await listed(store, breaching_within=timedelta(hours=1)) == ["W2"]
+    assert await listed(store, breaching_within=timedelta(hours=3)) == ["W2", "W3"]
+    # The next deadline is that of the chosen clocks: W2's resolution, not its response.
+    keys = await store.reads.worklist(worklist_query(metric="resolution"))
+    assert WorklistKey(NOW + 200 * MINUTE, "W2") in keys
+
+
+async def test_the_worklist_pages_after_a_key_and_across_inserts(store: Store) -> None:
+    await worklist_tickets(store)
+    first = await store.reads.worklist(worklist_query(limit=2))
+    assert [key.ticket_id for key in first] == ["W1", "W2"]
+    # A ticket inserted before the cursor moves nothing after it; one after it is listed.
+    await store.seed.add(
+        ticket("W0", NOW - DAY), clock("W0", "resolution", deadline=NOW - 60 * MINUTE),
+        ticket("W9", NOW - DAY), clock("W9", "resolution", deadline=NOW + 190 * MINUTE),
+    )  # fmt: skip
+    second = await store.reads.worklist(worklist_query(limit=2, after=first[-1]))
+    assert [key.ticket_id for key in second] == ["W3", "W9"]
+    third = await store.reads.worklist(worklist_query(limit=2, after=second[-1]))
+    assert third == [WorklistKey(None, "W4")]
+    # After a row without a deadline, only later ids without one follow.
+    assert await store.reads.worklist(worklist_query(after=third[-1])) == []
+    assert await listed(store, after=WorklistKey(None, "W")) == ["W4"]
+
+
+async def test_the_rows_of_several_tickets_are_read_at_once(store: Store) -> None:
+    await worklist_tickets(store)
+    await store.seed.add(
+        event("W1", "ticket.created", NOW - DAY, n=1),
+        event("W1", "ticket.responded", NOW - 23 * 60 * MINUTE, n=2),
+        event("W2", "ticket.created", NOW - DAY, n=3),
+        StepRow("W2", "response", 0.5, "lead", "response", "sla", "okf", "opus-loen", "P1",
+                900.0, NOW - MINUTE, NOW - MINUTE),
+    )  # fmt: skip
+    rows = await store.reads.tickets(["W1", "W2", "missing"])
+    assert sorted(rows) == ["W1", "W2"]
+    assert sorted(json.loads(p)["n"] for p in rows["W1"].payloads) == [1, 2]
+    assert [json.loads(p)["n"] for p in rows["W2"].payloads] == [3]
+    assert rows["W1"].fired == []
+    assert rows["W2"].fired == [("response", 0.5, NOW - MINUTE, "fired")]

@@ -36,6 +36,8 @@ from tests.streams import AHEAD_S, CPH, lines, stream
 
 # A working Monday long past: every step of every ticket has fallen due by now.
 PAST_MONDAY = datetime(2026, 6, 1, 8, tzinfo=CPH)
+# The digest window of config/notices.yaml (15m on every channel): keep them alike.
+DIGEST_WINDOW_S = 900
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,16 @@ class Row:
     wrong: int = 0  # clocks or steps not as the events say
     dead_letter_mismatch: int = 0
     recovery_s: float = 0.0  # the longest, from a fault's end to the next batch committed
+    # Recipients sent more than one message in one digest window (the backlog scenario).
+    over_budget: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.doubled or self.wrong or self.dead_letter_mismatch)
+        return not (
+            self.lost or self.doubled or self.wrong or self.dead_letter_mismatch
+            or self.over_budget
+        )  # fmt: skip
 
 
 HEADER = ("scenario", "events", "faults", "lost", "doubled", "wrong", "dead-letter mismatch",
@@ -131,6 +138,8 @@ class Stage:
         }
         self.recovery_s = 0.0
         self.db: asyncpg.Connection | None = None
+        # Events a second that `make bench-intake` drained right before, for comparison.
+        self.bench_intake_events_s: float | None = None
 
     async def __aenter__(self) -> Stage:
         await empty_queues()
@@ -278,3 +287,39 @@ def the_stream(events: int, seed: int) -> list[dict[str, Any]]:
 def chunks(events: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
     size = -(-len(events) // parts)
     return [events[i : i + size] for i in range(0, len(events), size)]
+
+
+async def messages_in_digest_windows(database_url: str) -> tuple[int, int, bool]:
+    """Messages written per recipient, channel and digest window: (the most in one
+    window, the windows with more than one, whether digests are stored at all).
+
+    A message is an outbox row (a notice sent alone) or, where the store has them, a
+    row of ``digests`` (one message, however many notices it gathers). Windows are
+    DIGEST_WINDOW_S long from the epoch; a digest counts in the window it began, a
+    notice in the one it was written in.
+
+    ADAPT AFTER MERGING the budgets and digests branch (issue 16, part B), written
+    against its migration 006 as it stood: ``digests`` with ``channel``, ``recipient``
+    and ``window_start``; held notices are items of a digest, not outbox rows. Until
+    that table exists every notice is an outbox row and the third value is False.
+    """
+    db = await connect_when_up(database_url)
+    try:
+        digests = await db.fetchval("SELECT to_regclass('digests') IS NOT NULL")
+        messages = "SELECT channel, recipient, created_at AS at FROM outbox"
+        if digests:
+            messages += " UNION ALL SELECT channel, recipient, window_start FROM digests"
+        row = await db.fetchrow(
+            f"""
+            SELECT coalesce(max(n), 0) AS most, count(*) FILTER (WHERE n > 1) AS over
+            FROM (
+                SELECT count(*) AS n FROM ({messages}) AS m
+                GROUP BY channel, recipient, floor(extract(epoch FROM at) / $1)
+            ) AS per_window
+            """,
+            DIGEST_WINDOW_S,
+        )
+    finally:
+        await db.close()
+    assert row is not None
+    return int(row["most"]), int(row["over"]), bool(digests)

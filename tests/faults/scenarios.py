@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from tests.faults.harness import (
     chunks,
     dead_letters,
     expected_outcome,
+    messages_in_digest_windows,
     the_stream,
 )
 from tests.poison import poison_classes
@@ -198,7 +200,8 @@ async def _dead_count() -> int:
 
 
 async def backlog(stage: Stage, rng: random.Random, row: Row) -> None:
-    """Every event waiting in the queue before the engine starts: drain time and memory."""
+    """Every event waiting in the queue before the engine starts: drain time and memory,
+    and what the people told of it receive (every ticket is closed: it is all catch-up)."""
     await stage.publish(stage.events)
     engine = await stage.start()
     began = time.monotonic()
@@ -208,8 +211,27 @@ async def backlog(stage: Stage, rng: random.Random, row: Row) -> None:
     peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))
     peak_kib = int(peak.split()[1])
     row.notes["drain s"] = round(drained, 1)
-    row.notes["events/s"] = round(len(stage.events) / drained)
+    events_s = len(stage.events) / drained
+    row.notes["events/s"] = round(events_s)
+    if stage.bench_intake_events_s:
+        # The issue asks for at least half of intake alone, measured on the same machine.
+        share = events_s / stage.bench_intake_events_s
+        row.notes["of bench-intake"] = round(share, 2)
+        print(f"backlog: drained {events_s:,.0f} events/s, {share:.2f} of bench-intake's "
+              f"{stage.bench_intake_events_s:,.0f}", file=sys.stderr, flush=True)  # fmt: skip
     row.notes["peak MiB"] = round(peak_kib / 1024)
+    await stage.settled(timeout_s=3600)
+    # Steps fired on part of a ticket's events and undone by the rest: the start-up wait
+    # is there to keep these near none.
+    row.notes["superseded"] = await stage.count(
+        "SELECT count(*) FROM escalation_steps WHERE status = 'superseded'"
+    )
+    most, over, digests = await messages_in_digest_windows(stage.database_url)
+    row.notes["most messages in a window"] = most
+    if digests:
+        row.over_budget = over  # at most one per recipient, channel and window
+    else:
+        row.notes["window check"] = "not enforced: no digests table"
 
 
 def engines_one_killed(count: int) -> Body:
@@ -243,9 +265,19 @@ SCENARIOS: dict[str, Body] = {
 
 
 async def run_scenario(
-    name: str, events: int, *, batch_size: int, seed: int = 1, workdir: Path | None = None
+    name: str,
+    events: int,
+    *,
+    batch_size: int,
+    seed: int = 1,
+    workdir: Path | None = None,
+    bench_intake_events_s: float | None = None,
 ) -> Row:
-    """Play one scenario over a stream of about ``events`` events; its row of the table."""
+    """Play one scenario over a stream of about ``events`` events; its row of the table.
+
+    ``bench_intake_events_s``: what `make bench-intake` drained right before, which the
+    backlog scenario's drain is reported against.
+    """
     stream = the_stream(events, seed)
     rng = random.Random(seed)
     row = Row(name, len(stream), 0)
@@ -254,6 +286,7 @@ async def run_scenario(
             stage = Stage(database_url, workdir or Path(tmp), stream)
             stage.env["SLA_ENGINE_BATCH_SIZE"] = str(batch_size)
             stage.env["SLA_ENGINE_PREFETCH"] = str(batch_size * 3)
+            stage.bench_intake_events_s = bench_intake_events_s
             async with stage:
                 await SCENARIOS[name](stage, rng, row)
                 await stage.settled(timeout_s=3600)

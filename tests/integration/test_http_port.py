@@ -1,4 +1,5 @@
-"""The HTTP port against the real PostgreSQL: readiness probes, ticket ids, a loop kept free."""
+"""The HTTP port against the real PostgreSQL: readiness probes, ticket ids, a loop kept free,
+the worklist, compliance, and answers held to the committed OpenAPI document."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from engine.store.migrate import migrate
 from engine.store.postgres.reads import PostgresReads
 from engine.store.postgres.recording import PostgresRecordingStore
 from tests.helpers import EXAMPLE_CONFIG
+from tests.openapi_check import DOCUMENT, model_errors
 from tests.services import get_json, poll
 from tests.streams import CPH, event
 
@@ -182,3 +184,148 @@ async def test_a_ticket_is_measured_off_the_event_loop(
     assert status == 200
     assert state["events"] == 1500
     assert {clock["metric"] for clock in state["clocks"]} >= {"response", "resolution"}
+
+
+async def record(database_url: str, *events: dict[str, Any]) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        parsed = [parse_event(json.dumps(e)) for e in events]
+        await Recorder(METER, PostgresRecordingStore(connection)).record(parsed, datetime.now(UTC))
+    finally:
+        await connection.close()
+
+
+async def worklist_tickets(database_url: str) -> None:
+    """OLD: P1, ten days old, never answered (breached); NEW: P4, created now (due later);
+    DONE: resolved (no open clock); SOF: another department, assigned to pc-software."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    old = now - timedelta(days=10)
+    await record(
+        database_url,
+        event("ticket.created", "OLD", 0, old, department="okf", service="opus-loen",
+              priority="P1", subject="Løn", requester={"name": "B"}),
+        event("ticket.created", "NEW", 0, now - timedelta(seconds=5), department="okf",
+              service="opus-loen", priority="P4", subject="Løn", requester={"name": "B"}),
+        event("ticket.created", "DONE", 0, old, department="okf", service="opus-loen",
+              priority="P2", subject="Løn", requester={"name": "B"}),
+        event("ticket.responded", "DONE", 1, old + timedelta(minutes=5)),
+        event("ticket.status_changed", "DONE", 2, old + timedelta(minutes=9), status="resolved"),
+        event("ticket.created", "SOF", 0, old, department="sof", service="omsorgssystem",
+              priority="P2", subject="Omsorg", requester={"name": "B"}),
+        event("ticket.assigned", "SOF", 1, old + timedelta(minutes=1), function="pc-software"),
+    )  # fmt: skip
+
+
+def ids(page: dict[str, Any]) -> list[str]:
+    return [item["ticket_id"] for item in page["items"]]
+
+
+async def test_the_worklist_answers_open_tickets_by_next_deadline(
+    port: HttpPort, database_url: str
+) -> None:
+    await worklist_tickets(database_url)
+    status, page = await get_json(url(port, "/tickets"))
+    assert status == 200, page
+    assert model_errors("WorklistPage", page) == []
+    # The two ten-day-old open tickets breached long ago: first, by their deadlines.
+    assert set(ids(page)[:2]) == {"OLD", "SOF"}
+    assert ids(page)[2:] == ["NEW"]
+    deadlines = [item["next_deadline"] for item in page["items"]]
+    assert deadlines == sorted(deadlines)
+    assert page["next_cursor"] is None
+    new = page["items"][-1]
+    assert {clock["key"] for clock in new["clocks"]} == {"response", "resolution"}
+    assert all("steps" not in clock for item in page["items"] for clock in item["clocks"])
+    # The row is the ticket as GET /tickets/{id} measures it, without the steps.
+    _, single = await get_json(url(port, "/tickets/NEW"))
+    assert [clock["key"] for clock in single["clocks"]] == [c["key"] for c in new["clocks"]]
+    assert new["department"] == single["department"] == "okf"
+
+
+async def test_the_worklist_filters_and_pages(port: HttpPort, database_url: str) -> None:
+    await worklist_tickets(database_url)
+    _, page = await get_json(url(port, "/tickets?department=sof"))
+    assert ids(page) == ["SOF"]
+    _, page = await get_json(url(port, "/tickets?function=pc-software"))
+    assert ids(page) == ["SOF"]
+    _, page = await get_json(url(port, "/tickets?breached=false"))
+    assert ids(page) == ["NEW"]
+    _, page = await get_json(url(port, "/tickets?state=met&scope=all&department=okf"))
+    assert ids(page) == ["DONE"]
+    _, page = await get_json(url(port, "/tickets?priority=P4&metric=response"))
+    assert ids(page) == ["NEW"]
+    seen: list[str] = []
+    cursor = ""
+    for _ in range(4):
+        status, page = await get_json(url(port, f"/tickets?limit=1{cursor}"))
+        assert status == 200
+        assert len(page["items"]) == 1
+        seen += ids(page)
+        if page["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    assert sorted(seen) == ["NEW", "OLD", "SOF"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=1000", "state=late", "departement=okf", "department=okf&department=sof",
+     "breaching_within=1d", "cursor=abc", "breached=maybe"],
+)  # fmt: skip
+async def test_bad_worklist_parameters_are_400_problems(port: HttpPort, query: str) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url(port, f"/tickets?{query}")) as response,
+    ):
+        assert response.status == 400
+        assert response.content_type == "application/problem+json"
+        problem = await response.json(content_type=None)
+    assert model_errors("Problem", problem) == []
+    assert problem["status"] == 400
+    assert problem["detail"]
+
+
+async def test_compliance_of_a_department_and_a_function(port: HttpPort, database_url: str) -> None:
+    await worklist_tickets(database_url)
+    window = "from=2000-01-01&to=2100-01-01"
+    status, okf = await get_json(url(port, f"/departments/okf/compliance?{window}"))
+    assert status == 200, okf
+    assert model_errors("Compliance", okf) == []
+    assert {row["department"] for row in okf["sla"]} == {"okf"}
+    response = [row for row in okf["sla"] if row["metric"] == "response"]
+    # OLD breached its response, DONE met it, NEW's is open.
+    assert sum(row["breached"] for row in response) == 1
+    assert sum(row["met"] for row in response) == 1
+    assert sum(row["open"] for row in response) == 1
+    status, function = await get_json(url(port, f"/functions/pc-software/compliance?{window}"))
+    assert status == 200
+    assert model_errors("Compliance", function) == []
+    assert function["sla"] == []
+    assert {row["function"] for row in function["ola"]} == {"pc-software"}
+    # This month by default: the ten-day-old tickets may or may not be in it; it answers.
+    status, default = await get_json(url(port, "/departments/okf/compliance"))
+    assert status == 200
+    assert default["period"].startswith("tickets created in [")
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/departments/nobody/compliance", 404), ("/functions/nobody/compliance", 404),
+     ("/departments/okf/compliance?from=yesterday", 400),
+     ("/departments/okf/compliance?from=2026-12-01&to=2026-11-01", 400),
+     ("/departments/okf/compliance?department=okf", 400)],
+)  # fmt: skip
+async def test_compliance_refusals_are_problems(port: HttpPort, path: str, status: int) -> None:
+    answered, problem = await get_json(url(port, path))
+    assert (answered, problem["status"]) == (status, status)
+    assert model_errors("Problem", problem) == []
+
+
+async def test_the_port_serves_its_committed_openapi_document(port: HttpPort) -> None:
+    status, document = await get_json(url(port, "/openapi.json"))
+    assert (status, document) == (200, DOCUMENT)
+    assert document["openapi"] == "3.1.0"
+    _, ready = await get_json(url(port, "/readyz"))
+    assert model_errors("Readiness", ready) == []
+    _, health = await get_json(url(port, "/healthz"))
+    assert model_errors("Health", health) == []

@@ -20,6 +20,7 @@ class MemoryFiringTransaction:
 
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
+        self._now: datetime | None = None  # the firing's instant, as now() in SQL
 
     def _due(self, now: datetime) -> list[ClockRow]:
         """Clocks of known tickets due at ``now``, earliest first (the join of the claim)."""
@@ -34,11 +35,13 @@ class MemoryFiringTransaction:
 
     async def claim_due(self, now: datetime, limit: int) -> list[str]:
         """Claim the tickets of up to ``limit`` due clocks: a ticket id per clock claimed."""
+        self._now = now
         return [clock.ticket_id for clock in self._due(now)[:limit]]
 
     async def due_clocks(self, tickets: Sequence[str], now: datetime) -> list[DueClock]:
         """The claimed tickets' clocks due at ``now``, earliest first."""
         wanted = set(tickets)
+        rows = self._tables.tickets  # _due keeps only the clocks of known tickets
         return [
             DueClock(
                 ticket_id=c.ticket_id,
@@ -56,6 +59,8 @@ class MemoryFiringTransaction:
                 tiers=tuple(c.tiers),  # type: ignore[arg-type]
                 step_due_at=tuple(c.step_due_at),
                 measured_at=c.measured_at,
+                assigned_function=rows[c.ticket_id].assigned_function,  # type: ignore[arg-type]
+                assigned_team=rows[c.ticket_id].assigned_team,
                 stopped_at=c.stopped_at,
             )
             for c in self._due(now)
@@ -139,6 +144,9 @@ class MemoryFiringTransaction:
             clock.next_due_at = a.next_due_at
             if a.breached and clock.state == "running":
                 clock.state = "breached"
+        for ticket_id in sorted({a.ticket_id for a in clocks}):
+            if ticket_id in self._tables.tickets and self._now is not None:
+                self._tables.feed_changed(ticket_id, self._now)
 
 
 class MemoryDueListener:

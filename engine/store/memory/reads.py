@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from engine.store.memory.tables import ClockRow, Tables
-from engine.store.reads import ChannelBacklog, ClockGroup, GaugeCounts, StoredClock, TicketRows
+from engine.store.memory.tables import ClockRow, Tables, TicketRow
+from engine.store.reads import (
+    ChannelBacklog,
+    ClockGroup,
+    GaugeCounts,
+    StoredClock,
+    TicketRows,
+    WorklistKey,
+    WorklistQuery,
+)
+
+# Where a ticket without a running deadline sorts: last, as 'infinity' does in SQL.
+_NO_DEADLINE = datetime.max.replace(tzinfo=UTC)
 
 
 class MemoryReads:
@@ -89,8 +100,40 @@ class MemoryReads:
             }
         return sorted(found)[:limit]
 
+    async def worklist(self, query: WorklistQuery) -> list[WorklistKey]:
+        """Up to ``query.limit`` tickets after ``query.after``, in worklist order."""
+        async with self._tables.snapshot() as tables:
+            chosen: dict[str, list[ClockRow]] = {}
+            for clock in tables.clocks.values():
+                ticket = tables.tickets.get(clock.ticket_id)  # joined, as in SQL
+                if ticket is None:
+                    continue
+                if _ticket_passes(ticket, query) and _clock_passes(clock, query):
+                    chosen.setdefault(clock.ticket_id, []).append(clock)
+        listed = []
+        for ticket_id, clocks in chosen.items():
+            breached = any(_breached(clock, query.now) for clock in clocks)
+            if query.breached is not None and breached != query.breached:
+                continue
+            deadlines = [c.deadline for c in clocks if c.running and c.deadline is not None]
+            listed.append(WorklistKey(min(deadlines) if deadlines else None, ticket_id))
+        listed.sort(key=_order)
+        if query.after is not None:
+            after = _order(query.after)
+            listed = [key for key in listed if _order(key) > after]
+        return listed[: query.limit]
+
+    async def tickets(self, ticket_ids: Sequence[str]) -> dict[str, TicketRows]:
+        """The rows of each ticket that has any, read in one snapshot."""
+        found = {}
+        for ticket_id in ticket_ids:
+            rows = await self.ticket(ticket_id)
+            if rows is not None:
+                found[ticket_id] = rows
+        return found
+
     async def clocks_of_period(
-        self, start: datetime, end: datetime, department: str | None
+        self, start: datetime, end: datetime, department: str | None, function: str | None = None
     ) -> AsyncGenerator[StoredClock, None]:
         """Their clocks in ticket then clock key order, read in one snapshot."""
         async with self._tables.snapshot() as tables:
@@ -98,7 +141,12 @@ class MemoryReads:
             clocks = [
                 _stored(clock)
                 for (ticket_id, _), clock in sorted(tables.clocks.items(), key=lambda i: i[0])
-                if ticket_id in created and department in (None, clock.department)
+                if ticket_id in created
+                and department in (None, clock.department)
+                and (
+                    function is None
+                    or (clock.agreement_kind == "ola" and clock.function == function)
+                )
             ]
         for clock in clocks:
             yield clock
@@ -178,3 +226,48 @@ def _breaching(clock: ClockRow, now: datetime, window: timedelta) -> bool:
         and deadline is not None
         and now < deadline <= now + window
     )
+
+
+def _order(key: WorklistKey) -> tuple[datetime, str]:
+    return (_NO_DEADLINE if key.next_deadline is None else key.next_deadline, key.ticket_id)
+
+
+def _ticket_passes(ticket: TicketRow, query: WorklistQuery) -> bool:
+    return (
+        query.department in (None, ticket.department)
+        and query.service in (None, ticket.service)
+        and query.priority in (None, ticket.priority)
+        and query.function in (None, ticket.assigned_function)
+        and query.team in (None, ticket.assigned_team)
+    )
+
+
+def _clock_passes(clock: ClockRow, query: WorklistQuery) -> bool:
+    now = query.now
+    if query.scope == "open" and clock.stopped_at is not None:
+        return False
+    if query.metric is not None and clock.metric != query.metric:
+        return False
+    if query.state is not None and _live_state(clock, now) != query.state:
+        return False
+    within = query.breaching_within
+    if within is not None:
+        deadline = clock.deadline
+        if not clock.running or _breached(clock, now) or deadline is None:
+            return False
+        if deadline > now + within:
+            return False
+    return True
+
+
+def _breached(clock: ClockRow, now: datetime) -> bool:
+    return clock.state == "breached" or _overdue(clock, now)
+
+
+def _live_state(clock: ClockRow, now: datetime) -> str:
+    """The clock's state at ``now``: a running clock past its deadline is breached."""
+    if _breached(clock, now):
+        return "breached"
+    if clock.stopped_at is not None:
+        return clock.state
+    return "running" if clock.running else "paused"

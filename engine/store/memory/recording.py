@@ -113,6 +113,7 @@ class MemoryRecordingTransaction:
             row.priority = timeline.priority_at(None)
             row.status = timeline.status
             row.assigned_function = timeline.assigned_function
+            row.assigned_team = timeline.assigned_team
             if sla is not None:
                 row.agreement_kind = sla.agreement.kind
             row.agreements.update(
@@ -120,6 +121,7 @@ class MemoryRecordingTransaction:
             )
             row.clock_keys = [clock.key for clock in clocks.clocks]
             row.closed_at = timeline.closed_at
+            self._tables.feed_changed(ticket.ticket_id, now)
 
     async def write_clocks(
         self, clocks: Sequence[MeasuredClock], now: datetime

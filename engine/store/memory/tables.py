@@ -35,6 +35,8 @@ class TicketRow:
     updated_at: datetime | None = None
     closed_at: datetime | None = None
     personal_data_purged_at: datetime | None = None
+    feed_version: int = 0  # commits that changed its clocks (the SLA feed's version)
+    assigned_team: str | None = None
 
 
 @dataclass
@@ -152,6 +154,16 @@ class DigestRow:
 
 
 @dataclass
+class FeedRow:
+    """A row of ``sla_feed``: the latest version of a ticket's clocks not yet published."""
+
+    ticket_id: str
+    version: int
+    changed_at: datetime
+    claimed_until: datetime | None = None
+
+
+@dataclass
 class Tables:
     """Every table of the store, keyed as their primary keys are."""
 
@@ -160,6 +172,7 @@ class Tables:
     clocks: dict[tuple[str, str], ClockRow] = field(default_factory=dict)
     steps: dict[tuple[str, str, float], StepRow] = field(default_factory=dict)
     outbox: dict[UUID, NoticeRow] = field(default_factory=dict)
+    feed: dict[str, FeedRow] = field(default_factory=dict)
     budgets: dict[tuple[str, str], BudgetRow] = field(default_factory=dict)
     digests: dict[UUID, DigestRow] = field(default_factory=dict)
     # Who hears of an earlier due instant, as schedulers LISTEN in PostgreSQL.
@@ -184,10 +197,16 @@ class Tables:
         async with self._lock:
             yield self
 
+    def feed_changed(self, ticket_id: str, at: datetime) -> None:
+        """A commit changed the ticket's clocks: a new version for the SLA feed."""
+        ticket = self.tickets[ticket_id]
+        ticket.feed_version += 1
+        self.feed[ticket_id] = FeedRow(ticket_id, ticket.feed_version, at)
+
     def announce_due(self, at: datetime | None) -> None:
         """Tell every listener of an earlier due instant, as a recording's NOTIFY does."""
         for listener in list(self.due_listeners):
             listener(at)
 
 
-_TABLES = ("tickets", "events", "clocks", "steps", "outbox", "budgets", "digests")
+_TABLES = ("tickets", "events", "clocks", "steps", "outbox", "feed", "budgets", "digests")

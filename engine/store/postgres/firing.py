@@ -38,13 +38,15 @@ ORDER BY c.next_due_at
 LIMIT $2
 FOR UPDATE OF t SKIP LOCKED
 """
+# The ticket's row is read with its clocks for the assignment, the provider side of the
+# steps' audience: locked by the claim, it is as intake last committed it.
 DUE_CLOCKS = """
-SELECT ticket_id, clock_key, metric, agreement_kind, department, service, function,
-       priority, calendar, target_s, deadline, steps, tiers, step_due_at, measured_at,
-       stopped_at
-FROM clocks
-WHERE ticket_id = ANY($1::text[]) AND next_due_at <= $2
-ORDER BY next_due_at
+SELECT c.ticket_id, c.clock_key, c.metric, c.agreement_kind, c.department, c.service,
+       c.function, c.priority, c.calendar, c.target_s, c.deadline, c.steps, c.tiers,
+       c.step_due_at, c.measured_at, c.stopped_at, t.assigned_function, t.assigned_team
+FROM clocks AS c JOIN tickets AS t ON t.ticket_id = c.ticket_id
+WHERE c.ticket_id = ANY($1::text[]) AND c.next_due_at <= $2
+ORDER BY c.next_due_at
 """
 RECORD_STEPS = """
 INSERT INTO escalation_steps (ticket_id, clock_key, step, tier, metric, agreement_kind,
@@ -69,6 +71,19 @@ UPDATE clocks SET next_due_at = u.next_due_at,
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[])
     AS u(ticket_id, clock_key, next_due_at, breached)
 WHERE clocks.ticket_id = u.ticket_id AND clocks.clock_key = u.clock_key
+"""
+# Steps fired: each ticket has a new version of its clocks (their next steps) for the SLA
+# feed, as in the recording's UPDATE_TICKETS.
+FEED_CHANGED = """
+WITH bumped AS (
+    UPDATE tickets SET feed_version = feed_version + 1
+    WHERE ticket_id = ANY($1::text[])
+    RETURNING ticket_id, feed_version
+)
+INSERT INTO sla_feed (ticket_id, version, changed_at)
+SELECT ticket_id, feed_version, now() FROM bumped
+ON CONFLICT (ticket_id) DO UPDATE SET
+    version = EXCLUDED.version, changed_at = EXCLUDED.changed_at, claimed_until = NULL
 """
 EARLIEST_DUE = "SELECT min(next_due_at) FROM clocks WHERE next_due_at IS NOT NULL"
 
@@ -106,6 +121,8 @@ class PostgresFiringTransaction:
                 tiers=tuple(row["tiers"]),
                 step_due_at=tuple(row["step_due_at"]),
                 measured_at=row["measured_at"],
+                assigned_function=row["assigned_function"],
+                assigned_team=row["assigned_team"],
                 stopped_at=row["stopped_at"],
             )
             for row in rows
@@ -182,6 +199,8 @@ class PostgresFiringTransaction:
             return
         rows = [(c.ticket_id, c.clock_key, c.next_due_at, c.breached) for c in clocks]
         await self._connection.execute(ADVANCE, *map(list, zip(*rows, strict=True)))
+        tickets = sorted({c.ticket_id for c in clocks})  # locked already, in this order
+        await self._connection.execute(FEED_CHANGED, tickets)
 
 
 class PostgresDueListener:

@@ -6,7 +6,15 @@ from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime, timedelta
 
 from engine.store.postgres.database import Database, borrow
-from engine.store.reads import ChannelBacklog, ClockGroup, GaugeCounts, StoredClock, TicketRows
+from engine.store.reads import (
+    ChannelBacklog,
+    ClockGroup,
+    GaugeCounts,
+    StoredClock,
+    TicketRows,
+    WorklistKey,
+    WorklistQuery,
+)
 
 # One scan of the clocks for open and this month's stopped ones. A clock still running
 # past its deadline counts as breached now, whatever its last measurement said; at risk
@@ -58,6 +66,52 @@ TICKETS_WITHOUT_STEPS = """
 SELECT DISTINCT ticket_id FROM clocks WHERE cardinality(steps) = 0
 AND ticket_id > $1 ORDER BY ticket_id LIMIT $2
 """
+# The worklist (see WorklistQuery): the clocks that pass the clock filters ($2 scope all,
+# $3 metric, $8 state at $1, $10 breaching within) of the tickets that pass the ticket
+# filters ($4 to $7, $15), one row per ticket with the next deadline among them; $9 breached.
+# Keyset pagination after ($12 deadline, $13 ticket id) when $11: a row inserted before
+# the cursor moves no later row. Ids compare byte-wise (COLLATE "C"), as Python's do.
+WORKLIST = """
+WITH chosen AS (
+    SELECT c.ticket_id, c.running, c.deadline,
+           coalesce(c.state = 'breached' OR (c.running AND c.deadline <= $1), false) AS breached,
+           CASE WHEN c.state = 'breached' OR (c.running AND c.deadline <= $1) THEN 'breached'
+                WHEN c.stopped_at IS NOT NULL THEN c.state
+                WHEN c.running THEN 'running'
+                ELSE 'paused' END AS live_state
+    FROM clocks AS c JOIN tickets AS t USING (ticket_id)
+    WHERE ($2 OR c.stopped_at IS NULL)
+      AND ($3::text IS NULL OR c.metric = $3)
+      AND ($4::text IS NULL OR t.department = $4)
+      AND ($5::text IS NULL OR t.service = $5)
+      AND ($6::text IS NULL OR t.priority = $6)
+      AND ($7::text IS NULL OR t.assigned_function = $7)
+      AND ($15::text IS NULL OR t.assigned_team = $15)
+), listed AS (
+    SELECT ticket_id, min(deadline) FILTER (WHERE running) AS next_deadline
+    FROM chosen
+    WHERE ($8::text IS NULL OR live_state = $8)
+      AND ($10::interval IS NULL OR (running AND NOT breached AND deadline <= $1 + $10))
+    GROUP BY ticket_id
+    HAVING $9::boolean IS NULL OR bool_or(breached) = $9
+)
+SELECT ticket_id, next_deadline FROM listed
+WHERE NOT $11
+   OR (coalesce(next_deadline, 'infinity'), ticket_id COLLATE "C")
+      > (coalesce($12::timestamptz, 'infinity'), $13::text COLLATE "C")
+ORDER BY coalesce(next_deadline, 'infinity'), ticket_id COLLATE "C"
+LIMIT $14
+"""
+TICKETS_AGREEMENTS = """
+SELECT ticket_id, agreements::text AS agreements FROM tickets WHERE ticket_id = ANY($1::text[])
+"""
+TICKETS_EVENTS = """
+SELECT ticket_id, payload::text AS payload FROM events WHERE ticket_id = ANY($1::text[])
+"""
+TICKETS_FIRED = """
+SELECT ticket_id, clock_key, step, fired_at, status
+FROM escalation_steps WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id, clock_key, step
+"""
 # Ordered so that equal inputs give equal reports (a group's most common target among
 # equally common ones is the first met). The columns are StoredClock's, in its order.
 PERIOD_CLOCKS = """
@@ -65,6 +119,7 @@ SELECT c.ticket_id, c.department, c.service, c.priority, c.metric, c.agreement_k
        c.function, c.state, c.running, c.deadline, c.elapsed_s, c.target_s
 FROM tickets AS t JOIN clocks AS c USING (ticket_id)
 WHERE t.created_at >= $1 AND t.created_at < $2 AND ($3::text IS NULL OR c.department = $3)
+  AND ($4::text IS NULL OR (c.agreement_kind = 'ola' AND c.function = $4))
 ORDER BY c.ticket_id, c.clock_key
 """
 # Ordered as the clocks read a ticket's events (engine.sla_clock.timeline.order). The
@@ -142,8 +197,51 @@ class PostgresReads:
             rows = await connection.fetch(TICKETS_WITHOUT_STEPS, after, limit)
         return [row["ticket_id"] for row in rows]
 
+    async def worklist(self, query: WorklistQuery) -> list[WorklistKey]:
+        """Up to ``query.limit`` tickets after ``query.after``, in worklist order."""
+        after = query.after
+        async with borrow(self._source, self._acquire_timeout_s) as connection:
+            rows = await connection.fetch(
+                WORKLIST,
+                query.now,
+                query.scope == "all",
+                query.metric,
+                query.department,
+                query.service,
+                query.priority,
+                query.function,
+                query.state,
+                query.breached,
+                query.breaching_within,
+                after is not None,
+                None if after is None else after.next_deadline,
+                "" if after is None else after.ticket_id,
+                query.limit,
+                query.team,
+            )
+        return [WorklistKey(row["next_deadline"], row["ticket_id"]) for row in rows]
+
+    async def tickets(self, ticket_ids: Sequence[str]) -> dict[str, TicketRows]:
+        """The rows of each ticket that has any, read in one snapshot."""
+        ids = list(ticket_ids)
+        async with (
+            borrow(self._source, self._acquire_timeout_s) as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            tickets = await connection.fetch(TICKETS_AGREEMENTS, ids)
+            events = await connection.fetch(TICKETS_EVENTS, ids)
+            fired = await connection.fetch(TICKETS_FIRED, ids)
+        found = {row["ticket_id"]: TicketRows([], row["agreements"], []) for row in tickets}
+        for row in events:
+            found[row["ticket_id"]].payloads.append(row["payload"])
+        for row in fired:
+            found[row["ticket_id"]].fired.append(
+                (row["clock_key"], row["step"], row["fired_at"], row["status"])
+            )
+        return found
+
     async def clocks_of_period(
-        self, start: datetime, end: datetime, department: str | None
+        self, start: datetime, end: datetime, department: str | None, function: str | None = None
     ) -> AsyncGenerator[StoredClock, None]:
         """Their clocks in ticket then clock key order, read in one snapshot."""
         # A server-side cursor lives in a transaction: one snapshot, a prefetch at a time.
@@ -151,7 +249,9 @@ class PostgresReads:
             borrow(self._source, self._acquire_timeout_s) as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
-            rows = connection.cursor(PERIOD_CLOCKS, start, end, department, prefetch=PREFETCH_ROWS)
+            rows = connection.cursor(
+                PERIOD_CLOCKS, start, end, department, function, prefetch=PREFETCH_ROWS
+            )
             async for row in rows:
                 yield StoredClock(*row)
 

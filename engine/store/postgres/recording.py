@@ -74,7 +74,7 @@ CREATE TEMP TABLE IF NOT EXISTS staged_events (
 CREATE TEMP TABLE IF NOT EXISTS staged_tickets (
     ticket_id text, created_at timestamptz, department text, service text, priority text,
     status text, assigned_function text, agreement_kind text, agreements jsonb,
-    clock_keys text[], event_count integer, closed_at timestamptz
+    clock_keys text[], event_count integer, closed_at timestamptz, assigned_team text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staged_clocks (
     ticket_id text, clock_key text, metric text, agreement_kind text, agreement_key text,
@@ -110,24 +110,36 @@ EVENT_IDS = "SELECT ticket_id, event_id FROM events WHERE ticket_id = ANY($1::te
 PAYLOADS = "SELECT payload::text AS payload FROM events WHERE event_id = ANY($1::uuid[])"
 # A ticket still waiting for its creation (no created_at staged) keeps what its row
 # holds and counts its events; the snapshots staged are only those attached now.
+# A measured ticket (one with created_at staged) has a new version of its clocks for the
+# SLA feed: its feed_version goes up and its row in sla_feed asks for it to be published.
 UPDATE_TICKETS = """
-UPDATE tickets SET
-    created_at = coalesce(u.created_at, tickets.created_at),
-    department = coalesce(u.department, tickets.department),
-    service = coalesce(u.service, tickets.service),
-    priority = coalesce(u.priority, tickets.priority),
-    status = coalesce(u.status, tickets.status),
-    assigned_function = CASE WHEN u.created_at IS NULL THEN tickets.assigned_function
-                        ELSE u.assigned_function END,
-    agreement_kind = coalesce(u.agreement_kind, tickets.agreement_kind),
-    agreements = CASE WHEN u.agreements IS NULL THEN tickets.agreements
-                 ELSE tickets.agreements || u.agreements END,
-    clock_keys = coalesce(u.clock_keys, tickets.clock_keys),
-    closed_at = CASE WHEN u.created_at IS NULL THEN tickets.closed_at ELSE u.closed_at END,
-    event_count = u.event_count,
-    updated_at = $1
-FROM staged_tickets AS u
-WHERE tickets.ticket_id = u.ticket_id
+WITH updated AS (
+    UPDATE tickets SET
+        created_at = coalesce(u.created_at, tickets.created_at),
+        department = coalesce(u.department, tickets.department),
+        service = coalesce(u.service, tickets.service),
+        priority = coalesce(u.priority, tickets.priority),
+        status = coalesce(u.status, tickets.status),
+        assigned_function = CASE WHEN u.created_at IS NULL THEN tickets.assigned_function
+                            ELSE u.assigned_function END,
+        assigned_team = CASE WHEN u.created_at IS NULL THEN tickets.assigned_team
+                        ELSE u.assigned_team END,
+        agreement_kind = coalesce(u.agreement_kind, tickets.agreement_kind),
+        agreements = CASE WHEN u.agreements IS NULL THEN tickets.agreements
+                     ELSE tickets.agreements || u.agreements END,
+        clock_keys = coalesce(u.clock_keys, tickets.clock_keys),
+        closed_at = CASE WHEN u.created_at IS NULL THEN tickets.closed_at ELSE u.closed_at END,
+        event_count = u.event_count,
+        feed_version = tickets.feed_version + (u.created_at IS NOT NULL)::int,
+        updated_at = $1
+    FROM staged_tickets AS u
+    WHERE tickets.ticket_id = u.ticket_id
+    RETURNING tickets.ticket_id, tickets.feed_version, u.created_at IS NOT NULL AS measured
+)
+INSERT INTO sla_feed (ticket_id, version, changed_at)
+SELECT ticket_id, feed_version, $1 FROM updated WHERE measured
+ON CONFLICT (ticket_id) DO UPDATE SET
+    version = EXCLUDED.version, changed_at = EXCLUDED.changed_at, claimed_until = NULL
 """
 # The steps travel as array literals, and their instants as epoch microseconds: COPY's
 # binary arrays cost this process a check of every element, which the database can do
@@ -311,7 +323,7 @@ def ticket_row(ticket: MeasuredTicket) -> tuple[object, ...]:
     """A row of ``staged_tickets``."""
     clocks = ticket.clocks
     if clocks is None:  # waiting for its creation, or unmeasurable: keep what is there
-        return (ticket.ticket_id, *(None,) * 9, ticket.event_count, None)
+        return (ticket.ticket_id, *(None,) * 9, ticket.event_count, None, None)
     timeline = clocks.timeline
     sla = next((c for c in clocks.clocks if c.agreement.kind != "ola"), None)
     return (
@@ -327,6 +339,7 @@ def ticket_row(ticket: MeasuredTicket) -> tuple[object, ...]:
         [clock.key for clock in clocks.clocks],
         ticket.event_count,
         timeline.closed_at,
+        timeline.assigned_team,
     )
 
 

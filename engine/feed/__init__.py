@@ -1,0 +1,1 @@
+"""The SLA feed: tickets' clocks published on ``helpdesk.sla`` after every change."""

@@ -1,0 +1,106 @@
+"""The SLA feed of the engine as a process: SIGKILL mid-stream, two engines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import pytest
+
+from engine.feed.contract import FEED_EXCHANGE
+from engine.intake.publish import publish_events
+from tests.acceptance.conftest import start
+from tests.acceptance.test_daemon import all_recorded, some_recorded
+from tests.daemons import Daemon
+from tests.services import AMQP_URL, poll
+from tests.streams import lines, stream
+
+pytestmark = pytest.mark.acceptance
+
+
+@pytest.fixture
+async def feed_queue(
+    broker: aio_pika.abc.AbstractChannel,
+) -> aio_pika.abc.AbstractQueue:
+    """A queue bound to every message of the feed, declared before any engine starts."""
+    exchange = await broker.declare_exchange(FEED_EXCHANGE, aio_pika.ExchangeType.TOPIC,
+                                             durable=True)  # fmt: skip
+    queue = await broker.declare_queue(exclusive=True)
+    await queue.bind(exchange, "sla.#")
+    return queue
+
+
+async def feed_drained(database_url: str) -> dict[str, int]:
+    """Wait until every version is published; then each ticket's latest version."""
+    connection = await asyncpg.connect(database_url)
+    try:
+
+        async def drained() -> bool:
+            waiting: int = await connection.fetchval("SELECT count(*) FROM sla_feed")
+            return waiting == 0
+
+        await poll(drained, timeout_s=60, what="every SLA feed version published")
+        rows = await connection.fetch(
+            "SELECT ticket_id, feed_version FROM tickets WHERE feed_version > 0"
+        )
+    finally:
+        await connection.close()
+    return {row["ticket_id"]: row["feed_version"] for row in rows}
+
+
+async def messages(queue: aio_pika.abc.AbstractQueue) -> list[tuple[str, int]]:
+    got = []
+    while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        body = json.loads(message.body)
+        assert message.message_id == f"{body['ticket_id']}:{body['version']}"
+        got.append((body["ticket_id"], body["version"]))
+    return got
+
+
+async def test_sigkill_between_commit_and_publish_loses_no_latest_version(
+    daemons: list[Daemon],
+    daemon_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+    feed_queue: aio_pika.abc.AbstractQueue,
+) -> None:
+    env = {**daemon_env, "SLA_ENGINE_FEED_LEASE_S": "2"}
+    events = stream(600, seed=5)
+    first = await start(daemons, env, tmp_path)
+    publisher = asyncio.create_task(publish_events(lines(events), AMQP_URL))
+    await some_recorded(database_url, 250)
+    first.kill()  # mid-stream: versions committed and not yet published, claims held
+    await publisher
+    await start(daemons, env, tmp_path)
+    await all_recorded(database_url, len(events))
+    latest = await feed_drained(database_url)
+    got = await messages(feed_queue)
+    published: dict[str, int] = {}
+    for ticket_id, version in got:
+        published[ticket_id] = max(version, published.get(ticket_id, 0))
+    assert published == latest  # every ticket's latest version went out
+
+
+async def test_two_engines_publish_each_version_once(
+    daemons: list[Daemon],
+    daemon_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+    feed_queue: aio_pika.abc.AbstractQueue,
+) -> None:
+    events = stream(800, seed=6)
+    engines = [await start(daemons, daemon_env, tmp_path) for _ in range(2)]
+    await publish_events(lines(events), AMQP_URL)
+    await all_recorded(database_url, len(events))
+    latest = await feed_drained(database_url)
+    got = await messages(feed_queue)
+    assert [pair for pair, n in Counter(got).items() if n > 1] == []
+    assert {ticket_id for ticket_id, _ in got} == set(latest)
+    for engine in engines:
+        assert await engine.terminate() == 0
+    stopped = [engine.logged("engine.stopped") or {} for engine in engines]
+    assert sum(s["feed_published"] for s in stopped) == len(got)

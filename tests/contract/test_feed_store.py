@@ -1,0 +1,93 @@
+"""The SLA feed's port, the same on PostgreSQL and in memory: versions written with the
+change that made them, claimed once, settled unless a newer one came."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from engine.config import load_config
+from engine.events import TicketEvent, parse_event
+from engine.intake.recorder import Recorder
+from engine.notify.compose import Composer
+from engine.scheduler.firing import fire_due
+from engine.sla_clock.meter import ClockMeter
+from tests.contract.conftest import Backend
+from tests.helpers import EXAMPLE_CONFIG
+from tests.streams import CPH, event
+
+CONFIG = load_config(EXAMPLE_CONFIG)
+METER = ClockMeter(CONFIG)
+MONDAY = datetime(2030, 11, 25, 9, tzinfo=CPH)
+NOW = MONDAY.astimezone(UTC)
+LEASE = timedelta(seconds=30)
+
+
+def ev(type_: str, ticket: str, seq: int, minutes: float, **fields: Any) -> TicketEvent:
+    at = MONDAY + timedelta(minutes=minutes)
+    return parse_event(json.dumps(event(type_, ticket, seq, at, **fields)))
+
+
+def created(ticket: str, department: str = "okf") -> TicketEvent:
+    service = "opus-loen" if department == "okf" else "omsorgssystem"
+    return ev("ticket.created", ticket, 0, 0, department=department, service=service,
+              priority="P1", subject="Løn")  # fmt: skip
+
+
+async def record(backend: Backend, *events: TicketEvent, minutes: float = 1) -> None:
+    await Recorder(METER, backend.recording).record(list(events), NOW + timedelta(minutes=minutes))
+
+
+async def test_a_measured_ticket_has_a_version_to_publish(backend: Backend) -> None:
+    await record(backend, created("A"), ev("ticket.responded", "A", 1, 0.5))
+    # Waiting for its creation: nothing measured, nothing to publish.
+    await record(backend, ev("ticket.responded", "B", 1, 0.5))
+    [ticket] = await backend.feed.claim(NOW, 10, LEASE)
+    assert (ticket.ticket_id, ticket.version, ticket.department) == ("A", 1, "okf")
+    assert ticket.priority == "P1"
+    assert ticket.status == "new"
+    keys = {clock.key: clock for clock in ticket.clocks}
+    assert {"response", "resolution"} <= set(keys)
+    assert keys["response"].state == "met"
+    assert keys["response"].stopped_at is not None
+    resolution = keys["resolution"]
+    assert resolution.running
+    assert resolution.deadline is not None
+    assert resolution.next_due_at == resolution.step_due_at[0]
+
+
+async def test_a_claim_is_taken_once_until_it_lapses(backend: Backend) -> None:
+    await record(backend, created("A"), created("B", "sof"))
+    first = await backend.feed.claim(NOW, 1, LEASE)
+    second = await backend.feed.claim(NOW, 10, LEASE)
+    assert [t.ticket_id for t in first + second] == ["A", "B"]  # the oldest change first
+    assert await backend.feed.claim(NOW, 10, LEASE) == []
+    lapsed = await backend.feed.claim(NOW + LEASE, 10, LEASE)  # the claimers died
+    assert sorted(t.ticket_id for t in lapsed) == ["A", "B"]
+
+
+async def test_settling_keeps_a_newer_version(backend: Backend) -> None:
+    await record(backend, created("A"), created("B", "sof"))
+    claimed = await backend.feed.claim(NOW, 10, LEASE)
+    assert [(t.ticket_id, t.version) for t in claimed] == [("A", 1), ("B", 1)]
+    # A changes while its version 1 is being published: version 2 waits, unclaimed.
+    await record(backend, ev("ticket.responded", "A", 1, 0.5), minutes=2)
+    await backend.feed.settle([(t.ticket_id, t.version) for t in claimed])
+    [again] = await backend.feed.claim(NOW, 10, LEASE)
+    assert (again.ticket_id, again.version) == ("A", 2)
+    await backend.feed.settle([("A", 2)])
+    assert await backend.feed.claim(NOW + 2 * LEASE, 10, LEASE) == []
+
+
+async def test_steps_fired_make_a_new_version(backend: Backend) -> None:
+    await record(backend, created("A"))
+    claimed = await backend.feed.claim(NOW, 10, LEASE)
+    await backend.feed.settle([(t.ticket_id, t.version) for t in claimed])
+    # An hour on, P1's response (30 minutes) has breached: its steps fire.
+    firing = await fire_due(backend.firing, Composer(CONFIG), NOW + timedelta(hours=1), 100)
+    assert firing.fired
+    [ticket] = await backend.feed.claim(NOW, 10, LEASE)
+    assert ticket.version == 2
+    response = next(clock for clock in ticket.clocks if clock.key == "response")
+    assert response.state == "breached"
