@@ -96,6 +96,8 @@ def fired_step(config: AgreementConfig, step: SimulatedStep) -> FiredStep:
         due_at=step.due_at,
         fired_at=step.due_at,
         deadline=None,
+        assigned_function=step.assigned_function,  # type: ignore[arg-type]
+        assigned_team=step.assigned_team,
     )
 
 

@@ -18,7 +18,7 @@ from engine.simulate.notices import check_every_notice_told_once, fired_step, no
 from engine.simulate.render import print_comparison
 from engine.sla_clock.meter import ClockMeter
 from tests.helpers import EXAMPLE_CONFIG, unbudgeted
-from tests.unit.test_simulate import at, created
+from tests.unit.test_simulate import at, created, ev
 
 CONFIG = load_config(EXAMPLE_CONFIG)
 UNTIL = at(60)  # the response steps of a P1 ØKF ticket (15 minutes), not its resolution's
@@ -127,3 +127,16 @@ def test_the_cli_compares_notices_of_two_configurations(
     assert totals["messages_a"] < totals["messages_b"]
     email = [r for r in document["notices_compare"] if r["channel"] == "email"]
     assert any(r["messages_a"] < r["messages_b"] for r in email)
+
+
+def test_each_step_carries_the_assignment_the_ticket_had_when_it_fell_due() -> None:
+    # Assigned at minute 10: between the 0.5 step (7.5) and the 0.75 step (11.25).
+    assigned = ev("ticket.assigned", "A", 1, 10, function="pc-software")
+    run = simulate(ClockMeter(CONFIG), [created("A"), assigned], UNTIL)
+    response = {s.step: s.assigned_function for s in run.steps if s.clock_key == "response"}
+    assert response[0.5] is None
+    assert response[0.75] == "pc-software"
+    assert response[2.0] == "pc-software"
+    # The notices follow it as the daemon's would: the same Composer, the same step.
+    late = next(s for s in run.steps if s.clock_key == "response" and s.step == 0.75)
+    assert fired_step(CONFIG, late).assigned_function == "pc-software"
