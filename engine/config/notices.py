@@ -46,7 +46,7 @@ class NoticesConfig(_Model):
         default=False, description="a breach step at the strategic tier is sent alone, always"
     )
     digest_max_items: int = Field(
-        default=300,
+        default=500,
         ge=1,
         le=10_000,
         description="items a digest lists; beyond them it counts (a catch-up of thousands)",

@@ -82,7 +82,7 @@ class DigestWriter(Protocol):
         held: Sequence[HeldNotice],
         windows: Mapping[BudgetKey, Window],
         now: datetime,
-        max_items: int = 300,
+        max_items: int = 500,
     ) -> None:
         """Append the held notices to their digests, each listing up to ``max_items`` and
         counting the rest; save the budgets' windows."""

@@ -130,7 +130,7 @@ class MemoryFiringTransaction:
         held: Sequence[HeldNotice],
         windows: Mapping[BudgetKey, Window],
         now: datetime,
-        max_items: int = 300,
+        max_items: int = 500,
     ) -> None:
         """Append the held notices to their digests; save the budgets' windows."""
         digests.hold_notices(self._tables, held, windows, now, max_items)

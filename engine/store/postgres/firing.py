@@ -188,7 +188,7 @@ class PostgresFiringTransaction:
         held: Sequence[HeldNotice],
         windows: Mapping[BudgetKey, Window],
         now: datetime,
-        max_items: int = 300,
+        max_items: int = 500,
     ) -> None:
         """Append the held notices to their digests; save the budgets' windows."""
         await digests.hold_notices(self._connection, held, windows, now, max_items)
