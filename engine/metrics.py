@@ -47,7 +47,20 @@ WARNINGS = Counter(
 )
 NOTICES = Counter(
     "sla_notices",
-    "Escalation notices by channel and outcome: sent, retried, or failed for good.",
+    "Escalation notices by channel and outcome: sent, retried, failed for good, or"
+    " superseded (its step was undone before it left: nothing sent).",
+    ("channel", "outcome"),
+)
+NOTICES_HELD = Counter(
+    "sla_notices_held",
+    "Escalation notices put into a digest instead of sent alone, by channel and reason:"
+    " budget (over the recipient's budget) or catch_up (a step of a clock already stopped).",
+    ("channel", "reason"),
+)
+DIGESTS = Counter(
+    "sla_digests",
+    "Digests of held notices by channel and outcome: sent, retried, failed for good, or"
+    " superseded (every step in it was undone before it left: nothing sent).",
     ("channel", "outcome"),
 )
 FEED_MESSAGES = Counter(

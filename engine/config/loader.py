@@ -17,6 +17,7 @@ from engine.config.yaml_source import Loc, YamlDocument, YamlError, read_yaml
 
 _LIST_SECTIONS = ("calendars", "services", "escalation_policies", "olas", "departments")
 _SINGLE_SECTIONS = ("general_contract", "provider")
+_OPTIONAL_SECTIONS = ("notices",)  # at most once, like the single ones; defaults without it
 
 
 def load_config(directory: str | Path) -> AgreementConfig:
@@ -126,7 +127,7 @@ def _merge(
                     continue
                 items[(section, key)] = origin
                 merged[section][key] = item
-        for section in _SINGLE_SECTIONS:
+        for section in _SINGLE_SECTIONS + _OPTIONAL_SECTIONS:
             value = getattr(parsed, section)
             if value is None:
                 continue

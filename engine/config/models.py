@@ -24,6 +24,7 @@ from pydantic import (
 
 from engine.business_time.spec import CalendarSpec
 from engine.config.durations import Duration
+from engine.config.notices import NoticesConfig
 from engine.vocabulary import (
     LEVELS,
     PRIORITIES,
@@ -282,6 +283,7 @@ class ConfigFile(Model):
     departments: tuple[Department, ...] = ()
     general_contract: GeneralContract | None = None
     provider: Provider | None = None
+    notices: NoticesConfig | None = None
 
     @field_validator("*", mode="before")
     @classmethod

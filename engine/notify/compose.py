@@ -243,4 +243,5 @@ class Composer:
             subject=subject,
             body=body,
             payload=self.payload(step, ident, subject, body, audience),
+            language=chosen,
         )

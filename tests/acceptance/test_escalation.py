@@ -28,7 +28,7 @@ from engine.notify.amqp import ESCALATION_EXCHANGE
 from engine.notify.webhook import verify_signature
 from tests.acceptance.conftest import short_sof_response, start
 from tests.daemons import Daemon
-from tests.helpers import EditYaml
+from tests.helpers import EditYaml, every_notice_alone
 from tests.services import AMQP_URL, free_port, poll
 from tests.streams import CPH, event, lines
 
@@ -146,6 +146,7 @@ def escalation_env(
     short_sof_response(edit_yaml, TARGET_S, 15)
     edit_yaml("departments/sof.yaml", sof_contacts)
     edit_yaml("provider.yaml", provider_contacts)
+    edit_yaml("notices.yaml", every_notice_alone)  # these tests follow each step's notices
     return {
         **daemon_env,
         "SLA_ENGINE_CONFIG_DIR": str(config_dir),

@@ -19,10 +19,10 @@ from engine.notify.compose import Composer
 from engine.scheduler.firing import fire_due
 from engine.sla_clock.meter import ClockMeter
 from tests.contract.conftest import Backend
-from tests.helpers import EXAMPLE_CONFIG
+from tests.helpers import EXAMPLE_CONFIG, unbudgeted
 from tests.streams import CPH, event
 
-CONFIG = load_config(EXAMPLE_CONFIG)
+CONFIG = unbudgeted(load_config(EXAMPLE_CONFIG))  # who hears, each notice alone
 METER = ClockMeter(CONFIG)
 COMPOSER = Composer(CONFIG)
 MONDAY = datetime(2030, 11, 25, 9, tzinfo=CPH)  # office hours

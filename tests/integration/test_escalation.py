@@ -23,14 +23,14 @@ from engine.store.migrate import migrate, migrations
 from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.postgres.reads import PostgresReads
 from engine.store.postgres.recording import PostgresRecordingStore
-from tests.helpers import EXAMPLE_CONFIG
+from tests.helpers import EXAMPLE_CONFIG, unbudgeted
 from tests.integration.conftest import RunningEngine
 from tests.services import AMQP_URL, poll
 from tests.streams import CPH, event, lines
 
 pytestmark = pytest.mark.integration
 MONDAY = datetime(2026, 11, 23, 9, tzinfo=CPH)  # office hours, Monday
-CONFIG = load_config(EXAMPLE_CONFIG)
+CONFIG = unbudgeted(load_config(EXAMPLE_CONFIG))  # each step's notices, alone
 
 
 def ev(type_: str, seq: int, at: datetime, ticket: str = "E-1", **fields: Any) -> TicketEvent:
