@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from engine.cli.shared import CONFIG_DIR_ENV, EXIT_CONFIG, load_settings, tune_gc
-from engine.config import AgreementConfig, ConfigError, load_config, load_versioned
+from engine.config import AgreementConfig, ConfigError, load_versioned
 from engine.settings import ENV_PREFIX
 
 SETTINGS_HELP = (
@@ -76,7 +76,7 @@ def run(settings_file: Path | None) -> int:
     settings = load_settings(settings_file, EXIT_CONFIG)
     engine_logging.configure(settings.log_level, settings.log_json)
     try:
-        config = load_config(settings.config_dir)
+        config = load_versioned(settings.config_dir)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
