@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -75,6 +76,10 @@ def run(settings_file: Path | None) -> int:
 
     settings = load_settings(settings_file, EXIT_CONFIG)
     engine_logging.configure(settings.log_level, settings.log_json)
+    # SIGHUP's default action ends the process: until the engine's loop takes it over
+    # (``serve``), a reload asked for while starting is ignored, since the files are
+    # read now anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         config = load_versioned(settings.config_dir)
     except ConfigError as exc:

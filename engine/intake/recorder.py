@@ -77,7 +77,7 @@ class _Measurement:
 
 
 class Recorder:
-    """Records batches of events for one clock meter, keeping recent events parsed.
+    """Records batches of events with the clock meter in force, keeping recent events parsed.
 
     A ticket is measured again from all its events each time one arrives; most of them
     came through this process moments before, so each ticket's committed events are kept
