@@ -44,9 +44,17 @@ class Health(_Answer):
     status: Literal["ok"]
 
 
+class ConfigVersion(_Answer):
+    """The agreement configuration an engine runs."""
+
+    version: str = Field(description="a hash of the configuration's files, as check-config prints")
+    loaded_at: datetime = Field(description="when it was loaded: at start, or by a reload")
+
+
 class Readiness(_Answer):
     status: Literal["ready", "not ready"]
     checks: dict[str, str] = Field(description="database, broker, intake: 'ok' or why not")
+    config: ConfigVersion
 
 
 class Step(_Answer):
@@ -219,7 +227,11 @@ _MEASURES = {
 EXAMPLES: dict[str, Any] = {
     "Problem": {"status": 400, "title": "Bad Request", "detail": "limit: too large"},
     "Health": {"status": "ok"},
-    "Readiness": {"status": "ready", "checks": {"database": "ok", "broker": "ok", "intake": "ok"}},
+    "Readiness": {
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "ok", "intake": "ok"},
+        "config": {"version": "88f98691f698", "loaded_at": _AS_OF},
+    },
     "TicketState": {**_TICKET, "clocks": [{**_CLOCK, "steps": _STEPS}]},
     "WorklistPage": {
         "as_of": _AS_OF,
