@@ -12,7 +12,7 @@ from engine.sheet.render import (
     render_department,
     render_index,
 )
-from engine.sheet.words import DEFAULT_LANGUAGE, LANGUAGES, Language
+from engine.sheet.words import DEFAULT_LANGUAGE, LANGUAGES, Language, choose_language
 
 __all__ = [
     "DEFAULT_LANGUAGE",
@@ -21,6 +21,7 @@ __all__ = [
     "Language",
     "SheetFormat",
     "UnknownDepartment",
+    "choose_language",
     "file_href",
     "render_department",
     "render_index",

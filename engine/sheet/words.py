@@ -152,3 +152,30 @@ def windows_words(windows: Sequence[Window], language: Language) -> str:
 def list_words(items: Sequence[str], language: Language) -> str:
     """Items joined the way the language lists them."""
     return _join(items, language)
+
+
+def choose_language(accept_language: str | None) -> Language:
+    """The sheet's language a browser's ``Accept-Language`` prefers; Danish when neither is.
+
+    Each range is a language tag with an optional ``q`` weight (RFC 9110); ``en-GB`` asks
+    for English, ``*`` for anything (Danish, the default), ``q=0`` for not this one.
+    """
+    best: tuple[float, int, Language] | None = None
+    for position, item in enumerate((accept_language or "").split(",")):
+        tag, _, params = item.strip().partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0  # an unreadable weight counts as no wish
+        primary = tag.strip().lower().split("-")[0]
+        language = DEFAULT_LANGUAGE if primary == "*" else primary
+        if weight <= 0 or language not in LANGUAGES:
+            continue
+        # The highest weight wins; among equals, the range written first.
+        if best is None or (weight, -position) > (best[0], -best[1]):
+            best = (weight, position, language)
+    return best[2] if best is not None else DEFAULT_LANGUAGE
