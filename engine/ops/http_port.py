@@ -246,7 +246,9 @@ class HttpPort:
 
     async def _sheets_moved(self, request: web.Request) -> web.Response:
         # The pages link to each other relatively: the index must be read as a folder.
-        raise web.HTTPPermanentRedirect(request.rel_url.with_path("/departments/"))
+        raise web.HTTPPermanentRedirect(
+            request.rel_url.with_path("/departments/").with_query(request.query)
+        )
 
     async def _sheet_index(self, request: web.Request) -> web.Response:
         try:
