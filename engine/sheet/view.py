@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 
 import holidays
 
@@ -233,7 +232,7 @@ def index_sheet(config: AgreementConfig, language: Language, href: Href) -> Inde
                 id=service.id,
                 name=service.name,
                 owner=_owner(config, service.function),
-                price=_price(service.price_dkk, language)
+                price=price_words(service.price_dkk, language)
                 if service.price_dkk is not None
                 else w["none"],
                 positive=w["yes"] if service.id in positive else w["no"],
@@ -262,10 +261,6 @@ def _owner(config: AgreementConfig, function: ProviderFunction) -> str:
     return team.name if team is not None else function
 
 
-def _price(price: Decimal, language: Language) -> str:
-    return price_words(price, language)
-
-
 def _service(
     config: AgreementConfig,
     department: Department,
@@ -283,7 +278,7 @@ def _service(
         name=service.name,
         description=service.description,
         owner=_owner(config, service.function),
-        price=_price(service.price_dkk, language)
+        price=price_words(service.price_dkk, language)
         if service.price_dkk is not None
         else w["no_price"],
         batch=service.batch,
