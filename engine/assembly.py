@@ -15,6 +15,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
@@ -28,13 +29,13 @@ from engine.intake.recorder import Recorder
 from engine.intake.startup import QueueDepth, StartupBacklog
 from engine.metrics import business_time_histogram, target_buckets
 from engine.notify.amqp import AmqpChannel
-from engine.notify.compose import Composer
 from engine.notify.email import SmtpChannel
 from engine.notify.notice import Channel, ChannelName
 from engine.notify.sender import OutboxSender, SenderOptions
 from engine.notify.webhook import WebhookChannel
 from engine.ops.gauges import GaugeRefresher
 from engine.ops.http_port import Parts
+from engine.running import RunningConfig
 from engine.scheduler.firing import Firing
 from engine.scheduler.loop import Scheduler, SchedulerOptions
 from engine.settings import Settings
@@ -68,14 +69,14 @@ class Engine:
     def __init__(
         self,
         settings: Settings,
-        config: AgreementConfig,
+        running: RunningConfig,
         pool: asyncpg.Pool,
         connection: AbstractRobustConnection,
         recorder: Recorder,
         parts: Parts,
     ) -> None:
         self._settings = settings
-        self._config = config
+        self._running = running  # the configuration in force, read by each part as it works
         self._pool = pool
         self._connection = connection
         self._recorder = recorder
@@ -85,7 +86,7 @@ class Engine:
             PostgresReads(pool),
             connection,
             (topology.QUEUE, topology.DEAD_LETTER_QUEUE),
-            config.calendars[config.general_contract.default_calendar].zone,
+            lambda: _default_zone(running.current.config),
             interval_s=settings.gauges_refresh_s,
         )
         self._purger = PersonalDataPurger(
@@ -111,7 +112,9 @@ class Engine:
             declared.dead_letters,
             self._recorder,
             IntakeOptions.from_settings(self._settings),
-            business_time=business_time_histogram(target_buckets(self._config)),
+            # Buckets of the configuration at start: a registered histogram keeps its
+            # buckets, so targets a reload adds fall between them until a restart.
+            business_time=business_time_histogram(target_buckets(self._running.current.config)),
         )
         # Counted before intake consumes: what waits now queued while no engine ran.
         self._backlog = await StartupBacklog.open(
@@ -136,6 +139,7 @@ class Engine:
             queue=topology.QUEUE,
             prefetch=self._settings.prefetch,
             channels=sorted(self._channels),
+            config_version=self._running.current.version,
         )
         return workers
 
@@ -207,7 +211,7 @@ class Engine:
         )
         scheduler = Scheduler(
             PostgresFiringStore(pool, database_url=settings.database_url.get_secret_value()),
-            Composer(self._config),
+            self._running.composer,
             SchedulerOptions.from_settings(settings),
             transient=is_transient,
             on_fired=partial(_woken_by_firing, sender, feed),
@@ -221,6 +225,11 @@ class Engine:
         await self._tasks["intake"]
         self._rest_stopping.set()
         await asyncio.gather(*self._tasks.values())
+
+
+def _default_zone(config: AgreementConfig) -> ZoneInfo:
+    """The zone of the contract's default calendar: the gauges' months are counted in it."""
+    return config.calendars[config.general_contract.default_calendar].zone
 
 
 def _woken_by_firing(sender: OutboxSender, feed: FeedPublisher, firing: Firing) -> None:

@@ -2,7 +2,8 @@
 
 Three workers run side by side: intake (events into clocks), the scheduler (due steps
 into the outbox) and the sender (the outbox out to e-mail, webhooks and AMQP). A worker
-that dies stops the engine. Shutdown runs in a fixed order: stop taking messages, let
+that dies stops the engine. SIGHUP loads the agreement configuration again
+(``engine.ops.reload``). Shutdown runs in a fixed order: stop taking messages, let
 the batch in hand finish within the grace period (its messages are acked only after
 their commit, so whatever is cut off is redelivered), stop the scheduler and let the
 sender finish the deliveries under way, then close channels, broker and database pool.
@@ -23,14 +24,15 @@ from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import AMQPConnectionError
 
 from engine.assembly import Engine
-from engine.config import AgreementConfig
+from engine.config import AgreementConfig, LoadedConfig
 from engine.intake.consumer import IntakeConsumer
 from engine.intake.recorder import Recorder
 from engine.loops import until_done
 from engine.metrics import set_build_info
 from engine.ops.http_port import READY_TIMEOUT_S, HttpPort, Parts
+from engine.ops.reload import Reloader, publish_in_force
+from engine.running import ConfigInForce, RunningConfig
 from engine.settings import Settings, redact_url
-from engine.sla_clock.meter import ClockMeter
 from engine.store.errors import is_transient
 from engine.store.migrate import migrate
 from engine.store.postgres.reads import PostgresReads
@@ -95,19 +97,27 @@ class StartupError(Exception):
 
 async def serve(
     settings: Settings,
-    config: AgreementConfig,
+    config: LoadedConfig | AgreementConfig,
     stopping: asyncio.Event | None = None,
     on_started: Callable[[IntakeConsumer], None] | None = None,
 ) -> None:
-    """Run the engine until SIGTERM or SIGINT (or ``stopping``); raise if a worker dies."""
+    """Run the engine until SIGTERM or SIGINT (or ``stopping``); raise if a worker dies.
+
+    SIGHUP, or POST /reload from this host, loads ``settings.config_dir`` again.
+    """
+    if isinstance(config, AgreementConfig):  # a caller that loaded it without its version
+        config = LoadedConfig(config, "unversioned")
+    running = RunningConfig(ConfigInForce(config, datetime.now(UTC)))
+    reloader = Reloader(running, settings.config_dir)
     if stopping is None:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, reloader.on_signal)
     set_build_info()
-    meter = ClockMeter(config)
-    parts = Parts(meter, settings.database_url.get_secret_value())
+    publish_in_force(running.current)
+    parts = Parts(running, settings.database_url.get_secret_value(), reload=reloader.reload)
     port = HttpPort(parts, settings.http_host, settings.http_port)
     try:
         await port.start()
@@ -117,15 +127,15 @@ async def serve(
             f"(SLA_ENGINE_HTTP_HOST, SLA_ENGINE_HTTP_PORT): {exc.strerror or exc}"
         ) from exc
     try:
-        await _serve(settings, config, meter, port.parts, stopping, on_started)
+        await _serve(settings, running, port.parts, stopping, on_started)
     finally:
         await port.stop()
+        await reloader.close()
 
 
 async def _serve(
     settings: Settings,
-    config: AgreementConfig,
-    meter: ClockMeter,
+    running: RunningConfig,
     parts: Parts,
     stopping: asyncio.Event,
     on_started: Callable[[IntakeConsumer], None] | None,
@@ -136,7 +146,8 @@ async def _serve(
         amqp_url=redact_url(settings.amqp_url.get_secret_value()),
         database_url=redact_url(settings.database_url.get_secret_value()),
         config_dir=str(settings.config_dir),
-        departments=len(config.departments),
+        config_version=running.current.version,
+        departments=len(running.current.config.departments),
     )
     pool = await connect_database(settings, stopping)
     if pool is None:
@@ -150,9 +161,11 @@ async def _serve(
         return
     parts.broker = connection
     recorder = Recorder(
-        meter, PostgresRecordingStore(pool), max_events_per_ticket=settings.max_events_per_ticket
+        running.meter,
+        PostgresRecordingStore(pool),
+        max_events_per_ticket=settings.max_events_per_ticket,
     )
-    engine = Engine(settings, config, pool, connection, recorder, parts)
+    engine = Engine(settings, running, pool, connection, recorder, parts)
     try:
         # First, clocks written before migration 002 get the steps the scheduler fires.
         await until_done(

@@ -47,7 +47,20 @@ WARNINGS = Counter(
 )
 NOTICES = Counter(
     "sla_notices",
-    "Escalation notices by channel and outcome: sent, retried, or failed for good.",
+    "Escalation notices by channel and outcome: sent, retried, failed for good, or"
+    " superseded (its step was undone before it left: nothing sent).",
+    ("channel", "outcome"),
+)
+NOTICES_HELD = Counter(
+    "sla_notices_held",
+    "Escalation notices put into a digest instead of sent alone, by channel and reason:"
+    " budget (over the recipient's budget) or catch_up (a step of a clock already stopped).",
+    ("channel", "reason"),
+)
+DIGESTS = Counter(
+    "sla_digests",
+    "Digests of held notices by channel and outcome: sent, retried, failed for good, or"
+    " superseded (every step in it was undone before it left: nothing sent).",
     ("channel", "outcome"),
 )
 FEED_MESSAGES = Counter(
@@ -199,6 +212,26 @@ STORE_GAUGES = (
 )
 
 BUILD = Info("sla_engine_build", "The engine's version and the Python running it.")
+
+# The agreement configuration: which version each engine runs, and whether its last
+# reload was refused (the files on disk are then not what it runs, and a restart of it
+# would fail). Set by ``engine.ops.reload``.
+CONFIG_VERSION = Info(
+    "sla_engine_config", "The agreement configuration in force: its version, a hash of its files."
+)
+CONFIG_LOADED = Gauge(
+    "sla_engine_config_last_reload_timestamp_seconds",
+    "When the configuration was last loaded and found valid: at start or by a reload.",
+)
+CONFIG_RELOAD_OK = Gauge(
+    "sla_engine_config_last_reload_successful",
+    "1 when the last load (start or reload) was valid; 0 when a reload was refused and the"
+    " configuration in force kept.",
+)
+CONFIG_RELOADS_REFUSED = Counter(
+    "sla_engine_config_reloads_refused",
+    "Reloads refused because the files did not pass the checks of check-config.",
+)
 
 
 def set_build_info() -> None:

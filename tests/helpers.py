@@ -6,8 +6,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.config import AgreementConfig
+from engine.config.notices import ChannelBudget, NoticesConfig
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "config"
 
 EditYaml = Callable[[str, Callable[[Any], None]], Path]
 """Change one file of a copied configuration: ``edit("catalog.yaml", change)``."""
+
+
+def every_notice_alone(data: Any) -> None:
+    """In ``notices.yaml``'s data: no e-mail budget, so each notice goes out by itself
+    (for tests about the notices of each step rather than about how many arrive)."""
+    data["notices"]["email"].pop("max_messages", None)
+    data["notices"]["strategic_breach_bypasses_budget"] = False
+
+
+def unbudgeted(config: AgreementConfig) -> AgreementConfig:
+    """The configuration with no budget on any channel: every notice alone."""
+    return config.model_copy(update={"notices": NoticesConfig(email=ChannelBudget())})

@@ -47,6 +47,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return engine_commands.sheet(args)
     if args.command == "run":
         return engine_commands.run(args.settings)
+    if args.command == "reload":
+        return engine_commands.reload(args.settings, args.timeout_s)
     if args.command == "migrate":
         return engine_commands.migrate(args.settings)
     if args.command == "publish":

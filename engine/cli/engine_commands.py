@@ -1,18 +1,19 @@
-"""The commands that set up and run the engine: check-config, sheet, run, migrate, publish,
-schema."""
+"""The commands that set up and run the engine: check-config, sheet, run, reload, migrate,
+publish, schema."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from engine.cli.shared import CONFIG_DIR_ENV, EXIT_CONFIG, load_settings, tune_gc
-from engine.config import AgreementConfig, ConfigError, load_config
+from engine.config import AgreementConfig, ConfigError, load_config, load_versioned
 from engine.settings import ENV_PREFIX
 
 SETTINGS_HELP = (
@@ -22,7 +23,7 @@ SETTINGS_HELP = (
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register check-config, sheet, run, migrate, publish and schema."""
+    """Register check-config, sheet, run, reload, migrate, publish and schema."""
     check = commands.add_parser(
         "check-config",
         help="validate the agreement configuration and print a summary",
@@ -43,6 +44,18 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Start the engine daemon. SIGTERM or SIGINT stops it cleanly.",
     )
     run.add_argument("--settings", type=Path, help=SETTINGS_HELP)
+    reload = commands.add_parser(
+        "reload",
+        help="make the running engine on this host load its configuration again",
+        description="Ask the engine listening on the settings' HTTP port (on this host) to "
+        "load and check its configuration directory again, as SIGHUP does, and print the "
+        "outcome. Exit status: 0 reloaded or unchanged, 1 refused (the engine keeps the "
+        "configuration it runs; the problems are listed), 69 no engine answered.",
+    )
+    reload.add_argument("--settings", type=Path, help=SETTINGS_HELP)
+    reload.add_argument(
+        "--timeout-s", type=float, default=30.0, help="how long to wait for the outcome"
+    )
     migrate = commands.add_parser("migrate", help="apply the database migrations and exit")
     migrate.add_argument("--settings", type=Path, help=SETTINGS_HELP)
     publish = commands.add_parser(
@@ -66,8 +79,12 @@ def run(settings_file: Path | None) -> int:
 
     settings = load_settings(settings_file, EXIT_CONFIG)
     engine_logging.configure(settings.log_level, settings.log_json)
+    # SIGHUP's default action ends the process: until the engine's loop takes it over
+    # (``serve``), a reload asked for while starting is ignored, since the files are
+    # read now anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        config = load_config(settings.config_dir)
+        config = load_versioned(settings.config_dir)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
@@ -78,6 +95,14 @@ def run(settings_file: Path | None) -> int:
         print(f"sla-engine: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return 0
+
+
+def reload(settings_file: Path | None, timeout_s: float) -> int:
+    """Ask the running engine to reload; 0 done, 1 refused, 69 no engine answered."""
+    from engine.ops.reload_client import reload_command, reload_url
+
+    settings = load_settings(settings_file)
+    return reload_command(reload_url(settings.http_host, settings.http_port), timeout_s)
 
 
 def migrate(settings_file: Path | None) -> int:
@@ -132,11 +157,13 @@ def _summary(directory: Path, config: AgreementConfig) -> str:
 def check_config(directory: Path) -> int:
     """Validate the configuration; 0 when valid, 1 with every problem on stderr when not."""
     try:
-        config = load_config(directory)
+        loaded = load_versioned(directory)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(_summary(directory, config))
+    print(_summary(directory, loaded.config))
+    # The version a running engine shows in /readyz once it runs these files.
+    print(f"  version {loaded.version}")
     return 0
 
 

@@ -30,8 +30,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="replay events in memory under a configuration: steps fired and compliance",
         description="Apply the events of EVENTS.jsonl in virtual time (their own occurred_at) "
         "under the configuration, fire every step at its due instant as the daemon would, "
-        "and print the timeline of warnings, breaches and escalations and the compliance "
-        "per department, service, priority and metric. No RabbitMQ, no PostgreSQL.",
+        "and print the timeline of warnings, breaches and escalations, the compliance "
+        "per department, service, priority and metric, and the notices each recipient "
+        "gets under the budgets of notices.yaml (messages alone, digests, the busiest "
+        "day). No RabbitMQ, no PostgreSQL.",
     )
     simulate.add_argument("events", type=Path, metavar="EVENTS.jsonl")
     simulate.add_argument(
@@ -44,7 +46,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--compare",
         type=Path,
         metavar="DIR2",
-        help="a second configuration: breaches and compliance side by side",
+        help="a second configuration: breaches, compliance and notices side by side",
     )
     simulate.add_argument("--format", choices=FORMATS, default="table")
     simulate.add_argument(
@@ -54,6 +56,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     simulate.add_argument(
         "--summary-only", action="store_true", help="leave out the timeline of steps"
+    )
+    simulate.add_argument(
+        "--no-budget",
+        action="store_true",
+        help="count every notice as a message of its own (the figures before budgets)",
     )
     simulate.add_argument(
         "--workers",
@@ -118,6 +125,7 @@ def _config(path: Path) -> AgreementConfig | None:
 def simulate_command(args: argparse.Namespace) -> int:
     """Run ``simulate``; 1 when the events or a configuration are refused."""
     from engine.simulate.core import simulate
+    from engine.simulate.notices import notice_volume
     from engine.simulate.render import (
         EventFileError,
         print_comparison,
@@ -156,11 +164,22 @@ def simulate_command(args: argparse.Namespace) -> int:
                 f"dead-letter them; the first: {run.refused[0][1]}",
                 file=sys.stderr,
             )
+    volumes = [
+        notice_volume(config, run.steps, budget=not args.no_budget)
+        for config, run in zip([c for c in configs if c], runs, strict=True)
+    ]
     if len(runs) == 2:
         names = (str(args.config), str(args.compare))
-        print_comparison(runs[0], runs[1], names, args.format, sys.stdout)
+        pair = (volumes[0], volumes[1])
+        print_comparison(runs[0], runs[1], names, args.format, sys.stdout, pair)
     else:
-        print_simulation(runs[0], args.format, sys.stdout, with_timeline=not args.summary_only)
+        print_simulation(
+            runs[0],
+            args.format,
+            sys.stdout,
+            with_timeline=not args.summary_only,
+            volume=volumes[0],
+        )
     return 0
 
 

@@ -1,7 +1,14 @@
 """The agreement configuration: calendars, catalog, general contract, SLAs, OLAs, policies."""
 
 from engine.config.agreement import AgreementConfig
-from engine.config.loader import load_config
+from engine.config.loader import LoadedConfig, load_config, load_versioned
 from engine.config.problems import ConfigError, Problem
 
-__all__ = ["AgreementConfig", "ConfigError", "Problem", "load_config"]
+__all__ = [
+    "AgreementConfig",
+    "ConfigError",
+    "LoadedConfig",
+    "Problem",
+    "load_config",
+    "load_versioned",
+]

@@ -13,6 +13,7 @@ from engine.config.models import (
     Service,
     Targets,
 )
+from engine.config.notices import NoticesConfig
 from engine.vocabulary import AgreementKind, Level, Priority, ProviderFunction
 
 
@@ -26,6 +27,7 @@ class AgreementConfig(Model):
     departments: dict[str, Department]
     general_contract: GeneralContract
     provider: Provider
+    notices: NoticesConfig = NoticesConfig()  # config/notices.yaml; the defaults without it
 
     def targets_for(self, department_id: str, service_id: str) -> tuple[AgreementKind, Targets]:
         """The targets a ticket of this department and service runs under, and their source.

@@ -10,7 +10,7 @@ from engine.config.agreement import AgreementConfig
 from engine.config.durations import format_duration
 from engine.config.models import CalendarEntry, Department, EscalationPolicy, Targets
 from engine.config.problems import Origin, Problem
-from engine.vocabulary import MEASURED_METRICS, TIERS, AgreementKind, Metric
+from engine.vocabulary import MEASURED_METRICS, PROVIDER_FUNCTIONS, AgreementKind, Metric, Tier
 
 Located = dict[tuple[str, str], Origin]
 """Where each item was written: ``(section, id)`` -> origin; singletons have id ``""``."""
@@ -23,7 +23,7 @@ def cross_check(config: AgreementConfig, items: Located) -> list[Problem]:
         *(
             problem
             for dep in config.departments.values()
-            for problem in _department(config, dep, items[("departments", dep.id)])
+            for problem in _department(config, dep, items[("departments", dep.id)], items)
         ),
         *(
             problem
@@ -115,7 +115,9 @@ def _customer_teams_dedicated(config: AgreementConfig, items: Located) -> Iterat
             )
 
 
-def _department(config: AgreementConfig, dep: Department, origin: Origin) -> Iterator[Problem]:
+def _department(
+    config: AgreementConfig, dep: Department, origin: Origin, items: Located
+) -> Iterator[Problem]:
     if dep.calendar is not None and (message := _known("calendar", dep.calendar, config.calendars)):
         yield origin.problem(message, "calendar")
     if dep.escalation_policy is not None and (
@@ -145,26 +147,66 @@ def _department(config: AgreementConfig, dep: Department, origin: Origin) -> Ite
                 "system_owners",
                 service_id,
             )
-    yield from _tiers_reachable(config, dep, origin)
+    yield from _audiences_reachable(config, dep, origin, items)
 
 
-def _tiers_reachable(config: AgreementConfig, dep: Department, origin: Origin) -> Iterator[Problem]:
+def _audiences_reachable(
+    config: AgreementConfig, dep: Department, origin: Origin, items: Located
+) -> Iterator[Problem]:
+    """Every side a step of the department's policy tells reaches someone with a channel.
+
+    (Every contact has a channel: the model refuses one without.) The department side is
+    the tier's contact; the provider side always has the helpdesk lead while a ticket is
+    unassigned and the IT chief at the strategic tier, but once a ticket is assigned it
+    is the function's lead, or the department's customer team, and either may be missing.
+    """
     policy_id = dep.escalation_policy or config.general_contract.default_escalation_policy
     policy = config.escalation_policies.get(policy_id)
     if policy is None:
         return  # reported as an unknown reference
+    at = items[("escalation_policies", policy.id)]
     owners = dep.contacts.system_owners
-    for tier in TIERS:
-        if not any(step.tier == tier for step in policy.steps):
-            continue
+    first_told: dict[Tier, int] = {}  # the first step that tells the department each tier
+    for index, step in enumerate(policy.steps):
+        if "department" in step.heard_by:
+            first_told.setdefault(step.tier, index)
+    for tier, index in first_told.items():
         if dep.contacts.for_tier(tier) is not None:
             continue
         if tier == "tactical" and all(service in owners for service in dep.services):
             continue  # every ordered service has a system owner to tell
+        step = policy.steps[index]
         yield origin.problem(
-            f"escalation policy {policy.id!r} escalates to the {tier} tier, "
+            f"escalation policy {policy.id!r} tells the department side at the {tier} tier "
+            f"(step {step.at:g}, {_where(at, 'steps', index)}), "
             f"but the department has no {tier} contact",
             "contacts",
+        )
+    provider_step = next(
+        (
+            index
+            for index, step in enumerate(policy.steps)
+            if "provider" in step.heard_by and step.tier != "strategic"
+        ),
+        None,
+    )
+    serving = next((t for t in config.provider.customer_teams if t.id == dep.customer_team), None)
+    if provider_step is None or (serving is not None and serving.contact is not None):
+        return
+    unled = [f for f in PROVIDER_FUNCTIONS if f not in config.provider.functions]
+    if unled:
+        step = policy.steps[provider_step]
+        team = (
+            "has no customer team"
+            if serving is None
+            else f"customer team {serving.id!r} has no contact"
+        )
+        yield origin.problem(
+            f"escalation policy {policy.id!r} tells the provider side "
+            f"(step {step.at:g}, {_where(at, 'steps', provider_step)}), but a ticket "
+            f"assigned to {', '.join(unled)} reaches nobody there: the provider names no "
+            f"lead for it, and the department {team}",
+            "customer_team",
         )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,29 @@ from engine.config.yaml_source import Loc, YamlDocument, YamlError, read_yaml
 
 _LIST_SECTIONS = ("calendars", "services", "escalation_policies", "olas", "departments")
 _SINGLE_SECTIONS = ("general_contract", "provider")
+_OPTIONAL_SECTIONS = ("notices",)  # at most once, like the single ones; defaults without it
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A checked configuration and its version: a hash of the files it was loaded from."""
+
+    config: AgreementConfig
+    version: str
 
 
 def load_config(directory: str | Path) -> AgreementConfig:
     """Load and check the configuration in ``directory``; raise ``ConfigError`` listing problems."""
+    return load_versioned(directory).config
+
+
+def load_versioned(directory: str | Path) -> LoadedConfig:
+    """``load_config``, with the version of the files loaded.
+
+    The version hashes each file's path under ``directory`` and its bytes, so it is the
+    same on every host given the same files (``check-config`` prints it, ``/readyz``
+    shows the one an engine runs), and a file moved, added or edited changes it.
+    """
     root = Path(directory)
     if not root.is_dir():
         raise ConfigError([Problem(str(root), "", "no such configuration directory")])
@@ -42,7 +63,16 @@ def load_config(directory: str | Path) -> AgreementConfig:
         problems.extend(cross_check(config, items))
     if problems or config is None:
         raise ConfigError(problems)
-    return config
+    return LoadedConfig(config, _version(root, [document for document, _ in files]))
+
+
+def _version(root: Path, documents: Iterable[YamlDocument]) -> str:
+    """12 hex digits of a SHA-256 over each file's relative path and digest, in path order."""
+    listing = sorted(
+        (document.path.relative_to(root).as_posix(), document.digest) for document in documents
+    )
+    text = "".join(f"{path}\0{digest}\n" for path, digest in listing)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _read_file(path: Path, problems: list[Problem]) -> tuple[YamlDocument, ConfigFile] | None:
@@ -126,7 +156,7 @@ def _merge(
                     continue
                 items[(section, key)] = origin
                 merged[section][key] = item
-        for section in _SINGLE_SECTIONS:
+        for section in _SINGLE_SECTIONS + _OPTIONAL_SECTIONS:
             value = getattr(parsed, section)
             if value is None:
                 continue

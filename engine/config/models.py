@@ -24,6 +24,7 @@ from pydantic import (
 
 from engine.business_time.spec import CalendarSpec
 from engine.config.durations import Duration
+from engine.config.notices import NoticesConfig
 from engine.vocabulary import (
     LEVELS,
     PRIORITIES,
@@ -115,8 +116,17 @@ class Service(Model):
     description: str | None = None
 
 
+Audience = Literal["provider", "department"]
+"""The side that hears of an SLA clock's step: the provider's people who can still act
+(the assigned function or team, the department's customer team, the helpdesk lead while
+unassigned), or the department's contacts."""
+AUDIENCES: tuple[Audience, ...] = ("provider", "department")
+BREACH_AT = 1.0
+"""The step that is the breach itself: the target used up."""
+
+
 class EscalationStep(Model):
-    """At this fraction of a clock's target, tell this tier."""
+    """At this fraction of a clock's target, tell this tier, on these sides."""
 
     at: float = Field(
         gt=0,
@@ -124,6 +134,34 @@ class EscalationStep(Model):
         description="fraction of the target: 0.5, 0.9, 1.0 (breach), 1.5",
     )
     tier: Tier
+    audiences: tuple[Audience, ...] | None = Field(
+        default=None,
+        description="who hears of an SLA clock's step; default: warnings (before 1.0) the "
+        "provider side, the breach and later steps both sides",
+    )
+
+    @field_validator("audiences")
+    @classmethod
+    def _once_each(cls, value: tuple[Audience, ...] | None) -> tuple[Audience, ...] | None:
+        # (Checked here rather than with min_length, which pydantic also reports, wrongly,
+        # beside an audience it does not know.)
+        if value is not None and not value:
+            raise ValueError("name at least one audience, or leave the key out for the default")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each audience at most once")
+        return value
+
+    @property
+    def heard_by(self) -> tuple[Audience, ...]:
+        """The sides told of this step: as written, else the default for its fraction."""
+        return self.audiences if self.audiences is not None else default_audiences(self.at)
+
+
+def default_audiences(at: float) -> tuple[Audience, ...]:
+    """The sides told of a step whose policy names none: by its fraction of the target."""
+    # A warning is for those who can still prevent the breach; the breach itself, and what
+    # follows, is the department's business too.
+    return ("provider",) if at < BREACH_AT else AUDIENCES
 
 
 class EscalationPolicy(Model):
@@ -245,6 +283,7 @@ class ConfigFile(Model):
     departments: tuple[Department, ...] = ()
     general_contract: GeneralContract | None = None
     provider: Provider | None = None
+    notices: NoticesConfig | None = None
 
     @field_validator("*", mode="before")
     @classmethod

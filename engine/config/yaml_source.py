@@ -9,6 +9,7 @@ another exception: ``check-config`` must list problems, not print a traceback.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ class YamlDocument:
     path: Path
     data: Any
     lines: dict[Loc, int] = field(default_factory=dict)
+    # SHA-256 of the bytes parsed: the configuration's version is made of these, so it
+    # names exactly what was loaded, even if the file changes while it is being read.
+    digest: str = ""
 
     def line_of(self, loc: Loc) -> int | None:
         """The line of ``loc``, or of its nearest enclosing location that has one."""
@@ -71,7 +75,7 @@ def read_yaml(path: Path) -> YamlDocument:
         line = raw.count(b"\n", 0, exc.start) + 1
         message = f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded"
         raise YamlError(message, line=line) from None
-    document = YamlDocument(path, None)
+    document = YamlDocument(path, None, digest=hashlib.sha256(raw).hexdigest())
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:  # the reader refuses control characters up front

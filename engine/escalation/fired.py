@@ -33,6 +33,11 @@ class FiredStep:
     # that gave it an instant already past (a late creation, a retarget); lateness counts
     # from here, so that only the engine's own delay is its service level.
     known_at: datetime | None = None
+    # Where the ticket is when the step fires (the latest ``ticket.assigned``): the provider
+    # side of an SLA clock's step is the function's lead, or the customer team's contact;
+    # None while the ticket is unassigned, when the helpdesk lead hears of it.
+    assigned_function: ProviderFunction | None = None
+    assigned_team: str | None = None
 
     @property
     def late_s(self) -> float:

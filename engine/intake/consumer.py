@@ -41,6 +41,7 @@ from engine.metrics import (
     INTAKE_RETRIES,
 )
 from engine.settings import Settings
+from engine.sla_clock.meter import ClockMeter
 from engine.store.errors import is_transient
 
 log = structlog.get_logger(__name__)
@@ -279,8 +280,11 @@ class IntakeConsumer:
         valid: list[tuple[AbstractIncomingMessage, TicketEvent]] = []
         refused: list[tuple[AbstractIncomingMessage, Refusal]] = []
         horizon = Horizon.at(self._now(), self._max_ahead_s)
+        # Read once: the batch is checked and measured under one configuration, even if
+        # a reload puts another in force meanwhile.
+        meter = self._recorder.meter
         for message in batch:
-            event = self._read(message, horizon)
+            event = self._read(message, horizon, meter)
             if isinstance(event, Refusal):
                 refused.append((message, event))
             else:
@@ -290,7 +294,7 @@ class IntakeConsumer:
         if not valid:
             return True
         try:
-            outcome = await self._record(valid, stopping)
+            outcome = await self._record(valid, stopping, meter)
         except Exception as exc:
             # Not the database but this code failing on some event: find the message
             # that does it and dead-letter it, rather than stall the queue on it.
@@ -369,16 +373,20 @@ class IntakeConsumer:
                 for value in seconds:
                     observe(value)
 
-    def _read(self, message: AbstractIncomingMessage, horizon: Horizon) -> TicketEvent | Refusal:
+    def _read(
+        self, message: AbstractIncomingMessage, horizon: Horizon, meter: ClockMeter
+    ) -> TicketEvent | Refusal:
         """The message's event, or why it is refused; never raises, so that one message
         can only ever cost itself."""
         try:
-            return self._check(message, horizon)
+            return self._check(message, horizon, meter)
         except Exception as exc:
             log.exception("intake.read_failed", message_id=message.message_id)
             return Refusal("internal_error", f"internal error reading the message: {exc!r}")
 
-    def _check(self, message: AbstractIncomingMessage, horizon: Horizon) -> TicketEvent | Refusal:
+    def _check(
+        self, message: AbstractIncomingMessage, horizon: Horizon, meter: ClockMeter
+    ) -> TicketEvent | Refusal:
         if len(message.body) > MAX_MESSAGE_BYTES:
             return Refusal(
                 "too_large", f"message of {len(message.body)} bytes exceeds {MAX_MESSAGE_BYTES}"
@@ -387,7 +395,7 @@ class IntakeConsumer:
             event = parse_event(message.body)
         except ValidationError as exc:
             return _refusal(exc)
-        unknown = self._recorder.meter.refusal(event)
+        unknown = meter.refusal(event)
         if unknown is not None:
             return Refusal(
                 "unknown_reference", f"refers to nothing the configuration knows: {unknown}"
@@ -395,13 +403,16 @@ class IntakeConsumer:
         return horizon.refusal(event) or event
 
     async def _record(
-        self, valid: list[tuple[AbstractIncomingMessage, TicketEvent]], stopping: asyncio.Event
+        self,
+        valid: list[tuple[AbstractIncomingMessage, TicketEvent]],
+        stopping: asyncio.Event,
+        meter: ClockMeter,
     ) -> BatchOutcome | None:
         events = [event for _, event in valid]
         bodies = [message.body for message, _ in valid]
 
         async def attempt() -> BatchOutcome:
-            return await self._recorder.record(events, self._now(), bodies)
+            return await self._recorder.record(events, self._now(), bodies, meter)
 
         def count() -> None:
             self.stats.retries += 1

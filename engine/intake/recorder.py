@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -77,7 +77,7 @@ class _Measurement:
 
 
 class Recorder:
-    """Records batches of events for one clock meter, keeping recent events parsed.
+    """Records batches of events with the clock meter in force, keeping recent events parsed.
 
     A ticket is measured again from all its events each time one arrives; most of them
     came through this process moments before, so each ticket's committed events are kept
@@ -87,16 +87,22 @@ class Recorder:
     the store is not asked for them at all. Beside them is kept what reading them said
     (``TicketClocks.reading``): when a ticket's new events all come after those, only the
     new ones are read, so an event costs the same however long the ticket's history.
+
+    ``meter`` is a meter, or where to read the one in force (``RunningConfig.meter``):
+    each batch reads it once, at its start, and measures with it to the end.
     """
 
     def __init__(
         self,
-        meter: ClockMeter,
+        meter: ClockMeter | Callable[[], ClockMeter],
         store: RecordingStore,
         cache_size: int = 100_000,
         max_events_per_ticket: int = MAX_EVENTS_PER_TICKET,
     ) -> None:
-        self.meter = meter
+        self._meter_now = meter if callable(meter) else lambda: meter
+        # The meter the kept readings were made with: a reading holds its configuration's
+        # priority matrix, so one made before a reload is not read on after it.
+        self._readings_meter: ClockMeter | None = None
         self.store = store
         self.max_events_per_ticket = max_events_per_ticket
         self._histories: OrderedDict[str, list[TicketEvent]] = OrderedDict()
@@ -105,17 +111,25 @@ class Recorder:
         self._cache_size = cache_size
         self._snapshot_cache: dict[str, tuple[set[str], dict[str, Agreement]]] = {}
 
+    @property
+    def meter(self) -> ClockMeter:
+        """The meter in force now."""
+        return self._meter_now()
+
     async def record(
         self,
         events: Sequence[TicketEvent],
         now: datetime,
         bodies: Sequence[bytes] | None = None,
+        meter: ClockMeter | None = None,
     ) -> BatchOutcome:
         """Record new events and re-measure the clocks of their tickets; all or nothing.
 
         ``bodies`` are the messages the events were parsed from, stored as they came;
-        without them each event is serialised again.
+        without them each event is serialised again. ``meter``: the one the batch's
+        events were checked with, else the one in force now.
         """
+        meter = meter or self._meter_now()
         texts = (
             [body.decode() for body in bodies]
             if bodies is not None
@@ -134,9 +148,9 @@ class Recorder:
             for event in fresh:
                 new[event.ticket_id].append(event)
             changed = sorted(new)
-            measurement = await self._measure_again(store, changed, locked, new, now)
+            measurement = await self._measure_again(store, changed, locked, new, now, meter)
         # Committed: what the next batch may take from memory.
-        self._keep(measurement.history, measurement.readings)
+        self._keep(measurement.history, measurement.readings, meter)
         kinds: Counter[tuple[str, str]] = Counter((e.type, e.channel) for e in fresh)
         admitted = [e for e in events if e.event_id not in refused]
         return BatchOutcome(
@@ -155,11 +169,12 @@ class Recorder:
         For clocks written before their steps were stored (migration 002): without their
         steps' instants the scheduler could not fire them.
         """
+        meter = self._meter_now()
         async with self.store.transaction() as store:
             locked = await store.lock_tickets(sorted(set(ticket_ids)))
             present = [ticket.ticket_id for ticket in locked]
-            measurement = await self._measure_again(store, present, locked, {}, now)
-        self._keep(measurement.history, measurement.readings)
+            measurement = await self._measure_again(store, present, locked, {}, now, meter)
+        self._keep(measurement.history, measurement.readings, meter)
         return len(present)
 
     async def _admit(
@@ -237,6 +252,7 @@ class Recorder:
         locked: Sequence[LockedTicket],
         new: Mapping[str, list[TicketEvent]],
         now: datetime,
+        meter: ClockMeter,
     ) -> _Measurement:
         """Measure the clocks of locked tickets and write them back.
 
@@ -244,6 +260,10 @@ class Recorder:
         """
         if not changed:
             return _Measurement()
+        if meter is not self._readings_meter:
+            # A reload since the readings were made: read every event again, once.
+            self._readings.clear()
+            self._readings_meter = meter
         rows = {ticket.ticket_id: ticket for ticket in locked}
         counted = {ticket_id: rows[ticket_id].event_count for ticket_id in changed}
         history = await self._events_of(store, changed, counted, new)
@@ -254,7 +274,7 @@ class Recorder:
             known, attached = self._snapshots(rows[ticket_id].agreements)
             events = history[ticket_id]
             clocks = _measure(
-                self.meter,
+                meter,
                 ticket_id,
                 events,
                 new.get(ticket_id, ()),
@@ -361,10 +381,15 @@ class Recorder:
         return parsed
 
     def _keep(
-        self, history: Mapping[str, list[TicketEvent]], readings: Mapping[str, Reading]
+        self,
+        history: Mapping[str, list[TicketEvent]],
+        readings: Mapping[str, Reading],
+        meter: ClockMeter,
     ) -> None:
         """Keep committed histories and their readings, the most recently measured last;
         the oldest go first."""
+        if meter is not self._readings_meter:
+            readings = {}  # made before a reload that a later batch has seen: not kept
         kept = self._histories
         for ticket_id, events in history.items():
             before = kept.pop(ticket_id, None)

@@ -1,7 +1,10 @@
 """The notices of a fired step: who gets which text over which channel, with stable ids.
 
-Texts come from the templates in ``templates/`` (``escalation.<language>.txt`` and the
-words of ``words.<language>.json``); Danish unless a contact asks for English.
+Texts come from the templates in ``templates/`` (``escalation.<language>.txt`` for the
+department side, ``provider.<language>.txt`` for the provider side, and the words of
+``words.<language>.json``); Danish unless a contact asks for English. Every notice of one
+ticket's clock has the same subject and thread key, whichever its step or side, so that
+a mail reader shows them as one conversation.
 """
 
 from __future__ import annotations
@@ -15,35 +18,56 @@ from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 from engine.config import AgreementConfig
-from engine.config.models import Contact
+from engine.config.models import Audience, Contact
 from engine.escalation import FiredStep, recipients
+from engine.escalation.recipients import customer_team
 from engine.notify.notice import ChannelName, Notice
 from engine.vocabulary import Tier
 
 Language = Literal["da", "en"]
 ESCALATION_ROUTING_PREFIX = "escalation"
 # Fixed for ever: notice ids are derived from it, and receivers dedupe on them.
-_NOTICE_NAMESPACE = UUID("2b5f9f64-27c1-4c1e-9a0e-6c1f4f3d8a10")
+NOTICE_NAMESPACE = UUID("2b5f9f64-27c1-4c1e-9a0e-6c1f4f3d8a10")
+# Fixed for ever too: a clock's thread key is derived from it, and mail readers thread on it.
+_THREAD_NAMESPACE = UUID("6d0f3c1e-8a57-4f0b-b1d2-5e9a7c4b2f18")
+_TEMPLATE_OF: dict[Audience, str] = {"department": "escalation", "provider": "provider"}
 
 
-def notice_id(step: FiredStep, channel: ChannelName, recipient: str) -> UUID:
-    """The stable id of one notice: the same step, channel and recipient give the same id."""
+def notice_id(
+    step: FiredStep, channel: ChannelName, recipient: str, audience: Audience = "department"
+) -> UUID:
+    """The stable id of one notice: the same step, channel, recipient and side give the same id.
+
+    The department side's ids are derived as before the provider side was told, so a
+    receiver that saw a notice before an upgrade recognises it after.
+    """
     key = f"{step.ticket_id}/{step.clock_key}/{step.step!r}/{channel}/{recipient}"
-    return uuid5(_NOTICE_NAMESPACE, key)
+    return uuid5(NOTICE_NAMESPACE, key if audience == "department" else f"{key}/{audience}")
 
 
-def routing_key(tier: Tier, department: str) -> str:
-    """The routing key of an escalation on ``helpdesk.escalations``."""
-    return f"{ESCALATION_ROUTING_PREFIX}.{tier}.{department}"
+def thread_id(ticket_id: str, clock_key: str) -> UUID:
+    """The stable key of the conversation of one ticket's clock: every step, either side."""
+    return uuid5(_THREAD_NAMESPACE, f"{ticket_id}/{clock_key}")
+
+
+def routing_key(tier: Tier, department: str, audience: Audience = "department") -> str:
+    """The routing key of an escalation on ``helpdesk.escalations``.
+
+    The provider side's carry a last word ``provider``, so that a consumer binds to one
+    side: ``escalation.*.okf`` (the department's) or ``escalation.*.okf.provider``.
+    """
+    key = f"{ESCALATION_ROUTING_PREFIX}.{tier}.{department}"
+    return key if audience == "department" else f"{key}.{audience}"
 
 
 @cache
-def _template(language: Language) -> tuple[Template, Template, dict[str, Any]]:
+def _template(language: Language, audience: Audience) -> tuple[Template, Template, dict[str, Any]]:
     folder = resources.files("engine.notify").joinpath("templates")
-    text = folder.joinpath(f"escalation.{language}.txt").read_text(encoding="utf-8")
+    name = f"{_TEMPLATE_OF[audience]}.{language}.txt"
+    text = folder.joinpath(name).read_text(encoding="utf-8")
     first, _, body = text.partition("\n")
     if not first.startswith("Subject: "):
-        raise ValueError(f"escalation.{language}.txt must start with a 'Subject: ' line")
+        raise ValueError(f"{name} must start with a 'Subject: ' line")
     words = json.loads(folder.joinpath(f"words.{language}.json").read_text(encoding="utf-8"))
     return Template(first.removeprefix("Subject: ")), Template(body.lstrip("\n")), words
 
@@ -70,9 +94,11 @@ class Composer:
         )
         return entry.zone
 
-    def render(self, step: FiredStep, language: Language, notice: UUID) -> tuple[str, str]:
-        """The subject and body of a notice in one language."""
-        subject, body, words = _template(language)
+    def render(
+        self, step: FiredStep, language: Language, notice: UUID, audience: Audience = "department"
+    ) -> tuple[str, str]:
+        """The subject and body of a notice in one language, for one side."""
+        subject, body, words = _template(language, audience)
         zone = self._zone(step.calendar)
         department = self.config.departments.get(step.department)
         service = self.config.services.get(step.service)
@@ -81,29 +107,58 @@ class Composer:
             "department_name": department.name if department else step.department,
             "function_name": team.name if team else step.function,
         }
+        metric = words["metric"][step.metric]
+        deadline = (
+            step.deadline.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+            if step.deadline is not None
+            else words["no_deadline"]
+        )
         values = {
             "state": words["state"][step.state],
             "advice": words["advice"][step.state],
             "ticket_id": step.ticket_id,
-            "metric": words["metric"][step.metric],
+            "metric": metric,
+            # The clock the thread is about: nothing in it changes from step to step.
+            "clock_name": (
+                Template(words["ola_clock"]).substitute(names, metric=metric)
+                if step.agreement_kind == "ola"
+                else metric
+            ),
             "used": f"{round(step.step * 100)} %",
             "agreement": Template(words["agreement"][step.agreement_kind]).substitute(names),
             "service_name": service.name if service else step.service,
             "priority": step.priority,
             "target": _duration(step.target_s, words),
             "due_local": step.due_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
-            "deadline_local": (
-                step.deadline.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-                if step.deadline is not None
-                else words["no_deadline"]
-            ),
+            "deadline_local": deadline,
             "tier": words["tier"][step.tier],
+            "assignee": self._assignee(step, words),
             "notice_id": str(notice),
             **names,
         }
+        values["provider_advice"] = Template(words["provider_advice"][step.state]).substitute(
+            values
+        )
         return subject.substitute(values), body.substitute(values)
 
-    def payload(self, step: FiredStep, notice: UUID, subject: str, text: str) -> dict[str, Any]:
+    def _assignee(self, step: FiredStep, words: dict[str, Any]) -> str:
+        """Where the ticket is: its customer team, else its function; or nowhere yet."""
+        if step.assigned_function is None:
+            return str(words["unassigned"])
+        team = customer_team(self.config, step.assigned_team)
+        if team is not None and team.contact is not None:  # as recipients.provider_side
+            return team.name
+        function = self.config.provider.functions.get(step.assigned_function)
+        return function.name if function is not None else step.assigned_function
+
+    def payload(
+        self,
+        step: FiredStep,
+        notice: UUID,
+        subject: str,
+        text: str,
+        audience: Audience = "department",
+    ) -> dict[str, Any]:
         """The JSON document a webhook or AMQP receiver gets."""
         return {
             "notice_id": str(notice),
@@ -124,30 +179,46 @@ class Composer:
             "deadline": step.deadline.isoformat() if step.deadline is not None else None,
             "subject": subject,
             "text": text,
+            "audience": audience,
+            "thread": str(thread_id(step.ticket_id, step.clock_key)),
+            "assigned_function": step.assigned_function,
+            "assigned_team": step.assigned_team,
         }
 
     def notices(self, step: FiredStep) -> list[Notice]:
-        """One notice per contact and channel; one AMQP message per step for all of them."""
-        contacts = recipients(
-            self.config,
-            agreement_kind=step.agreement_kind,
-            department=step.department,
-            service=step.service,
-            function=step.function,
-            tier=step.tier,
+        """One notice per contact and channel, per side; one AMQP message per step and side.
+
+        A contact on both sides gets one notice, the provider side's: it can still act.
+        """
+        heard = recipients(self.config, step)
+        out: list[Notice] = []
+        addressed: set[tuple[ChannelName, str]] = set()
+        sides: tuple[tuple[Audience, tuple[Contact, ...]], ...] = (
+            ("provider", heard.provider),
+            ("department", heard.department),
         )
-        out = []
-        for contact in contacts:
-            if contact.email is not None:
-                out.append(self._notice(step, "email", contact.email, contact))
-            if contact.webhook_url is not None:
-                out.append(self._notice(step, "webhook", str(contact.webhook_url), contact))
-        on_bus = [c for c in contacts if c.amqp]
-        if on_bus:
-            language: Language = "en" if all(c.language == "en" for c in on_bus) else "da"
-            names = ", ".join(c.name for c in on_bus)
-            routing = routing_key(step.tier, step.department)
-            out.append(self._notice(step, "amqp", routing, None, language=language, name=names))
+        for audience, contacts in sides:
+            for contact in contacts:
+                addresses: tuple[tuple[ChannelName, str | None], ...] = (
+                    ("email", contact.email),
+                    ("webhook", None if contact.webhook_url is None else str(contact.webhook_url)),
+                )
+                for channel, address in addresses:
+                    # Two contacts of one address (the same mailbox named twice) get one.
+                    if address is None or (channel, address) in addressed:
+                        continue
+                    addressed.add((channel, address))
+                    out.append(self._notice(step, channel, address, contact, audience))
+            on_bus = [c for c in contacts if c.amqp]
+            if on_bus:
+                language: Language = "en" if all(c.language == "en" for c in on_bus) else "da"
+                names = ", ".join(c.name for c in on_bus)
+                routing = routing_key(step.tier, step.department, audience)
+                out.append(
+                    self._notice(
+                        step, "amqp", routing, None, audience, language=language, name=names
+                    )
+                )
         return out
 
     def _notice(
@@ -156,13 +227,14 @@ class Composer:
         channel: ChannelName,
         recipient: str,
         contact: Contact | None,
+        audience: Audience,
         *,
         language: Language | None = None,
         name: str | None = None,
     ) -> Notice:
-        ident = notice_id(step, channel, recipient)
+        ident = notice_id(step, channel, recipient, audience)
         chosen: Language = language or (contact.language if contact is not None else "da")
-        subject, body = self.render(step, chosen, ident)
+        subject, body = self.render(step, chosen, ident, audience)
         return Notice(
             notice_id=ident,
             channel=channel,
@@ -170,5 +242,6 @@ class Composer:
             recipient_name=name or (contact.name if contact is not None else recipient),
             subject=subject,
             body=body,
-            payload=self.payload(step, ident, subject, body),
+            payload=self.payload(step, ident, subject, body, audience),
+            language=chosen,
         )

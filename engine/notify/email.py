@@ -23,6 +23,14 @@ def message_of(notice: Notice, sender: str) -> EmailMessage:
     # The id is stable across resends, so a receiver's mail system can drop a duplicate.
     message["Message-ID"] = f"<{notice.notice_id}@{MESSAGE_ID_DOMAIN}>"
     message[NOTICE_ID_HEADER] = str(notice.notice_id)
+    thread = notice.payload.get("thread")
+    if isinstance(thread, str) and thread:
+        # Every notice of one ticket's clock replies to the same (never sent) root, as
+        # GitHub's mails reply to their issue: readers that thread by References (and not
+        # only by subject) keep each step of the clock in one conversation.
+        root = f"<{thread}@{MESSAGE_ID_DOMAIN}>"
+        message["In-Reply-To"] = root
+        message["References"] = root
     # Quoted-printable keeps the Danish letters intact through servers without 8BITMIME.
     message.set_content(notice.body, charset="utf-8", cte="quoted-printable")
     return message

@@ -26,6 +26,7 @@ class Notice:
     subject: str
     body: str  # plain text, in the recipient's language
     payload: dict[str, Any] = field(default_factory=dict)  # the JSON document of webhook/AMQP
+    language: Literal["da", "en"] = "da"  # of the text; a digest of held notices uses it too
 
 
 def body_of(payload: dict[str, Any]) -> bytes:

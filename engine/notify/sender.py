@@ -5,6 +5,11 @@ while delivering gives its notices back when the lease runs out; the next sender
 them again with the same stable id, which is what lets a receiver recognise the resend.
 A temporary failure is retried with exponential backoff; a permanent one (a refused
 address, a 4xx) or the last attempt leaves the notice failed, with its error, for good.
+
+Digests (notices a budget held, or a catch-up gathered) go the same way once their
+window has ended: claimed, written in the recipient's language, sent with their stable
+id, settled. A notice whose step was superseded before it left is settled without being
+sent; so is a digest all of whose steps were, and the others leave those steps out.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from prometheus_client import Counter
 
 from engine.loops import run_cycles
-from engine.metrics import NOTICES
+from engine.metrics import DIGESTS, NOTICES
+from engine.notify.digest import compose
 from engine.notify.notice import Channel, ChannelName, DeliveryError, Notice
 from engine.settings import Settings
-from engine.store.outbox import ClaimedNotice, OutboxStore, Settlement
+from engine.store.outbox import ClaimedDigest, ClaimedNotice, OutboxStore, Settlement
 
 log = structlog.get_logger(__name__)
 
@@ -105,7 +112,12 @@ class OutboxSender:
         if claimed:
             outcomes = await asyncio.gather(*(self._deliver(notice) for notice in claimed))
             await self._store.settle(outcomes)
-            return 0.0 if len(claimed) >= self._batch_size else await self._sleep_s()
+        digests = await self._store.claim_digests(now, now + self._lease, self._batch_size)
+        if digests:
+            settled = await asyncio.gather(*(self._deliver_digest(d) for d in digests))
+            await self._store.settle_digests(settled)
+        if len(claimed) >= self._batch_size or len(digests) >= self._batch_size:
+            return 0.0
         return await self._sleep_s()
 
     async def _sleep_s(self) -> float:
@@ -141,6 +153,40 @@ class OutboxSender:
             "channel": notice.channel,
             "attempt": attempts,
         }
+        if claimed.superseded:
+            NOTICES.labels(notice.channel, "superseded").inc()
+            log.info("notify.superseded", **context)
+            now = self._now()
+            return Settlement(notice.notice_id, "superseded", now, None, None, None, attempts)
+        return await self._attempt(notice, attempts, context, NOTICES, "notify")
+
+    async def _deliver_digest(self, claimed: ClaimedDigest) -> Settlement:
+        """Write and send one digest; how the attempt ended."""
+        digest, attempts = claimed.digest, claimed.attempts
+        context = {
+            "digest_id": str(digest.digest_id),
+            "channel": digest.channel,
+            "items": len(digest.items),
+            "unlisted": digest.unlisted,
+            "superseded": claimed.superseded,
+            "attempt": attempts,
+        }
+        if not digest.items and not digest.unlisted:
+            DIGESTS.labels(digest.channel, "superseded").inc()
+            log.info("notify.digest_superseded", **context)
+            now = self._now()
+            return Settlement(digest.digest_id, "superseded", now, None, None, None, attempts)
+        return await self._attempt(compose(digest), attempts, context, DIGESTS, "notify.digest")
+
+    async def _attempt(
+        self,
+        notice: Notice,
+        attempts: int,
+        context: dict[str, object],
+        counter: Counter,
+        event: str,
+    ) -> Settlement:
+        """Send a notice or a written digest: how the attempt ended."""
         channel = self._channels.get(notice.channel)
         try:
             if channel is None:
@@ -150,12 +196,12 @@ class OutboxSender:
             now = self._now()
             if exc.permanent or attempts >= self._max_attempts:
                 self.failed += 1
-                NOTICES.labels(notice.channel, "failed").inc()
-                log.error("notify.failed", error=str(exc), permanent=exc.permanent, **context)
+                counter.labels(notice.channel, "failed").inc()
+                log.error(f"{event}.failed", error=str(exc), permanent=exc.permanent, **context)
                 return Settlement(notice.notice_id, "failed", now, None, now, str(exc), attempts)
             delay_s = min(self._backoff_base_s * 2 ** (attempts - 1), self._backoff_max_s)
-            NOTICES.labels(notice.channel, "retried").inc()
-            log.warning("notify.retry", error=str(exc), retry_in_s=delay_s, **context)
+            counter.labels(notice.channel, "retried").inc()
+            log.warning(f"{event}.retry", error=str(exc), retry_in_s=delay_s, **context)
             return Settlement(
                 notice.notice_id,
                 "pending",
@@ -167,6 +213,6 @@ class OutboxSender:
             )
         now = self._now()
         self.sent += 1
-        NOTICES.labels(notice.channel, "sent").inc()
-        log.info("notify.sent", **context)
+        counter.labels(notice.channel, "sent").inc()
+        log.info(f"{event}.sent", **context)
         return Settlement(notice.notice_id, "sent", now, now, None, None, attempts)

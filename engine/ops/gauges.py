@@ -9,7 +9,7 @@ label set that no longer occurs (a department with no open clocks) disappears.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -143,14 +143,14 @@ class GaugeRefresher:
         reads: GaugeReads,
         connection: AbstractRobustConnection,
         queues: Sequence[str],
-        zone: ZoneInfo,
+        zone: Callable[[], ZoneInfo],
         *,
         interval_s: float,
     ) -> None:
         self._reads = reads
         self._connection = connection
         self._queues = queues
-        self._zone = zone
+        self._zone = zone  # read at each refresh: the month's start follows a reload
         self._interval_s = interval_s
         self._channel: AbstractRobustChannel | None = None
         self._periodic: AsyncIOScheduler | None = None
@@ -172,7 +172,7 @@ class GaugeRefresher:
         now = datetime.now(UTC)
         started = time.perf_counter()
         try:
-            samples = await read_store(self._reads, now, self._zone)
+            samples = await read_store(self._reads, now, self._zone())
             samples[QUEUE_MESSAGES.name] = await self._queue_depths()
         except Exception as exc:  # noqa: BLE001 - the next refresh tries again; alerts see the age
             log.warning("metrics.refresh_failed", error=repr(exc))

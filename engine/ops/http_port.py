@@ -1,6 +1,7 @@
 """The engine's HTTP port: /metrics, /healthz, /readyz, the tickets' SLA state (one, or an
 agents' worklist), compliance per department and function, the departments' SLA sheets
-(HTML), and /openapi.json.
+(HTML), and /openapi.json; and POST /reload, for ``sla-engine reload`` on the same host
+(loopback callers only).
 
 It starts before the engine reaches its database and broker, so that a supervisor sees
 a live process (``/healthz``) that is not ready yet (``/readyz``) while it waits, rather
@@ -10,6 +11,7 @@ than no answer at all.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,10 +29,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from engine.events.fields import TicketId
 from engine.ops.openapi import openapi_document
+from engine.ops.reload import ReloadOutcome
 from engine.ops.ticket_state import measure_ticket
 from engine.ops.worklist import BadRequest, compliance_document, worklist_page, worklist_query
 from engine.reporting.report import clock_outcomes
 from engine.reporting.window import DATE_ZONE, check_window, parse_instant
+from engine.running import ConfigInForce, RunningConfig
 from engine.sheet import LANGUAGES, Language, choose_language, render_department, render_index
 from engine.sla_clock.meter import ClockMeter
 from engine.store.postgres.probe import ping
@@ -51,7 +55,7 @@ _TICKET_ID: TypeAdapter[str] = TypeAdapter(TicketId)
 class Parts:
     """What the endpoints read; filled in as the engine connects."""
 
-    meter: ClockMeter
+    running: RunningConfig  # each request reads the configuration in force once, at its start
     database_url: str = field(repr=False)  # holds the password
     tickets: ReadStore | None = None  # set once the database answered
     broker: AbstractRobustConnection | None = None
@@ -61,6 +65,13 @@ class Parts:
     # The start-up backlog wait, once intake's queue is declared: told, not checked, since
     # an engine taking a backlog is ready for traffic (a rolling restart must go on).
     startup: Callable[[], dict[str, Any]] | None = None
+    # POST /reload: load the configuration again (``engine.ops.reload``); None: not offered.
+    reload: Callable[[str], Awaitable[ReloadOutcome]] | None = None
+
+    @property
+    def meter(self) -> ClockMeter:
+        """The clock meter of the configuration in force."""
+        return self.running.current.meter
 
 
 class HttpPort:
@@ -82,14 +93,15 @@ class HttpPort:
         app.router.add_get("/departments/{department_id}/compliance", self._department)
         app.router.add_get("/functions/{function_id}/compliance", self._function)
         app.router.add_get("/openapi.json", self._openapi)
+        app.router.add_post("/reload", self._reload)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.port = port
         self._database_probe: asyncio.Task[str] | None = None
         self._database_found: tuple[float, str] | None = None  # loop time, finding
         # Tickets are measured in a thread, with a meter of their own: a meter's calendars
         # grow as they are used, which is not safe beside intake's measuring on the loop,
-        # nor in two threads at once.
-        self._ticket_meter = ClockMeter(parts.meter.config)
+        # nor in two threads at once. Made again for each configuration put in force.
+        self._ticket_meter: tuple[ConfigInForce, ClockMeter] | None = None
         self._measuring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ticket-state")
 
     async def start(self) -> None:
@@ -126,7 +138,29 @@ class HttpPort:
         body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
         if self.parts.startup is not None:
             body["startup_backlog"] = self.parts.startup()
+        # Which configuration this engine runs: compare with check-config's version when
+        # rolling a change through the replicas.
+        current = self.parts.running.current
+        body["config"] = {"version": current.version, "loaded_at": current.loaded_at.isoformat()}
         return web.json_response(body, status=200 if ready else 503)
+
+    async def _reload(self, request: web.Request) -> web.Response:
+        # Loopback only: whoever can reach the port from elsewhere (Prometheus, a load
+        # balancer) has no business changing what the engine runs. Signals need a local
+        # user too (SIGHUP; systemctl reload).
+        if not _loopback(request.remote):
+            return _problem(403, "POST /reload is answered on the loopback address only")
+        if self.parts.reload is None:
+            return _problem(503, "this engine does not reload its configuration")
+        outcome = await self.parts.reload("http")
+        return web.json_response(outcome.to_json(), status=422 if outcome.problems else 200)
+
+    def _thread_meter(self) -> ClockMeter:
+        """The port thread's meter for the configuration in force."""
+        current = self.parts.running.current
+        if self._ticket_meter is None or self._ticket_meter[0] is not current:
+            self._ticket_meter = (current, ClockMeter(current.config))
+        return self._ticket_meter[1]
 
     async def _database_finding(self) -> str:
         """The database check, made at most once a ``READY_CACHE_S`` and shared meanwhile."""
@@ -190,7 +224,7 @@ class HttpPort:
             return _problem(404, f"no ticket {ticket_id!r}: no event of it was recorded")
         # Off the loop, and after the connection went back to the pool: a ticket with
         # thousands of events takes a second to measure.
-        measure = partial(measure_ticket, self._ticket_meter, ticket_id, rows, datetime.now(UTC))
+        measure = partial(measure_ticket, self._thread_meter(), ticket_id, rows, datetime.now(UTC))
         return web.json_response(await self._off_loop(measure))
 
     async def _worklist(self, request: web.Request) -> web.Response:
@@ -207,7 +241,7 @@ class HttpPort:
             rows = await reads.tickets([key.ticket_id for key in keys[: query.limit - 1]])
         except _UNREACHABLE as exc:
             return _unreachable(exc)
-        page = partial(worklist_page, self._ticket_meter, query, keys, rows)
+        page = partial(worklist_page, self._thread_meter(), query, keys, rows)
         return web.json_response(await self._off_loop(page))
 
     async def _department(self, request: web.Request) -> web.Response:
@@ -292,6 +326,17 @@ class HttpPort:
 
 T = TypeVar("T")
 _UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError)
+
+
+def _loopback(remote: str | None) -> bool:
+    """Whether a peer address is this host's loopback (IPv4, IPv6, or IPv4 mapped in v6)."""
+    try:
+        address = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def _not_connected() -> web.Response:

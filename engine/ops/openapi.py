@@ -45,9 +45,17 @@ class Health(_Answer):
     status: Literal["ok"]
 
 
+class ConfigVersion(_Answer):
+    """The agreement configuration an engine runs."""
+
+    version: str = Field(description="a hash of the configuration's files, as check-config prints")
+    loaded_at: datetime = Field(description="when it was loaded: at start, or by a reload")
+
+
 class Readiness(_Answer):
     status: Literal["ready", "not ready"]
     checks: dict[str, str] = Field(description="database, broker, intake: 'ok' or why not")
+    config: ConfigVersion
 
 
 class Step(_Answer):
@@ -220,7 +228,11 @@ _MEASURES = {
 EXAMPLES: dict[str, Any] = {
     "Problem": {"status": 400, "title": "Bad Request", "detail": "limit: too large"},
     "Health": {"status": "ok"},
-    "Readiness": {"status": "ready", "checks": {"database": "ok", "broker": "ok", "intake": "ok"}},
+    "Readiness": {
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "ok", "intake": "ok"},
+        "config": {"version": "88f98691f698", "loaded_at": _AS_OF},
+    },
     "TicketState": {**_TICKET, "clocks": [{**_CLOCK, "steps": _STEPS}]},
     "WorklistPage": {
         "as_of": _AS_OF,
@@ -310,6 +322,8 @@ def _paths() -> dict[str, Any]:
         _query("priority", "the ticket's priority now", _enum(get_args(Priority))),
         _query("function", "the provider function the ticket is assigned to now",
                _enum(get_args(ProviderFunction))),
+        _query("team", "the team the ticket is assigned to now (ticket.assigned's team)",
+               {"type": "string"}),
         _query("scope", "open: clocks not stopped (default); all: every clock",
                _enum(("open", "all"))),
         _query("metric", "only clocks of this metric", _enum(get_args(Metric))),

@@ -43,6 +43,7 @@ class WorklistParams(BaseModel):
     service: _Name | None = None
     priority: Priority | None = None
     function: ProviderFunction | None = None
+    team: _Name | None = None
     metric: Metric | None = None
     state: LiveState | None = None
     scope: ClockScope = "open"
@@ -71,6 +72,7 @@ def worklist_query(query: Mapping[str, str], keys: Sequence[str], now: datetime)
         service=params.service,
         priority=params.priority,
         function=params.function,
+        team=params.team,
         scope=params.scope,
         metric=params.metric,
         state=params.state,

@@ -8,6 +8,7 @@ transaction, and a step the store had recorded already does not fire again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,9 +16,13 @@ import structlog
 
 from engine.escalation import FiredStep, due_steps, next_due
 from engine.escalation.policy import BREACH
+from engine.metrics import NOTICES_HELD
+from engine.notify.budget import Held, Window, admit, bypasses, rule_for
 from engine.notify.compose import Composer
+from engine.notify.digest import DigestItem
 from engine.notify.notice import Notice
-from engine.store.firing import ClockAdvance, DueClock, FiringStore, QueuedNotice
+from engine.store.firing import ClockAdvance, ClockId, DueClock, FiringStore, QueuedNotice
+from engine.store.outbox import BudgetKey, HeldNotice
 
 log = structlog.get_logger(__name__)
 # A clock whose steps could not be worked out is looked at again after this.
@@ -26,11 +31,12 @@ _FAILED_CLOCK_RETRY = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class Firing:
-    """What one claim did: clocks claimed, steps fired, notices queued."""
+    """What one claim did: clocks claimed, steps fired, notices queued (and held)."""
 
     claimed: int
     fired: list[FiredStep]
     notices: int
+    held: int = 0  # notices put into digests: over a budget, or of a catch-up
 
 
 async def fire_due(
@@ -79,14 +85,92 @@ async def fire_due(
             later = next_due(clock.steps, clock.step_due_at, passed)
             advance.append(ClockAdvance(*key, later, breached))
         fired = await firing.record_steps(candidates)
-        notices = [
-            QueuedNotice(step.ticket_id, step.clock_key, step.step, notice)
+        offered = [
+            (step, notice)
             for step in fired
             for notice in composed[(step.ticket_id, step.clock_key, step.step)]
         ]
-        await firing.enqueue_notices(notices, now)
+        # A clock already stopped when its step fires: a catch-up, told in a digest.
+        stopped = {
+            (c.ticket_id, c.clock_key)
+            for c in claimed
+            if c.stopped_at is not None and c.stopped_at <= now
+        }
+        budgets = composer.config.notices
+        keys = [
+            (n.channel, n.recipient)
+            for step, n in offered
+            if (step.ticket_id, step.clock_key) in stopped
+            or rule_for(budgets, n.channel).max_messages is not None
+        ]
+        windows = await firing.budget_windows(keys)
+        alone, held, changed = place(composer, offered, stopped, windows, now)
+        await firing.enqueue_notices(alone, now)
+        await firing.hold_notices(held, changed, now, budgets.digest_max_items)
         await firing.advance(advance)
-    return Firing(len(locked), fired, len(notices))
+    for notice in held:
+        NOTICES_HELD.labels(notice.channel, "catch_up" if notice.item.catch_up else "budget").inc()
+    return Firing(len(locked), fired, len(alone), len(held))
+
+
+def place(
+    composer: Composer,
+    offered: Sequence[tuple[FiredStep, Notice]],
+    stopped: Set[ClockId],
+    windows: Mapping[BudgetKey, Window],
+    now: datetime,
+) -> tuple[list[QueuedNotice], list[HeldNotice], dict[BudgetKey, Window]]:
+    """Which notices go out alone and which are held for digests, under the budgets.
+
+    Offered in the order of their steps, so that the same firing decides the same way;
+    returns the budgets' windows that changed.
+    """
+    config = composer.config.notices
+    open_windows = dict(windows)
+    changed: dict[BudgetKey, Window] = {}
+    alone: list[QueuedNotice] = []
+    held: list[HeldNotice] = []
+    for step, notice in sorted(offered, key=lambda o: (o[0].ticket_id, o[0].clock_key, o[0].step)):
+        key = (notice.channel, notice.recipient)
+        catch_up = (step.ticket_id, step.clock_key) in stopped
+        rule = rule_for(config, notice.channel)
+        placed, window = admit(
+            rule,
+            open_windows.get(key),
+            now,
+            catch_up=catch_up,
+            bypass=bypasses(config, state=step.state, tier=step.tier),
+        )
+        if window is not None and window != open_windows.get(key):
+            open_windows[key] = changed[key] = window
+        if isinstance(placed, Held):
+            item = DigestItem.of(
+                step,
+                zone=_zone_name(composer, step.calendar),
+                catch_up=catch_up,
+                notice_id=notice.notice_id,
+            )
+            held.append(
+                HeldNotice(
+                    notice.channel,
+                    notice.recipient,
+                    notice.recipient_name,
+                    notice.language,
+                    placed.window_start,
+                    placed.send_at,
+                    item,
+                )
+            )
+        else:
+            alone.append(QueuedNotice(step.ticket_id, step.clock_key, step.step, notice))
+    return alone, held, changed
+
+
+def _zone_name(composer: Composer, calendar: str) -> str:
+    """The time zone a step's local times are told in: its calendar's, else the default's."""
+    calendars = composer.config.calendars
+    entry = calendars.get(calendar) or calendars[composer.config.general_contract.default_calendar]
+    return entry.zone.key
 
 
 def _due(
@@ -118,6 +202,8 @@ def _due(
             fired_at=now,
             deadline=deadline,
             known_at=clock.measured_at,
+            assigned_function=clock.assigned_function,
+            assigned_team=clock.assigned_team,
         )
         for step in due
     ]

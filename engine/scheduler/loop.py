@@ -78,7 +78,7 @@ class Scheduler:
     def __init__(
         self,
         store: FiringStore,
-        composer: Composer,
+        composer: Composer | Callable[[], Composer],
         options: SchedulerOptions,
         *,
         transient: Callable[[BaseException], bool],
@@ -88,7 +88,9 @@ class Scheduler:
     ) -> None:
         self._store = store
         self._gate = gate
-        self._composer = composer
+        # A composer, or where to read the one in force (``RunningConfig.composer``):
+        # each firing reads it once and writes all its notices with it.
+        self._composer_now = composer if callable(composer) else lambda: composer
         self._transient = transient
         self._batch_size = options.batch_size
         self._reconcile_s = options.reconcile_s
@@ -155,7 +157,8 @@ class Scheduler:
         return await self._sleep_s(claimed=firing.claimed, holding=until is not None)
 
     async def _fire(self, now: datetime, until: datetime | None) -> Firing:
-        firing = await fire_due(self._store, self._composer, now, self._batch_size, until=until)
+        composer = self._composer_now()
+        firing = await fire_due(self._store, composer, now, self._batch_size, until=until)
         if firing.fired:
             self.fired += len(firing.fired)
             for step in firing.fired:

@@ -14,8 +14,14 @@ import holidays
 
 from engine.business_time.windows import WEEKDAYS, Weekday, Window
 from engine.config import AgreementConfig
-from engine.config.models import CalendarEntry, CustomerTeam, Department, Targets
-from engine.escalation.recipients import recipients
+from engine.config.models import (
+    CalendarEntry,
+    CustomerTeam,
+    Department,
+    EscalationStep,
+    Targets,
+)
+from engine.escalation.recipients import department_side, provider_side
 from engine.sheet.words import (
     Basis,
     Language,
@@ -28,7 +34,7 @@ from engine.sheet.words import (
     windows_words,
     words,
 )
-from engine.vocabulary import LEVELS, PRIORITIES, TIERS, Metric, ProviderFunction, Tier
+from engine.vocabulary import LEVELS, PRIORITIES, TIERS, Metric, ProviderFunction
 
 Href = Callable[[str | None], str]
 """The link to a department's page (its id), or to the index (None)."""
@@ -395,36 +401,47 @@ def _steps(
                 when=w["step_at"].format(pct=percent_words(step.at, language)),
                 what=w["step_kinds"][kind],
                 tier=w["tiers"][step.tier],
-                who=_told(config, department, step.tier, language),
+                who=_told(config, department, step, language),
             )
         )
     return tuple(steps)
 
 
 def _told(
-    config: AgreementConfig, department: Department, tier: Tier, language: Language
+    config: AgreementConfig, department: Department, step: EscalationStep, language: Language
 ) -> tuple[str, ...]:
-    """Who hears of a step at ``tier``: the contacts common to most services, then the rest.
+    """Who hears of a step, asked of the notices' own rules (``engine.escalation``).
 
-    Recipients are asked of the engine's own rule (``recipients``), per ordered service,
-    so that the sheet says what the notices do: a system owner replaces the tactical
-    contact for their own service.
+    The provider side depends on where the ticket is when the step fires, so it is told
+    as the rule: whoever has the ticket (the helpdesk lead while it is unassigned), then
+    those who hear whatever the assignment. The department side is grouped by service:
+    the contacts common to most services first, then a system owner for their own.
     """
     w = words(language)
+    heard = step.heard_by
+    lines: list[str] = []
+    if "provider" in heard:
+        helpdesk = config.provider.helpdesk_lead
+        lines.append(w["who_holder"].format(helpdesk=helpdesk.name))
+        unassigned = provider_side(
+            config,
+            department=department.id,
+            tier=step.tier,
+            assigned_function=None,
+            assigned_team=None,
+        )
+        lines.extend(contact.name for contact in unassigned if contact != helpdesk)
+    if "department" not in heard:
+        return tuple(lines)
     groups: dict[tuple[str, ...], list[str]] = {}
     for service_id in department.services:
-        service = config.services[service_id]
-        contacts = recipients(
-            config,
-            agreement_kind="sla",
-            department=department.id,
-            service=service_id,
-            function=service.function,
-            tier=tier,
+        contacts = department_side(
+            config, department=department.id, service=service_id, tier=step.tier
         )
-        groups.setdefault(tuple(c.name for c in contacts), []).append(service.name)
+        groups.setdefault(tuple(c.name for c in contacts), []).append(
+            config.services[service_id].name
+        )
     ordered = sorted(groups.items(), key=lambda item: -len(item[1]))  # stable: first seen wins
-    lines = []
     for rank, (names, services) in enumerate(ordered):
         who = "; ".join(names) if names else w["nobody"]
         if rank == 0:

@@ -14,6 +14,7 @@ each is simulated on its own, and the steps of all of them are ordered by due in
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from engine.business_time.calendar import to_us
 from engine.escalation.policy import BREACH, due_steps, next_due
 from engine.events import TicketEvent
 from engine.events.admission import MAX_EVENTS_PER_TICKET, TicketAdmission
+from engine.events.models import TicketAssigned
 from engine.reporting.compliance import ClockOutcome, outcome_of
 from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.clocks import Clock, TicketClocks
@@ -54,6 +56,10 @@ class SimulatedStep(NamedTuple):
     step: float
     tier: str
     target_s: float
+    # Where the ticket was when the step fell due (its latest ticket.assigned by then),
+    # which decides the provider side that hears of it; None while unassigned.
+    assigned_function: str | None = None
+    assigned_team: str | None = None
 
     @property
     def state(self) -> Literal["warning", "breach", "escalated"]:
@@ -236,6 +242,7 @@ def _simulate_ticket(
     attached: dict[str, Agreement] = {}
     fired: dict[str, set[float]] = defaultdict(set)
     created = False
+    first_step = len(result.steps)
     first = next((i for i, e in enumerate(events) if i and e.type in _RETROACTIVE), None)
     cuts = range(first, len(events)) if first is not None else range(0)
     measured: TicketClocks | None = None
@@ -271,7 +278,22 @@ def _simulate_ticket(
     for clock in measured.clocks:
         _fire(ticket_id, clock, fired[clock.key], end_us, result)
     result.outcomes += [_outcome(ticket_id, clock) for clock in measured.clocks]
+    _assign(events, result.steps, first_step)
     return True
+
+
+def _assign(events: Sequence[TicketEvent], steps: list[SimulatedStep], first: int) -> None:
+    """Give the ticket's steps (``steps[first:]``) its assignment at their due instants."""
+    assigned = [e for e in events if isinstance(e, TicketAssigned)]
+    if not assigned:
+        return  # unassigned throughout: the defaults
+    instants = [e.occurred_at for e in assigned]  # in READ_ORDER: by occurred_at
+    for index in range(first, len(steps)):
+        step = steps[index]
+        last = bisect_right(instants, step.due_at) - 1
+        if last >= 0:
+            event = assigned[last]
+            steps[index] = step._replace(assigned_function=event.function, assigned_team=event.team)
 
 
 def _fire(

@@ -20,6 +20,7 @@ from engine.reporting.compliance import (
 )
 from engine.reporting.output import Format, Record, write
 from engine.simulate.core import Simulation
+from engine.simulate.notices import NoticeVolume, messages_by_key
 
 MAX_PROBLEMS = 20
 TIMELINE_COLUMNS = (
@@ -78,22 +79,117 @@ def timeline(simulation: Simulation) -> Iterator[Record]:
         }
 
 
+NOTICE_COLUMNS = (
+    "channel",
+    "recipient",
+    "name",
+    "notices",
+    "messages",
+    "alone",
+    "digests",
+    "held",
+    "max_day_before",
+    "max_day",
+    "largest_digest",
+)
+NOTICE_COMPARE_COLUMNS = (
+    "channel",
+    "recipient",
+    "notices_a",
+    "notices_b",
+    "messages_a",
+    "messages_b",
+    "max_day_a",
+    "max_day_b",
+)
+
+
+def notice_records(volume: NoticeVolume) -> list[Record]:
+    """A record per recipient and channel: notices, messages, digests, the busiest day."""
+    return [
+        {
+            "channel": r.channel,
+            "recipient": r.recipient,
+            "name": r.name,
+            "notices": r.notices,
+            "messages": r.messages,
+            "alone": r.alone,
+            "digests": r.digests,
+            "held": r.held,
+            "max_day_before": r.max_day_before,
+            "max_day": r.max_day,
+            "largest_digest": r.largest_digest,
+        }
+        for r in volume.recipients
+    ]
+
+
+def notice_totals(volume: NoticeVolume, suffix: str = "") -> dict[str, Any]:
+    """The volume in a few figures: before and after budgets, and the daily number."""
+    busiest = max((r.max_day for r in volume.recipients), default=0)
+    return {
+        f"notices{suffix}": volume.notices,
+        f"messages{suffix}": volume.messages,
+        f"digests{suffix}": sum(r.digests for r in volume.recipients),
+        f"max_day_messages{suffix}": busiest,
+        f"daily_max_messages{suffix}": volume.daily_max_messages,
+        f"recipients_over_daily{suffix}": len(volume.over_daily),
+        f"budgeted{suffix}": volume.budgeted,
+    }
+
+
 def print_simulation(
-    simulation: Simulation, fmt: Format, out: TextIO, *, with_timeline: bool = True
+    simulation: Simulation,
+    fmt: Format,
+    out: TextIO,
+    *,
+    with_timeline: bool = True,
+    volume: NoticeVolume | None = None,
 ) -> None:
-    """The timeline of fired steps, then compliance per SLA group and per OLA function."""
+    """The timeline of fired steps, compliance per SLA group and per OLA function, then
+    the notices per recipient."""
     sections: list[tuple[str, Sequence[Record], Sequence[str]]] = []
     if with_timeline:
         sections.append(("timeline", list(timeline(simulation)), TIMELINE_COLUMNS))
     sections.append(("sla", sla_records(simulation.outcomes), SLA_COLUMNS))
     sections.append(("ola", ola_records(simulation.outcomes), OLA_COLUMNS))
-    _print_sections(sections, fmt, out, _totals(simulation))
+    totals = _totals(simulation)
+    if volume is not None:
+        sections.append(("notices", notice_records(volume), NOTICE_COLUMNS))
+        totals |= notice_totals(volume)
+    _print_sections(sections, fmt, out, totals)
+
+
+def _notice_comparison(first: NoticeVolume, second: NoticeVolume) -> list[Record]:
+    a, b = messages_by_key(first), messages_by_key(second)
+    records: list[Record] = []
+    for key in sorted(a.keys() | b.keys()):
+        left, right = a.get(key), b.get(key)
+        records.append(
+            {
+                "channel": key[0],
+                "recipient": key[1],
+                "notices_a": left.notices if left else 0,
+                "notices_b": right.notices if right else 0,
+                "messages_a": left.messages if left else 0,
+                "messages_b": right.messages if right else 0,
+                "max_day_a": left.max_day if left else 0,
+                "max_day_b": right.max_day if right else 0,
+            }
+        )
+    return records
 
 
 def print_comparison(
-    first: Simulation, second: Simulation, names: tuple[str, str], fmt: Format, out: TextIO
+    first: Simulation,
+    second: Simulation,
+    names: tuple[str, str],
+    fmt: Format,
+    out: TextIO,
+    volumes: tuple[NoticeVolume, NoticeVolume] | None = None,
 ) -> None:
-    """Both configurations' breaches and compliance, side by side, per SLA group."""
+    """Both configurations' breaches and compliance, side by side, per SLA group, then
+    the notices per recipient under each."""
     a, b = (
         {tuple(r[key] for key in SLA_BY): r for r in sla_records(simulation.outcomes)}
         for simulation in (first, second)
@@ -126,7 +222,12 @@ def print_comparison(
         "steps_a": len(first.steps),
         "steps_b": len(second.steps),
     }
-    _print_sections([("compare", records, columns)], fmt, out, totals)
+    sections: list[tuple[str, Sequence[Record], Sequence[str]]] = [("compare", records, columns)]
+    if volumes is not None:
+        compared = _notice_comparison(*volumes)
+        sections.append(("notices_compare", compared, NOTICE_COMPARE_COLUMNS))
+        totals |= notice_totals(volumes[0], "_a") | notice_totals(volumes[1], "_b")
+    _print_sections(sections, fmt, out, totals)
 
 
 def _totals(simulation: Simulation) -> dict[str, Any]:
@@ -179,4 +280,6 @@ _TITLES = {
     "sla": "SLA compliance per department, service, priority and metric",
     "ola": "OLA compliance per provider function",
     "compare": "Breaches and compliance under two configurations (a, b)",
+    "notices": "Notices per recipient and channel: alone, in digests, and the busiest day",
+    "notices_compare": "Notices and messages per recipient under two configurations (a, b)",
 }

@@ -144,6 +144,9 @@ class Timeline:
     runs: list[Run]
     assigned_function: ProviderFunction | None
     closed_at: datetime | None = None  # the retention of its personal data counts from it
+    # The team of the latest assignment (``ticket.assigned.team``): a customer team's
+    # contact hears of the ticket's warnings in its function lead's stead.
+    assigned_team: str | None = None
 
     def priority_at(self, at: datetime | None) -> Priority:
         """The priority in force at an instant (the latest when ``at`` is None)."""
@@ -312,6 +315,7 @@ class Reading:
             runs=list(runs.values()),
             assigned_function=timeline.assigned_function,
             closed_at=timeline.closed_at,
+            assigned_team=timeline.assigned_team,
         )
         reading = Reading(
             copied,
@@ -382,6 +386,7 @@ class Reading:
                         self._updated(at, at_us)
             elif event.type == "ticket.assigned":
                 self._assign(event.function, at)
+                timeline.assigned_team = event.team
             elif event.type == "ticket.status_changed":
                 timeline.status = event.status
                 at_us = to_us(at)

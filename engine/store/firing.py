@@ -17,6 +17,7 @@ from typing import Protocol
 
 from engine.escalation import FiredStep
 from engine.notify.notice import Notice
+from engine.store.outbox import DigestWriter
 from engine.vocabulary import AgreementKind, Metric, Priority, ProviderFunction, Tier
 
 ClockId = tuple[str, str]
@@ -42,6 +43,11 @@ class DueClock:
     tiers: tuple[Tier, ...]
     step_due_at: tuple[datetime | None, ...]  # as stored: not checked against ``steps``
     measured_at: datetime
+    # The ticket's assignment as its row holds it when the clock is claimed: the latest
+    # measurement's, taken under the lock that intake takes too.
+    assigned_function: ProviderFunction | None = None
+    assigned_team: str | None = None
+    stopped_at: datetime | None = None  # a step firing after it is a catch-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +70,10 @@ class ClockAdvance:
     breached: bool  # a breach step fired: a running clock is marked breached
 
 
-class FiringTransaction(Protocol):
-    """What one firing transaction does; all of it commits, or none."""
+class FiringTransaction(DigestWriter, Protocol):
+    """What one firing transaction does; all of it commits, or none.
+
+    Notices a budget holds go into digests (``DigestWriter``) in the same transaction."""
 
     async def claim_due(self, now: datetime, limit: int) -> list[str]:
         """Lock the tickets of up to ``limit`` due clocks: a ticket id per clock claimed."""

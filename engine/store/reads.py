@@ -94,8 +94,8 @@ class WorklistKey(NamedTuple):
 class WorklistQuery:
     """Which tickets a worklist page holds, and where it starts.
 
-    Ticket filters (``department``, ``service``, ``priority``, ``function``: the function
-    the ticket is assigned to now) choose tickets; clock filters choose among each
+    Ticket filters (``department``, ``service``, ``priority``, ``function`` and ``team``:
+    where the ticket is assigned now) choose tickets; clock filters choose among each
     ticket's clocks, and a ticket is listed when one of its clocks passes them all:
     ``scope`` (``open``: not stopped, the default; ``all``), ``metric``, ``state`` (the
     clock's state at ``now``: a running clock past its deadline is ``breached``),
@@ -113,6 +113,7 @@ class WorklistQuery:
     service: str | None = None
     priority: str | None = None
     function: str | None = None
+    team: str | None = None
     scope: ClockScope = "open"
     metric: str | None = None
     state: LiveState | None = None

@@ -1,6 +1,7 @@
 """Escalation through the engine as a process, with a real SMTP server, HTTP receiver and
-RabbitMQ: a breach reaches each channel once; notices survive SIGKILL with their ids;
-steps due while the engine was down fire after restart, in order; two engines fire once.
+RabbitMQ: a warning reaches the provider side only, a breach both sides, each channel once;
+notices survive SIGKILL with their ids; steps due while the engine was down fire after
+restart, in order; two engines fire once.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from engine.notify.amqp import ESCALATION_EXCHANGE
 from engine.notify.webhook import verify_signature
 from tests.acceptance.conftest import short_sof_response, start
 from tests.daemons import Daemon
-from tests.helpers import EditYaml
+from tests.helpers import EditYaml, every_notice_alone
 from tests.services import AMQP_URL, free_port, poll
 from tests.streams import CPH, event, lines
 
@@ -35,6 +36,11 @@ pytestmark = pytest.mark.acceptance
 SECRET = "hemmelig-nøgle-til-webhooks"  # at least 16 bytes, as the settings demand
 TARGET_S = 20  # SOF mobile phones, P1 response, in this test's configuration
 STEPS = [0.25, 0.5, 0.75, 1.0, 1.5]  # the critical-care policy
+# Each side told gets an e-mail, a webhook call and a bus message: the warnings go to the
+# provider side only, but critical care tells the department of its 0.75 warning too.
+NOTICES = {0.25: 3, 0.5: 3, 0.75: 6, 1.0: 6, 1.5: 6}
+DEPARTMENT_MAIL = "vagt@sof.example.dk"
+PROVIDER_MAIL = "vagt@koncernservice.example.dk"
 
 
 def every_step_past() -> datetime:
@@ -116,16 +122,31 @@ async def receivers() -> AsyncIterator[Receivers]:
 def escalation_env(
     daemon_env: dict[str, str], receivers: Receivers, config_dir: Path, edit_yaml: EditYaml
 ) -> dict[str, str]:
-    """SOF's people all reached through the test's receivers; a 20-second P1 response."""
-    contact = {"name": "Vagt SOF", "email": "vagt@sof.example.dk", "amqp": True,
-               "webhook_url": f"http://127.0.0.1:{receivers.hooks.port}/hook"}  # fmt: skip
+    """SOF's people and the provider's all reached through the test's receivers (one
+    contact a side); a 20-second P1 response."""
+    # One receiver, an address a side: one address gets one notice of a step.
+    hook = f"http://127.0.0.1:{receivers.hooks.port}/hook?side="
+    contact = {"name": "Vagt SOF", "email": DEPARTMENT_MAIL, "amqp": True,
+               "webhook_url": f"{hook}department"}  # fmt: skip
+    provider = {"name": "Vagt Koncernservice", "email": PROVIDER_MAIL, "amqp": True,
+                "webhook_url": f"{hook}provider"}  # fmt: skip
 
     def sof_contacts(data: Any) -> None:
         department = data["departments"][0]
         department["contacts"] = dict.fromkeys(("strategic", "tactical", "operational"), contact)
 
+    def provider_contacts(data: Any) -> None:
+        side = data["provider"]
+        side["it_chief"] = side["helpdesk_lead"] = provider
+        for function in side["functions"].values():
+            function["lead"] = provider
+        for team in side["customer_teams"]:
+            team["contact"] = provider
+
     short_sof_response(edit_yaml, TARGET_S, 15)
     edit_yaml("departments/sof.yaml", sof_contacts)
+    edit_yaml("provider.yaml", provider_contacts)
+    edit_yaml("notices.yaml", every_notice_alone)  # these tests follow each step's notices
     return {
         **daemon_env,
         "SLA_ENGINE_CONFIG_DIR": str(config_dir),
@@ -196,17 +217,32 @@ async def test_a_breach_reaches_each_channel_once(
     await publish_events(lines([phone_ticket("SOF-1", every_step_past())]), AMQP_URL)
     fired = await steps_fired(database_url, len(STEPS))
     assert [r["step"] for r in fired] == STEPS
-    await outbox_settled(database_url, len(STEPS) * 3)
+    await outbox_settled(database_url, sum(NOTICES.values()))
     outbox = await query(database_url, "SELECT * FROM outbox")
     delivered_once(receivers, outbox)
-    breach = [m for m in receivers.mailbox.messages if "overskredet" in m["Subject"]]
-    assert len(breach) == 1
-    body = breach[0].get_content()
-    assert "SOF-1" in body
-    assert "strategisk niveau" in body  # critical care: the breach goes to the strategic tier
-    [bus] = [m for m in receivers.bus if json.loads(m.body)["step"] == 1.0]
-    assert bus.routing_key == "escalation.strategic.sof"
-    assert bus.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    mails = {(json.loads(r["payload"])["step"], r["recipient"]): r["notice_id"]
+             for r in outbox if r["channel"] == "email"}  # fmt: skip
+    # The first warning to the provider side only, the breach to both.
+    assert [who for step, who in sorted(mails) if step == 0.25] == [PROVIDER_MAIL]
+    assert [who for step, who in sorted(mails) if step == 1.0] == [PROVIDER_MAIL, DEPARTMENT_MAIL]
+    received = {m["Message-ID"]: m for m in receivers.mailbox.messages}
+    warning = received[f"<{mails[(0.25, PROVIDER_MAIL)]}@sla-engine>"]
+    assert "Handl nu: målet kan stadig nås." in warning.get_content()
+    breach = received[f"<{mails[(1.0, DEPARTMENT_MAIL)]}@sla-engine>"].get_content()
+    assert "SLA overskredet: 100 % af målet er brugt." in breach
+    assert "SOF-1" in breach
+    assert "strategisk niveau" in breach  # critical care: the breach goes to the strategic tier
+    # Every mail of the clock threads: one subject, one root it replies to.
+    assert {m["Subject"] for m in received.values()} == {"[SLA] Sag SOF-1: responstid"}
+    [thread] = {json.loads(r["payload"])["thread"] for r in outbox}
+    assert {m["References"] for m in received.values()} == {f"<{thread}@sla-engine>"}
+    assert {m["In-Reply-To"] for m in received.values()} == {f"<{thread}@sla-engine>"}
+    bus = {m.routing_key or "": m for m in receivers.bus if json.loads(m.body)["step"] == 1.0}
+    assert sorted(bus) == ["escalation.strategic.sof", "escalation.strategic.sof.provider"]
+    assert {json.loads(m.body)["audience"] for m in bus.values()} == {"department", "provider"}
+    assert all(m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT for m in bus.values())
+    warned = [m.routing_key for m in receivers.bus if json.loads(m.body)["step"] == 0.25]
+    assert warned == ["escalation.operational.sof.provider"]
 
 
 async def test_notices_committed_but_not_sent_go_out_after_sigkill_with_the_same_ids(
@@ -224,7 +260,7 @@ async def test_notices_committed_but_not_sent_go_out_after_sigkill_with_the_same
         # Committed, tried and failed (nothing can have reached the receivers, which
         # are down); the bus's notices sent and recorded so: a kill now cuts off none.
         rows = await query(database_url, "SELECT channel, status, last_error FROM outbox")
-        return len(rows) == len(STEPS) * 3 and all(
+        return len(rows) == sum(NOTICES.values()) and all(
             r["status"] == "sent" if r["channel"] == "amqp"
             else r["status"] == "pending" and r["last_error"] is not None
             for r in rows
@@ -255,7 +291,8 @@ async def test_steps_due_while_the_engine_was_down_fire_after_restart_in_order(
     created_at = datetime.now(UTC)
     await publish_events(lines([phone_ticket("SOF-3", created_at)]), AMQP_URL)
     await steps_fired(database_url, 1, timeout_s=TARGET_S)
-    await outbox_settled(database_url, 3)  # the first step's notices out: none cut off
+    # The first step's notices out: none cut off.
+    await outbox_settled(database_url, NOTICES[STEPS[0]])
     engine.kill()
     breach_at = created_at + timedelta(seconds=TARGET_S)
 
@@ -272,7 +309,7 @@ async def test_steps_due_while_the_engine_was_down_fire_after_restart_in_order(
     assert all(r["fired_at"] > breach_at for r in replayed)
     last = fired[-1]  # 1.5 fell due after the restart: on time
     assert (last["fired_at"] - last["due_at"]).total_seconds() < 1.0
-    await outbox_settled(database_url, 5 * 3)
+    await outbox_settled(database_url, sum(NOTICES.values()))
     delivered_once(receivers, await query(database_url, "SELECT * FROM outbox"))
 
 
@@ -292,5 +329,5 @@ async def test_two_engines_fire_each_step_once(
     await publish_events(lines(tickets), AMQP_URL)
     fired = await steps_fired(database_url, 40 * len(STEPS))
     assert len(fired) == 40 * len(STEPS)
-    await outbox_settled(database_url, 40 * len(STEPS) * 3, timeout_s=60)
+    await outbox_settled(database_url, 40 * sum(NOTICES.values()), timeout_s=60)
     delivered_once(receivers, await query(database_url, "SELECT * FROM outbox"))

@@ -14,8 +14,8 @@ Row: TypeAlias = TicketRow | EventRow | ClockRow | StepRow | NoticeRow
 INSERT_TICKET = """
 INSERT INTO tickets (ticket_id, created_at, department, service, priority, status,
                      assigned_function, agreement_kind, agreements, clock_keys, event_count,
-                     updated_at, closed_at, personal_data_purged_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14)
+                     updated_at, closed_at, personal_data_purged_at, assigned_team)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15)
 """
 INSERT_EVENT = """
 INSERT INTO events (event_id, ticket_id, type, occurred_at, payload)
@@ -86,7 +86,7 @@ class PostgresSeeder:
                 INSERT_TICKET, row.ticket_id, row.created_at, row.department, row.service,
                 row.priority, row.status, row.assigned_function, row.agreement_kind,
                 json.dumps(row.agreements), row.clock_keys, row.event_count, row.updated_at,
-                row.closed_at, row.personal_data_purged_at,
+                row.closed_at, row.personal_data_purged_at, row.assigned_team,
             )  # fmt: skip
         elif isinstance(row, EventRow):
             await execute(

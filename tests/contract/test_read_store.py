@@ -323,7 +323,7 @@ async def worklist_tickets(store: Store) -> None:
                assigned_function="servicedesk"),
         ticket("W2", NOW - DAY, department="okf", service="opus-loen", priority="P1"),
         ticket("W3", NOW - DAY, department="okf", service="kmd-sag", priority="P2",
-               assigned_function="second_line"),
+               assigned_function="second_line", assigned_team="okf-team"),
         ticket("W4", NOW - DAY, department="hr", service="opus-loen", priority="P1"),
         ticket("W5", NOW - DAY, department="okf", service="opus-loen", priority="P1"),
         clock("W1", "response", state="met", running=False, stopped_at=NOW - 23 * 60 * MINUTE),
@@ -363,6 +363,8 @@ async def test_the_worklist_filters_by_ticket(store: Store) -> None:
     assert await listed(store, service="kmd-sag") == ["W3"]
     assert await listed(store, priority="P2") == ["W3"]
     assert await listed(store, function="second_line") == ["W3"]
+    assert await listed(store, team="okf-team") == ["W3"]
+    assert await listed(store, team="other-team") == []
     assert await listed(store, department="okf", priority="P1") == ["W1", "W2"]
     assert await listed(store, department="nobody") == []
 

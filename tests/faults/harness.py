@@ -293,22 +293,19 @@ async def messages_in_digest_windows(database_url: str) -> tuple[int, int, bool]
     """Messages written per recipient, channel and digest window: (the most in one
     window, the windows with more than one, whether digests are stored at all).
 
-    A message is an outbox row (a notice sent alone) or, where the store has them, a
-    row of ``digests`` (one message, however many notices it gathers). Windows are
-    DIGEST_WINDOW_S long from the epoch; a digest counts in the window it began, a
-    notice in the one it was written in.
-
-    ADAPT AFTER MERGING the budgets and digests branch (issue 16, part B), written
-    against its migration 006 as it stood: ``digests`` with ``channel``, ``recipient``
-    and ``window_start``; held notices are items of a digest, not outbox rows. Until
-    that table exists every notice is an outbox row and the third value is False.
+    A message is an outbox row (a notice sent alone, counted when it was written) or a
+    row of ``digests`` (one message, however many notices it gathers, counted when it
+    is sent: at the end of its budget window). Windows here are DIGEST_WINDOW_S long
+    from the epoch; no budget window of ``config/notices.yaml`` is shorter, and a
+    recipient's budget windows follow one another, so within budget no two messages
+    of one recipient and channel fall in one of them.
     """
     db = await connect_when_up(database_url)
     try:
         digests = await db.fetchval("SELECT to_regclass('digests') IS NOT NULL")
         messages = "SELECT channel, recipient, created_at AS at FROM outbox"
         if digests:
-            messages += " UNION ALL SELECT channel, recipient, window_start FROM digests"
+            messages += " UNION ALL SELECT channel, recipient, send_at FROM digests"
         row = await db.fetchrow(
             f"""
             SELECT coalesce(max(n), 0) AS most, count(*) FILTER (WHERE n > 1) AS over

@@ -151,6 +151,33 @@ async def test_mail_arrives_once_with_stable_id_and_danish_text(
     assert body.get_content().replace("\r\n", "\n") == sent.body
 
 
+async def test_mails_of_one_clock_reply_to_one_thread_root(
+    smtp_server: tuple[Mailbox, int],
+) -> None:
+    mailbox, port = smtp_server
+    channel = SmtpChannel(host="127.0.0.1", port=port, sender="sla@example.dk")
+    thread = str(uuid.uuid4())
+    steps = [notice("email", "aase@okf.example.dk", payload={**PAYLOAD, "thread": thread})
+             for _ in range(2)]  # fmt: skip
+    unthreaded = notice("email", "aase@okf.example.dk")  # a payload without a thread
+
+    for sent in (*steps, unthreaded):
+        await channel.deliver(sent)
+    await channel.close()
+
+    received = [
+        email.message_from_bytes(e.original_content, policy=email.policy.default)
+        for e in mailbox.envelopes
+        if isinstance(e.original_content, bytes)
+    ]
+    assert len(received) == 3
+    for message, sent in zip(received[:2], steps, strict=True):
+        assert message["Message-ID"] == f"<{sent.notice_id}@sla-engine>"  # its own
+        assert message["In-Reply-To"] == message["References"] == f"<{thread}@sla-engine>"
+    assert received[2]["In-Reply-To"] is None
+    assert received[2]["References"] is None
+
+
 @pytest.mark.parametrize(
     ("refusal", "permanent"),
     [

@@ -19,18 +19,18 @@ from engine.intake.recorder import Recorder
 from engine.notify.compose import Composer
 from engine.scheduler.firing import fire_due
 from engine.sla_clock.meter import ClockMeter
-from engine.store.migrate import migrate
+from engine.store.migrate import migrate, migrations
 from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.postgres.reads import PostgresReads
 from engine.store.postgres.recording import PostgresRecordingStore
-from tests.helpers import EXAMPLE_CONFIG
+from tests.helpers import EXAMPLE_CONFIG, unbudgeted
 from tests.integration.conftest import RunningEngine
 from tests.services import AMQP_URL, poll
 from tests.streams import CPH, event, lines
 
 pytestmark = pytest.mark.integration
 MONDAY = datetime(2026, 11, 23, 9, tzinfo=CPH)  # office hours, Monday
-CONFIG = load_config(EXAMPLE_CONFIG)
+CONFIG = unbudgeted(load_config(EXAMPLE_CONFIG))  # each step's notices, alone
 
 
 def ev(type_: str, seq: int, at: datetime, ticket: str = "E-1", **fields: Any) -> TicketEvent:
@@ -78,11 +78,21 @@ async def test_due_steps_fire_once_in_order_with_their_notices(
     notices = await db.fetch("SELECT notice_id, step, channel, recipient FROM outbox")
     assert len({n["notice_id"] for n in notices}) == len(notices)
     breach = sorted((n["channel"], n["recipient"]) for n in notices if n["step"] == 1.0)
-    assert breach == [("email", "systemejer-opus@okf.kk.dk")]  # tactical: the system owner
+    # The department's tactical side (the system owner), and the provider's: unassigned,
+    # the helpdesk lead, and ØKF's customer team.
+    assert breach == [
+        ("amqp", "escalation.tactical.okf.provider"),
+        ("email", "servicedesk-leder@koncernservice.kk.dk"),
+        ("email", "systemejer-opus@okf.kk.dk"),
+        ("email", "team-okf@koncernservice.kk.dk"),
+        ("webhook", "https://hooks.koncernservice.kk.example/servicedesk/eskalering"),
+    ]
     warning = sorted((n["channel"], n["recipient"]) for n in notices if n["step"] == 0.5)
-    assert warning == [
-        ("email", "drift@okf.kk.dk"),
-        ("webhook", "https://hooks.okf.kk.example/drift"),
+    assert warning == [  # the provider side alone
+        ("amqp", "escalation.operational.okf.provider"),
+        ("email", "servicedesk-leder@koncernservice.kk.dk"),
+        ("email", "team-okf@koncernservice.kk.dk"),
+        ("webhook", "https://hooks.koncernservice.kk.example/servicedesk/eskalering"),
     ]
 
 
@@ -249,3 +259,54 @@ async def test_a_clock_whose_steps_cannot_be_read_is_set_aside_and_the_rest_fire
     later = await db.fetchval("SELECT next_due_at FROM clocks"
                               " WHERE ticket_id = 'E-1' AND clock_key = 'response'")  # fmt: skip
     assert later == after(13)  # looked at again in a minute, not every cycle
+
+
+async def test_migration_005_gives_tickets_assigned_before_it_their_latest_team(
+    db: asyncpg.Connection,
+) -> None:
+    # A database as version 4 left it: the assigned function kept, the team not.
+    async with db.transaction():
+        await db.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in migrations()[:4]:
+            await db.execute(migration.sql)
+            await db.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version, migration.name,
+            )  # fmt: skip
+    histories = {
+        # Handed from a customer team to a function: the latest (in event time) has none.
+        "OLD-1": [created("OLD-1"), ev("ticket.assigned", 2, after(9), "OLD-1",
+                                       function="helpdesk"),
+                  ev("ticket.assigned", 1, after(5), "OLD-1", function="pc-software",
+                     team="team-okf")],
+        "OLD-2": [created("OLD-2"), ev("ticket.assigned", 1, after(5), "OLD-2",
+                                       function="server-network", team="drift-nat"),
+                  ev("ticket.assigned", 2, after(9), "OLD-2", function="helpdesk",
+                     team="team-okf")],
+        "OLD-3": [created("OLD-3")],
+    }  # fmt: skip
+    for ticket_id, events in histories.items():
+        await db.execute(
+            "INSERT INTO tickets (ticket_id, created_at, event_count) VALUES ($1, $2, $3)",
+            ticket_id, MONDAY, len(events),
+        )  # fmt: skip
+        await db.executemany(
+            "INSERT INTO events (event_id, ticket_id, type, occurred_at, payload)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb)",
+            [(e.event_id, ticket_id, e.type, e.occurred_at, e.model_dump_json()) for e in events],
+        )
+
+    applied = await migrate(db)
+
+    assert [m.version for m in applied] == [m.version for m in migrations()[4:]]
+    assert applied[0].name == "assigned_team"
+    teams_of = "SELECT ticket_id, assigned_team FROM tickets"
+    teams = {r["ticket_id"]: r["assigned_team"] for r in await db.fetch(teams_of)}
+    assert teams == {"OLD-1": None, "OLD-2": "team-okf", "OLD-3": None}
+    # Measured again from their events, the tickets keep what the backfill gave them.
+    recorder = Recorder(ClockMeter(CONFIG), PostgresRecordingStore(db))
+    assert await recorder.remeasure(list(histories), after(10)) == 3
+    assert {r["ticket_id"]: r["assigned_team"] for r in await db.fetch(teams_of)} == teams

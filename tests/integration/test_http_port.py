@@ -14,11 +14,12 @@ import aiohttp
 import asyncpg
 import pytest
 
-from engine.config import load_config
+from engine.config import load_versioned
 from engine.events import parse_event
 from engine.intake.recorder import Recorder
 from engine.ops import http_port
 from engine.ops.http_port import HttpPort, Parts
+from engine.running import ConfigInForce, RunningConfig
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.postgres.reads import PostgresReads
@@ -29,7 +30,8 @@ from tests.services import get_json, poll
 from tests.streams import CPH, event
 
 pytestmark = pytest.mark.integration
-METER = ClockMeter(load_config(EXAMPLE_CONFIG))
+RUNNING = RunningConfig(ConfigInForce(load_versioned(EXAMPLE_CONFIG), datetime.now(UTC)))
+METER = RUNNING.meter()
 MONDAY = datetime(2026, 11, 23, 9, tzinfo=CPH)
 
 
@@ -39,7 +41,7 @@ async def port(database_url: str) -> AsyncIterator[HttpPort]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     async with pool.acquire() as connection:
         await migrate(connection)
-    serving = HttpPort(Parts(METER, database_url, tickets=PostgresReads(pool)), "127.0.0.1", 0)
+    serving = HttpPort(Parts(RUNNING, database_url, tickets=PostgresReads(pool)), "127.0.0.1", 0)
     await serving.start()
     yield serving
     await serving.stop()

@@ -11,21 +11,23 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from engine.cli import main
-from engine.config import load_config
+from engine.config import load_config, load_versioned
 from engine.ops.http_port import HttpPort, Parts
-from engine.sla_clock.meter import ClockMeter
+from engine.running import ConfigInForce, RunningConfig
 from tests.helpers import EXAMPLE_CONFIG, REPO
 
 pytestmark = pytest.mark.integration
 CHROMIUM = Path(os.environ.get("SLA_ENGINE_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARTEFACTS = REPO / "build" / "test-artefacts"
 CONFIG = load_config(EXAMPLE_CONFIG)
+RUNNING = RunningConfig(ConfigInForce(load_versioned(EXAMPLE_CONFIG), datetime.now(UTC)))
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -113,7 +115,7 @@ async def test_the_written_pages_read_as_the_agreement(browser: Browser, tmp_pat
 
 
 async def test_the_served_page_reads_as_the_agreement_in_english(browser: Browser) -> None:
-    port = HttpPort(Parts(ClockMeter(CONFIG), "postgresql://unused"), "127.0.0.1", 0)
+    port = HttpPort(Parts(RUNNING, "postgresql://unused"), "127.0.0.1", 0)
     await port.start()
     try:
         # The browser's language chooses the page's.

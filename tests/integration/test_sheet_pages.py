@@ -5,27 +5,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
 
-from engine.config import load_config
+from engine.config import load_config, load_versioned
 from engine.ops.http_port import HttpPort, Parts
 from engine.reporting.window import DATE_ZONE
+from engine.running import ConfigInForce, RunningConfig
 from engine.sheet import render_department
-from engine.sla_clock.meter import ClockMeter
-from tests.helpers import EXAMPLE_CONFIG
+from tests.helpers import EXAMPLE_CONFIG, EditYaml
 from tests.openapi_check import DOCUMENT, model_errors
 
 pytestmark = pytest.mark.integration
 CONFIG = load_config(EXAMPLE_CONFIG)
+RUNNING = RunningConfig(ConfigInForce(load_versioned(EXAMPLE_CONFIG), datetime.now(UTC)))
 
 
 @pytest.fixture
 async def port() -> AsyncIterator[HttpPort]:
     """The port alone: the sheets read the configuration, never the database."""
-    serving = HttpPort(Parts(ClockMeter(CONFIG), "postgresql://unused"), "127.0.0.1", 0)
+    serving = HttpPort(Parts(RUNNING, "postgresql://unused"), "127.0.0.1", 0)
     await serving.start()
     yield serving
     await serving.stop()
@@ -114,6 +116,23 @@ async def test_the_compliance_route_beside_it_still_answers(port: HttpPort) -> N
     response, body = await fetch(port, "/departments/okf/compliance")
     assert response.status == 503
     assert "not connected" in body
+
+
+async def test_the_pages_follow_the_configuration_put_in_force(
+    config_dir: Path, edit_yaml: EditYaml
+) -> None:
+    running = RunningConfig(ConfigInForce(load_versioned(config_dir), datetime.now(UTC)))
+    serving = HttpPort(Parts(running, "postgresql://unused"), "127.0.0.1", 0)
+    await serving.start()
+    try:
+        _, before = await fetch(serving, "/departments/okf")
+        assert "Serviceaftale (SLA) for Økonomiforvaltningen<" in before
+        edit_yaml("departments/okf.yaml", lambda data: data["departments"][0].update(name="ØKF"))
+        running.swap(ConfigInForce(load_versioned(config_dir), datetime.now(UTC)))
+        _, after = await fetch(serving, "/departments/okf")
+        assert "Serviceaftale (SLA) for ØKF<" in after
+    finally:
+        await serving.stop()
 
 
 def test_the_pages_are_in_the_openapi_document() -> None:

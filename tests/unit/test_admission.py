@@ -16,8 +16,11 @@ from engine.events import TicketEvent, parse_event
 from engine.events.admission import Horizon, Refusal, TicketAdmission
 from engine.intake import topology
 from engine.intake.consumer import IntakeConsumer, IntakeOptions
+from engine.intake.recorder import Recorder
 from engine.simulate.core import simulate
 from engine.sla_clock.meter import ClockMeter
+from engine.store.memory.recording import MemoryRecordingStore
+from engine.store.memory.tables import Tables
 from tests.helpers import EXAMPLE_CONFIG
 from tests.streams import CPH, event
 
@@ -114,7 +117,8 @@ def _consumer(exchange: object) -> IntakeConsumer:
     return IntakeConsumer(
         queue=None,  # type: ignore[arg-type]
         dead_letters=exchange,  # type: ignore[arg-type]
-        recorder=None,  # type: ignore[arg-type]
+        # Never asked to record (the messages are refused); a batch reads its meter.
+        recorder=Recorder(METER, MemoryRecordingStore(Tables())),
         options=IntakeOptions(batch_size=1, retry_max_s=0.2),
     )
 

@@ -27,6 +27,7 @@ STORE_GAUGE_NAMES = frozenset(gauge.name for gauge in STORE_GAUGES)
 REQUIRED_ALERTS = {
     "SlaBreach", "SlaClocksAtRisk", "SlaEngineDown", "SlaIntakeStalled", "SlaOutboxStuck",
     "SlaNoticesFailing", "SlaDeadLetters", "SlaFiringLate", "SlaStoreGaugesStale",
+    "SlaConfigReloadRefused",
 }  # fmt: skip
 
 

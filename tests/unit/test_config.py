@@ -493,8 +493,10 @@ class TestTierWithoutContact:
         )
         problem = only_problem(path.parent.parent)
         assert problem.key == "departments[0].contacts"
+        policy = path.parent.parent / "escalation.yaml"
         assert problem.message == (
-            "escalation policy 'standard' escalates to the strategic tier, "
+            "escalation policy 'standard' tells the department side at the strategic tier "
+            f"(step 1.5, {policy}:{line_of(policy, '{at: 1.5, tier: strategic}')}), "
             "but the department has no strategic contact"
         )
 
@@ -596,6 +598,110 @@ class TestTierWithoutContact:
         text = path.read_text("utf-8").replace(old, f"{key}: {json.dumps(value)}", 1)
         path.write_text(text, "utf-8")
         return path, line
+
+
+class TestAudiences:
+    """Each side a policy step tells must reach someone, for every department using it."""
+
+    def test_the_example_names_audiences_and_defaults_the_rest(self) -> None:
+        config = load_config(EXAMPLE_CONFIG)
+        care = config.escalation_policies["critical-care"].steps
+        assert [(s.at, s.heard_by) for s in care[1:4]] == [
+            (0.5, ("provider",)),
+            (0.75, ("provider", "department")),
+            (1.0, ("provider", "department")),
+        ]
+
+    @pytest.mark.parametrize(
+        ("audiences", "key", "message"),
+        [
+            ([], "audiences", "name at least one audience, or leave the key out for the default"),
+            (["provider", "provider"], "audiences", "each audience at most once"),
+            (
+                ["customer"],
+                "audiences[0]",
+                "Input should be 'provider' or 'department' (got 'customer')",
+            ),
+        ],
+    )
+    def test_audiences_that_are_not_sides(
+        self, edit_yaml: EditYaml, audiences: list[str], key: str, message: str
+    ) -> None:
+        path = edit_yaml(
+            "escalation.yaml",
+            lambda d: d["escalation_policies"][0]["steps"][1].update(audiences=audiences),
+        )
+        problem = only_problem(path.parent)
+        assert (problem.file, problem.key) == (str(path), f"escalation_policies[0].steps[1].{key}")
+        assert problem.message == message
+        written = "- customer" if audiences == ["customer"] else "audiences:"
+        assert problem.line == line_of(path, written)
+
+    def test_a_warning_told_to_a_department_without_a_contact_for_its_tier(
+        self, edit_yaml: EditYaml, config_dir: Path
+    ) -> None:
+        # Warnings go to the provider side: BUF needs no operational contact for them...
+        dep = edit_yaml(
+            "departments/buf.yaml", lambda d: d["departments"][0]["contacts"].pop("operational")
+        )
+        load_config(config_dir)
+        # ...until the policy tells the department side of one.
+        policy = edit_yaml(
+            "escalation.yaml",
+            lambda d: d["escalation_policies"][0]["steps"][1].update(
+                audiences=["provider", "department"]
+            ),
+        )
+        problem = only_problem(config_dir)
+        assert (problem.file, problem.key) == (str(dep), "departments[0].contacts")
+        assert problem.line == line_of(dep, "contacts:")
+        assert problem.message == (
+            "escalation policy 'standard' tells the department side at the operational tier "
+            f"(step 0.75, {policy}:{line_of(policy, 'at: 0.75')}), "
+            "but the department has no operational contact"
+        )
+
+    def test_a_breach_told_to_the_provider_side_alone_needs_no_department_contact(
+        self, edit_yaml: EditYaml, config_dir: Path
+    ) -> None:
+        def provider_only_when_strategic(data: Any) -> None:
+            for step in data["escalation_policies"][0]["steps"]:
+                if step["tier"] == "strategic":
+                    step["audiences"] = ["provider"]
+
+        edit_yaml("escalation.yaml", provider_only_when_strategic)
+        edit_yaml(
+            "departments/buf.yaml", lambda d: d["departments"][0]["contacts"].pop("strategic")
+        )
+        assert "strategic" not in {
+            s.tier
+            for s in load_config(config_dir).escalation_policies["standard"].steps
+            if "department" in s.heard_by
+        }
+
+    def test_the_provider_side_of_a_department_without_a_customer_team_contact(
+        self, edit_yaml: EditYaml, config_dir: Path
+    ) -> None:
+        # With a customer team contact every assigned ticket reaches someone; without
+        # one, a ticket assigned to a function without a lead reaches nobody.
+        edit_yaml("provider.yaml", lambda d: d["provider"]["customer_teams"][0].pop("contact"))
+        load_config(config_dir)  # every function has its lead
+        edit_yaml("provider.yaml", lambda d: d["provider"]["functions"].pop("sales"))
+        dep = config_dir / "departments" / "buf.yaml"
+        policy = config_dir / "escalation.yaml"
+        problems = {(p.file, p.key): p for p in problems_of(config_dir)}
+        problem = problems[(str(dep), "departments[0].customer_team")]
+        assert problem.line == line_of(dep, "customer_team: team-buf")
+        assert problem.message == (
+            "escalation policy 'standard' tells the provider side "
+            f"(step 0.5, {policy}:{line_of(policy, '{at: 0.5, tier: operational}')}), "
+            "but a ticket assigned to sales reaches nobody there: the provider names no lead "
+            "for it, and the department customer team 'team-buf' has no contact"
+        )
+        # Only BUF: every other department's customer team has a contact.
+        assert [key for key in problems if key[1].endswith("customer_team")] == [
+            (str(dep), "departments[0].customer_team")
+        ]
 
 
 class TestFileLevelProblems:

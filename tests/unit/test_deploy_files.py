@@ -405,6 +405,20 @@ def test_systemd_unit_runs_the_engine_and_restarts_it() -> None:
     assert _unit()["Install"]["WantedBy"] == "multi-user.target"
 
 
+def test_systemd_reload_signals_the_engine_to_reload_its_configuration() -> None:
+    assert _unit()["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
+
+
+def test_compose_mounts_the_configuration_it_tells_how_to_reload() -> None:
+    engine = SERVICES["engine"]
+    config_dir = _environment(engine)["SLA_ENGINE_CONFIG_DIR"]
+    assert ("../config", config_dir) in _bind_mounts(engine)
+    assert (DEPLOY / "../config").resolve() == REPO / "config"
+    assert "docker compose -f deploy/compose.yaml kill -s HUP engine" in (
+        DEPLOY / "compose.yaml"
+    ).read_text(encoding="utf-8")
+
+
 def test_systemd_does_not_restart_an_engine_that_refused_its_configuration() -> None:
     assert _unit()["Service"]["RestartPreventExitStatus"].split() == [str(EXIT_CONFIG)]
 

@@ -128,21 +128,29 @@ def test_closure_days_and_days_kept_open(config_dir: Path, edit_yaml: EditYaml) 
 
 
 def test_escalation_steps_say_who_is_told_at_each_tier() -> None:
-    html = department(dep="okf")
-    page = Page(html).text
+    page = Page(department(dep="okf")).text
+    holder = "Den, der har sagen hos leverandøren (Servicedeskleder, mens sagen ikke er tildelt)"
     assert "Eskaleringsforløbet »Standard eskalering«" in page
-    assert "Ved 50 % af målet Advarsel: målet nærmer sig Operationelt niveau" in page
-    # The tactical tier: the team, but a service's system owner for their own service.
+    # A warning goes to those who can still act: the provider side only.
     assert (
-        "Ved 100 % af målet Målet er overskredet Taktisk niveau Økonomisystemteam, ØKF "
-        "Systemejer, Opus Løn (for KMD Opus Løn) "
+        f"Ved 50 % af målet Advarsel: målet nærmer sig Operationelt niveau {holder} "
+        "Kundeteam ØKF Ved 75 %"
+    ) in page
+    # The breach: the department's tactical tier too, a service's system owner for their own.
+    assert (
+        f"Ved 100 % af målet Målet er overskredet Taktisk niveau {holder} Kundeteam ØKF "
+        "Økonomisystemteam, ØKF Systemejer, Opus Løn (for KMD Opus Løn) "
         "Systemejer, ledelsesinformation (for Datavarehus og ledelsesinformation)"
     ) in page
-    assert "Ved 200 % af målet Overskridelsen eskaleres Strategisk niveau IT-ansvarlig, ØKF" in page
+    assert (
+        f"Ved 200 % af målet Overskridelsen eskaleres Strategisk niveau {holder} Kundeteam ØKF "
+        "IT-chef, Koncernservice IT-ansvarlig, ØKF"
+    ) in page
     sof = Page(department(dep="sof", lang="en")).text
     assert "The escalation policy “Kritisk eskalering (omsorg)”" in sof
-    assert "At 25% of the target" in sof
-    assert "At 100% of the target The target is breached Strategic tier IT-ansvarlig, SOF" in sof
+    # SOF's policy names the department as an audience of its 75% warning.
+    assert "At 75% of the target Warning: the target is near Tactical tier Whoever" in sof
+    assert "Kundeteam SOF Fagsystemteam, SOF Systemejer, Cura (for Omsorgssystem (Cura))" in sof
 
 
 def test_contacts_customer_team_matrix_defaults_and_prices() -> None:

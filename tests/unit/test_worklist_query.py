@@ -31,12 +31,12 @@ def test_no_parameters_ask_for_the_open_clocks_a_page_and_one_more() -> None:
 def test_every_parameter_is_read() -> None:
     asked = query(
         department="okf", service="opus-loen", priority="P1", function="pc-software",
-        metric="update", state="breached", scope="all", breached="false",
+        team="okf-team", metric="update", state="breached", scope="all", breached="false",
         breaching_within="1h30m", limit="10",
     )  # fmt: skip
     assert asked == WorklistQuery(
         now=NOW, limit=11, department="okf", service="opus-loen", priority="P1",
-        function="pc-software", metric="update", state="breached", scope="all",
+        function="pc-software", team="okf-team", metric="update", state="breached", scope="all",
         breached=False, breaching_within=timedelta(minutes=90),
     )  # fmt: skip
 

@@ -8,8 +8,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from engine.escalation import FiredStep
+from engine.notify.budget import Window
 from engine.store.firing import ClockAdvance, ClockId, DueClock, DueListener, QueuedNotice
+from engine.store.memory import digests
 from engine.store.memory.tables import ClockRow, NoticeRow, StepRow, Tables
+from engine.store.outbox import BudgetKey, HeldNotice
 
 
 class MemoryFiringTransaction:
@@ -38,6 +41,7 @@ class MemoryFiringTransaction:
     async def due_clocks(self, tickets: Sequence[str], now: datetime) -> list[DueClock]:
         """The claimed tickets' clocks due at ``now``, earliest first."""
         wanted = set(tickets)
+        rows = self._tables.tickets  # _due keeps only the clocks of known tickets
         return [
             DueClock(
                 ticket_id=c.ticket_id,
@@ -55,6 +59,9 @@ class MemoryFiringTransaction:
                 tiers=tuple(c.tiers),  # type: ignore[arg-type]
                 step_due_at=tuple(c.step_due_at),
                 measured_at=c.measured_at,
+                assigned_function=rows[c.ticket_id].assigned_function,  # type: ignore[arg-type]
+                assigned_team=rows[c.ticket_id].assigned_team,
+                stopped_at=c.stopped_at,
             )
             for c in self._due(now)
             if c.ticket_id in wanted
@@ -113,6 +120,20 @@ class MemoryFiringTransaction:
                 created_at=now,
                 next_attempt_at=now,
             )
+
+    async def budget_windows(self, keys: Sequence[BudgetKey]) -> dict[BudgetKey, Window]:
+        """Where these budgets stand (absent: quiet); the transaction is the lock."""
+        return digests.budget_windows(self._tables, keys)
+
+    async def hold_notices(
+        self,
+        held: Sequence[HeldNotice],
+        windows: Mapping[BudgetKey, Window],
+        now: datetime,
+        max_items: int = 500,
+    ) -> None:
+        """Append the held notices to their digests; save the budgets' windows."""
+        digests.hold_notices(self._tables, held, windows, now, max_items)
 
     async def advance(self, clocks: Sequence[ClockAdvance]) -> None:
         """Set the clocks' next due instants, and mark breached the running ones told to."""

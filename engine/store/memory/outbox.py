@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from engine.notify.notice import Notice
+from engine.store.memory import digests
 from engine.store.memory.tables import Tables
-from engine.store.outbox import ClaimedNotice, Settlement
+from engine.store.outbox import ClaimedDigest, ClaimedNotice, Settlement
 
 
 class MemoryOutboxStore:
@@ -41,7 +42,9 @@ class MemoryOutboxStore:
                     body=row.body,
                     payload=copy.deepcopy(row.payload),
                 )
-                claimed.append(ClaimedNotice(notice, row.ticket_id, row.attempts))
+                step = tables.steps.get((row.ticket_id, row.clock_key, row.step))
+                superseded = step is not None and step.status == "superseded"
+                claimed.append(ClaimedNotice(notice, row.ticket_id, row.attempts, superseded))
         return claimed
 
     async def settle(self, outcomes: Sequence[Settlement]) -> None:
@@ -57,7 +60,21 @@ class MemoryOutboxStore:
                 row.failed_at = o.failed_at
                 row.last_error = o.last_error
 
+    async def claim_digests(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ClaimedDigest]:
+        """Lease the ``limit`` earliest pending digests due at ``now``, in no set order."""
+        async with self._tables.transaction() as tables:
+            return digests.claim_digests(tables, now, lease_until, limit)
+
+    async def settle_digests(self, outcomes: Sequence[Settlement]) -> None:
+        """Record how attempts at digests ended (``notice_id`` is the digest's id)."""
+        async with self._tables.transaction() as tables:
+            digests.settle_digests(tables, outcomes)
+
     async def earliest_pending(self) -> datetime | None:
-        """When the earliest pending notice may be tried; None when none is pending."""
-        pending = [n.next_attempt_at for n in self._tables.outbox.values() if n.status == "pending"]
+        """When the earliest pending notice or digest may be tried; None when none is."""
+        tables = self._tables
+        pending = [n.next_attempt_at for n in tables.outbox.values() if n.status == "pending"]
+        pending += [d.next_attempt_at for d in tables.digests.values() if d.status == "pending"]
         return min(pending, default=None)

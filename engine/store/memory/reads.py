@@ -238,6 +238,7 @@ def _ticket_passes(ticket: TicketRow, query: WorklistQuery) -> bool:
         and query.service in (None, ticket.service)
         and query.priority in (None, ticket.priority)
         and query.function in (None, ticket.assigned_function)
+        and query.team in (None, ticket.assigned_team)
     )
 
 

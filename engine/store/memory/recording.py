@@ -113,6 +113,7 @@ class MemoryRecordingTransaction:
             row.priority = timeline.priority_at(None)
             row.status = timeline.status
             row.assigned_function = timeline.assigned_function
+            row.assigned_team = timeline.assigned_team
             if sla is not None:
                 row.agreement_kind = sla.agreement.kind
             row.agreements.update(

@@ -36,6 +36,7 @@ class TicketRow:
     closed_at: datetime | None = None
     personal_data_purged_at: datetime | None = None
     feed_version: int = 0  # commits that changed its clocks (the SLA feed's version)
+    assigned_team: str | None = None
 
 
 @dataclass
@@ -114,7 +115,38 @@ class NoticeRow:
     payload: Any  # the JSON value
     created_at: datetime
     next_attempt_at: datetime
-    status: str = "pending"  # or "sent", "failed"
+    status: str = "pending"  # or "sent", "failed", "superseded"
+    attempts: int = 0
+    sent_at: datetime | None = None
+    failed_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class BudgetRow:
+    """A row of ``notice_budgets``: where a recipient stands on a channel (None: quiet)."""
+
+    window_start: datetime | None = None
+    sent: int = 0
+    holding: bool = False
+
+
+@dataclass
+class DigestRow:
+    """A row of ``digests``: the notices held for one recipient, channel and window."""
+
+    digest_id: UUID
+    channel: str
+    recipient: str
+    recipient_name: str
+    language: str
+    window_start: datetime
+    send_at: datetime
+    items: list[Any]  # the JSON documents of the items it lists
+    held: int  # every item held, listed or not
+    created_at: datetime
+    next_attempt_at: datetime
+    status: str = "pending"  # or "sent", "failed", "superseded"
     attempts: int = 0
     sent_at: datetime | None = None
     failed_at: datetime | None = None
@@ -141,6 +173,8 @@ class Tables:
     steps: dict[tuple[str, str, float], StepRow] = field(default_factory=dict)
     outbox: dict[UUID, NoticeRow] = field(default_factory=dict)
     feed: dict[str, FeedRow] = field(default_factory=dict)
+    budgets: dict[tuple[str, str], BudgetRow] = field(default_factory=dict)
+    digests: dict[UUID, DigestRow] = field(default_factory=dict)
     # Who hears of an earlier due instant, as schedulers LISTEN in PostgreSQL.
     due_listeners: list[Callable[[datetime | None], None]] = field(default_factory=list, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -175,4 +209,4 @@ class Tables:
             listener(at)
 
 
-_TABLES = ("tickets", "events", "clocks", "steps", "outbox", "feed")
+_TABLES = ("tickets", "events", "clocks", "steps", "outbox", "feed", "budgets", "digests")

@@ -18,8 +18,11 @@ import asyncpg
 import structlog
 
 from engine.escalation import FiredStep
+from engine.notify.budget import Window
 from engine.store.connection import Connection
 from engine.store.firing import ClockAdvance, ClockId, DueClock, DueListener, QueuedNotice
+from engine.store.outbox import BudgetKey, HeldNotice
+from engine.store.postgres import digests
 from engine.store.postgres.database import Database, borrow
 from engine.store.postgres.steps import DUE_CHANNEL, fired_steps
 
@@ -35,12 +38,15 @@ ORDER BY c.next_due_at
 LIMIT $2
 FOR UPDATE OF t SKIP LOCKED
 """
+# The ticket's row is read with its clocks for the assignment, the provider side of the
+# steps' audience: locked by the claim, it is as intake last committed it.
 DUE_CLOCKS = """
-SELECT ticket_id, clock_key, metric, agreement_kind, department, service, function,
-       priority, calendar, target_s, deadline, steps, tiers, step_due_at, measured_at
-FROM clocks
-WHERE ticket_id = ANY($1::text[]) AND next_due_at <= $2
-ORDER BY next_due_at
+SELECT c.ticket_id, c.clock_key, c.metric, c.agreement_kind, c.department, c.service,
+       c.function, c.priority, c.calendar, c.target_s, c.deadline, c.steps, c.tiers,
+       c.step_due_at, c.measured_at, c.stopped_at, t.assigned_function, t.assigned_team
+FROM clocks AS c JOIN tickets AS t ON t.ticket_id = c.ticket_id
+WHERE c.ticket_id = ANY($1::text[]) AND c.next_due_at <= $2
+ORDER BY c.next_due_at
 """
 RECORD_STEPS = """
 INSERT INTO escalation_steps (ticket_id, clock_key, step, tier, metric, agreement_kind,
@@ -115,6 +121,9 @@ class PostgresFiringTransaction:
                 tiers=tuple(row["tiers"]),
                 step_due_at=tuple(row["step_due_at"]),
                 measured_at=row["measured_at"],
+                assigned_function=row["assigned_function"],
+                assigned_team=row["assigned_team"],
+                stopped_at=row["stopped_at"],
             )
             for row in rows
         ]
@@ -169,6 +178,20 @@ class PostgresFiringTransaction:
             for q in notices
         ]
         await self._connection.execute(ENQUEUE_NOTICES, *map(list, zip(*rows, strict=True)), now)
+
+    async def budget_windows(self, keys: Sequence[BudgetKey]) -> dict[BudgetKey, Window]:
+        """Lock these budgets until the transaction ends; where each stands (absent: quiet)."""
+        return await digests.budget_windows(self._connection, keys)
+
+    async def hold_notices(
+        self,
+        held: Sequence[HeldNotice],
+        windows: Mapping[BudgetKey, Window],
+        now: datetime,
+        max_items: int = 500,
+    ) -> None:
+        """Append the held notices to their digests; save the budgets' windows."""
+        await digests.hold_notices(self._connection, held, windows, now, max_items)
 
     async def advance(self, clocks: Sequence[ClockAdvance]) -> None:
         """Set the clocks' next due instants, and mark breached the running ones told to."""

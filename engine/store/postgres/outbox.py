@@ -1,4 +1,4 @@
-"""The outbox port in PostgreSQL: notices leased with ``FOR UPDATE SKIP LOCKED``."""
+"""The outbox port in PostgreSQL: notices and digests leased with ``FOR UPDATE SKIP LOCKED``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from engine.notify.notice import Notice
-from engine.store.outbox import ClaimedNotice, Settlement
+from engine.store.outbox import ClaimedDigest, ClaimedNotice, Settlement
+from engine.store.postgres import digests
 from engine.store.postgres.database import Database, borrow
 
 CLAIM = """
@@ -20,7 +21,12 @@ WHERE notice_id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING notice_id, ticket_id, channel, recipient, recipient_name, subject, body,
-    payload::text AS payload, attempts
+    payload::text AS payload, attempts,
+    EXISTS (
+        SELECT 1 FROM escalation_steps AS s
+        WHERE s.ticket_id = outbox.ticket_id AND s.clock_key = outbox.clock_key
+          AND s.step = outbox.step AND s.status = 'superseded'
+    ) AS superseded
 """
 # Only while the claim is still ours: had the lease run out and another sender taken
 # the notice, its outcome is the one that stands.
@@ -55,6 +61,7 @@ class PostgresOutboxStore:
                 ),
                 ticket_id=row["ticket_id"],
                 attempts=row["attempts"],
+                superseded=row["superseded"],
             )
             for row in rows
         ]
@@ -78,8 +85,21 @@ class PostgresOutboxStore:
                 ],
             )
 
-    async def earliest_pending(self) -> datetime | None:
-        """When the earliest pending notice may be tried; None when none is pending."""
+    async def claim_digests(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ClaimedDigest]:
+        """Lease the ``limit`` earliest pending digests due at ``now``, in no set order."""
         async with borrow(self._database) as connection:
-            earliest: datetime | None = await connection.fetchval(EARLIEST_PENDING)
-        return earliest
+            return await digests.claim_digests(connection, now, lease_until, limit)
+
+    async def settle_digests(self, outcomes: Sequence[Settlement]) -> None:
+        """Record how attempts at digests ended (``notice_id`` is the digest's id)."""
+        async with borrow(self._database) as connection:
+            await digests.settle_digests(connection, outcomes)
+
+    async def earliest_pending(self) -> datetime | None:
+        """When the earliest pending notice or digest may be tried; None when none is."""
+        async with borrow(self._database) as connection:
+            notice: datetime | None = await connection.fetchval(EARLIEST_PENDING)
+            digest = await digests.earliest_digest(connection)
+        return min((at for at in (notice, digest) if at is not None), default=None)

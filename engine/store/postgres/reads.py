@@ -68,7 +68,7 @@ AND ticket_id > $1 ORDER BY ticket_id LIMIT $2
 """
 # The worklist (see WorklistQuery): the clocks that pass the clock filters ($2 scope all,
 # $3 metric, $8 state at $1, $10 breaching within) of the tickets that pass the ticket
-# filters ($4 to $7), one row per ticket with the next deadline among them; $9 breached.
+# filters ($4 to $7, $15), one row per ticket with the next deadline among them; $9 breached.
 # Keyset pagination after ($12 deadline, $13 ticket id) when $11: a row inserted before
 # the cursor moves no later row. Ids compare byte-wise (COLLATE "C"), as Python's do.
 WORKLIST = """
@@ -86,6 +86,7 @@ WITH chosen AS (
       AND ($5::text IS NULL OR t.service = $5)
       AND ($6::text IS NULL OR t.priority = $6)
       AND ($7::text IS NULL OR t.assigned_function = $7)
+      AND ($15::text IS NULL OR t.assigned_team = $15)
 ), listed AS (
     SELECT ticket_id, min(deadline) FILTER (WHERE running) AS next_deadline
     FROM chosen
@@ -216,6 +217,7 @@ class PostgresReads:
                 None if after is None else after.next_deadline,
                 "" if after is None else after.ticket_id,
                 query.limit,
+                query.team,
             )
         return [WorklistKey(row["next_deadline"], row["ticket_id"]) for row in rows]
 

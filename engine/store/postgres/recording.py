@@ -74,7 +74,7 @@ CREATE TEMP TABLE IF NOT EXISTS staged_events (
 CREATE TEMP TABLE IF NOT EXISTS staged_tickets (
     ticket_id text, created_at timestamptz, department text, service text, priority text,
     status text, assigned_function text, agreement_kind text, agreements jsonb,
-    clock_keys text[], event_count integer, closed_at timestamptz
+    clock_keys text[], event_count integer, closed_at timestamptz, assigned_team text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staged_clocks (
     ticket_id text, clock_key text, metric text, agreement_kind text, agreement_key text,
@@ -122,6 +122,8 @@ WITH updated AS (
         status = coalesce(u.status, tickets.status),
         assigned_function = CASE WHEN u.created_at IS NULL THEN tickets.assigned_function
                             ELSE u.assigned_function END,
+        assigned_team = CASE WHEN u.created_at IS NULL THEN tickets.assigned_team
+                        ELSE u.assigned_team END,
         agreement_kind = coalesce(u.agreement_kind, tickets.agreement_kind),
         agreements = CASE WHEN u.agreements IS NULL THEN tickets.agreements
                      ELSE tickets.agreements || u.agreements END,
@@ -321,7 +323,7 @@ def ticket_row(ticket: MeasuredTicket) -> tuple[object, ...]:
     """A row of ``staged_tickets``."""
     clocks = ticket.clocks
     if clocks is None:  # waiting for its creation, or unmeasurable: keep what is there
-        return (ticket.ticket_id, *(None,) * 9, ticket.event_count, None)
+        return (ticket.ticket_id, *(None,) * 9, ticket.event_count, None, None)
     timeline = clocks.timeline
     sla = next((c for c in clocks.clocks if c.agreement.kind != "ola"), None)
     return (
@@ -337,6 +339,7 @@ def ticket_row(ticket: MeasuredTicket) -> tuple[object, ...]:
         [clock.key for clock in clocks.clocks],
         ticket.event_count,
         timeline.closed_at,
+        timeline.assigned_team,
     )
 
 
