@@ -23,13 +23,19 @@
 # is installed: the tests run promtool on the alert rules and a real Prometheus
 # server against the engine. They start their own server on a free port, so the
 # package's own service is left stopped where the install would start it.
+#
+# With --with-browser (make test) it also makes sure Debian's chromium package is
+# installed: the browser tests open the SLA sheet's pages in it, driven by playwright
+# (whose own browser download cannot be reached from every machine).
 set -euo pipefail
 
 WITH_PROMETHEUS=0
+WITH_BROWSER=0
 for arg in "$@"; do
     case "$arg" in
         --with-prometheus) WITH_PROMETHEUS=1 ;;
-        *) echo "ensure-services: unknown argument: $arg (known: --with-prometheus)" >&2; exit 2 ;;
+        --with-browser) WITH_BROWSER=1 ;;
+        *) echo "ensure-services: unknown argument: $arg (known: --with-prometheus, --with-browser)" >&2; exit 2 ;;
     esac
 done
 
@@ -305,8 +311,22 @@ ensure_prometheus() {
     echo "prometheus: installed, $(promtool --version 2>&1 | head -n 1)"
 }
 
+# The browser tests drive /usr/bin/chromium, the path Debian's package installs.
+ensure_browser() {
+    if [[ -x /usr/bin/chromium ]]; then
+        echo "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
+        return
+    fi
+    apt_install --no-install-recommends chromium
+    [[ -x /usr/bin/chromium ]] || die "chromium: installed, but /usr/bin/chromium is missing"
+    echo "chromium: installed, $(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
+}
+
 ensure_postgresql
 ensure_rabbitmq
 if ((WITH_PROMETHEUS)); then
     ensure_prometheus
+fi
+if ((WITH_BROWSER)); then
+    ensure_browser
 fi

@@ -43,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         return engine_commands.check_config(args.directory)
+    if args.command == "sheet":
+        return engine_commands.sheet(args)
     if args.command == "run":
         return engine_commands.run(args.settings)
     if args.command == "reload":

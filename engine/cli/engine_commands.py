@@ -1,5 +1,5 @@
-"""The commands that set up and run the engine: check-config, run, reload, migrate, publish,
-schema."""
+"""The commands that set up and run the engine: check-config, sheet, run, reload, migrate,
+publish, schema."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import asyncio
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from engine.cli.shared import CONFIG_DIR_ENV, EXIT_CONFIG, load_settings, tune_gc
-from engine.config import AgreementConfig, ConfigError, load_versioned
+from engine.config import AgreementConfig, ConfigError, load_config, load_versioned
 from engine.settings import ENV_PREFIX
 
 SETTINGS_HELP = (
@@ -21,7 +23,7 @@ SETTINGS_HELP = (
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register check-config, run, reload, migrate, publish and schema."""
+    """Register check-config, sheet, run, reload, migrate, publish and schema."""
     check = commands.add_parser(
         "check-config",
         help="validate the agreement configuration and print a summary",
@@ -35,6 +37,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=Path(os.environ.get(CONFIG_DIR_ENV, "config")),
         help=f"configuration directory (env {CONFIG_DIR_ENV}; default: ./config)",
     )
+    _add_sheet(commands)
     run = commands.add_parser(
         "run",
         help="start the engine: migrate the database, consume ticket events",
@@ -161,6 +164,68 @@ def check_config(directory: Path) -> int:
     print(_summary(directory, loaded.config))
     # The version a running engine shows in /readyz once it runs these files.
     print(f"  version {loaded.version}")
+    return 0
+
+
+def _add_sheet(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from engine.sheet import DEFAULT_LANGUAGE, FORMATS, LANGUAGES
+
+    sheet = commands.add_parser(
+        "sheet",
+        help="write each department's SLA in plain words (HTML or Markdown)",
+        description="Write one page per department from the configuration: ordered services "
+        "and their targets in words, opening hours, holidays, batch windows, escalation, "
+        "contacts, the priority matrix, the contract's defaults and prices; and an index of "
+        "the departments and the service catalog.",
+    )
+    sheet.add_argument(
+        "--config",
+        type=Path,
+        default=Path(os.environ.get(CONFIG_DIR_ENV, "config")),
+        help=f"configuration directory (env {CONFIG_DIR_ENV}; default: ./config)",
+    )
+    sheet.add_argument("--department", metavar="ID", help="only this department's page")
+    sheet.add_argument("--format", choices=FORMATS, default="html", help="default: html")
+    sheet.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE, help="default: da")
+    sheet.add_argument(
+        "--year", type=int, help="the year whose holidays are listed (default: this year)"
+    )
+    sheet.add_argument("--out", type=Path, required=True, metavar="DIR", help="written here")
+
+
+def sheet(args: argparse.Namespace) -> int:
+    """Write the SLA sheets; 1 with the reason on stderr when the configuration is refused,
+    the department unknown or the directory unwritable."""
+    from engine.sheet import UnknownDepartment, render_department, render_index
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    # The holidays listed are this year's where the departments are, unless asked.
+    year = args.year or datetime.now(ZoneInfo("Europe/Copenhagen")).year
+    ids = [args.department] if args.department else list(config.departments)
+    pages: dict[str, str] = {}
+    try:
+        for department_id in ids:
+            pages[f"{department_id}.{args.format}"] = render_department(
+                config, department_id, fmt=args.format, language=args.lang, year=year
+            )
+    except UnknownDepartment as exc:
+        print(f"sla-engine: {exc.args[0]}", file=sys.stderr)
+        return 1
+    if not args.department:
+        pages[f"index.{args.format}"] = render_index(config, fmt=args.format, language=args.lang)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name, text in pages.items():
+            (args.out / name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"sla-engine: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for name in pages:
+        print(args.out / name)
     return 0
 
 

@@ -1,6 +1,7 @@
 """The engine's HTTP port: /metrics, /healthz, /readyz, the tickets' SLA state (one, or an
-agents' worklist), compliance per department and function, and /openapi.json; and
-POST /reload, for ``sla-engine reload`` on the same host (loopback callers only).
+agents' worklist), compliance per department and function, the departments' SLA sheets
+(HTML), and /openapi.json; and POST /reload, for ``sla-engine reload`` on the same host
+(loopback callers only).
 
 It starts before the engine reaches its database and broker, so that a supervisor sees
 a live process (``/healthz``) that is not ready yet (``/readyz``) while it waits, rather
@@ -34,6 +35,7 @@ from engine.ops.worklist import BadRequest, compliance_document, worklist_page, 
 from engine.reporting.report import clock_outcomes
 from engine.reporting.window import DATE_ZONE, check_window, parse_instant
 from engine.running import ConfigInForce, RunningConfig
+from engine.sheet import LANGUAGES, Language, choose_language, render_department, render_index
 from engine.sla_clock.meter import ClockMeter
 from engine.store.postgres.probe import ping
 from engine.store.reads import ReadStore
@@ -85,6 +87,9 @@ class HttpPort:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/tickets", self._worklist)
         app.router.add_get("/tickets/{ticket_id}", self._ticket)
+        app.router.add_get("/departments", self._sheets_moved)
+        app.router.add_get("/departments/", self._sheet_index)
+        app.router.add_get("/departments/{department_id}", self._sheet)
         app.router.add_get("/departments/{department_id}/compliance", self._department)
         app.router.add_get("/functions/{function_id}/compliance", self._function)
         app.router.add_get("/openapi.json", self._openapi)
@@ -273,6 +278,44 @@ class HttpPort:
         count = partial(compliance_document, outcomes, period, function=function)
         return web.json_response(await self._off_loop(count))
 
+    async def _sheets_moved(self, request: web.Request) -> web.Response:
+        # The pages link to each other relatively: the index must be read as a folder.
+        raise web.HTTPPermanentRedirect(
+            request.rel_url.with_path("/departments/").with_query(request.query)
+        )
+
+    async def _sheet_index(self, request: web.Request) -> web.Response:
+        try:
+            language, suffix = _sheet_language(request)
+        except BadRequest as exc:
+            return _problem(400, str(exc))
+        config = self.parts.meter.config
+        page = render_index(
+            config, fmt="html", language=language, href=lambda d: f"{d or './'}{suffix}"
+        )
+        return _html(page, language)
+
+    async def _sheet(self, request: web.Request) -> web.Response:
+        department = request.match_info["department_id"]
+        config = self.parts.meter.config
+        if department not in config.departments:
+            return _problem(404, f"no department {department!r} in the configuration")
+        try:
+            language, suffix = _sheet_language(request)
+        except BadRequest as exc:
+            return _problem(400, str(exc))
+        # The holidays listed are this year's where the departments are.
+        year = datetime.now(DATE_ZONE).year
+        page = render_department(
+            config,
+            department,
+            fmt="html",
+            language=language,
+            year=year,
+            href=lambda d: f"{d or './'}{suffix}",
+        )
+        return _html(page, language)
+
     async def _openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
 
@@ -318,6 +361,41 @@ def _period(query: Mapping[str, str], now: datetime) -> tuple[datetime, datetime
     except ValueError as exc:
         raise BadRequest(f"from/to: {exc}") from None
     return start, end
+
+
+def _sheet_language(request: web.Request) -> tuple[Language, str]:
+    """The page's language, from ``?lang=`` or else ``Accept-Language``, and the query its
+    links carry on: a language asked for in the address stays chosen page after page."""
+    unknown = sorted(set(request.query) - {"lang"})
+    if unknown:
+        raise BadRequest(f"unknown parameter: {', '.join(unknown)}; give lang")
+    asked = request.query.getall("lang", [])
+    if len(asked) > 1:
+        raise BadRequest("give lang once")
+    if not asked:
+        return choose_language(request.headers.get("Accept-Language")), ""
+    for language in LANGUAGES:
+        if asked[0] == language:
+            return language, f"?lang={language}"
+    raise BadRequest(f"lang: {asked[0]!r} is not one of {', '.join(LANGUAGES)}")
+
+
+# The pages need no script and load nothing: a policy that allows neither keeps a name
+# from the configuration harmless even if escaping ever missed one.
+_PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
+def _html(page: str, language: Language) -> web.Response:
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Content-Language": language,
+            "Vary": "Accept-Language",
+            "Content-Security-Policy": _PAGE_POLICY,
+        },
+    )
 
 
 def _problem(status: int, detail: str) -> web.Response:

@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.ops.worklist import DEFAULT_PAGE, MAX_PAGE
+from engine.sheet.words import LANGUAGES
 from engine.sla_clock.clocks import ClockState
 from engine.store.reads import LiveState
 from engine.vocabulary import AgreementKind, Metric, Priority, ProviderFunction, Tier
@@ -302,6 +303,18 @@ _PERIOD = [
 ]  # fmt: skip
 
 
+_SHEET_LANGUAGE = [
+    _query("lang", "the page's language; default: the best of Accept-Language, else da",
+           _enum(LANGUAGES)),
+    {"name": "Accept-Language", "in": "header", "required": False,
+     "description": "chooses the language when lang is not given", "schema": {"type": "string"}},
+]  # fmt: skip
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 def _paths() -> dict[str, Any]:
     worklist_parameters = [
         _query("department", "the ticket's department", {"type": "string"}),
@@ -355,6 +368,24 @@ def _paths() -> dict[str, Any]:
                           "400": _problem("not a ticket id of the event contract"),
                           "404": _problem("no event of the ticket was recorded"),
                           "503": _problem(_NOT_READY)}}},
+        "/departments/": {"get": {
+            "summary": "The SLA sheets' index: the departments and the service catalog",
+            "description": "An HTML page, the same as `sla-engine sheet` writes, from the "
+                           "configuration the engine runs. `/departments` redirects here.",
+            "parameters": _SHEET_LANGUAGE,
+            "responses": {"200": _html("the index page"),
+                          "400": _problem("an unknown parameter or language")}}},
+        "/departments/{department_id}": {"get": {
+            "summary": "A department's SLA in plain words",
+            "description": "An HTML page, the same as `sla-engine sheet` writes: the ordered "
+                           "services and their targets, opening hours, holidays and batch "
+                           "windows, escalation, contacts, priority matrix, the contract's "
+                           "defaults and prices. Static: no scripts; prints on A4.",
+            "parameters": [_path("department_id", "a department of the configuration"),
+                           *_SHEET_LANGUAGE],
+            "responses": {"200": _html("the department's sheet"),
+                          "400": _problem("an unknown parameter or language"),
+                          "404": _problem("no such department in the configuration")}}},
         "/departments/{department_id}/compliance": {"get": {
             "summary": "A department's SLA compliance and the OLA compliance beneath it",
             "parameters": [_path("department_id", "a department of the configuration"),
@@ -387,8 +418,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "sla-engine HTTP port",
             "version": API_VERSION,
-            "description": "Health, metrics, tickets' SLA state, the agents' worklist and "
-            "compliance, read only. Errors are RFC 9457 problem documents.",
+            "description": "Health, metrics, tickets' SLA state, the agents' worklist, "
+            "compliance and the departments' SLA sheets, read only. Errors are RFC 9457 "
+            "problem documents.",
         },
         "paths": _paths(),
         "components": {"schemas": dict(sorted(schemas.items()))},
