@@ -58,7 +58,9 @@ class FeedStore(Protocol):
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[FeedTicket]:
         """Claim up to ``limit`` tickets with a version not published yet, the longest
         waiting first, for ``lease`` (another publisher takes them after it lapses), and
-        read their clocks as they stand now."""
+        read their clocks as they stand now. A ticket that changed again since its row
+        was claimed is left out: its newer version is claimed and published anew, so
+        no version is published by two publishers."""
         ...
 
     async def settle(self, published: Sequence[tuple[str, int]]) -> None:

@@ -13,7 +13,7 @@ from engine.intake.recorder import Recorder
 from engine.notify.compose import Composer
 from engine.scheduler.firing import fire_due
 from engine.sla_clock.meter import ClockMeter
-from tests.contract.conftest import Backend
+from tests.contract.conftest import Backend, MemoryBackend, PostgresBackend
 from tests.helpers import EXAMPLE_CONFIG
 from tests.streams import CPH, event
 
@@ -91,3 +91,18 @@ async def test_steps_fired_make_a_new_version(backend: Backend) -> None:
     assert ticket.version == 2
     response = next(clock for clock in ticket.clocks if clock.key == "response")
     assert response.state == "breached"
+
+
+async def test_a_claim_whose_ticket_moved_on_publishes_nothing_of_it(backend: Backend) -> None:
+    """The version read with the clocks is the one claimed, or the ticket is left to the
+    claimer of its newer version: two publishers never send one version."""
+    await record(backend, created("A"), created("B", "sof"))
+    # A commits a newer version between the claim of its row and the read of its clocks
+    # (in PostgreSQL two statements): the version on the ticket has moved past the row.
+    if isinstance(backend, MemoryBackend):
+        backend.tables.tickets["A"].feed_version += 1
+    else:
+        assert isinstance(backend, PostgresBackend)
+        await backend.pool.execute("UPDATE tickets SET feed_version = 2 WHERE ticket_id = 'A'")
+    claimed = await backend.feed.claim(NOW, 10, LEASE)
+    assert [(t.ticket_id, t.version) for t in claimed] == [("B", 1)]

@@ -28,10 +28,10 @@ class MemoryFeedStore:
             for row in claimed:
                 row.claimed_until = now + lease
             found = []
-            for ticket_id in sorted(row.ticket_id for row in claimed):
+            for ticket_id, version in sorted((row.ticket_id, row.version) for row in claimed):
                 ticket = tables.tickets.get(ticket_id)
-                if ticket is None:
-                    continue  # as the join finds no row
+                if ticket is None or ticket.feed_version != version:
+                    continue  # as the join finds no row, or a newer version is waiting
                 clocks = sorted(
                     (c for (t, _), c in tables.clocks.items() if t == ticket_id),
                     key=lambda c: c.clock_key,

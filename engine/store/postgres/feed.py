@@ -20,7 +20,7 @@ WHERE ticket_id IN (
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
-RETURNING ticket_id
+RETURNING ticket_id, version
 """
 # One statement, so one snapshot: the version and the clocks belong together.
 FEED_TICKETS = """
@@ -52,10 +52,16 @@ class PostgresFeedStore:
                 claimed = await connection.fetch(CLAIM_FEED, now, limit, lease)
             if not claimed:
                 return []
-            rows = await connection.fetch(FEED_TICKETS, [row["ticket_id"] for row in claimed])
+            versions = {row["ticket_id"]: row["version"] for row in claimed}
+            rows = await connection.fetch(FEED_TICKETS, list(versions))
         heads: dict[str, asyncpg.Record] = {}
         clocks: dict[str, list[FeedClock]] = {}
         for row in rows:
+            if row["feed_version"] != versions[row["ticket_id"]]:
+                # Changed since the claim: the newer version's row is unclaimed again,
+                # and whoever claims it publishes it; publishing it here too would
+                # send that version twice.
+                continue
             heads.setdefault(row["ticket_id"], row)
             found = clocks.setdefault(row["ticket_id"], [])
             if row["clock_key"] is not None:  # a ticket without clocks: none joined
