@@ -185,10 +185,14 @@ class Composer:
             "assigned_team": step.assigned_team,
         }
 
-    def notices(self, step: FiredStep) -> list[Notice]:
+    def notices(self, step: FiredStep, *, written: bool = True) -> list[Notice]:
         """One notice per contact and channel, per side; one AMQP message per step and side.
 
         A contact on both sides gets one notice, the provider side's: it can still act.
+        With ``written`` false the notices are addressed but not written (no subject,
+        body or payload): a catch-up's, which only ever go out as items of a digest,
+        written from the step when the digest is sent. Writing them cost the scheduler
+        most of its time while a backlog of closed tickets drained.
         """
         heard = recipients(self.config, step)
         out: list[Notice] = []
@@ -208,7 +212,9 @@ class Composer:
                     if address is None or (channel, address) in addressed:
                         continue
                     addressed.add((channel, address))
-                    out.append(self._notice(step, channel, address, contact, audience))
+                    out.append(
+                        self._notice(step, channel, address, contact, audience, written=written)
+                    )
             on_bus = [c for c in contacts if c.amqp]
             if on_bus:
                 language: Language = "en" if all(c.language == "en" for c in on_bus) else "da"
@@ -216,7 +222,14 @@ class Composer:
                 routing = routing_key(step.tier, step.department, audience)
                 out.append(
                     self._notice(
-                        step, "amqp", routing, None, audience, language=language, name=names
+                        step,
+                        "amqp",
+                        routing,
+                        None,
+                        audience,
+                        language=language,
+                        name=names,
+                        written=written,
                     )
                 )
         return out
@@ -231,9 +244,21 @@ class Composer:
         *,
         language: Language | None = None,
         name: str | None = None,
+        written: bool = True,
     ) -> Notice:
         ident = notice_id(step, channel, recipient, audience)
         chosen: Language = language or (contact.language if contact is not None else "da")
+        if not written:
+            return Notice(
+                notice_id=ident,
+                channel=channel,
+                recipient=recipient,
+                recipient_name=name or (contact.name if contact is not None else recipient),
+                subject="",
+                body="",
+                payload={},
+                language=chosen,
+            )
         subject, body = self.render(step, chosen, ident, audience)
         return Notice(
             notice_id=ident,

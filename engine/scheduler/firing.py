@@ -66,10 +66,14 @@ async def fire_due(
         advance: list[ClockAdvance] = []
         for clock in claimed:
             key = (clock.ticket_id, clock.clock_key)
+            # A clock already stopped when its step fires: a catch-up, told in a digest
+            # (whose text is written from the step when it is sent).
+            catch_up = clock.stopped_at is not None and clock.stopped_at <= now
             try:
                 steps = _due(clock, already.get(key, frozenset()), until, now)
                 composed.update(
-                    ((s.ticket_id, s.clock_key, s.step), composer.notices(s)) for s in steps
+                    ((s.ticket_id, s.clock_key, s.step), composer.notices(s, written=not catch_up))
+                    for s in steps
                 )
             except Exception as exc:  # one bad clock must not stop the rest
                 # Logged and looked at again later, rather than failing the transaction

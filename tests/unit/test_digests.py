@@ -14,7 +14,7 @@ from engine.config.notices import NoticesConfig
 from engine.notify.budget import digest_id
 from engine.notify.compose import Composer
 from engine.notify.digest import Digest, DigestItem, compose
-from engine.notify.notice import ChannelName
+from engine.notify.notice import ChannelName, Notice
 from engine.notify.sender import OutboxSender, SenderOptions
 from engine.scheduler.firing import fire_due, place
 from engine.store.errors import is_transient
@@ -91,6 +91,24 @@ async def test_a_catch_up_goes_into_digests_and_never_alone() -> None:
     # One digest per recipient and channel, whatever the number of steps.
     keys = [(d.channel, d.recipient) for d in tables.digests.values()]
     assert len(keys) == len(set(keys))
+
+
+async def test_a_catch_ups_notices_are_addressed_as_written_ones_but_not_written() -> None:
+    tables = Tables()
+    add_clock(tables, "A", stopped_at=at(20))
+    firing = await fire_due(MemoryFiringStore(tables), COMPOSER, at(120), 100)
+    assert firing.fired
+    for step in firing.fired:
+        written, addressed = COMPOSER.notices(step), COMPOSER.notices(step, written=False)
+
+        def address(n: Notice) -> tuple[object, ...]:
+            return (n.notice_id, n.channel, n.recipient, n.recipient_name, n.language)
+
+        assert [address(n) for n in addressed] == [address(n) for n in written]
+        assert all(n.subject == n.body == "" and n.payload == {} for n in addressed)
+        assert all(n.subject and n.body for n in written)
+    held_ids = {item["notice_id"] for d in tables.digests.values() for item in d.items}
+    assert held_ids == {str(n.notice_id) for step in firing.fired for n in COMPOSER.notices(step)}
 
 
 def sender_on(tables: Tables, channel: Webhook, clock: Clock) -> OutboxSender:
