@@ -21,7 +21,7 @@ from engine.notify.budget import Held, Window, admit, bypasses, rule_for
 from engine.notify.compose import Composer
 from engine.notify.digest import DigestItem
 from engine.notify.notice import Notice
-from engine.store.firing import ClockAdvance, ClockId, DueClock, FiringStore, QueuedNotice
+from engine.store.firing import ClockAdvance, DueClock, FiringStore, QueuedNotice
 from engine.store.outbox import BudgetKey, HeldNotice
 
 log = structlog.get_logger(__name__)
@@ -63,18 +63,19 @@ async def fire_due(
         already = await firing.fired_steps(tickets)
         candidates: list[FiredStep] = []
         composed: dict[tuple[str, str, float], list[Notice]] = {}
+        catch_ups: set[tuple[str, str, float]] = set()
         advance: list[ClockAdvance] = []
         for clock in claimed:
             key = (clock.ticket_id, clock.clock_key)
-            # A clock already stopped when its step fires: a catch-up, told in a digest
-            # (whose text is written from the step when it is sent).
-            catch_up = clock.stopped_at is not None and clock.stopped_at <= now
             try:
                 steps = _due(clock, already.get(key, frozenset()), until, now)
-                composed.update(
-                    ((s.ticket_id, s.clock_key, s.step), composer.notices(s, written=not catch_up))
-                    for s in steps
-                )
+                for s in steps:
+                    step_key = (s.ticket_id, s.clock_key, s.step)
+                    if is_catch_up(clock, s, now):
+                        catch_ups.add(step_key)
+                    # A catch-up's notices go out only as digest items, written from the
+                    # step when the digest is sent: they are addressed, not written.
+                    composed[step_key] = composer.notices(s, written=step_key not in catch_ups)
             except Exception as exc:  # one bad clock must not stop the rest
                 # Logged and looked at again later, rather than failing the transaction
                 # for every clock in it and restarting the engine into the same row.
@@ -94,21 +95,15 @@ async def fire_due(
             for step in fired
             for notice in composed[(step.ticket_id, step.clock_key, step.step)]
         ]
-        # A clock already stopped when its step fires: a catch-up, told in a digest.
-        stopped = {
-            (c.ticket_id, c.clock_key)
-            for c in claimed
-            if c.stopped_at is not None and c.stopped_at <= now
-        }
         budgets = composer.config.notices
         keys = [
             (n.channel, n.recipient)
             for step, n in offered
-            if (step.ticket_id, step.clock_key) in stopped
+            if (step.ticket_id, step.clock_key, step.step) in catch_ups
             or rule_for(budgets, n.channel).max_messages is not None
         ]
         windows = await firing.budget_windows(keys)
-        alone, held, changed = place(composer, offered, stopped, windows, now)
+        alone, held, changed = place(composer, offered, catch_ups, windows, now)
         await firing.enqueue_notices(alone, now)
         await firing.hold_notices(held, changed, now, budgets.digest_max_items)
         await firing.advance(advance)
@@ -117,10 +112,22 @@ async def fire_due(
     return Firing(len(locked), fired, len(alone), len(held))
 
 
+# A step firing this long after its due instant is news of the past (intake was taking a
+# backlog, or its events arrived late): told in a catch-up digest, as a stopped clock's.
+CATCH_UP_LATE = timedelta(minutes=15)
+
+
+def is_catch_up(clock: DueClock, step: FiredStep, now: datetime) -> bool:
+    """Whether a step fires as a catch-up: for a clock already stopped, or long after it
+    fell due."""
+    stopped = clock.stopped_at is not None and clock.stopped_at <= now
+    return stopped or now - step.due_at > CATCH_UP_LATE
+
+
 def place(
     composer: Composer,
     offered: Sequence[tuple[FiredStep, Notice]],
-    stopped: Set[ClockId],
+    catch_ups: Set[tuple[str, str, float]],
     windows: Mapping[BudgetKey, Window],
     now: datetime,
 ) -> tuple[list[QueuedNotice], list[HeldNotice], dict[BudgetKey, Window]]:
@@ -136,7 +143,7 @@ def place(
     held: list[HeldNotice] = []
     for step, notice in sorted(offered, key=lambda o: (o[0].ticket_id, o[0].clock_key, o[0].step)):
         key = (notice.channel, notice.recipient)
-        catch_up = (step.ticket_id, step.clock_key) in stopped
+        catch_up = (step.ticket_id, step.clock_key, step.step) in catch_ups
         rule = rule_for(config, notice.channel)
         placed, window = admit(
             rule,

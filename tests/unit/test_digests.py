@@ -16,7 +16,7 @@ from engine.notify.compose import Composer
 from engine.notify.digest import Digest, DigestItem, compose
 from engine.notify.notice import ChannelName, Notice
 from engine.notify.sender import OutboxSender, SenderOptions
-from engine.scheduler.firing import fire_due, place
+from engine.scheduler.firing import CATCH_UP_LATE, fire_due, place
 from engine.store.errors import is_transient
 from engine.store.memory.firing import MemoryFiringStore
 from engine.store.memory.outbox import MemoryOutboxStore
@@ -91,6 +91,24 @@ async def test_a_catch_up_goes_into_digests_and_never_alone() -> None:
     # One digest per recipient and channel, whatever the number of steps.
     keys = [(d.channel, d.recipient) for d in tables.digests.values()]
     assert len(keys) == len(set(keys))
+
+
+async def test_a_step_fired_long_after_it_fell_due_is_a_catch_up_too() -> None:
+    # A running clock whose steps (due at 7.5 and 15 minutes) fire at 60: intake was
+    # taking a backlog, or the events came late; news of the past, told in a digest.
+    late = Tables()
+    add_clock(late, "A")
+    firing = await fire_due(MemoryFiringStore(late), COMPOSER, at(60), 100)
+    assert len(firing.fired) == 2
+    assert late.outbox == {}
+    assert all(item["catch_up"] for d in late.digests.values() for item in d.items)
+    # Within CATCH_UP_LATE of its due instant a step is told as it fires.
+    on_time = Tables()
+    add_clock(on_time, "A")
+    firing = await fire_due(MemoryFiringStore(on_time), COMPOSER, at(7.5) + CATCH_UP_LATE, 100)
+    assert [step.step for step in firing.fired] == [0.5, 1.0]  # 15 and 7.5 minutes late
+    assert on_time.outbox
+    assert not any(item["catch_up"] for d in on_time.digests.values() for item in d.items)
 
 
 async def test_a_catch_ups_notices_are_addressed_as_written_ones_but_not_written() -> None:
