@@ -6,8 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from engine.config import AgreementConfig
 from engine.config.notices import ChannelBudget, NoticesConfig
+from engine.store.migrate import migrations
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "config"
@@ -26,3 +29,20 @@ def every_notice_alone(data: Any) -> None:
 def unbudgeted(config: AgreementConfig) -> AgreementConfig:
     """The configuration with no budget on any channel: every notice alone."""
     return config.model_copy(update={"notices": NoticesConfig(email=ChannelBudget())})
+
+
+async def migrated_up_to(db: asyncpg.Connection, count: int) -> None:
+    """The schema as the first ``count`` migrations left it, recorded as applied: a
+    database of an earlier release, for a test of the migrations after them."""
+    async with db.transaction():
+        await db.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in migrations()[:count]:
+            await db.execute(migration.sql)
+            await db.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )

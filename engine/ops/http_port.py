@@ -31,7 +31,13 @@ from engine.events.fields import TicketId
 from engine.ops.openapi import openapi_document
 from engine.ops.reload import ReloadOutcome
 from engine.ops.ticket_state import measure_ticket
-from engine.ops.worklist import BadRequest, compliance_document, worklist_page, worklist_query
+from engine.ops.worklist import (
+    BadRequest,
+    compliance_document,
+    once,
+    worklist_page,
+    worklist_query,
+)
 from engine.reporting.report import clock_outcomes
 from engine.reporting.window import DATE_ZONE, check_window, parse_instant
 from engine.running import ConfigInForce, RunningConfig
@@ -261,9 +267,7 @@ class HttpPort:
     ) -> web.Response:
         now = datetime.now(UTC)
         try:
-            repeated = sorted({key for key in request.query if len(request.query.getall(key)) > 1})
-            if repeated:
-                raise BadRequest(f"give each parameter once: {', '.join(repeated)} repeated")
+            once([key for key, _ in request.query.items()])
             start, end = _period(request.query, now)
         except BadRequest as exc:
             return _problem(400, str(exc))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -56,9 +57,7 @@ class WorklistParams(BaseModel):
 def worklist_query(query: Mapping[str, str], keys: Sequence[str], now: datetime) -> WorklistQuery:
     """The worklist asked for by a query string (``keys``: every name in it, repeats
     included); raises ``BadRequest``."""
-    repeated = sorted({key for key in keys if list(keys).count(key) > 1})
-    if repeated:
-        raise BadRequest(f"give each parameter once: {', '.join(repeated)} repeated")
+    once(keys)
     try:
         params = WorklistParams.model_validate(dict(query))
     except ValidationError as exc:
@@ -80,6 +79,13 @@ def worklist_query(query: Mapping[str, str], keys: Sequence[str], now: datetime)
         breaching_within=within,
         after=None if params.cursor is None else decode_cursor(params.cursor),
     )
+
+
+def once(keys: Sequence[str]) -> None:
+    """Refuse a query string that names a parameter twice; raises ``BadRequest``."""
+    repeated = sorted(key for key, n in Counter(keys).items() if n > 1)
+    if repeated:
+        raise BadRequest(f"give each parameter once: {', '.join(repeated)} repeated")
 
 
 def encode_cursor(key: WorklistKey) -> str:

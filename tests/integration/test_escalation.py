@@ -23,7 +23,7 @@ from engine.store.migrate import migrate, migrations
 from engine.store.postgres.firing import PostgresFiringStore
 from engine.store.postgres.reads import PostgresReads
 from engine.store.postgres.recording import PostgresRecordingStore
-from tests.helpers import EXAMPLE_CONFIG, unbudgeted
+from tests.helpers import EXAMPLE_CONFIG, migrated_up_to, unbudgeted
 from tests.integration.conftest import RunningEngine
 from tests.services import AMQP_URL, poll
 from tests.streams import CPH, event, lines
@@ -264,17 +264,7 @@ async def test_migration_005_gives_tickets_assigned_before_it_their_latest_team(
     db: asyncpg.Connection,
 ) -> None:
     # A database as version 4 left it: the assigned function kept, the team not.
-    async with db.transaction():
-        await db.execute(
-            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for migration in migrations()[:4]:
-            await db.execute(migration.sql)
-            await db.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                migration.version, migration.name,
-            )  # fmt: skip
+    await migrated_up_to(db, 4)
     histories = {
         # Handed from a customer team to a function: the latest (in event time) has none.
         "OLD-1": [created("OLD-1"), ev("ticket.assigned", 2, after(9), "OLD-1",

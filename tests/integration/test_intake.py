@@ -20,7 +20,7 @@ from engine.intake.recorder import Recorder
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate, migrations
 from engine.store.postgres.recording import PostgresRecordingStore
-from tests.helpers import EXAMPLE_CONFIG
+from tests.helpers import EXAMPLE_CONFIG, migrated_up_to
 from tests.integration.conftest import RunningEngine
 from tests.services import AMQP_URL, poll
 from tests.streams import CPH, event, lines, stream, ticket_events
@@ -399,17 +399,7 @@ async def test_migration_004_backfills_when_tickets_closed_before_it(
     db: asyncpg.Connection,
 ) -> None:
     # A database as version 3 left it: closed tickets without closed_at.
-    async with db.transaction():
-        await db.execute(
-            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for migration in migrations()[:3]:
-            await db.execute(migration.sql)
-            await db.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                migration.version, migration.name,
-            )  # fmt: skip
+    await migrated_up_to(db, 3)
     at = [MONDAY.replace(hour=9 + hours) for hours in range(4)]
     reopened = [
         event("ticket.created", "OLD-1", 0, at[0], department="buf", service="esdh",

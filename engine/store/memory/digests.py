@@ -6,10 +6,11 @@ import copy
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from uuid import UUID
 
 from engine.notify.budget import Window, digest_id
 from engine.notify.digest import Digest, DigestItem
-from engine.store.memory.tables import BudgetRow, DigestRow, Tables
+from engine.store.memory.tables import BudgetRow, DigestRow, NoticeRow, Tables
 from engine.store.outbox import BudgetKey, ClaimedDigest, HeldNotice, Settlement
 
 
@@ -102,8 +103,14 @@ def _superseded(tables: Tables, item: DigestItem) -> bool:
 
 def settle_digests(tables: Tables, outcomes: Sequence[Settlement]) -> None:
     """Record how attempts at digests ended, each only while its claim is the latest."""
+    settle_rows(tables.digests, outcomes)
+
+
+def settle_rows(rows: Mapping[UUID, NoticeRow | DigestRow], outcomes: Sequence[Settlement]) -> None:
+    """Record how attempts ended (at notices or digests), each only while its claim is
+    still the latest."""
     for o in outcomes:
-        row = tables.digests.get(o.notice_id)
+        row = rows.get(o.notice_id)
         if row is None or row.attempts != o.attempts or row.status != "pending":
             continue
         row.status = o.status

@@ -50,15 +50,7 @@ class MemoryOutboxStore:
     async def settle(self, outcomes: Sequence[Settlement]) -> None:
         """Record how attempts ended, each only while its claim is still the latest."""
         async with self._tables.transaction() as tables:
-            for o in outcomes:
-                row = tables.outbox.get(o.notice_id)
-                if row is None or row.attempts != o.attempts or row.status != "pending":
-                    continue
-                row.status = o.status
-                row.next_attempt_at = o.next_attempt_at
-                row.sent_at = o.sent_at
-                row.failed_at = o.failed_at
-                row.last_error = o.last_error
+            digests.settle_rows(tables.outbox, outcomes)
 
     async def claim_digests(
         self, now: datetime, lease_until: datetime, limit: int

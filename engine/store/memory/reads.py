@@ -78,17 +78,7 @@ class MemoryReads:
     async def ticket(self, ticket_id: str) -> TicketRows | None:
         """The ticket's rows, read in one snapshot; None when no event of it was recorded."""
         async with self._tables.snapshot() as tables:
-            ticket = tables.tickets.get(ticket_id)
-            if ticket is None:
-                return None
-            payloads = [row.payload for row in tables.events.values() if row.ticket_id == ticket_id]
-            fired = sorted(
-                (step.clock_key, step.step, step.fired_at, step.status)
-                for step in tables.steps.values()
-                if step.ticket_id == ticket_id
-            )
-            agreements = json.dumps(ticket.agreements, ensure_ascii=False)
-        return TicketRows(payloads, agreements, fired)
+            return _ticket_rows(tables, ticket_id)
 
     async def tickets_without_steps(self, after: str, limit: int) -> list[str]:
         """Up to ``limit`` ids after ``after``, in order, of tickets with a stepless clock."""
@@ -125,12 +115,9 @@ class MemoryReads:
 
     async def tickets(self, ticket_ids: Sequence[str]) -> dict[str, TicketRows]:
         """The rows of each ticket that has any, read in one snapshot."""
-        found = {}
-        for ticket_id in ticket_ids:
-            rows = await self.ticket(ticket_id)
-            if rows is not None:
-                found[ticket_id] = rows
-        return found
+        async with self._tables.snapshot() as tables:
+            read = {ticket_id: _ticket_rows(tables, ticket_id) for ticket_id in ticket_ids}
+        return {ticket_id: rows for ticket_id, rows in read.items() if rows is not None}
 
     async def clocks_of_period(
         self, start: datetime, end: datetime, department: str | None, function: str | None = None
@@ -162,6 +149,19 @@ class MemoryReads:
             payloads = [row.payload for row in events]
         for payload in payloads:
             yield payload
+
+
+def _ticket_rows(tables: Tables, ticket_id: str) -> TicketRows | None:
+    ticket = tables.tickets.get(ticket_id)
+    if ticket is None:
+        return None
+    payloads = [row.payload for row in tables.events.values() if row.ticket_id == ticket_id]
+    fired = sorted(
+        (step.clock_key, step.step, step.fired_at, step.status)
+        for step in tables.steps.values()
+        if step.ticket_id == ticket_id
+    )
+    return TicketRows(payloads, json.dumps(ticket.agreements, ensure_ascii=False), fired)
 
 
 def _created_in(tables: Tables, start: datetime, end: datetime) -> set[str]:
