@@ -118,7 +118,10 @@ class Engine:
         )
         # Counted before intake consumes: what waits now queued while no engine ran.
         self._backlog = await StartupBacklog.open(
-            QueueDepth(self._connection), consumer, self._settings.startup_backlog_wait_s
+            QueueDepth(self._connection),
+            consumer,
+            self._settings.startup_backlog_wait_s,
+            catch_up_hold_s=self._settings.startup_catch_up_hold_s,
         )
         self._parts.startup = self._backlog.status
         workers = self._workers(consumer, self._backlog)

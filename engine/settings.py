@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         "falling due during the wait is held back by at most a tenth of the shortest target "
         "in config/ (10 min); 0: no wait",
     )
+    startup_catch_up_hold_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="after the start-up wait's bound, longest time steps that would be "
+        "catch-ups (due more than 15 minutes before the instant intake has read up to) "
+        "wait for intake to take the backlog: firing them meanwhile takes intake's time, "
+        "and they are told in digests either way; 0: fire them as intake reads on",
+    )
     smtp_host: str | None = Field(default=None, description="SMTP server; unset: no e-mail")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_starttls: bool = Field(default=False, description="upgrade with STARTTLS")

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from engine.vocabulary import Tier
 
 BREACH = 1.0
+# A step firing this long after its due instant is news of the past (intake was taking a
+# backlog, or its events arrived late): told in a catch-up digest, as a stopped clock's.
+CATCH_UP_LATE = timedelta(minutes=15)
 Instant = TypeVar("Instant", datetime, int)
 
 

@@ -5,8 +5,10 @@ intake: a step whose stopping event is still in the queue fires, and its notice 
 out. So the scheduler first waits (``wait``) until this engine's intake has recorded
 what was waiting in the queue, or ``SLA_ENGINE_STARTUP_BACKLOG_WAIT_S`` has passed;
 after that, while the backlog is still being taken, it fires only what intake has read
-up to (``fire_until``). The decisions are ``engine.intake.backlog``'s; here the queue
-is read with a passive declare on a channel of its own.
+up to (``fire_until``), and none of it while that is all news of the past (catch-ups,
+held for ``SLA_ENGINE_STARTUP_CATCH_UP_HOLD_S`` at most). The decisions are
+``engine.intake.backlog``'s; here the queue is read with a passive declare on a channel
+of its own.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import structlog
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 
 from engine.intake import topology
-from engine.intake.backlog import BacklogWait, Outcome, QueueReading, fire_until
+from engine.intake.backlog import NOTHING, BacklogWait, Outcome, QueueReading, fire_until
 from engine.intake.consumer import IntakeConsumer
 from engine.loops import pause
 
@@ -88,6 +90,7 @@ class StartupBacklog:
         self._waiting = wait.waiting_at_start  # at the last reading
         self._read_at_s = wait.started_s
         self._ended: tuple[Outcome | None, float] | None = None  # why and when the wait ended
+        self._holding = False  # catch-up steps held back at the last look
 
     @classmethod
     async def open(
@@ -96,12 +99,19 @@ class StartupBacklog:
         consumer: IntakeConsumer,
         bound_s: float,
         clock: Callable[[], float] | None = None,
+        catch_up_hold_s: float = 0.0,
     ) -> StartupBacklog:
         """The wait, with the messages waiting now counted: call before intake consumes."""
         clock = clock or asyncio.get_running_loop().time
         waiting = await depth.read()
-        log.info("scheduler.backlog_wait_started", messages=waiting, bound_s=bound_s)
-        return cls(depth, consumer, BacklogWait.begin(clock(), bound_s, waiting), clock)
+        log.info(
+            "scheduler.backlog_wait_started",
+            messages=waiting,
+            bound_s=bound_s,
+            catch_up_hold_s=catch_up_hold_s,
+        )
+        wait = BacklogWait.begin(clock(), bound_s, waiting, catch_up_hold_s)
+        return cls(depth, consumer, wait, clock)
 
     async def wait(self, stopping: asyncio.Event) -> None:
         """Return once intake has recorded what waited at start, the bound passed, or stopping."""
@@ -132,7 +142,18 @@ class StartupBacklog:
                     received=self._consumer.received,
                 )
                 return None
-        return fire_until(self._wait, self._consumer.read_up_to, now)
+        read_up_to = self._consumer.read_up_to
+        until = fire_until(self._wait, read_up_to, now, self._clock())
+        holding = until == NOTHING
+        if holding != self._holding:
+            # Once each way: the steps held are all catch-ups, told in digests once fired.
+            log.info(
+                "scheduler.catch_ups_held" if holding else "scheduler.catch_ups_released",
+                read_up_to=None if read_up_to is None else read_up_to.isoformat(),
+                received=self._consumer.received,
+            )
+            self._holding = holding
+        return until
 
     def status(self) -> dict[str, Any]:
         """What ``/readyz`` tells of the wait: waiting, catching up, or done."""
@@ -156,6 +177,7 @@ class StartupBacklog:
             **done,
             "waiting": self._waiting,
             "fires_until": None if until is None else until.isoformat(),
+            "catch_ups_held": self._holding,
         }
 
     async def close(self) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from engine.escalation import FiredStep, due_steps, next_due
-from engine.escalation.policy import BREACH
+from engine.escalation.policy import BREACH, CATCH_UP_LATE
 from engine.metrics import NOTICES_HELD
 from engine.notify.budget import Held, Window, admit, bypasses, rule_for
 from engine.notify.compose import Composer
@@ -110,11 +110,6 @@ async def fire_due(
     for notice in held:
         NOTICES_HELD.labels(notice.channel, "catch_up" if notice.item.catch_up else "budget").inc()
     return Firing(len(locked), fired, len(alone), len(held))
-
-
-# A step firing this long after its due instant is news of the past (intake was taking a
-# backlog, or its events arrived late): told in a catch-up digest, as a stopped clock's.
-CATCH_UP_LATE = timedelta(minutes=15)
 
 
 def is_catch_up(clock: DueClock, step: FiredStep, now: datetime) -> bool:

@@ -132,7 +132,10 @@ async def test_after_the_bound_steps_fire_up_to_what_intake_has_read_then_the_re
         *(note(f"F-{n}", filler + timedelta(seconds=n)) for n in range(120, 400)),
     ]
     await publish_events(lines(backlog), AMQP_URL)
-    bound = settings.model_copy(update={"startup_backlog_wait_s": 1.0})
+    # No hold of catch-ups: this is the rule of the read point alone (see the next test).
+    bound = settings.model_copy(
+        update={"startup_backlog_wait_s": 1.0, "startup_catch_up_hold_s": 0.0}
+    )
     try:
         async with running(bound):
 
@@ -168,6 +171,58 @@ async def test_after_the_bound_steps_fire_up_to_what_intake_has_read_then_the_re
             assert ready["startup_backlog"]["state"] == "done"
     finally:
         await lock.close()  # and with it the lock, if a failure left it held
+
+
+async def test_catch_ups_wait_while_intake_reads_the_past_then_fire(
+    settings: Settings,
+    db: asyncpg.Connection,
+    database_url: str,
+    logs: Logs,
+) -> None:
+    # As above, intake held on L-1's row; what it has read up to (08:31 on a past Monday)
+    # is hours old, so every step it lets fire would be a catch-up: none fires yet.
+    await migrate(db)
+    await db.execute("INSERT INTO tickets (ticket_id) VALUES ('L-1')")
+    lock = await asyncpg.connect(database_url)
+    await lock.execute("BEGIN; SELECT 1 FROM tickets WHERE ticket_id = 'L-1' FOR UPDATE")
+    filler = PAST_MONDAY + timedelta(minutes=31)
+    backlog = [
+        created("A", PAST_MONDAY),
+        *(note(f"F-{n}", filler + timedelta(seconds=n)) for n in range(119)),
+        note("L-1", filler + timedelta(seconds=119)),
+        *(note(f"F-{n}", filler + timedelta(seconds=n)) for n in range(120, 400)),
+    ]
+    await publish_events(lines(backlog), AMQP_URL)
+    held = settings.model_copy(
+        update={"startup_backlog_wait_s": 1.0, "startup_catch_up_hold_s": 600.0}
+    )
+    try:
+        async with running(held):
+
+            async def holding() -> bool:
+                return bool(logged(logs, "scheduler.catch_ups_held"))
+
+            await poll(holding, timeout_s=30, what="catch-ups held after the bound")
+            status, ready = await get_json(f"http://127.0.0.1:{held.http_port}/readyz")
+            assert status == 200
+            assert ready["startup_backlog"]["state"] == "catching up"
+            assert ready["startup_backlog"]["catch_ups_held"] is True
+            # A's response steps fell due before the read point: held, not fired.
+            assert await count(db, "SELECT count(*) FROM escalation_steps") == 0
+            await lock.execute("ROLLBACK")  # intake goes on and takes the backlog
+
+            async def caught_up() -> bool:
+                steps = await count(
+                    db, "SELECT count(*) FROM escalation_steps WHERE ticket_id = 'A'"
+                )
+                return bool(logged(logs, "scheduler.backlog_caught_up")) and steps == 12
+
+            await poll(caught_up, timeout_s=60, what="the backlog taken and A's steps fired")
+            # Every one of them fired after the backlog was taken, as a catch-up.
+            outbox = await count(db, "SELECT count(*) FROM outbox")
+            assert outbox == 0, "a catch-up's notices go into digests, not out alone"
+    finally:
+        await lock.close()
 
 
 async def test_an_empty_queue_lets_the_scheduler_start_at_once(

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.intake.backlog import BacklogWait, QueueReading, fire_until, read_up_to
+from engine.escalation.policy import CATCH_UP_LATE
+from engine.intake.backlog import NOTHING, BacklogWait, QueueReading, fire_until, read_up_to
 from engine.scheduler.firing import fire_due
 from engine.scheduler.loop import Scheduler, SchedulerOptions
 from engine.store.memory.firing import MemoryFiringStore
@@ -83,6 +84,27 @@ def test_after_the_bound_steps_fire_up_to_what_intake_has_read() -> None:
     assert fire_until(bound, NOW + timedelta(hours=1), NOW) == NOW  # never past now
     # Nothing recorded yet is no reason to hold anything: the bound is what was promised.
     assert fire_until(bound, None, NOW) is None
+
+
+def test_while_intake_reads_the_past_catch_ups_wait_for_the_backlog_up_to_the_hold() -> None:
+    # Bound at 1 s, catch-ups held for 100 s more while the backlog lasts.
+    wait = BacklogWait.begin(0.0, 1.0, waiting=10_000, catch_up_hold_s=100.0)
+    old = NOW - CATCH_UP_LATE - timedelta(seconds=1)
+    assert fire_until(wait, old, NOW, at_s=50.0) == NOTHING  # every step up to it: a catch-up
+    assert fire_until(wait, old, NOW, at_s=101.0) == old  # held no longer than the hold
+    recent = NOW - CATCH_UP_LATE
+    assert fire_until(wait, recent, NOW, at_s=50.0) == recent  # not catch-ups: they fire
+    # Once the backlog is taken nothing is held, however old the read point.
+    wait = wait.read(reading(60.0, 0, received=10_000, settled=10_000))
+    wait = wait.read(reading(60.5, 0, received=10_000, settled=10_000))
+    assert wait.drained
+    assert fire_until(wait, old, NOW, at_s=60.5) is None
+
+
+def test_without_a_hold_catch_ups_fire_as_intake_reads_on() -> None:
+    wait = BacklogWait.begin(0.0, 1.0, waiting=10_000)
+    old = NOW - timedelta(hours=5)
+    assert fire_until(wait, old, NOW, at_s=2.0) == old
 
 
 def test_the_instant_read_up_to_is_a_batch_earliest_and_never_goes_back() -> None:
