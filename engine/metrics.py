@@ -70,6 +70,16 @@ FEED_MESSAGES = Counter(
     ("outcome",),
 )
 
+SATISFACTION = Histogram(
+    "sla_satisfaction_score",
+    "Requesters' ratings (ticket.rated, 1-5) by the ticket's department and service, observed"
+    " when a rating begins to count: the ticket's latest rating, or one held until its"
+    " ticket.created came. A ticket rated again is observed again; sla-engine report counts"
+    " one rating per ticket.",
+    ("department", "service"),
+    buckets=(1, 2, 3, 4, 5),
+)
+
 INTAKE_EVENTS = Counter(
     "sla_intake_events",
     "Ticket events recorded for the first time, by type and frontend channel.",
