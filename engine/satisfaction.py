@@ -75,7 +75,8 @@ class RatingCounts:
 
 def counted_rating(events: Iterable[TicketEvent]) -> TicketRated | None:
     """The ticket's rating that counts: the latest by ``occurred_at``, then ``event_id``."""
-    rated = [event for event in events if isinstance(event, TicketRated)]
+    # The type string, not isinstance: the simulator asks this of every ticket of a year.
+    rated = [event for event in events if event.type == "ticket.rated"]
     return max(rated, key=READ_ORDER, default=None)
 
 
