@@ -70,6 +70,7 @@ FEED_MESSAGES = Counter(
     ("outcome",),
 )
 
+SATISFACTION_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0)  # one per score: le="3.0" is 1 to 3
 SATISFACTION = Histogram(
     "sla_satisfaction_score",
     "Requesters' ratings (ticket.rated, 1-5) by the ticket's department and service, observed"
@@ -77,7 +78,7 @@ SATISFACTION = Histogram(
     " ticket.created came. A ticket rated again is observed again; sla-engine report counts"
     " one rating per ticket.",
     ("department", "service"),
-    buckets=(1, 2, 3, 4, 5),
+    buckets=SATISFACTION_BUCKETS,
 )
 
 INTAKE_EVENTS = Counter(
