@@ -110,7 +110,7 @@ def poison_classes(n: int, created_ticket: str | None = None) -> list[Poison]:
         ),
         Poison("nul-comment", _json(nul_comment), "invalid", "NUL"),
         Poison("huge-number", _json(huge), "invalid", "priority"),
-        Poison("float-score", float_score, "invalid", "ticket.rated.score"),
+        Poison("float-score", float_score, "invalid", "score: Input should be a valid integer"),
     ]
     if created_ticket is not None:
         second = _created(n, created_ticket, "1990-01-01T09:00:00+01:00")
