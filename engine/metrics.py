@@ -70,6 +70,17 @@ FEED_MESSAGES = Counter(
     ("outcome",),
 )
 
+SATISFACTION_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0)  # one per score: le="3.0" is 1 to 3
+SATISFACTION = Histogram(
+    "sla_satisfaction_score",
+    "Requesters' ratings (ticket.rated, 1-5) by the ticket's department and service, observed"
+    " when a rating begins to count: the ticket's latest rating, or one held until its"
+    " ticket.created came. A ticket rated again is observed again; sla-engine report counts"
+    " one rating per ticket.",
+    ("department", "service"),
+    buckets=SATISFACTION_BUCKETS,
+)
+
 INTAKE_EVENTS = Counter(
     "sla_intake_events",
     "Ticket events recorded for the first time, by type and frontend channel.",

@@ -224,6 +224,18 @@ INTERNAL_NOTES = [
     "Tjekket logfiler, intet usædvanligt.",
     "Overdrager til kollega med adgang til serveren.",
 ]
+# The survey after resolution (ticket.rated): a third of the requesters answer it, most of
+# them content; a few write a line, and now and then one answers again, a day's thought
+# later (the latest rating counts).
+RATED_SHARE = 0.35
+SCORE_WEIGHTS = {"5": 46, "4": 30, "3": 11, "2": 7, "1": 6}
+RATING_COMMENTS = {
+    5: ["Hurtig og venlig hjælp, tak!", "Super, det virker igen."],
+    4: ["Fint, men det tog lidt tid.", "Godt løst."],
+    3: ["Det virker nu, men jeg måtte rykke for svar."],
+    2: ["Lang ventetid og ingen besked undervejs."],
+    1: ["Problemet er ikke løst, sagen blev bare lukket."],
+}
 
 
 @dataclass
@@ -478,6 +490,27 @@ def _tell(
         ticket.add(rng, (10, 120), "ticket.status_changed", "web", status="closed")
 
 
+def _rate(ticket: _Ticket, seed: int) -> None:
+    """Now and then the requester of a resolved ticket answers the survey.
+
+    From a random stream of the ticket's own, so that the rest of the day is drawn as it
+    was before ratings were told.
+    """
+    resolved = any(event.get("status") == "resolved" for event in ticket.events)
+    if ticket.channel == "api" or not resolved:  # monitoring has no requester to ask
+        return
+    rng = random.Random(f"{seed}/{ticket.ticket_id}/rating")
+    if rng.random() >= RATED_SHARE:
+        return
+    for _answer in range(2 if rng.random() < 0.05 else 1):
+        score = int(_pick(rng, SCORE_WEIGHTS))
+        fields: dict[str, Any] = {"score": score}
+        if rng.random() < 0.4:
+            fields["comment"] = rng.choice(RATING_COMMENTS[score])
+        if not ticket.add(rng, (5, 90), "ticket.rated", ticket.channel, **fields):
+            return
+
+
 def generate(config: AgreementConfig, seed: int = SEED) -> list[dict[str, Any]]:
     """Return the day's events in global time order."""
     rng = random.Random(seed)
@@ -516,6 +549,7 @@ def generate(config: AgreementConfig, seed: int = SEED) -> list[dict[str, Any]]:
             priority = _pick(rng, PRIORITY_WEIGHTS)
         ticket = _Ticket(ticket_id=f"KS-{number}", channel=channel, at_s=at_s)
         _tell(rng, config, ticket, department, service, subject, priority)
+        _rate(ticket, seed)
         stories.append(ticket)
 
     events = [event for ticket in stories for event in ticket.events]

@@ -13,7 +13,8 @@ Christmas week, busy Januaries and school start in August; the care department, 
 calendar (batch windows too for batch services; P1 round the clock), requesters on
 theirs. Stories are make_day's, stretched over days: first-line triage and hand-over to
 the function owning the service, pauses, priority changes, rare reclassifications,
-updates, reopens and closes. Events past the year's end are left out, so tickets raised
+updates, reopens and closes, and now and then the requester's rating after resolution.
+Events past the year's end are left out, so tickets raised
 in the last days are still open.
 
 Lines are in arrival order: about one event in a hundred arrives late (a phone note typed
@@ -48,7 +49,10 @@ from examples.make_day import (
     NAMESPACE,
     PENDING_QUESTIONS,
     PRIORITY_WEIGHTS,
+    RATED_SHARE,
+    RATING_COMMENTS,
     REQUESTER_REPLIES,
+    SCORE_WEIGHTS,
     SERVICE_WEIGHTS,
     SUBJECTS,
     TZ,
@@ -79,6 +83,10 @@ UPDATE_EVERY_MIN = {"P1": (40, 55), "P2": (90, 110)}  # the update targets are 1
 PROGRESS_UPDATE = "Vi arbejder stadig på sagen og melder tilbage."
 SLOW_SHARE, SLOW_FACTOR = 0.08, (2.0, 6.0)
 AUTO_CLOSE_DAYS = 5  # the helpdesk system closes resolved tickets nobody confirmed
+# The survey after resolution: make_day's scores, lower for a fix that did not hold.
+SCORES = [int(score) for score in SCORE_WEIGHTS]
+SCORE_CUM = list(itertools.accumulate(SCORE_WEIGHTS.values()))
+REOPENED_SCORE_CUM = list(itertools.accumulate([6, 14, 25, 25, 30]))  # 5, 4, 3, 2, 1
 _NAMESPACE_BYTES = NAMESPACE.bytes  # a property that converts on every read
 ALWAYS_OPEN = {
     "timezone": "Europe/Copenhagen",
@@ -207,6 +215,7 @@ class YearTeller:
             if not step(ticket):
                 break
         else:
+            self._rate(ticket)
             self._close(ticket)
         return ticket
 
@@ -459,6 +468,26 @@ class YearTeller:
             if at_s < self.end_s:
                 ticket.at_s = max(at_s, ticket.at_s + 1)
                 self._emit(ticket, "ticket.status_changed", "api", status="closed")
+
+    def _rate(self, ticket: _Ticket) -> None:
+        """Now and then the requester of the resolved ticket answers the survey before it
+        is closed, on their own working time; a few answer twice (the latest counts)."""
+        if ticket.channel == "api":
+            return  # monitoring has no requester to ask
+        statuses = [fields["status"] for _, _, _, fields in ticket.events if "status" in fields]
+        rng = self.rng
+        if rng.random() >= RATED_SHARE:
+            return
+        reopened = statuses.count("resolved") > 1
+        for _answer in range(2 if rng.random() < 0.03 else 1):
+            if not self._after(ticket, (5, 2 * 480), ticket.user):
+                return
+            cum_weights = REOPENED_SCORE_CUM if reopened else SCORE_CUM
+            score = rng.choices(SCORES, cum_weights=cum_weights)[0]
+            fields: dict[str, Any] = {"score": score}
+            if rng.random() < 0.3:
+                fields["comment"] = rng.choice(RATING_COMMENTS[score])
+            self._emit(ticket, "ticket.rated", ticket.channel, **fields)
 
     # -- the file -----------------------------------------------------------------------
 

@@ -82,6 +82,10 @@ def poison_classes(n: int, created_ticket: str | None = None) -> list[Poison]:
         n, "ticket.commented", ticket, NORMAL_AT, visibility="internal", body="\x00"
     )
     huge = _event(n, "ticket.priority_changed", ticket, NORMAL_AT, priority=10**4000)
+    # JSON 4.0 is a number Python reads as a float: the score must be a JSON integer.
+    float_score = _json(_event(n, "ticket.rated", ticket, NORMAL_AT, score=4)).replace(
+        b'"score": 4', b'"score": 4.0'
+    )
     unknown = _created(n, ticket, NORMAL_AT, department="nowhere")
     classes = [
         Poison("not-json", b'{"schema_version": 1, "event_id": ', "malformed", "Invalid JSON"),
@@ -106,6 +110,7 @@ def poison_classes(n: int, created_ticket: str | None = None) -> list[Poison]:
         ),
         Poison("nul-comment", _json(nul_comment), "invalid", "NUL"),
         Poison("huge-number", _json(huge), "invalid", "priority"),
+        Poison("float-score", float_score, "invalid", "score: Input should be a valid integer"),
     ]
     if created_ticket is not None:
         second = _created(n, created_ticket, "1990-01-01T09:00:00+01:00")

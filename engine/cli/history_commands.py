@@ -15,6 +15,7 @@ from typing import TypeVar
 from engine.cli.shared import load_settings
 from engine.config import AgreementConfig, ConfigError, load_config
 from engine.reporting.compliance import ClockOutcome
+from engine.satisfaction import RatingCounts
 from engine.settings import Settings
 from engine.store.connection import Connection
 
@@ -31,7 +32,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Apply the events of EVENTS.jsonl in virtual time (their own occurred_at) "
         "under the configuration, fire every step at its due instant as the daemon would, "
         "and print the timeline of warnings, breaches and escalations, the compliance "
-        "per department, service, priority and metric, and the notices each recipient "
+        "per department, service, priority and metric, the requesters' satisfaction per "
+        "department and service, and the notices each recipient "
         "gets under the budgets of notices.yaml (messages alone, digests, the busiest "
         "day). No RabbitMQ, no PostgreSQL.",
     )
@@ -76,10 +78,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     report = commands.add_parser(
         "report",
-        help="SLA and OLA compliance of tickets created in a period, from PostgreSQL",
+        help="SLA and OLA compliance and satisfaction of tickets created in a period, from "
+        "PostgreSQL",
         description="Per department, service, priority and metric: tickets, met, breached, "
         "compliance, median and p90 business time used against the target; OLA compliance "
-        "per provider function beside it. Tickets created in [--from, --to).",
+        "per provider function beside it; and per department and service the requesters' "
+        "satisfaction (rated tickets, mean score, share of 4-5, each score; a ticket's "
+        "latest rating counts). Tickets created in [--from, --to).",
     )
     for command in (export, report):
         command.add_argument(
@@ -232,6 +237,7 @@ def export_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     """Run ``report``; 2 for an empty period."""
     from engine.reporting.report import clock_outcomes, render_report
+    from engine.reporting.satisfaction import satisfaction_of_period
     from engine.store.postgres.reads import PostgresReads
 
     window = _window(args)
@@ -240,14 +246,17 @@ def report_command(args: argparse.Namespace) -> int:
     start, end = window
     now = datetime.now(UTC)
 
-    async def work(connection: Connection) -> list[ClockOutcome]:
-        return await clock_outcomes(PostgresReads(connection), start, end, now, args.department)
+    async def work(connection: Connection) -> tuple[list[ClockOutcome], list[RatingCounts]]:
+        reads = PostgresReads(connection)
+        outcomes = await clock_outcomes(reads, start, end, now, args.department)
+        return outcomes, await satisfaction_of_period(reads, start, end, args.department)
 
-    outcomes = _on_database(load_settings(args.settings), work)
-    if outcomes is None:
+    read = _on_database(load_settings(args.settings), work)
+    if read is None:
         return 1
+    outcomes, satisfaction = read
     period = f"tickets created in [{start.isoformat()}, {end.isoformat()})"
-    render_report(outcomes, args.format, sys.stdout, period=period)
+    render_report(outcomes, args.format, sys.stdout, period=period, satisfaction=satisfaction)
     return 0
 
 

@@ -1,6 +1,11 @@
 """The ticket event contract (v1) that frontends publish and intake consumes."""
 
-from engine.events.fields import MAX_BODY_BYTES, MAX_SUBJECT_CHARS, SCHEMA_VERSION
+from engine.events.fields import (
+    MAX_BODY_BYTES,
+    MAX_COMMENT_CHARS,
+    MAX_SUBJECT_CHARS,
+    SCHEMA_VERSION,
+)
 from engine.events.models import (
     EVENT_TYPES,
     TicketAssigned,
@@ -8,6 +13,7 @@ from engine.events.models import (
     TicketCreated,
     TicketEvent,
     TicketPriorityChanged,
+    TicketRated,
     TicketReclassified,
     TicketResponded,
     TicketStatusChanged,
@@ -18,6 +24,7 @@ from engine.events.models import (
 __all__ = [
     "EVENT_TYPES",
     "MAX_BODY_BYTES",
+    "MAX_COMMENT_CHARS",
     "MAX_SUBJECT_CHARS",
     "SCHEMA_VERSION",
     "TicketAssigned",
@@ -25,6 +32,7 @@ __all__ = [
     "TicketCreated",
     "TicketEvent",
     "TicketPriorityChanged",
+    "TicketRated",
     "TicketReclassified",
     "TicketResponded",
     "TicketStatusChanged",

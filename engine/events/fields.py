@@ -34,6 +34,7 @@ UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 MAX_SUBJECT_CHARS = 500
 MAX_BODY_BYTES = 64 * 1024
+MAX_COMMENT_CHARS = 2000  # a satisfaction survey's free text: a few sentences
 # The instants an event may carry. RFC 3339 allows years 1 to 9999, where converting an
 # offset to UTC overflows and the calendars (local years 1900-2199) cannot measure; no
 # ticket of this engine happened before 1970 or will after 2100. The engine also refuses
@@ -91,6 +92,7 @@ def _within_body_limit(text: str) -> str:
 
 Body = Annotated[str, AfterValidator(_within_body_limit)]
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS), NoNul]
+RatingComment = Annotated[str, StringConstraints(max_length=MAX_COMMENT_CHARS), NoNul]
 
 
 def _text_matching(pattern: str, error_type: str, message: str) -> CoreSchema:

@@ -27,6 +27,7 @@ from engine.events.fields import (
     EventId,
     Instant,
     NoNul,
+    RatingComment,
     Ref,
     SchemaVersion,
     ShortText,
@@ -166,6 +167,24 @@ class TicketReclassified(_Event):
         return self
 
 
+class TicketRated(_Event):
+    """The requester rated how the ticket was handled, in the survey after resolution.
+
+    One rating per ticket counts: the latest in ``occurred_at`` order (ties broken by
+    ``event_id``, as the clocks read events), whatever order they arrive in. A rating
+    moves no clock.
+    """
+
+    type: Literal["ticket.rated"]
+    # Strict: a JSON integer only; 4.0, "4" and true are refused, as for schema_version.
+    score: Annotated[int, Field(strict=True, ge=1, le=5)] = Field(
+        description="1 (very dissatisfied) to 5 (very satisfied), a JSON integer"
+    )
+    comment: RatingComment | None = Field(
+        default=None, description="the requester's own words, optional"
+    )
+
+
 TicketEvent = Annotated[
     TicketCreated
     | TicketResponded
@@ -173,7 +192,8 @@ TicketEvent = Annotated[
     | TicketPriorityChanged
     | TicketAssigned
     | TicketCommented
-    | TicketReclassified,
+    | TicketReclassified
+    | TicketRated,
     Field(discriminator="type"),
 ]
 """Any v1 ticket event, told apart by its ``type``."""
@@ -186,6 +206,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "ticket.assigned",
     "ticket.commented",
     "ticket.reclassified",
+    "ticket.rated",
 )
 
 # The title names the union in errors, instead of pydantic's tagged-union[...] of validators.

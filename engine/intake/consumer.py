@@ -39,6 +39,7 @@ from engine.metrics import (
     INTAKE_HELD,
     INTAKE_LAST_PROCESSED,
     INTAKE_RETRIES,
+    SATISFACTION,
 )
 from engine.settings import Settings
 from engine.sla_clock.meter import ClockMeter
@@ -363,6 +364,8 @@ class IntakeConsumer:
                 count=outcome.duplicates,
                 event_ids=outcome.duplicate_ids[:_LOGGED_IDS],
             )
+        for rating in outcome.rated:
+            SATISFACTION.labels(rating.department, rating.service).observe(rating.score)
         if self._business_time is not None:
             # One label lookup per kind of clock, not per clock: a lookup takes a lock.
             elapsed: defaultdict[tuple[str, str], list[float]] = defaultdict(list)

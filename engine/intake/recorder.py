@@ -24,11 +24,13 @@ from engine.business_time.calendar import from_utc_us
 from engine.escalation import next_due, reinstated, superseded
 from engine.events import TicketEvent, event_adapter
 from engine.events.admission import MAX_EVENTS_PER_TICKET, Refusal, TicketAdmission
+from engine.satisfaction import TicketRating, counted_rating
 from engine.sla_clock.agreements import Agreement, UnknownReference
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
 from engine.sla_clock.timeline import Reading
 from engine.store.recording import (
+    CountedRating,
     FiredSteps,
     LockedTicket,
     MeasuredClock,
@@ -59,6 +61,9 @@ class BatchOutcome:
     # events not recorded because of what their ticket holds: a second creation, or one
     # event past the limit; the caller dead-letters them with the reason
     refused: Mapping[UUID, Refusal] = field(default_factory=dict)
+    # ratings that began to count in this batch, of created tickets: a new rating that is
+    # its ticket's latest, or a rating held until this batch created its ticket
+    rated: Sequence[TicketRating] = ()
 
     @property
     def duplicates(self) -> int:
@@ -74,6 +79,7 @@ class _Measurement:
     stopped: list[StoppedClock] = field(default_factory=list)
     history: dict[str, list[TicketEvent]] = field(default_factory=dict)
     readings: dict[str, Reading] = field(default_factory=dict)
+    rated: list[TicketRating] = field(default_factory=list)
 
 
 class Recorder:
@@ -161,6 +167,7 @@ class Recorder:
             measurement.stopped,
             _duplicates(admitted, inserted),
             refused,
+            measurement.rated,
         )
 
     async def remeasure(self, ticket_ids: Sequence[str], now: datetime) -> int:
@@ -294,11 +301,15 @@ class Recorder:
         await store.write_tickets(tickets, now)
         fired = await store.fired_steps(changed)
         stopped = await self._write_clocks(store, measured, rows, fired, new, now)
+        kept, rated = _ratings(measured, history, new)
+        if kept:
+            await store.write_ratings(kept)
         return _Measurement(
             waiting=sum(1 for _, clocks in measured if clocks is None),
             stopped=stopped,
             history=history,
             readings={t: clocks.reading for t, clocks in measured if clocks is not None},
+            rated=rated,
         )
 
     async def _write_clocks(
@@ -487,6 +498,39 @@ def _measure(
         # events stay recorded and the clocks come back when the reference does.
         log.error("ticket.unmeasurable", ticket_id=ticket_id, reason=str(exc))
         return None
+
+
+def _ratings(
+    measured: Sequence[tuple[str, TicketClocks | None]],
+    history: Mapping[str, list[TicketEvent]],
+    new: Mapping[str, Sequence[TicketEvent]],
+) -> tuple[list[CountedRating], list[TicketRating]]:
+    """The ratings to keep as their tickets' counted ones, and those that begin to count.
+
+    Only tickets this batch rated or created are looked at (the rest keep what they had):
+    a new rating is kept when it is the ticket's latest (an older one arriving late is
+    not); it begins to count then, or, while its ticket waits for its creation, when the
+    batch that creates the ticket comes.
+    """
+    kept: list[CountedRating] = []
+    rated: list[TicketRating] = []
+    for ticket_id, clocks in measured:
+        fresh = new.get(ticket_id, ())
+        kinds = {event.type for event in fresh}
+        if "ticket.rated" not in kinds and "ticket.created" not in kinds:
+            continue
+        rating = counted_rating(history[ticket_id])
+        if rating is None:
+            continue
+        is_new = any(event.event_id == rating.event_id for event in fresh)
+        if is_new:
+            kept.append(CountedRating(ticket_id, rating.event_id, rating.score, rating.occurred_at))
+        if clocks is not None and (is_new or "ticket.created" in kinds):
+            timeline = clocks.timeline
+            rated.append(
+                TicketRating(ticket_id, timeline.department, timeline.service, rating.score)
+            )
+    return kept, rated
 
 
 def _instant(us: int | None) -> datetime | None:

@@ -23,7 +23,9 @@ from engine.reporting.compliance import (
     sla_records,
 )
 from engine.reporting.output import Format, Record, write
+from engine.reporting.satisfaction import satisfaction_flat, write_satisfaction_table
 from engine.reporting.window import check_window
+from engine.satisfaction import SATISFACTION_MEASURES, RatingCounts, satisfaction_records
 from engine.store.reads import HistoryReads, StoredClock
 
 # CSV and JSON Lines: one table of both sections, so a spreadsheet can filter and pivot
@@ -93,25 +95,39 @@ def _outcome(clock: StoredClock, now: datetime, labels: dict[str, str]) -> Clock
 
 
 def render_report(
-    outcomes: Iterable[ClockOutcome], fmt: Format, out: TextIO, *, period: str
+    outcomes: Iterable[ClockOutcome],
+    fmt: Format,
+    out: TextIO,
+    *,
+    period: str,
+    satisfaction: Sequence[RatingCounts] | None = None,
 ) -> None:
-    """Print the SLA compliance and the OLA compliance per provider function in ``fmt``.
+    """Print the SLA compliance and the OLA compliance per provider function in ``fmt``,
+    and with ``satisfaction`` the requesters' satisfaction per department and service.
 
     table: a heading with the period over each section's table. json: one object,
-    ``{"period", "sla", "ola"}``. csv and jsonl: one table of both sections, told apart
-    by a ``section`` column (``sla`` or ``ola``), with the period on every row.
+    ``{"period", "sla", "ola"}`` (and ``"satisfaction"``). csv and jsonl: one table of
+    every section, told apart by a ``section`` column (``sla``, ``ola``,
+    ``satisfaction``), with the period on every row.
     """
     clocks = list(outcomes)
     sla = sla_records(clocks)
     ola = ola_records(clocks)
     if fmt == "json":
-        json.dump(report_document(sla, ola, period), out, ensure_ascii=False, indent=2)
+        document = report_document(sla, ola, period)
+        if satisfaction is not None:
+            document["satisfaction"] = satisfaction_records(satisfaction)
+        json.dump(document, out, ensure_ascii=False, indent=2)
         out.write("\n")
     elif fmt in ("csv", "jsonl"):
         flat = [{"period": period, "section": "sla", **r} for r in sla] + [
             {"period": period, "section": "ola", "agreement": "ola", **r} for r in ola
         ]
-        write(flat, FLAT_COLUMNS, fmt, out)
+        columns: tuple[str, ...] = FLAT_COLUMNS
+        if satisfaction is not None:
+            flat += satisfaction_flat(satisfaction, period)
+            columns = (*FLAT_COLUMNS, *SATISFACTION_MEASURES)
+        write(flat, columns, fmt, out)
     else:
         out.write(f"SLA compliance per department, service, priority and metric, {period}\n")
         write(sla, SLA_COLUMNS, fmt, out)
@@ -119,6 +135,8 @@ def render_report(
             out.write(_DEFAULT_NOTE)
         out.write(f"\nOLA compliance per provider function, {period}\n")
         write(ola, OLA_COLUMNS, fmt, out)
+        if satisfaction is not None:
+            write_satisfaction_table(satisfaction, out, period)
 
 
 def report_document(sla: Sequence[Record], ola: Sequence[Record], period: str) -> dict[str, Any]:

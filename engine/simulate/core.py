@@ -30,6 +30,7 @@ from engine.events import TicketEvent
 from engine.events.admission import MAX_EVENTS_PER_TICKET, TicketAdmission
 from engine.events.models import TicketAssigned
 from engine.reporting.compliance import ClockOutcome, outcome_of
+from engine.satisfaction import TicketRating, counted_rating
 from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
@@ -78,6 +79,8 @@ class Simulation:
     waiting: int = 0  # tickets whose ticket.created never came
     steps: list[SimulatedStep] = field(default_factory=list)
     outcomes: list[ClockOutcome] = field(default_factory=list)
+    # each created ticket's rating that counts (its latest up to ``until``), if rated
+    ratings: list[TicketRating] = field(default_factory=list)
 
     @property
     def breaches(self) -> int:
@@ -187,19 +190,22 @@ def _in_processes(
             shares = others.get()
     finally:
         _SHARED = None
-    for counts, steps, outcomes in shares:
+    for counts, steps, outcomes, ratings in shares:
         result.tickets += counts[0]
         result.events += counts[1]
         result.waiting += counts[2]
         result.steps += [_as(SimulatedStep, fields) for fields in steps]
         result.outcomes += [_as(ClockOutcome, fields) for fields in outcomes]
+        result.ratings += [_as(TicketRating, fields) for fields in ratings]
 
 
 # A share's result as plain tuples: a named tuple pickles through Python code
 # (__reduce_ex__, __getnewargs__), a plain one in C, three times as fast. The parent
 # makes them named again with tuple.__new__ called directly, in C, instead of the
 # named tuple's own __new__ (Python code).
-_Share = tuple[tuple[int, int, int], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+_Share = tuple[
+    tuple[int, int, int], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]
+]
 _as = tuple.__new__
 
 
@@ -214,6 +220,7 @@ def _simulate_share(share: tuple[int, int]) -> _Share:
         (part.tickets, part.events, part.waiting),
         [tuple(step) for step in part.steps],
         [tuple(outcome) for outcome in part.outcomes],
+        [tuple(rating) for rating in part.ratings],
     )
 
 
@@ -278,6 +285,10 @@ def _simulate_ticket(
     for clock in measured.clocks:
         _fire(ticket_id, clock, fired[clock.key], end_us, result)
     result.outcomes += [_outcome(ticket_id, clock) for clock in measured.clocks]
+    rating = counted_rating(events)
+    if rating is not None:  # under the ticket's terms as they stand, as the store counts it
+        at = measured.timeline
+        result.ratings.append(TicketRating(ticket_id, at.department, at.service, rating.score))
     _assign(events, result.steps, first_step)
     return True
 

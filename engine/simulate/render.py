@@ -19,6 +19,7 @@ from engine.reporting.compliance import (
     sla_records,
 )
 from engine.reporting.output import Format, Record, write
+from engine.satisfaction import SATISFACTION_COLUMNS, count_ratings, satisfaction_records
 from engine.simulate.core import Simulation
 from engine.simulate.notices import NoticeVolume, messages_by_key
 
@@ -146,13 +147,15 @@ def print_simulation(
     with_timeline: bool = True,
     volume: NoticeVolume | None = None,
 ) -> None:
-    """The timeline of fired steps, compliance per SLA group and per OLA function, then
-    the notices per recipient."""
+    """The timeline of fired steps, compliance per SLA group and per OLA function, the
+    requesters' satisfaction per department and service, then the notices per recipient."""
     sections: list[tuple[str, Sequence[Record], Sequence[str]]] = []
     if with_timeline:
         sections.append(("timeline", list(timeline(simulation)), TIMELINE_COLUMNS))
     sections.append(("sla", sla_records(simulation.outcomes), SLA_COLUMNS))
     sections.append(("ola", ola_records(simulation.outcomes), OLA_COLUMNS))
+    satisfaction = satisfaction_records(count_ratings(simulation.ratings))
+    sections.append(("satisfaction", satisfaction, SATISFACTION_COLUMNS))
     totals = _totals(simulation)
     if volume is not None:
         sections.append(("notices", notice_records(volume), NOTICE_COLUMNS))
@@ -240,6 +243,7 @@ def _totals(simulation: Simulation) -> dict[str, Any]:
         "waiting_for_creation": simulation.waiting,
         "steps_fired": len(simulation.steps),
         "breaches": simulation.breaches,
+        "rated_tickets": len(simulation.ratings),
     }
 
 
@@ -279,6 +283,8 @@ _TITLES = {
     "timeline": "Steps fired (warnings, breaches, escalations), by due instant",
     "sla": "SLA compliance per department, service, priority and metric",
     "ola": "OLA compliance per provider function",
+    "satisfaction": "Satisfaction per department and service: rated tickets (the latest rating"
+    " of each), mean score, share of 4-5",
     "compare": "Breaches and compliance under two configurations (a, b)",
     "notices": "Notices per recipient and channel: alone, in digests, and the busiest day",
     "notices_compare": "Notices and messages per recipient under two configurations (a, b)",

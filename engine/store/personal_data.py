@@ -25,7 +25,8 @@ class PersonalDataStore(Protocol):
 
         A ticket is due when never purged or recorded to since its purge, and taken
         oldest closed first. Its ``ticket.created`` events lose the requester and the
-        body and get ``subject``; its ``ticket.commented`` events get an empty body.
+        body and get ``subject``; its ``ticket.commented`` events get an empty body, and
+        its ``ticket.rated`` events lose their comment (the score stays).
         A ticket another transaction holds is passed over, not waited for.
         """
         ...

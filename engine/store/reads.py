@@ -1,9 +1,9 @@
 """What people and operations read of the store: the ports, and the rows that cross them.
 
 Small ports rather than one: the gauges, one ticket's state, the worklist and a period's
-history are read by different parts of the engine (a refresher, the HTTP port, the CLI),
-each of which takes only the ones it uses. ``ReadStore`` is all of them, as each adapter
-provides.
+history (its clocks, events and ratings) are read by different parts of the engine (a
+refresher, the HTTP port, the CLI), each of which takes only the ones it uses.
+``ReadStore`` is all of them, as each adapter provides.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple, Protocol
+
+from engine.satisfaction import RatingCounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,5 +174,17 @@ class HistoryReads(Protocol):
         ...
 
 
-class ReadStore(GaugeReads, TicketReads, WorklistReads, HistoryReads, Protocol):
+class SatisfactionReads(Protocol):
+    """What the requesters of a period's tickets said of them."""
+
+    async def satisfaction_of_period(
+        self, start: datetime, end: datetime, department: str | None = None
+    ) -> list[RatingCounts]:
+        """The tickets created in ``[start, end)`` that are rated, counted by the score
+        that counts, per department and service (as the tickets stand), in that order;
+        with ``department``, only that department's."""
+        ...
+
+
+class ReadStore(GaugeReads, TicketReads, WorklistReads, HistoryReads, SatisfactionReads, Protocol):
     """Every read of this module."""

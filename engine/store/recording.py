@@ -3,7 +3,8 @@
 One batch is one transaction: lock its tickets' rows (in ticket order, so that no two
 engines deadlock), add the events new to the store, read what the ticket's clocks are
 measured from (its events, the steps already fired), and write the measurement back:
-the ticket, its clocks, the standing of steps a late event changed. The decisions (which
+the ticket, its clocks, the standing of steps a late event changed, and the rating that
+counts for a ticket a requester rated. The decisions (which
 events a ticket refuses, what the clocks say, which steps a late event undid) are the
 recorder's, in ``engine.intake.recorder``; the store only keeps and finds rows.
 """
@@ -57,6 +58,15 @@ class MeasuredClock(NamedTuple):
     ticket_id: str
     clock: Clock
     next_due_us: int | None  # epoch microseconds; None: nothing left to fire
+
+
+class CountedRating(NamedTuple):
+    """A ticket's rating that counts (``engine.satisfaction.counted_rating``)."""
+
+    ticket_id: str
+    event_id: UUID
+    score: int
+    rated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,10 @@ class RecordingTransaction(Protocol):
 
     async def announce_due(self, at: datetime) -> None:
         """Tell every scheduler, at commit, of an earlier due instant."""
+        ...
+
+    async def write_ratings(self, ratings: Sequence[CountedRating]) -> None:
+        """Keep each ticket's rating that counts, in place of any kept for it before."""
         ...
 
 

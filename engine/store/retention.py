@@ -1,12 +1,12 @@
 """Personal data of requesters, purged from closed tickets after the retention period.
 
 The engine decides nothing from who raised a ticket or what it says: the requester's
-name, e-mail and phone, the subject and the texts (the description, the comments) are
-kept only so that people can recognise a ticket while it is worked on and for a while
-after. A set number of days after a ticket was closed they are removed from its stored
-events; the events stay valid (the subject becomes ``[removed]``), so its clocks,
-reports, exports and simulations are unchanged. Agents' names (``agent``, ``author``)
-are the provider's staff, not requesters, and stay.
+name, e-mail and phone, the subject and the texts (the description, the comments, a
+rating's comment) are kept only so that people can recognise a ticket while it is
+worked on and for a while after. A set number of days after a ticket was closed they
+are removed from its stored events; the events stay valid (the subject becomes
+``[removed]``), so its clocks, reports, exports and simulations are unchanged.
+Agents' names (``agent``, ``author``) are the provider's staff, not requesters, and stay.
 
 A ticket is taken under its row lock and passed over while another holds it: the
 recorder holds the same lock while it records, so a purge never waits on intake nor

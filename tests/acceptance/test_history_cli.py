@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from engine.store.postgres.recording import PostgresRecordingStore
 from tests.daemons import SLA_ENGINE
 from tests.helpers import EXAMPLE_CONFIG, REPO
 from tests.poison import poison_classes
-from tests.streams import CPH, stream
+from tests.streams import CPH, event, stream
 
 pytestmark = pytest.mark.acceptance
 NOVEMBER = datetime(2030, 11, 4, 8, tzinfo=CPH)
@@ -34,14 +35,32 @@ def sla_engine(database_url: str, *args: str) -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
+def ratings(events: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Survey answers after resolution for about half the tickets, some answered twice."""
+    rng = random.Random(seed)
+    answers = []
+    for resolved in (e for e in events if e.get("status") == "resolved"):
+        at = datetime.fromisoformat(resolved["occurred_at"])
+        for n in range(rng.choice([0, 0, 1, 1, 2])):
+            at += timedelta(minutes=rng.randint(1, 600))
+            answers.append(event("ticket.rated", resolved["ticket_id"], 50 + n, at,
+                                 score=rng.randint(1, 5)))  # fmt: skip
+    return answers
+
+
 async def recorded_month(db: asyncpg.Connection) -> list[TicketEvent]:
-    """Two weeks of tickets recorded as intake records them, and one the week after."""
+    """Two weeks of tickets recorded as intake records them, and one the week after, with
+    their requesters' ratings; a third of the ratings recorded before their tickets."""
     await migrate(db)
     recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)), PostgresRecordingStore(db))
-    events = [parse_event(json.dumps(e)) for e in stream(60, seed=4, day=NOVEMBER)]
-    later = [parse_event(json.dumps(e)) for e in
-             stream(5, seed=5, prefix="L", day=NOVEMBER + timedelta(days=14))]  # fmt: skip
-    await recorder.record([*events, *later], datetime(2030, 12, 20, tzinfo=UTC))
+    month = stream(60, seed=4, day=NOVEMBER)
+    week_after = stream(5, seed=5, prefix="L", day=NOVEMBER + timedelta(days=14))
+    events = [parse_event(json.dumps(e)) for e in [*month, *ratings(month, seed=6)]]
+    later = [parse_event(json.dumps(e)) for e in [*week_after, *ratings(week_after, seed=7)]]
+    early = [e for e in events if e.type == "ticket.rated"][::3]
+    now = datetime(2030, 12, 20, tzinfo=UTC)
+    await recorder.record(early, now)
+    await recorder.record([e for e in [*events, *later] if e not in early], now)
     return events
 
 
@@ -75,9 +94,13 @@ async def test_exported_events_simulate_to_the_clocks_the_store_holds(
     report = sla_engine(database_url, "report", "--from", "2030-11-01", "--to", "2030-11-15",
                         "--format", "json")  # fmt: skip
     assert report.returncode == 0, report.stderr
-    rows = json.loads(report.stdout)["sla"]
-    # The report and the simulation count the same clocks alike.
-    assert counts(rows) == counts(document["sla"])
+    reported = json.loads(report.stdout)
+    # The report and the simulation count the same clocks alike, and the same ratings.
+    assert counts(reported["sla"]) == counts(document["sla"])
+    assert reported["satisfaction"] == document["satisfaction"]
+    rated = {e.ticket_id for e in events if e.type == "ticket.rated"}
+    assert sum(row["ratings"] for row in reported["satisfaction"]) == len(rated) > 10
+    assert document["totals"]["rated_tickets"] == len(rated)
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], tuple[int, int]]:

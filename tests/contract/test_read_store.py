@@ -276,12 +276,15 @@ async def test_the_purge_blanks_the_requesters_data_of_tickets_closed_long_enoug
                   body="Jens' løn"),
             event(ticket_id, "ticket.commented", old + MINUTE, author="Agent A", body="Ring"),
             event(ticket_id, "ticket.responded", old + MINUTE, agent="Agent A"),
+            event(ticket_id, "ticket.rated", old + 2 * MINUTE, score=2, comment="Jens er sur"),
         )  # fmt: skip
+    # A rating without a comment holds nothing of the requester's to remove.
+    await store.seed.add(event("OLDER", "ticket.rated", old + 3 * MINUTE, score=4))
 
     # The oldest closed first: OLDER, then OLD, then AGAIN.
-    assert await store.personal_data.purge_personal_data(cutoff, 1, "[x]", NOW) == Purged(1, 2)
+    assert await store.personal_data.purge_personal_data(cutoff, 1, "[x]", NOW) == Purged(1, 3)
     assert await payloads_of(store, "OLD") == await payloads_of(store, "LATE")
-    assert await store.personal_data.purge_personal_data(cutoff, 5, "[x]", NOW) == Purged(2, 4)
+    assert await store.personal_data.purge_personal_data(cutoff, 5, "[x]", NOW) == Purged(2, 6)
     assert await store.personal_data.purge_personal_data(cutoff, 5, "[x]", NOW) == Purged(0, 0)
 
     for ticket_id in ("OLD", "OLDER", "AGAIN"):
@@ -292,10 +295,13 @@ async def test_the_purge_blanks_the_requesters_data_of_tickets_closed_long_enoug
         assert purged["ticket.commented"]["body"] == ""
         assert purged["ticket.commented"]["author"] == "Agent A"
         assert purged["ticket.responded"]["agent"] == "Agent A"
+        assert purged["ticket.rated"]["score"] in (2, 4)
+        assert "comment" not in purged["ticket.rated"]
     for ticket_id in ("LATE", "OPEN", "DONE"):
         kept = await payloads_of(store, ticket_id)
         assert kept["ticket.created"]["requester"] == requester
         assert kept["ticket.commented"]["body"] == "Ring"
+        assert kept["ticket.rated"]["comment"] == "Jens er sur"
 
 
 async def payloads_of(store: Store, ticket_id: str) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from engine.intake.publish import publish_events
 from tests.integration.conftest import RunningEngine
 from tests.poison import SENTINEL, TROUBLE, dead_letters, poison_classes, publish_with_ids, settled
 from tests.services import AMQP_URL
-from tests.streams import lines, stream
+from tests.streams import FUTURE_MONDAY, lines, stream
+from tests.streams import event as an_event
 
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("SLA_ENGINE_FUZZ_EXAMPLES", "8"))
@@ -96,6 +97,8 @@ def _batch(draw: st.DrawFn) -> list[bytes]:
     """Bad messages: mutated events of fresh tickets, and known poison."""
     prefix = f"FZ-{uuid4().hex[:10]}"
     bases = stream(3, prefix=prefix)
+    # The streams tell no rating (their tickets' lengths are counted on elsewhere).
+    bases.append(an_event("ticket.rated", f"{prefix}-0", 9, FUTURE_MONDAY, score=4, comment="Tak"))
     bodies = []
     for n in range(draw(st.integers(min_value=1, max_value=25))):
         base = {**draw(st.sampled_from(bases)), "event_id": str(uuid4())}

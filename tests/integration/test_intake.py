@@ -10,6 +10,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from engine.config import load_config
@@ -166,6 +167,38 @@ async def test_events_before_their_creation_are_kept_and_applied_later(
 
     await poll(measured, what="the clocks of the ticket")
     assert await count(db, "SELECT count(*) FROM clocks WHERE state IN ('met', 'breached')") == 5
+
+
+async def test_a_rating_before_its_creation_is_held_then_counts_and_is_observed(
+    engine: RunningEngine, db: asyncpg.Connection
+) -> None:
+    events = stream(1, prefix="RATED")
+    created = events[0]
+    labels = {"department": created["department"], "service": created["service"]}
+
+    def observed(sample: str) -> float:
+        return REGISTRY.get_sample_value(f"sla_satisfaction_score_{sample}", labels) or 0.0
+
+    before = (observed("count"), observed("sum"))
+    resolved_at = datetime.fromisoformat(events[-1]["occurred_at"])
+    ratings = [
+        event("ticket.rated", created["ticket_id"], 90 + n, resolved_at + n * ONE_MINUTE,
+              score=score)
+        for n, score in enumerate((2, 4), start=1)
+    ]  # fmt: skip
+    # The later rating first, and both before the ticket exists: the later one is kept.
+    await publish_events(lines([ratings[1], ratings[0]]), AMQP_URL)
+    await recorded(db, 2)
+    assert await count(db, "SELECT count(*) FROM ratings WHERE score = 4") == 1
+    assert (observed("count"), observed("sum")) == before  # its ticket is not created yet
+    await publish_events(lines(events), AMQP_URL)
+    await recorded(db, len(events) + 2)
+
+    async def counted() -> bool:
+        return observed("count") == before[0] + 1
+
+    await poll(counted, what="the held rating observed once its ticket was created")
+    assert observed("sum") == before[1] + 4
 
 
 async def test_migrate_builds_an_empty_database_from_zero(db: asyncpg.Connection) -> None:

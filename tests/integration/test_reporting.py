@@ -22,7 +22,11 @@ from engine.reporting.compliance import (
     sla_records,
 )
 from engine.reporting.export import export_events
+from engine.reporting.output import Format
 from engine.reporting.report import FLAT_COLUMNS, clock_outcomes, render_report
+from engine.reporting.satisfaction import TITLE as SATISFACTION_TITLE
+from engine.reporting.satisfaction import satisfaction_of_period
+from engine.satisfaction import SATISFACTION_COLUMNS, SATISFACTION_MEASURES, RatingCounts
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.postgres.reads import PostgresReads
@@ -285,3 +289,88 @@ def test_the_table_report_heads_each_section_with_the_period(
     assert lines[13].split() == list(OLA_COLUMNS)
     assert lines[16].split()[:4] == ["server-network", "P1", "resolution", "2"]
     assert len(lines) == 18
+
+
+def rated(ticket: str, seq: int, at: datetime, score: int) -> TicketEvent:
+    return ev("ticket.rated", ticket, seq, at, score=score, comment="Tak for hjælpen")
+
+
+# A answered twice (the later answer, 4, arrives first); B and F once; S's rating was
+# recorded before its ticket's creation came; OUT-BEFORE is not of the window, W never
+# created.
+RATINGS = [
+    rated("A", 11, after(90), 4), rated("A", 10, after(70), 5), rated("B", 10, after(160), 1),
+    rated("F", 10, after(30), 5), rated("OUT-BEFORE", 10, after(20), 5),
+    rated("W", 10, after(40), 2),
+]  # fmt: skip
+
+
+@pytest.fixture
+async def rated_history(db: asyncpg.Connection) -> asyncpg.Connection:
+    await migrate(db)
+    recorder = Recorder(METER, PostgresRecordingStore(db))
+    s_rating = rated("S", 10, after(-20), 3)
+    await recorder.record([s_rating, *EARLY], after(1))
+    await recorder.record(MIDDLE, after(61))
+    await recorder.record([*REST, *RATINGS], after(210))
+    return db
+
+
+async def test_satisfaction_counts_the_latest_rating_of_each_rated_ticket_of_the_window(
+    rated_history: asyncpg.Connection,
+) -> None:
+    reads = PostgresReads(rated_history)
+    assert await satisfaction_of_period(reads, START, END) == [
+        RatingCounts("okf", "opus-loen", (1, 0, 0, 1, 0)),
+        RatingCounts("okf", "print", (0, 0, 0, 0, 1)),
+        RatingCounts("tmf", "esdh", (0, 0, 1, 0, 0)),
+    ]
+    assert await satisfaction_of_period(reads, START, END, "tmf") == [
+        RatingCounts("tmf", "esdh", (0, 0, 1, 0, 0)),
+    ]
+    with pytest.raises(ValueError, match="empty"):
+        await satisfaction_of_period(reads, END, START)
+
+
+async def report_of(db: asyncpg.Connection, fmt: Format) -> str:
+    reads = PostgresReads(db)
+    outcomes = await clock_outcomes(reads, START, END, NOW)
+    satisfaction = await satisfaction_of_period(reads, START, END)
+    out = io.StringIO()
+    render_report(outcomes, fmt, out, period=PERIOD, satisfaction=satisfaction)
+    return out.getvalue()
+
+
+OPUS = {"department": "okf", "service": "opus-loen", "ratings": 2, "mean_score": 2.5,
+        "satisfied_pct": 50.0, "score_1": 1, "score_2": 0, "score_3": 0, "score_4": 1,
+        "score_5": 0}  # fmt: skip
+
+
+async def test_every_format_of_the_report_shows_satisfaction_beside_compliance(
+    rated_history: asyncpg.Connection,
+) -> None:
+    document = json.loads(await report_of(rated_history, "json"))
+    assert list(document) == ["period", "sla", "ola", "satisfaction"]
+    assert document["satisfaction"][0] == OPUS
+    assert [row["service"] for row in document["satisfaction"]] == ["opus-loen", "print", "esdh"]
+
+    records = [json.loads(line) for line in (await report_of(rated_history, "jsonl")).splitlines()]
+    assert [r["section"] for r in records] == ["sla"] * 8 + ["ola"] * 4 + ["satisfaction"] * 3
+    assert {k: v for k, v in records[12].items() if v is not None} == {
+        "period": PERIOD, "section": "satisfaction", **OPUS}  # fmt: skip
+
+    header, *rows = list(csv.reader(io.StringIO(await report_of(rated_history, "csv"))))
+    assert header == [*FLAT_COLUMNS, *SATISFACTION_MEASURES]
+    print_row = dict(zip(header, rows[13], strict=True))
+    assert (print_row["section"], print_row["service"], print_row["ratings"]) == (
+        "satisfaction", "print", "1")  # fmt: skip
+    assert (print_row["mean_score"], print_row["satisfied_pct"], print_row["tickets"]) == (
+        "5.0", "100.0", "")  # fmt: skip
+
+    lines = (await report_of(rated_history, "table")).splitlines()
+    title = lines.index(f"{SATISFACTION_TITLE}, {PERIOD}")
+    assert lines[title - 1] == ""
+    assert lines[title + 1].split() == list(SATISFACTION_COLUMNS)
+    assert lines[title + 2].split() == ["okf", "opus-loen", "2", "2.5", "50.0", "1", "0", "0",
+                                        "1", "0"]  # fmt: skip
+    assert len(lines) == title + 5

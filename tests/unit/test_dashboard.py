@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from engine.metrics import STORE_GAUGES, exported_names
+from engine.metrics import SATISFACTION_BUCKETS, STORE_GAUGES, exported_names
 from tests.helpers import REPO
 from tests.promql import Selection, metric_names, run_promtool, selections, selectors
 
@@ -26,6 +27,8 @@ STORE_GAUGE_NAMES = frozenset(gauge.name for gauge in STORE_GAUGES)
 DEPARTMENT_METRICS = (
     "sla_breaches_total", "sla_escalations_total", "sla_warnings_total",
     "sla_open_clocks", "sla_clocks_at_risk", "sla_month_stopped_clocks",
+    "sla_satisfaction_score_sum", "sla_satisfaction_score_count",
+    "sla_satisfaction_score_bucket",
 )  # fmt: skip
 # What operations asked the dashboard to show, each by the metrics that show it.
 SUBJECTS = {
@@ -49,6 +52,11 @@ SUBJECTS = {
     "failed notices": {"sla_outbox_failed"},
     "notices by channel and outcome": {"sla_notices_total"},
     "business time used at stop": {"sla_business_time_used_seconds_bucket"},
+    "satisfaction": {
+        "sla_satisfaction_score_sum",
+        "sla_satisfaction_score_count",
+        "sla_satisfaction_score_bucket",
+    },
     "build": {"sla_engine_build_info"},
     "engines up": {"up"},
 }
@@ -329,4 +337,33 @@ def test_every_expression_parses(tmp_path: Path) -> None:
     path = tmp_path / "dashboard-rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = run_promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_share_of_4_and_5_is_what_the_histogram_counts_above_3(tmp_path: Path) -> None:
+    # The bucket the expression takes is the one the client library exports for 3.
+    registry = CollectorRegistry()
+    histogram = Histogram("sla_satisfaction_score", "s", ["department", "service"],
+                          buckets=SATISFACTION_BUCKETS, registry=registry)  # fmt: skip
+    histogram.labels("okf", "esdh").observe(3)
+    assert 'le="3.0"' in generate_latest(registry).decode()
+    [panel] = [p for p in QUERY_PANELS if p["title"].startswith("Satisfaction by department")]
+    [share] = [t["expr"] for t in panel["targets"] if t["expr"].startswith("100 * (1 - ")]
+    assert 'le="3.0"' in share
+    # Two engines; one rates 4 a minute (1 of them 3 or less), the other 2 a minute.
+    series = []
+    for instance, per_minute, low in (("engine-a", 4, 1), ("engine-b", 2, 0)):
+        labels = f'instance="{instance}", department="okf", service="esdh"'
+        series += [
+            {"series": f"sla_satisfaction_score_count{{{labels}}}", "values": f"0+{per_minute}x10"},
+            {"series": f'sla_satisfaction_score_bucket{{{labels}, le="3.0"}}',
+             "values": f"0+{low}x10"},
+        ]  # fmt: skip
+    case = {"expr": _as_prometheus_sees_it(share), "eval_time": "10m",
+            "exp_samples": [{"labels": '{department="okf", service="esdh"}',
+                             "value": 100 * (1 - 1 / 6)}]}  # fmt: skip
+    tests = {"interval": "1m", "input_series": series, "promql_expr_test": [case]}
+    path = tmp_path / "satisfaction.test.yml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "tests": [tests]}))
+    result = run_promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr

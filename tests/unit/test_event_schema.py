@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from engine.config import AgreementConfig, load_config
-from engine.events import EVENT_TYPES, TicketCreated, parse_event
+from engine.events import EVENT_TYPES, TicketCreated, TicketRated, parse_event
 from engine.events.schema import SCHEMA_FILE_NAME, json_schema, schema_text
 from tests.helpers import EXAMPLE_CONFIG, REPO
 
@@ -157,6 +157,14 @@ def example_lines() -> list[Path]:
 def test_there_are_examples_for_every_channel() -> None:
     assert {path.stem for path in example_files()} >= {"email", "phone", "web"}
     assert DAY_FILE in example_lines()
+
+
+def test_the_rating_example_rates_the_web_examples_ticket() -> None:
+    rated = parse_event((EXAMPLES / "rated.json").read_text(encoding="utf-8"))
+    created = parse_event((EXAMPLES / "web.json").read_text(encoding="utf-8"))
+    assert isinstance(rated, TicketRated)
+    assert (rated.ticket_id, 1 <= rated.score <= 5) == (created.ticket_id, True)
+    assert rated.occurred_at > created.occurred_at
 
 
 @pytest.mark.parametrize("path", example_files(), ids=lambda path: path.name)

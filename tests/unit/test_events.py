@@ -53,6 +53,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     "ticket.assigned": {"function": "pc-software"},
     "ticket.commented": {"visibility": "public", "body": "Vi kigger på det."},
     "ticket.reclassified": {"service": "pc-arbejdsplads"},
+    "ticket.rated": {"score": 4},
 }
 
 

@@ -192,7 +192,7 @@ def _features(events: list[Event]) -> set[str]:
     if any(e["type"] == "ticket.commented" and e["visibility"] == "internal" for e in events):
         features.add("internal comment")
     kinds = {e["type"] for e in events}
-    features |= kinds & {"ticket.priority_changed", "ticket.reclassified"}
+    features |= kinds & {"ticket.priority_changed", "ticket.reclassified", "ticket.rated"}
     return features
 
 
@@ -207,6 +207,7 @@ FEATURE_SHARES = {
     "public comment": (0.2, 0.6),
     "internal comment": (0.2, 0.6),
     "closed": (0.8, 0.99),
+    "ticket.rated": (0.15, 0.4),  # a third of the requesters answer the survey
 }
 
 

@@ -75,6 +75,9 @@ later_fields = st.one_of(
     st.tuples(st.just("ticket.commented"),
               st.fixed_dictionaries({"visibility": st.just("public"), "body": st.just("x")})),
     st.tuples(st.just("ticket.reclassified"), reclassified),
+    # A rating moves no clock, before or after closing.
+    st.tuples(st.just("ticket.rated"),
+              st.fixed_dictionaries({"score": st.integers(1, 5)})),
 )  # fmt: skip
 
 

@@ -205,3 +205,57 @@ async def test_stopped_clocks_are_not_written_again_and_go_when_a_late_event_end
     await recorder.record([ev("ticket.status_changed", "A", 5, 10, status="closed")], at(62))
     assert sorted(key for _, key in tables.clocks if key.startswith("update:")) == cycles[:1]
     assert tables.clocks[("A", cycles[0])].stopped_at == at(10)
+
+
+def rated(ticket: str, seq: int, minutes: float, score: int, **fields: Any) -> TicketEvent:
+    return ev("ticket.rated", ticket, seq, minutes, score=score, **fields)
+
+
+def kept_rating(tables: Tables, ticket: str) -> tuple[int, datetime] | None:
+    row = tables.ratings.get(ticket)
+    return None if row is None else (row.score, row.rated_at)
+
+
+async def test_the_latest_rating_counts_whatever_order_ratings_arrive_in(
+    recorder: Recorder, tables: Tables
+) -> None:
+    await recorder.record([created("A"), ev("ticket.status_changed", "A", 1, 30,
+                                             status="resolved")], at(31))  # fmt: skip
+    first = await recorder.record([rated("A", 2, 40, 2)], at(41))
+    assert [(r.ticket_id, r.department, r.service, r.score) for r in first.rated] == [
+        ("A", "okf", "opus-loen", 2)
+    ]
+    later = await recorder.record([rated("A", 3, 60, 5, comment="Tak")], at(61))
+    assert [r.score for r in later.rated] == [5]
+    # An answer dated before the latest, arriving after it: kept as an event, not counted.
+    late = await recorder.record([rated("A", 4, 50, 1)], at(62))
+    assert (late.recorded, late.rated) == (1, [])
+    assert kept_rating(tables, "A") == (5, at(60))
+    # Two ratings at one instant: the greater event id counts, as the clocks order them.
+    three, four = rated("A", 5, 70, 3), rated("A", 6, 70, 4)
+    winner = 3 if three.event_id > four.event_id else 4
+    await recorder.record([four, three], at(71))
+    assert kept_rating(tables, "A") == (winner, at(70))
+
+
+async def test_a_rating_of_an_unknown_ticket_is_held_until_its_creation(
+    recorder: Recorder, tables: Tables
+) -> None:
+    early = await recorder.record([rated("B", 1, 40, 4)], at(41))
+    assert (early.recorded, early.waiting, early.rated) == (1, 1, [])
+    assert kept_rating(tables, "B") == (4, at(40))  # kept, but no period counts it yet
+    creation = await recorder.record([created("B")], at(42))
+    assert [(r.ticket_id, r.score) for r in creation.rated] == [("B", 4)]
+    # The creation's later events do not count the rating again.
+    again = await recorder.record([ev("ticket.responded", "B", 2, 43)], at(44))
+    assert again.rated == []
+
+
+async def test_a_redelivered_rating_has_no_second_effect(
+    recorder: Recorder, tables: Tables
+) -> None:
+    rating = rated("A", 1, 40, 3)
+    await recorder.record([created("A"), rating], at(41))
+    again = await recorder.record([rating], at(42))
+    assert (again.recorded, again.rated, again.duplicates) == (0, [], 1)
+    assert kept_rating(tables, "A") == (3, at(40))

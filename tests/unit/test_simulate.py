@@ -137,6 +137,61 @@ def test_out_of_order_input_gives_the_same_decisions() -> None:
     assert sorted(map(repr, forward.outcomes)) == sorted(map(repr, backward.outcomes))
 
 
+def rated(ticket: str, seq: int, minutes: float, score: int) -> TicketEvent:
+    return ev("ticket.rated", ticket, seq, minutes, score=score)
+
+
+def test_each_created_ticket_counts_its_latest_rating_under_its_terms_as_they_stand() -> None:
+    events = [
+        # A: rated twice, the later answer first; then reclassified to SOF.
+        created("A"), rated("A", 2, 40, 5), rated("A", 1, 30, 2),
+        ev("ticket.reclassified", "A", 3, 50, department="sof"),
+        # B: its rating arrives before its creation, and counts.
+        rated("B", 1, 20, 4), created("B", minutes=10),
+        # C: never created; D: rated after the end of virtual time.
+        rated("C", 1, 20, 1), created("D"), rated("D", 1, 90, 1),
+    ]  # fmt: skip
+    run = simulate(METER, events, at(60))
+    assert sorted(run.ratings) == [
+        ("A", "sof", "opus-loen", 5),
+        ("B", "okf", "opus-loen", 4),
+    ]
+    forward = simulate(METER, sorted(events, key=lambda e: e.occurred_at), at(60))
+    assert sorted(forward.ratings) == sorted(run.ratings)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "jsonl", "json"])
+def test_satisfaction_is_printed_beside_compliance(fmt: str) -> None:
+    events = [created("A"), rated("A", 1, 30, 5), created("B", minutes=1), rated("B", 1, 31, 2)]
+    out = io.StringIO()
+    print_simulation(simulate(METER, events, at(60)), fmt, out)  # type: ignore[arg-type]
+    text = out.getvalue()
+    expected = {"department": "okf", "service": "opus-loen", "ratings": 2, "mean_score": 3.5,
+                "satisfied_pct": 50.0, "score_1": 0, "score_2": 1, "score_3": 0, "score_4": 0,
+                "score_5": 1}  # fmt: skip
+    if fmt == "json":
+        assert json.loads(text)["satisfaction"] == [expected]
+        assert json.loads(text)["totals"]["rated_tickets"] == 2
+    elif fmt == "jsonl":
+        records = [json.loads(line) for line in text.splitlines()]
+        assert [r for r in records if r["section"] == "satisfaction"] == [
+            {"section": "satisfaction", **expected}
+        ]
+    elif fmt == "csv":
+        section = next(
+            part for part in text.split("\n\n") if part.startswith("department,service,ratings")
+        )
+        [row] = list(csv.DictReader(io.StringIO(section)))
+        assert row == {key: str(value) for key, value in expected.items()}
+    else:
+        assert "Satisfaction per department and service" in text
+        lines = text.splitlines()
+        title = next(i for i, line in enumerate(lines) if line.startswith("Satisfaction per"))
+        assert lines[title + 1].split()[:5] == [
+            "department", "service", "ratings", "mean_score", "satisfied_pct"]  # fmt: skip
+        assert lines[title + 2].split()[:5] == ["okf", "opus-loen", "2", "3.5", "50.0"]
+
+
 def printed(fmt: str, **kwargs: Any) -> str:
     out = io.StringIO()
     run = simulate(METER, [created("A"), created("B", "P3")], at(60))
@@ -160,7 +215,7 @@ def test_jsonl_is_one_record_a_line_with_its_section() -> None:
 def test_csv_and_json_parse() -> None:
     document = json.loads(printed("json"))
     assert document["totals"]["breaches"] == 1
-    assert {"timeline", "sla", "ola", "totals"} == set(document)
+    assert {"timeline", "sla", "ola", "satisfaction", "totals"} == set(document)
     sections = printed("csv", with_timeline=False).split("\n\n")
     header, *rows = list(csv.reader(io.StringIO(sections[0])))
     assert header[:5] == ["department", "service", "priority", "metric", "agreement"]
@@ -211,7 +266,9 @@ def test_several_processes_decide_the_same_in_the_same_order(
     assert sorted(map(repr, shared.outcomes)) == sorted(map(repr, alone.outcomes))
     assert (shared.tickets, shared.events, shared.waiting, shared.duplicates) == (
         alone.tickets, alone.events, alone.waiting, alone.duplicates)  # fmt: skip
+    assert sorted(shared.ratings) == sorted(alone.ratings)
     assert len(alone.steps) > 100
+    assert len(alone.ratings) > 10
 
 
 def test_the_reader_takes_a_file_as_publish_takes_it(tmp_path: Path) -> None:

@@ -29,10 +29,14 @@ class MemoryPersonalData:
             for row in tables.events.values():
                 if row.ticket_id not in chosen:
                     continue
-                if row.type not in ("ticket.created", "ticket.commented"):
+                if row.type not in ("ticket.created", "ticket.commented", "ticket.rated"):
                     continue
                 payload = json.loads(row.payload)
-                if row.type == "ticket.created":
+                if row.type == "ticket.rated":
+                    if "comment" not in payload:
+                        continue  # nothing of the requester's own words to remove
+                    del payload["comment"]
+                elif row.type == "ticket.created":
                     payload.pop("requester", None)
                     payload.pop("body", None)
                     payload["subject"] = subject

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime, timedelta
 
+from engine.satisfaction import RatingCounts, TicketRating, count_ratings
 from engine.store.memory.tables import ClockRow, Tables, TicketRow
 from engine.store.reads import (
     ChannelBacklog,
@@ -137,6 +138,23 @@ class MemoryReads:
             ]
         for clock in clocks:
             yield clock
+
+    async def satisfaction_of_period(
+        self, start: datetime, end: datetime, department: str | None = None
+    ) -> list[RatingCounts]:
+        """Rated tickets created in ``[start, end)`` counted by score, per department and
+        service, in that order."""
+        async with self._tables.snapshot() as tables:
+            created = _created_in(tables, start, end)
+            rated = [
+                TicketRating(ticket.ticket_id, ticket.department, ticket.service, rating.score)
+                for rating in tables.ratings.values()
+                if rating.ticket_id in created
+                and (ticket := tables.tickets[rating.ticket_id]).department is not None
+                and ticket.service is not None
+                and department in (None, ticket.department)
+            ]
+        return count_ratings(rated)
 
     async def events_of_period(self, start: datetime, end: datetime) -> AsyncGenerator[str, None]:
         """All their events' JSON payloads, in occurred-at then event id order."""

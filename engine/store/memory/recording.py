@@ -10,8 +10,9 @@ from uuid import UUID
 
 from engine.business_time.calendar import from_utc_us
 from engine.events import TicketEvent
-from engine.store.memory.tables import ClockRow, EventRow, Tables, TicketRow
+from engine.store.memory.tables import ClockRow, EventRow, RatingRow, Tables, TicketRow
 from engine.store.recording import (
+    CountedRating,
     FiredSteps,
     LockedTicket,
     MeasuredClock,
@@ -190,6 +191,11 @@ class MemoryRecordingTransaction:
     async def announce_due(self, at: datetime) -> None:
         """Tell every scheduler of an earlier due instant, once the batch commits."""
         self.announced = at if self.announced is None else min(self.announced, at)
+
+    async def write_ratings(self, ratings: Sequence[CountedRating]) -> None:
+        """Keep each ticket's rating that counts, in place of any kept for it before."""
+        for rating in ratings:
+            self._tables.ratings[rating.ticket_id] = RatingRow(*rating)
 
 
 class MemoryRecordingStore:

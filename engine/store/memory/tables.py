@@ -164,6 +164,16 @@ class FeedRow:
 
 
 @dataclass
+class RatingRow:
+    """A row of ``ratings``: the rating that counts for one ticket."""
+
+    ticket_id: str
+    event_id: UUID
+    score: int
+    rated_at: datetime
+
+
+@dataclass
 class Tables:
     """Every table of the store, keyed as their primary keys are."""
 
@@ -175,6 +185,7 @@ class Tables:
     feed: dict[str, FeedRow] = field(default_factory=dict)
     budgets: dict[tuple[str, str], BudgetRow] = field(default_factory=dict)
     digests: dict[UUID, DigestRow] = field(default_factory=dict)
+    ratings: dict[str, RatingRow] = field(default_factory=dict)
     # Who hears of an earlier due instant, as schedulers LISTEN in PostgreSQL.
     due_listeners: list[Callable[[datetime | None], None]] = field(default_factory=list, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -209,4 +220,14 @@ class Tables:
             listener(at)
 
 
-_TABLES = ("tickets", "events", "clocks", "steps", "outbox", "feed", "budgets", "digests")
+_TABLES = (
+    "tickets",
+    "events",
+    "clocks",
+    "steps",
+    "outbox",
+    "feed",
+    "budgets",
+    "digests",
+    "ratings",
+)

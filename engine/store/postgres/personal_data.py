@@ -21,11 +21,13 @@ WITH due AS (
     UPDATE events SET payload = CASE events.type
         WHEN 'ticket.created'
             THEN (payload - 'requester' - 'body') || jsonb_build_object('subject', $3::text)
+        WHEN 'ticket.rated' THEN payload - 'comment'
         ELSE payload || jsonb_build_object('body', '')
     END
     FROM due
     WHERE events.ticket_id = due.ticket_id
-      AND events.type IN ('ticket.created', 'ticket.commented')
+      AND (events.type IN ('ticket.created', 'ticket.commented')
+           OR (events.type = 'ticket.rated' AND events.payload ? 'comment'))
     RETURNING events.event_id
 )
 UPDATE tickets SET personal_data_purged_at = $4

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime, timedelta
 
+from engine.satisfaction import RatingCounts
 from engine.store.postgres.database import Database, borrow
 from engine.store.reads import (
     ChannelBacklog,
@@ -131,6 +132,19 @@ FROM tickets AS t JOIN events AS e USING (ticket_id)
 WHERE t.created_at >= $1 AND t.created_at < $2
 ORDER BY e.occurred_at, e.event_id
 """
+# From the ratings (few) to their tickets by primary key; department and service are the
+# ticket's as they stand, so a reclassification takes its rating along.
+PERIOD_RATINGS = """
+SELECT t.department, t.service,
+       count(*) FILTER (WHERE r.score = 1) AS score_1,
+       count(*) FILTER (WHERE r.score = 2) AS score_2,
+       count(*) FILTER (WHERE r.score = 3) AS score_3,
+       count(*) FILTER (WHERE r.score = 4) AS score_4,
+       count(*) FILTER (WHERE r.score = 5) AS score_5
+FROM ratings AS r JOIN tickets AS t USING (ticket_id)
+WHERE t.created_at >= $1 AND t.created_at < $2 AND ($3::text IS NULL OR t.department = $3)
+GROUP BY t.department, t.service
+"""
 # Rows per round trip of a cursor: few enough to keep memory flat, enough that the
 # round trips do not dominate a read of millions of rows.
 PREFETCH_ROWS = 5_000
@@ -254,6 +268,19 @@ class PostgresReads:
             )
             async for row in rows:
                 yield StoredClock(*row)
+
+    async def satisfaction_of_period(
+        self, start: datetime, end: datetime, department: str | None = None
+    ) -> list[RatingCounts]:
+        """Rated tickets created in ``[start, end)`` counted by score, per department and
+        service, in that order."""
+        async with borrow(self._source, self._acquire_timeout_s) as connection:
+            rows = await connection.fetch(PERIOD_RATINGS, start, end, department)
+        counts = [
+            RatingCounts(row[0], row[1], (row[2], row[3], row[4], row[5], row[6])) for row in rows
+        ]
+        # Ordered here, as Python orders text, rather than by the database's collation.
+        return sorted(counts, key=lambda group: (group.department, group.service))
 
     async def events_of_period(self, start: datetime, end: datetime) -> AsyncGenerator[str, None]:
         """All their events' JSON payloads, in occurred-at then event id order."""

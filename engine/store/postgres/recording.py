@@ -29,6 +29,7 @@ from engine.store.connection import Connection
 from engine.store.postgres.database import Database, borrow
 from engine.store.postgres.steps import DUE_CHANNEL, fired_steps
 from engine.store.recording import (
+    CountedRating,
     FiredSteps,
     LockedTicket,
     MeasuredClock,
@@ -200,6 +201,13 @@ WHERE escalation_steps.ticket_id = u.ticket_id
     AND escalation_steps.clock_key = u.clock_key AND escalation_steps.step = u.step
 """
 NOTIFY_DUE = "SELECT pg_notify($1, $2)"
+# Few rows (a batch's ratings), so arrays rather than COPY.
+WRITE_RATINGS = """
+INSERT INTO ratings (ticket_id, event_id, score, rated_at)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::smallint[], $4::timestamptz[])
+ON CONFLICT (ticket_id) DO UPDATE SET
+    event_id = EXCLUDED.event_id, score = EXCLUDED.score, rated_at = EXCLUDED.rated_at
+"""
 
 
 class PostgresRecordingTransaction:
@@ -302,6 +310,16 @@ class PostgresRecordingTransaction:
     async def announce_due(self, at: datetime) -> None:
         """NOTIFY every scheduler, delivered at commit, of an earlier due instant."""
         await self._connection.execute(NOTIFY_DUE, DUE_CHANNEL, at.isoformat())
+
+    async def write_ratings(self, ratings: Sequence[CountedRating]) -> None:
+        """Keep each ticket's rating that counts, in place of any kept for it before."""
+        await self._connection.execute(
+            WRITE_RATINGS,
+            [r.ticket_id for r in ratings],
+            [r.event_id for r in ratings],
+            [r.score for r in ratings],
+            [r.rated_at for r in ratings],
+        )
 
 
 class PostgresRecordingStore:
