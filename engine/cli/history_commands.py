@@ -272,7 +272,7 @@ def report_command(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(config.departments))
         print(f"sla-engine: no department {args.department!r} (known: {known})", file=sys.stderr)
         return 1
-    if (args.month is None) == (args.start is None):
+    if (args.month is None) == (args.start is None) or (args.month and args.end):
         print("sla-engine: give either --month or --from (with --to)", file=sys.stderr)
         return 2
     if args.format == "html":

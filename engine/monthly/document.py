@@ -275,7 +275,7 @@ def _compliance(ctx: _Context, clocks: Sequence[ClockOutcome]) -> TableSection:
                 "target",
                 "median_of_target",
             )
-        ),  # fmt: skip
+        ),
         numeric=(False, False, False, *(True,) * 9),
         rows=rows,
         empty=w["no_tickets"],
@@ -387,7 +387,7 @@ def _ola(ctx: _Context, ordered: Sequence[str], clocks: Sequence[ClockOutcome]) 
                 "p90",
                 "target",
             )
-        ),  # fmt: skip
+        ),
         numeric=(False, False, False, *(True,) * 8),
         rows=tuple(
             (
@@ -511,5 +511,5 @@ def _price(
                 "amount_dkk": str(a),
             }
             for s, n, p, a in lines
-        ),  # fmt: skip
+        ),
     )

@@ -83,8 +83,10 @@ async def test_each_department_hears_on_its_first_working_day_once(history: Back
     )
     assert figures(opus_owner.attachments[0].content) == ({"opus-loen"}, 2, {"OKF-B"})
     assert figures(data_owner.attachments[0].content) == ({"datavarehus"}, 1, set())
-    assert strategic.html is not None and 'lang="da"' in strategic.html
-    assert data_owner.html is not None and 'lang="en"' in data_owner.html
+    assert strategic.html is not None
+    assert 'lang="da"' in strategic.html
+    assert data_owner.html is not None
+    assert 'lang="en"' in data_owner.html
 
     # Later the same day, and all month: nothing more.
     assert await job.run_due(opening + timedelta(hours=1)) == []

@@ -88,7 +88,8 @@ async def test_the_reports_arrive_by_mail_with_html_and_csv_once_each(
             await poll(delivered, timeout_s=30, what="every report by mail")
     finally:
         await channel.close()
-    assert sender.sent == expected and len(mailbox.envelopes) == expected
+    assert sender.sent == expected
+    assert len(mailbox.envelopes) == expected
 
     (strategic,) = mails_to(mailbox, STRATEGIC)
     assert strategic["Subject"] == "Månedsrapport: Økonomiforvaltningen, november 2026"
