@@ -28,6 +28,7 @@ from engine.intake.consumer import IntakeConsumer, IntakeOptions
 from engine.intake.recorder import Recorder
 from engine.intake.startup import QueueDepth, StartupBacklog
 from engine.metrics import business_time_histogram, target_buckets
+from engine.monthly.job import MonthlyReportJob, MonthlyReports
 from engine.notify.amqp import AmqpChannel
 from engine.notify.email import SmtpChannel
 from engine.notify.notice import Channel, ChannelName
@@ -42,6 +43,7 @@ from engine.settings import Settings
 from engine.store.errors import is_transient
 from engine.store.postgres.feed import PostgresFeedStore
 from engine.store.postgres.firing import PostgresFiringStore
+from engine.store.postgres.monthly import PostgresMonthlyReportStore
 from engine.store.postgres.outbox import PostgresOutboxStore
 from engine.store.postgres.personal_data import PostgresPersonalData
 from engine.store.postgres.reads import PostgresReads
@@ -96,6 +98,7 @@ class Engine:
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}  # the workers', once started
         self._feed: FeedPublisher | None = None
+        self._monthly: MonthlyReportJob | None = None  # once started, when the settings ask
         self._backlog: StartupBacklog | None = None  # once the topology is declared
         # Intake stops first, on ``stopping``, and finishes its batches while the
         # scheduler and the sender still run; they stop after it, on ``_rest_stopping``.
@@ -137,6 +140,9 @@ class Engine:
         self._parts.consuming = lambda: workers.consumer.consuming
         self._refresher.start()
         self._purger.start()
+        if self._settings.monthly_reports:
+            self._monthly = self._monthly_job(workers.sender)
+            self._monthly.start()
         log.info(
             "engine.started",
             queue=topology.QUEUE,
@@ -177,6 +183,8 @@ class Engine:
         self._parts.consuming = lambda: False  # not ready (/readyz 503) from here on
         self._parts.startup = None
         # The periodic jobs first: they read through the pool and the connection.
+        if self._monthly is not None:
+            await self._monthly.stop()
         self._purger.stop()
         await self._refresher.stop()
         for worker in self._tasks.values():
@@ -221,6 +229,22 @@ class Engine:
             gate=backlog,
         )
         return Workers(consumer, scheduler, sender, feed)
+
+    def _monthly_job(self, sender: OutboxSender) -> MonthlyReportJob:
+        """The monthly reports, through the outbox the sender is woken to deliver."""
+        running, pool = self._running, self._pool
+        reports = MonthlyReports(
+            lambda: running.current.config,
+            PostgresReads(pool),
+            PostgresMonthlyReportStore(pool),
+            transient=is_transient,
+        )
+        return MonthlyReportJob(
+            reports,
+            zone=_default_zone(running.current.config),
+            transient=is_transient,
+            on_queued=sender.wake,
+        )
 
     async def _drain(self, consumer: IntakeConsumer) -> None:
         """Stop taking messages, let intake finish its batches, then stop the others."""

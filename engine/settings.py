@@ -153,6 +153,11 @@ class Settings(BaseSettings):
     personal_data_purge_interval_s: float = Field(
         default=3600.0, gt=0, description="how often closed tickets are looked over for purging"
     )
+    monthly_reports: bool = Field(
+        default=True,
+        description="send each department's monthly report on the first working day of "
+        "the month (false: this engine sends none; another engine may)",
+    )
     log_level: str = "info"
     log_json: bool | None = Field(
         default=None,

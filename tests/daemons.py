@@ -19,7 +19,13 @@ class Daemon:
     """One ``sla-engine run`` process, its log in a file."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        env = {"SLA_ENGINE_HTTP_PORT": str(free_port()), **env}
+        # No monthly report unless a test asks: an engine started today would send last
+        # month's as a catch-up, into the outbox and the mailboxes other tests count.
+        env = {
+            "SLA_ENGINE_HTTP_PORT": str(free_port()),
+            "SLA_ENGINE_MONTHLY_REPORTS": "false",
+            **env,
+        }
         self.port = int(env["SLA_ENGINE_HTTP_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path

@@ -14,12 +14,14 @@ from typing import TypeVar
 
 from engine.cli.shared import load_settings
 from engine.config import AgreementConfig, ConfigError, load_config
+from engine.monthly.period import Month
 from engine.reporting.compliance import ClockOutcome
 from engine.satisfaction import RatingCounts
 from engine.settings import Settings
 from engine.store.connection import Connection
 
 FORMATS = ("table", "csv", "json", "jsonl")
+REPORT_FORMATS = (*FORMATS, "html")
 T = TypeVar("T")
 SETTINGS_HELP = "YAML settings file (environment variables SLA_ENGINE_* override it)"
 
@@ -82,16 +84,18 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "PostgreSQL",
         description="Per department, service, priority and metric: tickets, met, breached, "
         "compliance, median and p90 business time used against the target; OLA compliance "
-        "per provider function beside it; and per department and service the requesters' "
-        "satisfaction (rated tickets, mean score, share of 4-5, each score; a ticket's "
-        "latest rating counts). Tickets created in [--from, --to).",
+        "per provider function beside it; totals per department and service; names from "
+        "the configuration; and per department and service the requesters' satisfaction "
+        "(rated tickets, mean score, share of 4-5, each score; a ticket's latest rating "
+        "counts). Tickets created in [--from, --to), or in --month. --format html: a "
+        "department's monthly report, the document its monthly e-mail carries.",
     )
     for command in (export, report):
         command.add_argument(
             "--from",
             dest="start",
             type=_instant_arg,
-            required=True,
+            required=command is export,
             help="first day or instant (YYYY-MM-DD: midnight in Copenhagen)",
         )
         command.add_argument(
@@ -99,8 +103,24 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         )
         command.add_argument("--settings", type=Path, help=SETTINGS_HELP)
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
-    report.add_argument("--department", help="one department only")
-    report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument(
+        "--month",
+        type=_month_arg,
+        help="YYYY-MM: tickets created in that month of the department's calendar "
+        "(instead of --from/--to; needed by --format html)",
+    )
+    report.add_argument("--department", help="one department only (needed by --format html)")
+    report.add_argument("--format", choices=REPORT_FORMATS, default="table")
+    report.add_argument(
+        "--lang",
+        choices=("da", "en"),
+        help="language of --format html (default: the department's strategic contact's)",
+    )
+    report.add_argument(
+        "--config",
+        type=Path,
+        help="agreement configuration, for the names (default: SLA_ENGINE_CONFIG_DIR, ./config)",
+    )
 
 
 def _positive(text: str) -> int:
@@ -115,6 +135,13 @@ def _instant_arg(text: str) -> datetime:
 
     try:
         return parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _month_arg(text: str) -> Month:
+    try:
+        return Month.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -235,11 +262,34 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    """Run ``report``; 2 for an empty period."""
+    """Run ``report``; 2 for an empty period or options that do not go together, 1 for a
+    configuration refused, an unknown department or a database out of reach."""
+    from engine.reporting.names import Names
     from engine.reporting.report import clock_outcomes, render_report
     from engine.reporting.satisfaction import satisfaction_of_period
+    from engine.reporting.window import DATE_ZONE
     from engine.store.postgres.reads import PostgresReads
 
+    settings = load_settings(args.settings)
+    config = _config(args.config or settings.config_dir)
+    if config is None:
+        return 1
+    if args.department is not None and args.department not in config.departments:
+        known = ", ".join(sorted(config.departments))
+        print(f"sla-engine: no department {args.department!r} (known: {known})", file=sys.stderr)
+        return 1
+    if (args.month is None) == (args.start is None) or (args.month and args.end):
+        print("sla-engine: give either --month or --from (with --to)", file=sys.stderr)
+        return 2
+    if args.format == "html":
+        if args.month is None or args.department is None:
+            print("sla-engine: --format html is a department's month: give --department "
+                  "and --month", file=sys.stderr)  # fmt: skip
+            return 2
+        return _html_report(args, settings, config)
+    if args.month is not None:
+        zone = config.calendar_for(args.department).zone if args.department else DATE_ZONE
+        args.start, args.end = args.month.start(zone), args.month.end(zone)
     window = _window(args)
     if window is None:
         return 2
@@ -251,12 +301,42 @@ def report_command(args: argparse.Namespace) -> int:
         outcomes = await clock_outcomes(reads, start, end, now, args.department)
         return outcomes, await satisfaction_of_period(reads, start, end, args.department)
 
-    read = _on_database(load_settings(args.settings), work)
+    read = _on_database(settings, work)
     if read is None:
         return 1
     outcomes, satisfaction = read
     period = f"tickets created in [{start.isoformat()}, {end.isoformat()})"
-    render_report(outcomes, args.format, sys.stdout, period=period, satisfaction=satisfaction)
+    render_report(
+        outcomes,
+        args.format,
+        sys.stdout,
+        period=period,
+        satisfaction=satisfaction,
+        names=Names(config),
+    )
+    return 0
+
+
+def _html_report(args: argparse.Namespace, settings: Settings, config: AgreementConfig) -> int:
+    """A department's monthly report as HTML: the document its monthly e-mail carries."""
+    from engine.monthly.document import MonthlyInputs, monthly_document
+    from engine.monthly.job import read_inputs
+    from engine.monthly.render import render_html
+    from engine.store.postgres.reads import PostgresReads
+
+    department = config.departments[args.department]
+    strategic = department.contacts.strategic
+    language = args.lang or (strategic.language if strategic is not None else "da")
+    now = datetime.now(UTC)
+
+    async def work(connection: Connection) -> MonthlyInputs:
+        reads = PostgresReads(connection)
+        return await read_inputs(reads, config, department.id, args.month, now)
+
+    inputs = _on_database(settings, work)
+    if inputs is None:
+        return 1
+    sys.stdout.write(render_html(monthly_document(inputs, language)))
     return 0
 
 

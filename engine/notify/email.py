@@ -1,4 +1,8 @@
-"""The e-mail channel: escalation notices sent as plain-text mail over SMTP."""
+"""The e-mail channel: notices sent as mail over SMTP.
+
+Plain text; a notice with HTML (a monthly report) goes as multipart/alternative, the
+text first, and its attachments (the report's CSV) beside.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,19 @@ def message_of(notice: Notice, sender: str) -> EmailMessage:
         message["References"] = root
     # Quoted-printable keeps the Danish letters intact through servers without 8BITMIME.
     message.set_content(notice.body, charset="utf-8", cte="quoted-printable")
+    if notice.html is not None:
+        message.add_alternative(
+            notice.html, subtype="html", charset="utf-8", cte="quoted-printable"
+        )
+    for attachment in notice.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.content.encode("utf-8"),
+            maintype=maintype,
+            subtype=subtype,
+            filename=attachment.filename,
+            params={"charset": "utf-8"},
+        )
     return message
 
 

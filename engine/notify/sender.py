@@ -147,7 +147,7 @@ class OutboxSender:
     async def _deliver(self, claimed: ClaimedNotice) -> Settlement:
         """Send one notice; how the attempt ended: status, retry time and error."""
         notice, attempts = claimed.notice, claimed.attempts
-        context = {
+        context: dict[str, object] = {
             "notice_id": str(notice.notice_id),
             "ticket_id": claimed.ticket_id,
             "channel": notice.channel,

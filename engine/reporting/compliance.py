@@ -173,3 +173,17 @@ def _seconds(value: float | None) -> float | None:
 
 def _share_pct(part_s: float | None, target_s: float) -> float | None:
     return None if part_s is None else round(100 * part_s / target_s, 1)
+
+
+TOTAL_MEASURES = ("tickets", "met", "breached", "open", "compliance_pct")
+"""What a total counts: over priorities and metrics, a median or a target means nothing."""
+
+
+def total_records(outcomes: Iterable[ClockOutcome], by: Sequence[GroupKey]) -> list[dict[str, Any]]:
+    """The SLA clocks (in agreement or not) totalled over priorities and metrics, by ``by``:
+    tickets, met, breached, open and compliance."""
+    rows = summarize((c for c in outcomes if c.agreement != "ola"), by)
+    return [
+        {key: value for key, value in _record(row, by).items() if key in (*by, *TOTAL_MEASURES)}
+        for row in rows
+    ]

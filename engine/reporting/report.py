@@ -17,11 +17,14 @@ from engine.reporting.compliance import (
     MEASURES,
     OLA_COLUMNS,
     SLA_COLUMNS,
+    TOTAL_MEASURES,
     ClockOutcome,
     ola_records,
     outcome_of,
     sla_records,
+    total_records,
 )
+from engine.reporting.names import Names
 from engine.reporting.output import Format, Record, write
 from engine.reporting.satisfaction import satisfaction_flat, write_satisfaction_table
 from engine.reporting.window import check_window
@@ -41,6 +44,8 @@ FLAT_COLUMNS = (
     "agreement",
     *MEASURES,
 )
+NAME_COLUMNS = ("department_name", "service_name", "function_name")
+TOTAL_COLUMNS = ("department", "service", *TOTAL_MEASURES)
 _DEFAULT_NOTE = (
     "agreement default: a service the department has not ordered, out of agreement,"
     " under the general contract's targets\n"
@@ -101,6 +106,7 @@ def render_report(
     *,
     period: str,
     satisfaction: Sequence[RatingCounts] | None = None,
+    names: Names | None = None,
 ) -> None:
     """Print the SLA compliance and the OLA compliance per provider function in ``fmt``,
     and with ``satisfaction`` the requesters' satisfaction per department and service.
@@ -108,35 +114,85 @@ def render_report(
     table: a heading with the period over each section's table. json: one object,
     ``{"period", "sla", "ola"}`` (and ``"satisfaction"``). csv and jsonl: one table of
     every section, told apart by a ``section`` column (``sla``, ``ola``,
-    ``satisfaction``), with the period on every row.
+    ``satisfaction``, ``total``), with the period on every row.
+
+    With ``names`` (the configuration's), totals per department and per service are
+    added (over priorities and metrics), and the table shows names instead of ids; the
+    machine formats keep the ids and add ``department_name``, ``service_name`` and
+    ``function_name`` beside them: json a ``totals`` list, csv and jsonl rows of section
+    ``total`` (a department's with the service empty).
     """
     clocks = list(outcomes)
     sla = sla_records(clocks)
     ola = ola_records(clocks)
+    totals = _totals(clocks) if names is not None else []
     if fmt == "json":
         document = report_document(sla, ola, period)
         if satisfaction is not None:
             document["satisfaction"] = satisfaction_records(satisfaction)
+        if names is not None:
+            document = _named_document(document, totals, names)
         json.dump(document, out, ensure_ascii=False, indent=2)
         out.write("\n")
     elif fmt in ("csv", "jsonl"):
-        flat = [{"period": period, "section": "sla", **r} for r in sla] + [
-            {"period": period, "section": "ola", "agreement": "ola", **r} for r in ola
-        ]
+        flat = (
+            [{"period": period, "section": "sla", **r} for r in sla]
+            + [{"period": period, "section": "ola", "agreement": "ola", **r} for r in ola]
+            + [{"period": period, "section": "total", **r} for r in totals]
+        )
         columns: tuple[str, ...] = FLAT_COLUMNS
         if satisfaction is not None:
             flat += satisfaction_flat(satisfaction, period)
-            columns = (*FLAT_COLUMNS, *SATISFACTION_MEASURES)
+            columns = (*columns, *SATISFACTION_MEASURES)
+        if names is not None:
+            flat = [names.with_names(r) for r in flat]
+            columns = (*columns, *NAME_COLUMNS)
         write(flat, columns, fmt, out)
     else:
+        shown = names.named if names is not None else dict
         out.write(f"SLA compliance per department, service, priority and metric, {period}\n")
-        write(sla, SLA_COLUMNS, fmt, out)
+        write([shown(r) for r in sla], SLA_COLUMNS, fmt, out)
         if any(record["agreement"] == "default" for record in sla):
             out.write(_DEFAULT_NOTE)
         out.write(f"\nOLA compliance per provider function, {period}\n")
-        write(ola, OLA_COLUMNS, fmt, out)
+        write([shown(r) for r in ola], OLA_COLUMNS, fmt, out)
+        if names is not None:
+            out.write(
+                f"\nTotals per department and service, over priorities and metrics, {period}\n"
+            )
+            write([shown(r) for r in totals], TOTAL_COLUMNS, fmt, out)
         if satisfaction is not None:
-            write_satisfaction_table(satisfaction, out, period)
+            write_satisfaction_table(satisfaction, out, period, shown)
+
+
+def _totals(clocks: Sequence[ClockOutcome]) -> list[dict[str, Any]]:
+    """Each department's total, then its services', in department order."""
+    departments = total_records(clocks, ("department",))
+    services = total_records(clocks, ("department", "service"))
+    return [
+        row
+        for department in departments
+        for row in (
+            {"service": None, **department},
+            *(s for s in services if s["department"] == department["department"]),
+        )
+    ]
+
+
+def _named_document(
+    document: dict[str, Any], totals: Sequence[Record], names: Names
+) -> dict[str, Any]:
+    return {
+        **document,
+        "sla": [names.with_names(r) for r in document["sla"]],
+        "ola": [names.with_names(r) for r in document["ola"]],
+        **(
+            {"satisfaction": [names.with_names(r) for r in document["satisfaction"]]}
+            if "satisfaction" in document
+            else {}
+        ),
+        "totals": [names.with_names(_only(r, TOTAL_COLUMNS)) for r in totals],
+    }
 
 
 def report_document(sla: Sequence[Record], ola: Sequence[Record], period: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ department and service as they stand.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -39,7 +39,13 @@ def satisfaction_flat(counts: Sequence[RatingCounts], period: str) -> list[dict[
     ]
 
 
-def write_satisfaction_table(counts: Sequence[RatingCounts], out: TextIO, period: str) -> None:
-    """The section of the table report: a heading with the period, then the table."""
+def write_satisfaction_table(
+    counts: Sequence[RatingCounts],
+    out: TextIO,
+    period: str,
+    shown: Callable[[Mapping[str, Any]], dict[str, Any]] = dict,
+) -> None:
+    """The section of the table report: a heading with the period, then the table, its
+    records through ``shown`` (``Names.named``: names instead of ids)."""
     out.write(f"\n{TITLE}, {period}\n")
-    write(satisfaction_records(counts), SATISFACTION_COLUMNS, "table", out)
+    write([shown(r) for r in satisfaction_records(counts)], SATISFACTION_COLUMNS, "table", out)

@@ -30,7 +30,7 @@ class ClaimedNotice:
     """A notice leased to this sender, and which attempt this is (from 1)."""
 
     notice: Notice
-    ticket_id: str
+    ticket_id: str | None  # None: a monthly report's, of no ticket
     attempts: int
     superseded: bool = False  # its step was superseded: settle it, send nothing
 

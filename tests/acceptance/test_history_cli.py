@@ -164,3 +164,42 @@ def test_simulating_poison_lines_names_each_line_without_a_traceback(tmp_path: P
         line = next(x for x in result.stderr.splitlines() if x.startswith(f"{events}:{number}:"))
         assert p.says in line or p.says == "invalid event", line
     assert result.stderr.count("Instant should be from 1970-01-01T00:00:00Z") == 3
+
+
+async def test_report_names_totals_and_the_monthly_html(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    from engine.store.postgres.recording import PostgresRecordingStore as Recording
+    from tests.monthly_history import record_history
+
+    await migrate(db)
+    await record_history(Recording(db))
+    table = sla_engine(database_url, "report", "--month", "2026-11", "--department", "okf")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert any(
+        line.startswith("Økonomiforvaltningen") and "KMD Opus Løn" in line and " P1 " in line
+        for line in lines
+    )  # names, not ids
+    totals = lines[lines.index(next(x for x in lines if x.startswith("Totals per department"))) :]
+    assert totals[2].split()[-5:] == ["4", "9", "3", "0", "75.0"]  # ØKF, every clock of 4 tickets
+    assert any("Datavarehus og ledelsesinformation" in line for line in totals)
+
+    html = sla_engine(database_url, "report", "--month", "2026-11", "--department", "okf",
+                      "--format", "html", "--lang", "en")  # fmt: skip
+    assert html.returncode == 0, html.stderr
+    assert "<h1>Monthly report for Økonomiforvaltningen, November 2026</h1>" in html.stdout
+    assert "<caption>Volume times price in November 2026</caption>" in html.stdout
+
+    csv_out = sla_engine(database_url, "report", "--from", "2026-11-01", "--to", "2026-12-01",
+                         "--format", "csv")  # fmt: skip
+    assert csv_out.returncode == 0, csv_out.stderr
+    header = csv_out.stdout.splitlines()[0].split(",")
+    assert header[-3:] == ["department_name", "service_name", "function_name"]
+
+    refused = sla_engine(database_url, "report", "--month", "2026-11", "--format", "html")
+    assert refused.returncode == 2
+    assert "--department" in refused.stderr
+    unknown = sla_engine(database_url, "report", "--month", "2026-11", "--department", "nope")
+    assert unknown.returncode == 1
+    assert "no department 'nope'" in unknown.stderr

@@ -21,15 +21,21 @@ from engine.store.feed import FeedStore
 from engine.store.firing import FiringStore, QueuedNotice
 from engine.store.memory.feed import MemoryFeedStore
 from engine.store.memory.firing import MemoryFiringStore
+from engine.store.memory.monthly import MemoryMonthlyReportStore
 from engine.store.memory.outbox import MemoryOutboxStore
+from engine.store.memory.reads import MemoryReads
 from engine.store.memory.recording import MemoryRecordingStore
 from engine.store.memory.tables import ClockRow, Tables, TicketRow
 from engine.store.migrate import migrate
+from engine.store.monthly import MonthlyReportStore
 from engine.store.outbox import OutboxStore
 from engine.store.postgres.feed import PostgresFeedStore
 from engine.store.postgres.firing import PostgresFiringStore
+from engine.store.postgres.monthly import PostgresMonthlyReportStore
 from engine.store.postgres.outbox import PostgresOutboxStore
+from engine.store.postgres.reads import PostgresReads
 from engine.store.postgres.recording import PostgresRecordingStore
+from engine.store.reads import HistoryReads
 from engine.store.recording import RecordingStore
 from tests.services import own_schema
 
@@ -45,6 +51,11 @@ class Backend(Protocol):
     outbox: OutboxStore
     recording: RecordingStore
     feed: FeedStore
+    monthly: MonthlyReportStore
+    reads: HistoryReads
+
+    def another_monthly(self) -> MonthlyReportStore:
+        """The monthly port as a second engine holds it: on the same tables, apart."""
 
     async def add_clock(
         self, ticket_id: str, clock_key: str, due: tuple[datetime | None, ...]
@@ -72,7 +83,12 @@ class MemoryBackend:
     outbox: OutboxStore
     recording: RecordingStore
     feed: FeedStore
+    monthly: MonthlyReportStore
+    reads: HistoryReads
     name: str = "memory"
+
+    def another_monthly(self) -> MonthlyReportStore:
+        return MemoryMonthlyReportStore(self.tables)
 
     async def add_clock(
         self, ticket_id: str, clock_key: str, due: tuple[datetime | None, ...]
@@ -116,8 +132,13 @@ class PostgresBackend:
     outbox: OutboxStore
     recording: RecordingStore
     feed: FeedStore
+    monthly: MonthlyReportStore
+    reads: HistoryReads
     database_url: str
     name: str = "postgres"
+
+    def another_monthly(self) -> MonthlyReportStore:
+        return PostgresMonthlyReportStore(self.pool)
 
     async def add_clock(
         self, ticket_id: str, clock_key: str, due: tuple[datetime | None, ...]
@@ -161,6 +182,8 @@ async def _postgres() -> AsyncIterator[PostgresBackend]:
                 PostgresOutboxStore(pool),
                 PostgresRecordingStore(pool),
                 PostgresFeedStore(pool),
+                PostgresMonthlyReportStore(pool),
+                PostgresReads(pool),
                 url,
             )
         finally:
@@ -178,6 +201,8 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             MemoryOutboxStore(tables),
             MemoryRecordingStore(tables),
             MemoryFeedStore(tables),
+            MemoryMonthlyReportStore(tables),
+            MemoryReads(tables),
         )
         return
     async with _postgres() as postgres:

@@ -39,6 +39,7 @@ def settings(database_url: str) -> Settings:
         shutdown_grace_s=10,
         http_port=free_port(),
         max_ahead_s=AHEAD_S,
+        monthly_reports=False,  # a test that wants them sets it (see test_monthly_daemon.py)
     )
 
 

@@ -16,7 +16,8 @@ from engine.notify.compose import Composer
 from engine.notify.digest import Digest, DigestItem, compose
 from engine.notify.notice import ChannelName, Notice
 from engine.notify.sender import OutboxSender, SenderOptions
-from engine.scheduler.firing import CATCH_UP_LATE, fire_due, place
+from engine.escalation.policy import CATCH_UP_LATE
+from engine.scheduler.firing import fire_due, place
 from engine.store.errors import is_transient
 from engine.store.memory.firing import MemoryFiringStore
 from engine.store.memory.outbox import MemoryOutboxStore

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Sequence
 from datetime import datetime
 
-from engine.notify.notice import Notice
+from engine.notify.notice import Attachment, Notice
 from engine.store.memory import digests
 from engine.store.memory.tables import Tables
 from engine.store.outbox import ClaimedDigest, ClaimedNotice, Settlement
@@ -41,9 +41,13 @@ class MemoryOutboxStore:
                     subject=row.subject,
                     body=row.body,
                     payload=copy.deepcopy(row.payload),
+                    html=row.html,
+                    attachments=tuple(Attachment.from_json(a) for a in row.attachments),
                 )
-                step = tables.steps.get((row.ticket_id, row.clock_key, row.step))
-                superseded = step is not None and step.status == "superseded"
+                superseded = False
+                if row.ticket_id is not None and row.clock_key is not None and row.step is not None:
+                    step = tables.steps.get((row.ticket_id, row.clock_key, row.step))
+                    superseded = step is not None and step.status == "superseded"
                 claimed.append(ClaimedNotice(notice, row.ticket_id, row.attempts, superseded))
         return claimed
 

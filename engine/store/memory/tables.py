@@ -12,7 +12,7 @@ import copy
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -104,9 +104,9 @@ class NoticeRow:
     """A row of ``outbox``: one notice to one recipient on one channel."""
 
     notice_id: UUID
-    ticket_id: str
-    clock_key: str
-    step: float
+    ticket_id: str | None  # None for a monthly report's: of no ticket, clock or step
+    clock_key: str | None
+    step: float | None
     channel: str
     recipient: str
     recipient_name: str
@@ -120,6 +120,19 @@ class NoticeRow:
     sent_at: datetime | None = None
     failed_at: datetime | None = None
     last_error: str | None = None
+    html: str | None = None
+    attachments: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class MonthlyReportRow:
+    """A row of ``monthly_reports``: a department's month, claimed once."""
+
+    department: str
+    month: date
+    due_at: datetime
+    claimed_at: datetime
+    notice_ids: list[UUID]
 
 
 @dataclass
@@ -186,6 +199,7 @@ class Tables:
     budgets: dict[tuple[str, str], BudgetRow] = field(default_factory=dict)
     digests: dict[UUID, DigestRow] = field(default_factory=dict)
     ratings: dict[str, RatingRow] = field(default_factory=dict)
+    monthly_reports: dict[tuple[str, date], MonthlyReportRow] = field(default_factory=dict)
     # Who hears of an earlier due instant, as schedulers LISTEN in PostgreSQL.
     due_listeners: list[Callable[[datetime | None], None]] = field(default_factory=list, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -230,4 +244,5 @@ _TABLES = (
     "budgets",
     "digests",
     "ratings",
+    "monthly_reports",
 )

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from engine.notify.notice import Notice
+from engine.notify.notice import Attachment, Notice
 from engine.store.outbox import ClaimedDigest, ClaimedNotice, Settlement
 from engine.store.postgres import digests
 from engine.store.postgres.database import Database, borrow
@@ -21,7 +21,7 @@ WHERE notice_id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING notice_id, ticket_id, channel, recipient, recipient_name, subject, body,
-    payload::text AS payload, attempts,
+    payload::text AS payload, html, attachments::text AS attachments, attempts,
     EXISTS (
         SELECT 1 FROM escalation_steps AS s
         WHERE s.ticket_id = outbox.ticket_id AND s.clock_key = outbox.clock_key
@@ -58,6 +58,10 @@ class PostgresOutboxStore:
                     subject=row["subject"],
                     body=row["body"],
                     payload=json.loads(row["payload"]),
+                    html=row["html"],
+                    attachments=tuple(
+                        Attachment.from_json(a) for a in json.loads(row["attachments"])
+                    ),
                 ),
                 ticket_id=row["ticket_id"],
                 attempts=row["attempts"],
