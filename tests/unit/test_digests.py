@@ -11,12 +11,12 @@ import pytest
 
 from engine.config import load_config
 from engine.config.notices import NoticesConfig
+from engine.escalation.policy import CATCH_UP_LATE
 from engine.notify.budget import digest_id
 from engine.notify.compose import Composer
 from engine.notify.digest import Digest, DigestItem, compose
 from engine.notify.notice import ChannelName, Notice
 from engine.notify.sender import OutboxSender, SenderOptions
-from engine.escalation.policy import CATCH_UP_LATE
 from engine.scheduler.firing import fire_due, place
 from engine.store.errors import is_transient
 from engine.store.memory.firing import MemoryFiringStore
