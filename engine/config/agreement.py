@@ -9,9 +9,9 @@ at an instant: one version of each.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import Field, PrivateAttr
 
@@ -69,6 +69,15 @@ class AgreementConfig(Model):
     # The configuration at each instant a version comes into force, made when first asked.
     _eras: dict[int, AgreementConfig] = PrivateAttr(default_factory=dict)
     _starts: tuple[datetime, ...] | None = PrivateAttr(default=None)
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> AgreementConfig:
+        """A copy, with caches of its own: a changed copy has other configurations in time."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied._eras = {}
+        copied._starts = None
+        return copied
 
     def versions_of_department(self, department_id: str) -> tuple[Department, ...]:
         """Every version of a department's SLA, in order of ``valid_from``."""
@@ -145,20 +154,20 @@ class AgreementConfig(Model):
                     "ola_versions": {},
                 }
             )
-            found._eras = {}  # its own caches: a copy would share this one's
-            found._starts = None
             self._eras[index] = found
         return found
 
-    def next_version(self, department_id: str, instant: datetime) -> datetime | None:
-        """When the agreements of the department next change after ``instant``: its SLA,
-        or the general contract it falls back to."""
+    def next_version(self, department_id: str, instant: datetime | None) -> datetime | None:
+        """When the agreements of the department next change after ``instant`` (None: the
+        beginning of time): its SLA, or the general contract it falls back to."""
         versions: list[Department | GeneralContract] = [
             *self.versions_of_department(department_id),
             *self.versions_of_contract(),
         ]
         later = [
-            v.valid_from for v in versions if v.valid_from is not None and v.valid_from > instant
+            v.valid_from
+            for v in versions
+            if v.valid_from is not None and (instant is None or v.valid_from > instant)
         ]
         return min(later, default=None)
 
