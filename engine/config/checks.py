@@ -45,12 +45,15 @@ def cross_check(
             *_provider(config, items[("provider", "")]),
         ]
     )
+    told: set[tuple[str, int | None, str]] = set()  # where problems of earlier spans are
     for start in (None, *config.version_starts()):
         era = config.at(start)
         located = _located(era, items, versions or {})
-        for problem in _in_force(era, located):
-            if problem not in found and not _seen(problem, found):
-                found[_since(problem, start)] = None
+        # A key told of in an earlier span is not told again (an OLA target looser than
+        # more SLAs later on, say): once it is fixed, a check tells what remains.
+        new = [p for p in _in_force(era, located) if (p.file, p.line, p.key) not in told]
+        found.update((_since(problem, start), None) for problem in new)
+        told.update((p.file, p.line, p.key) for p in new)
     return list(found)
 
 
@@ -60,17 +63,6 @@ def _since(problem: Problem, start: datetime | None) -> Problem:
         return problem
     when = f" (with the agreements in force from {start.isoformat()})"
     return Problem(problem.file, problem.key, problem.message + when, problem.line)
-
-
-def _seen(problem: Problem, found: dict[Problem, None]) -> bool:
-    """Whether ``problem`` was told already, for an earlier span of time."""
-    return any(
-        p.file == problem.file
-        and p.line == problem.line
-        and p.key == problem.key
-        and p.message.startswith(problem.message)
-        for p in found
-    )
 
 
 def _located(era: AgreementConfig, items: Located, versions: VersionOrigins) -> Located:

@@ -107,7 +107,8 @@ class TestUnknownReferences:
         )
         problem = only_problem(path.parent.parent)
         assert problem.key == "departments[0].calendar"
-        assert "unknown calendar 'weekends' (known: care-24-7, extended, extended-saturday, office)" in str(problem)
+        known = "care-24-7, extended, extended-saturday, office"
+        assert f"unknown calendar 'weekends' (known: {known})" in str(problem)
 
     def test_function(self, edit_yaml: EditYaml) -> None:
         path = edit_yaml("catalog.yaml", lambda d: d["services"][0].update(function="network"))
@@ -159,7 +160,8 @@ class TestUnknownReferences:
         )
         problem = only_problem(path.parent)
         assert (problem.file, problem.key) == (str(path), "general_contract.default_calendar")
-        assert problem.message == ("unknown calendar 'ofice' (known: care-24-7, extended, extended-saturday, office)")
+        known = "care-24-7, extended, extended-saturday, office"
+        assert problem.message == f"unknown calendar 'ofice' (known: {known})"
 
     def test_default_escalation_policy(self, edit_yaml: EditYaml) -> None:
         path = edit_yaml(
