@@ -262,11 +262,16 @@ _business_time: dict[tuple[float, ...], Histogram] = {}  # the one registered, b
 
 def target_buckets(config: AgreementConfig) -> tuple[float, ...]:
     """Every business-time target the configuration sets, in seconds, ascending."""
-    tables = [config.general_contract.default_targets]
-    tables += [ola.targets for ola in config.olas.values()]
+    tables = [contract.default_targets for contract in config.versions_of_contract()]
+    tables += [
+        ola.targets
+        for function in dict.fromkeys([*config.olas, *config.ola_versions])
+        for ola in config.versions_of_ola(function)
+    ]
     tables += [
         ordered.targets
-        for department in config.departments.values()
+        for department_id in config.departments
+        for department in config.versions_of_department(department_id)
         for ordered in department.services.values()
     ]
     return tuple(

@@ -151,7 +151,17 @@ def _summary(directory: Path, config: AgreementConfig) -> str:
         f"  {len(config.departments)} departments with {ordered} ordered services, "
         f"{len(config.services)} catalog services, {len(config.calendars)} calendars,\n"
         f"  {len(config.olas)} OLAs, {len(config.escalation_policies)} escalation policies"
+        + _versions_line(config)
     )
+
+
+def _versions_line(config: AgreementConfig) -> str:
+    """The agreements that come in versions, and when each later one comes into force."""
+    starts = config.version_starts()
+    if not starts:
+        return ""
+    when = ", ".join(start.isoformat() for start in starts)
+    return f",\n  agreement versions come into force at {when}"
 
 
 def check_config(directory: Path) -> int:
@@ -203,20 +213,24 @@ def sheet(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    # The holidays listed are this year's where the departments are, unless asked.
-    year = args.year or datetime.now(ZoneInfo("Europe/Copenhagen")).year
+    # The holidays listed are this year's where the departments are, unless asked; the
+    # version shown is the one in force now.
+    now = datetime.now(ZoneInfo("Europe/Copenhagen"))
+    year = args.year or now.year
     ids = [args.department] if args.department else list(config.departments)
     pages: dict[str, str] = {}
     try:
         for department_id in ids:
             pages[f"{department_id}.{args.format}"] = render_department(
-                config, department_id, fmt=args.format, language=args.lang, year=year
+                config, department_id, fmt=args.format, language=args.lang, year=year, at=now
             )
     except UnknownDepartment as exc:
         print(f"sla-engine: {exc.args[0]}", file=sys.stderr)
         return 1
     if not args.department:
-        pages[f"index.{args.format}"] = render_index(config, fmt=args.format, language=args.lang)
+        pages[f"index.{args.format}"] = render_index(
+            config, fmt=args.format, language=args.lang, at=now
+        )
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         for name, text in pages.items():

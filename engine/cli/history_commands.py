@@ -52,6 +52,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="DIR2",
         help="a second configuration: breaches, compliance and notices side by side",
     )
+    simulate.add_argument(
+        "--compare-at",
+        type=_instant_arg,
+        metavar="DATE",
+        help="compare with every ticket under the agreement versions in force at DATE (of "
+        "--compare's configuration, else --config's): a draft version with valid_from DATE "
+        "over the same history, against the versions each ticket was created under",
+    )
     simulate.add_argument("--format", choices=FORMATS, default="table")
     simulate.add_argument(
         "--until",
@@ -166,9 +174,13 @@ def simulate_command(args: argparse.Namespace) -> int:
     )
     from engine.sla_clock.meter import ClockMeter
 
-    configs = [_config(args.config)] + ([_config(args.compare)] if args.compare else [])
+    compared = args.compare is not None or args.compare_at is not None
+    configs = [_config(args.config)] + ([_config(args.compare or args.config)] if compared else [])
     if any(config is None for config in configs):
         return 1
+    # Each ticket attaches the versions in force at its creation, as the daemon does; the
+    # compared run may pin every ticket to those in force at one instant instead.
+    pinned = [None, args.compare_at]
     try:
         events = read_events(args.events)
     except EventFileError as exc:
@@ -182,8 +194,8 @@ def simulate_command(args: argparse.Namespace) -> int:
         return 1
     try:
         runs = [
-            simulate(ClockMeter(config), events, args.until, args.workers)
-            for config in configs
+            simulate(ClockMeter(config, versions_at=at), events, args.until, args.workers)
+            for config, at in zip(configs, pinned, strict=False)
             if config
         ]
     except ValueError as exc:  # every event refused, and no --until to end at
@@ -201,7 +213,10 @@ def simulate_command(args: argparse.Namespace) -> int:
         for config, run in zip([c for c in configs if c], runs, strict=True)
     ]
     if len(runs) == 2:
-        names = (str(args.config), str(args.compare))
+        second = str(args.compare or args.config)
+        if args.compare_at is not None:
+            second += f" at {args.compare_at.isoformat()}"
+        names = (str(args.config), second)
         pair = (volumes[0], volumes[1])
         print_comparison(runs[0], runs[1], names, args.format, sys.stdout, pair)
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from engine.business_time import BusinessCalendar
 from engine.config.agreement import AgreementConfig
@@ -13,11 +13,78 @@ from engine.config.problems import Origin, Problem
 from engine.vocabulary import MEASURED_METRICS, PROVIDER_FUNCTIONS, AgreementKind, Metric, Tier
 
 Located = dict[tuple[str, str], Origin]
-"""Where each item was written: ``(section, id)`` -> origin; singletons have id ``""``."""
+"""Where each item was written: ``(section, id)`` -> origin; singletons have id ``""``.
+Of an item in versions, the first version's."""
+VersionOrigins = dict[tuple[str, str, datetime | None], Origin]
+"""Where each version of a versioned item was written: ``(section, id, valid_from)``."""
 
 
-def cross_check(config: AgreementConfig, items: Located) -> list[Problem]:
-    """Every problem that only shows when the files are read together."""
+def cross_check(
+    config: AgreementConfig, items: Located, versions: VersionOrigins | None = None
+) -> list[Problem]:
+    """Every problem that only shows when the files are read together.
+
+    The checks that involve versioned agreements (SLAs, the general contract, OLAs) run
+    on the configuration as it stands from each instant a version comes into force, so
+    every version is checked with each version of the others it overlaps: an OLA with
+    every SLA in force while it is. A problem is told once, by the first span of time
+    it shows in; one that only shows later says from when.
+    """
+    found: dict[Problem, None] = dict.fromkeys(
+        [
+            *(
+                problem
+                for policy in config.escalation_policies.values()
+                for problem in _policy_steps(policy, items[("escalation_policies", policy.id)])
+            ),
+            *(
+                problem
+                for calendar in config.calendars.values()
+                for problem in _calendar_open_time(calendar, items[("calendars", calendar.id)])
+            ),
+            *_provider(config, items[("provider", "")]),
+        ]
+    )
+    told: set[tuple[str, int | None, str]] = set()  # where problems of earlier spans are
+    for start in (None, *config.version_starts()):
+        era = config.at(start)
+        located = _located(era, items, versions or {})
+        # A key told of in an earlier span is not told again (an OLA target looser than
+        # more SLAs later on, say): once it is fixed, a check tells what remains.
+        new = [p for p in _in_force(era, located) if (p.file, p.line, p.key) not in told]
+        found.update((_since(problem, start), None) for problem in new)
+        told.update((p.file, p.line, p.key) for p in new)
+    return list(found)
+
+
+def _since(problem: Problem, start: datetime | None) -> Problem:
+    """``problem``, saying from when it shows when that is not the beginning of time."""
+    if start is None:
+        return problem
+    when = f" (with the agreements in force from {start.isoformat()})"
+    return Problem(problem.file, problem.key, problem.message + when, problem.line)
+
+
+def _located(era: AgreementConfig, items: Located, versions: VersionOrigins) -> Located:
+    """``items``, with each versioned item's origin the version in force in ``era``."""
+    located = dict(items)
+    for dep in era.departments.values():
+        located[("departments", dep.id)] = versions.get(
+            ("departments", dep.id, dep.valid_from), items[("departments", dep.id)]
+        )
+    for function, ola in era.olas.items():
+        located[("olas", function)] = versions.get(
+            ("olas", function, ola.valid_from), items[("olas", function)]
+        )
+    contract = era.general_contract
+    located[("general_contract", "")] = versions.get(
+        ("general_contract", "", contract.valid_from), items[("general_contract", "")]
+    )
+    return located
+
+
+def _in_force(config: AgreementConfig, items: Located) -> list[Problem]:
+    """The checks of the agreements in force at one time."""
     return [
         *_contract_references(config, items[("general_contract", "")]),
         *(
@@ -25,17 +92,6 @@ def cross_check(config: AgreementConfig, items: Located) -> list[Problem]:
             for dep in config.departments.values()
             for problem in _department(config, dep, items[("departments", dep.id)], items)
         ),
-        *(
-            problem
-            for policy in config.escalation_policies.values()
-            for problem in _policy_steps(policy, items[("escalation_policies", policy.id)])
-        ),
-        *(
-            problem
-            for calendar in config.calendars.values()
-            for problem in _calendar_open_time(calendar, items[("calendars", calendar.id)])
-        ),
-        *_provider(config, items[("provider", "")]),
         *_customer_teams_dedicated(config, items),
         *_olas(config, items),
         *_measured_targets(config, items),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from engine.config.agreement import AgreementConfig
-from engine.config.checks import Located, cross_check
+from engine.config.checks import Located, VersionOrigins, cross_check
 from engine.config.models import ConfigFile
 from engine.config.problems import ConfigError, Origin, Problem, format_loc
 from engine.config.yaml_source import Loc, YamlDocument, YamlError, read_yaml
@@ -58,9 +59,9 @@ def load_versioned(directory: str | Path) -> LoadedConfig:
     if problems:  # cross-checks over a partial configuration would only add noise
         raise ConfigError(problems)
 
-    items, config = _merge(root, files, problems)
+    items, versions, config = _merge(root, files, problems)
     if config is not None:
-        problems.extend(cross_check(config, items))
+        problems.extend(cross_check(config, items, versions))
     if problems or config is None:
         raise ConfigError(problems)
     return LoadedConfig(config, _version(root, [document for document, _ in files]))
@@ -135,21 +136,31 @@ def _message(error: ErrorDetails) -> str:
 
 def _merge(
     root: Path, files: list[tuple[YamlDocument, ConfigFile]], problems: list[Problem]
-) -> tuple[Located, AgreementConfig | None]:
-    """Key every section's items by id across files; report ids and sections seen twice."""
+) -> tuple[Located, VersionOrigins, AgreementConfig | None]:
+    """Key every section's items by id across files; report ids and sections seen twice.
+
+    Departments, OLAs and the general contract may come in versions: items of one id
+    (or several ``general_contract`` sections) that differ in ``valid_from``.
+    """
     items: Located = {}
+    versions: VersionOrigins = {}
+    collected: dict[str, dict[str, list[Any]]] = {name: {} for name in _VERSIONED}
     merged: dict[str, Any] = {name: {} for name in _LIST_SECTIONS}
     for document, parsed in files:
         for section in _LIST_SECTIONS:
             for index, item in enumerate(getattr(parsed, section)):
                 key = item.function if section == "olas" else item.id
                 origin = Origin(document, (section, index))
+                if section in _VERSIONED:
+                    if _versioned(section, key, item, origin, versions, problems):
+                        collected[section].setdefault(key, []).append(item)
+                        items.setdefault((section, key), origin)
+                    continue
                 first = items.get((section, key))
                 if first is not None:
-                    what = "a second OLA for function" if section == "olas" else "duplicate id"
                     problems.append(
                         origin.problem(
-                            f"{what} {key!r}, first defined at "
+                            f"duplicate id {key!r}, first defined at "
                             f"{first.document.path}:{first.document.line_of(first.loc)}"
                         )
                     )
@@ -161,6 +172,11 @@ def _merge(
             if value is None:
                 continue
             origin = Origin(document, (section,))
+            if section in _VERSIONED:
+                if _versioned(section, "", value, origin, versions, problems):
+                    collected[section].setdefault("", []).append(value)
+                    items.setdefault((section, ""), origin)
+                continue
             first = items.get((section, ""))
             if first is not None:
                 problems.append(
@@ -169,9 +185,81 @@ def _merge(
                 continue
             items[(section, "")] = origin
             merged[section] = value
+    for section, by_key in collected.items():
+        for key, found in by_key.items():
+            ordered = tuple(sorted(found, key=_start_order))
+            # The versions' origins by key alone point at the first version.
+            items[(section, key)] = versions[(section, key, ordered[0].valid_from)]
+            problems.extend(_first_version(section, key, ordered[0], items[(section, key)]))
+            if section == "general_contract":
+                merged[section] = ordered[0]
+                if len(ordered) > 1:
+                    merged["contract_versions"] = ordered
+                continue
+            if ordered[0].valid_from is None:
+                merged[section][key] = ordered[0]
+            if len(ordered) > 1 or ordered[0].valid_from is not None:
+                merged.setdefault(_VERSIONS_FIELD[section], {})[key] = ordered
     for section in _SINGLE_SECTIONS:
         if section not in merged:
             problems.append(Problem(str(root), section, "no file defines this section"))
     if any(section not in merged for section in _SINGLE_SECTIONS):
-        return items, None
-    return items, AgreementConfig.model_validate(merged)
+        return items, versions, None
+    return items, versions, AgreementConfig.model_validate(merged)
+
+
+# The sections whose items come in versions, each in force from its valid_from.
+_VERSIONED = ("departments", "olas", "general_contract")
+_VERSIONS_FIELD = {"departments": "department_versions", "olas": "ola_versions"}
+_WHAT = {"departments": "department", "olas": "OLA of function", "general_contract": ""}
+_BEGINNING = datetime.min.replace(tzinfo=UTC)
+
+
+def _start_order(version: Any) -> datetime:
+    start: datetime | None = version.valid_from
+    return _BEGINNING if start is None else start
+
+
+def _versioned(
+    section: str,
+    key: str,
+    item: Any,
+    origin: Origin,
+    versions: VersionOrigins,
+    problems: list[Problem],
+) -> bool:
+    """Note a version of a versioned item; False (reported) when one of the same id is
+    already in force from the same instant."""
+    start: datetime | None = item.valid_from
+    first = versions.get((section, key, start))
+    if first is None:
+        versions[(section, key, start)] = origin
+        return True
+    where = f"{first.document.path}:{first.document.line_of(first.loc)}"
+    if start is None and section == "general_contract":
+        message = f"general_contract is defined twice; first in {first.document.path}"
+    elif start is None:
+        what = "a second OLA for function" if section == "olas" else "duplicate id"
+        message = f"{what} {key!r}, first defined at {where}"
+    else:
+        name = f"{_WHAT[section]} {key!r}" if key else "the general contract"
+        message = (
+            f"two versions of {name} are valid from the same instant "
+            f"({start.isoformat()}), first at {where}; give each version its own valid_from"
+        )
+    problems.append(origin.problem(message, *(("valid_from",) if start is not None else ())))
+    return False
+
+
+def _first_version(section: str, key: str, first: Any, origin: Origin) -> list[Problem]:
+    """A department or the general contract must be in force from the beginning of time."""
+    if first.valid_from is None or section == "olas":
+        return []  # an OLA may begin later: before it, its function has no OLA clocks
+    name = f"department {key!r}" if key else "the general contract"
+    return [
+        origin.problem(
+            f"the first version of {name} has a valid_from, but some version must be in "
+            "force before it too: leave valid_from out of the first version",
+            "valid_from",
+        )
+    ]

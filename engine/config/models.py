@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     HttpUrl,
@@ -22,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.business_time.spec import CalendarSpec
+from engine.business_time.spec import DEFAULT_TIMEZONE, CalendarSpec
 from engine.config.durations import Duration
 from engine.config.notices import NoticesConfig
 from engine.vocabulary import (
@@ -68,7 +71,38 @@ def _check_email(value: str) -> str:
     return value
 
 
+def _valid_from(value: object) -> datetime:
+    """An instant with an offset; a date is its midnight in the default time zone."""
+    if isinstance(value, str):
+        try:
+            value = (
+                datetime.fromisoformat(value)
+                if "T" in value or " " in value.strip()
+                else (date.fromisoformat(value))
+            )
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a date (2027-01-01) or an instant with an offset "
+                "(2027-01-01T00:00:00+01:00)"
+            ) from None
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            # An instant without an offset is a different instant in every time zone.
+            raise ValueError(
+                f"{value.isoformat()} has no offset: write one (+01:00), or a date alone "
+                f"for its midnight in {DEFAULT_TIMEZONE}"
+            )
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time(0), ZoneInfo(DEFAULT_TIMEZONE))
+    raise ValueError(f"valid_from is a date or an instant with an offset, not {value!r}")
+
+
 Id = Annotated[str, AfterValidator(_check_id)]
+ValidFrom = Annotated[datetime, BeforeValidator(_valid_from)]
+"""When a version of an agreement comes into force: an instant with an offset, or a date
+(its midnight in Europe/Copenhagen). A version without one is in force from the
+beginning of time."""
 Email = Annotated[str, AfterValidator(_check_email)]
 PrintableName = Annotated[str, AfterValidator(_check_printable)]
 
@@ -202,6 +236,9 @@ class Department(Model):
     contacts: DepartmentContacts
     services: dict[str, OrderedService] = Field(min_length=1)
     escalation_policy: str | None = Field(default=None, description="overrides the default")
+    valid_from: ValidFrom | None = Field(
+        default=None, description="this version in force from then on; none: from the start"
+    )
 
 
 class Ola(Model):
@@ -210,6 +247,9 @@ class Ola(Model):
     function: ProviderFunction
     name: str | None = None
     targets: Targets = Field(min_length=1)
+    valid_from: ValidFrom | None = Field(
+        default=None, description="this version in force from then on; none: from the start"
+    )
 
 
 class FunctionTeam(Model):
@@ -251,6 +291,9 @@ class GeneralContract(Model):
         min_length=1, description="catalog services departments may order"
     )
     priority_matrix: PriorityMatrix
+    valid_from: ValidFrom | None = Field(
+        default=None, description="this version in force from then on; none: from the start"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> GeneralContract:

@@ -31,7 +31,13 @@ class Recipients:
 
 
 def recipients(config: AgreementConfig, step: FiredStep) -> Recipients:
-    """The contacts to notify of a fired step, per side."""
+    """The contacts to notify of a fired step, per side.
+
+    Those of the department's version in force when the step fires, not of the version
+    the clock keeps: who holds a role is not part of the agreement (a system owner who
+    left no longer hears of it).
+    """
+    config = config.at(step.fired_at)
     if step.agreement_kind == "ola":
         return Recipients(provider=tuple(ola_side(config, step.function, step.tier)))
     heard = audiences_of(config, step.department, step.step)

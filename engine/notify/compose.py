@@ -100,7 +100,7 @@ class Composer:
         """The subject and body of a notice in one language, for one side."""
         subject, body, words = _template(language, audience)
         zone = self._zone(step.calendar)
-        department = self.config.departments.get(step.department)
+        department = self.config.at(step.fired_at).departments.get(step.department)
         service = self.config.services.get(step.service)
         team = self.config.provider.functions.get(step.function)
         names = {

@@ -295,7 +295,11 @@ class HttpPort:
             return _problem(400, str(exc))
         config = self.parts.meter.config
         page = render_index(
-            config, fmt="html", language=language, href=lambda d: f"{d or './'}{suffix}"
+            config,
+            fmt="html",
+            language=language,
+            href=lambda d: f"{d or './'}{suffix}",
+            at=datetime.now(UTC),
         )
         return _html(page, language)
 
@@ -308,15 +312,17 @@ class HttpPort:
             language, suffix = _sheet_language(request)
         except BadRequest as exc:
             return _problem(400, str(exc))
-        # The holidays listed are this year's where the departments are.
-        year = datetime.now(DATE_ZONE).year
+        # The holidays listed are this year's where the departments are; the version
+        # shown is the one in force now.
+        now = datetime.now(DATE_ZONE)
         page = render_department(
             config,
             department,
             fmt="html",
             language=language,
-            year=year,
+            year=now.year,
             href=lambda d: f"{d or './'}{suffix}",
+            at=now,
         )
         return _html(page, language)
 

@@ -7,6 +7,7 @@ way a name from the configuration is shown as written and can never become marku
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import cache
 from typing import Literal, get_args
 
@@ -77,19 +78,26 @@ def render_department(
     language: Language,
     year: int,
     href: Href | None = None,
+    at: datetime | None = None,
 ) -> str:
-    """One department's SLA sheet; ``year`` chooses the holidays listed."""
+    """One department's SLA sheet in the version in force at ``at`` (None: the first),
+    with the next version's date if one is coming; ``year`` chooses the holidays listed."""
     if department_id not in config.departments:
         raise UnknownDepartment(department_id, sorted(config.departments))
-    sheet = department_sheet(config, department_id, language, year, href or file_href(fmt))
+    sheet = department_sheet(config, department_id, language, year, href or file_href(fmt), at)
     template = _environment(fmt).get_template(f"department.{fmt}.j2")
     return template.render(sheet=sheet, w=words(language))
 
 
 def render_index(
-    config: AgreementConfig, *, fmt: SheetFormat, language: Language, href: Href | None = None
+    config: AgreementConfig,
+    *,
+    fmt: SheetFormat,
+    language: Language,
+    href: Href | None = None,
+    at: datetime | None = None,
 ) -> str:
-    """The index of the departments and the service catalog."""
-    sheet = index_sheet(config, language, href or file_href(fmt))
+    """The index of the departments and the service catalog, as in force at ``at``."""
+    sheet = index_sheet(config.at(at), language, href or file_href(fmt))
     template = _environment(fmt).get_template(f"index.{fmt}.j2")
     return template.render(sheet=sheet, w=words(language))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import holidays
 
@@ -135,6 +135,8 @@ class DepartmentSheet:
     matrix_rows: tuple[tuple[str, tuple[str, ...]], ...]
     defaults: TargetTable
     prices: tuple[PriceRow, ...]
+    version_since: str | None = None  # from when the version shown applies, if not always
+    version_next: str | None = None  # when the next version applies, if one is coming
 
 
 @dataclass(frozen=True)
@@ -168,10 +170,18 @@ class IndexSheet:
 
 
 def department_sheet(
-    config: AgreementConfig, department_id: str, language: Language, year: int, href: Href
+    config: AgreementConfig,
+    department_id: str,
+    language: Language,
+    year: int,
+    href: Href,
+    at: datetime | None = None,
 ) -> DepartmentSheet:
-    """Word one department's agreement; ``year`` chooses which holidays are listed."""
+    """Word one department's agreement in the version in force at ``at`` (None: the
+    first version); ``year`` chooses which holidays are listed."""
     w = words(language)
+    versioned = config
+    config = config.at(at)
     department = config.departments[department_id]
     calendar = config.calendar_for(department_id)
     default_basis: Basis = "always" if _round_the_clock(calendar) else "open"
@@ -211,7 +221,30 @@ def department_sheet(
         prices=tuple(
             PriceRow(s.name, s.price, config.services[s.id].price_dkk is not None) for s in services
         ),
+        **_versions(versioned, config, department, calendar, language, at),
     )
+
+
+def _versions(
+    versioned: AgreementConfig,
+    config: AgreementConfig,
+    department: Department,
+    calendar: CalendarEntry,
+    language: Language,
+    at: datetime | None,
+) -> dict[str, str | None]:
+    """When the version shown came into force and when the next one does, in words."""
+    w = words(language)
+    starts = [s for s in (department.valid_from, config.general_contract.valid_from) if s]
+    coming = versioned.next_version(department.id, at)
+
+    def when(instant: datetime) -> str:
+        return date_words(instant.astimezone(calendar.zone).date(), language)
+
+    return {
+        "version_since": w["version_since"].format(date=when(max(starts))) if starts else None,
+        "version_next": w["version_next"].format(date=when(coming)) if coming else None,
+    }
 
 
 def index_sheet(config: AgreementConfig, language: Language, href: Href) -> IndexSheet:

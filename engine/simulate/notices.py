@@ -9,6 +9,7 @@ notice is a message of its own: the figures before budgets.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -117,10 +118,14 @@ def notice_volume(
     before: dict[Key, Counter[date]] = defaultdict(Counter)
     sent: dict[Key, list[datetime]] = defaultdict(list)
     digests: dict[Key, Counter[datetime]] = defaultdict(Counter)
+    # Recipients are the department's version in force when a step fires: a kind of step
+    # is told to the same people from one version's start to the next.
+    starts = (_EPOCH, *config.version_starts())
     for simulated in sorted(steps, key=lambda s: (s.due_at, s.ticket_id, s.clock_key, s.step)):
         step = fired_step(config, simulated)
         bypass = bypasses(budgets, state=step.state, tier=step.tier)
-        kind = replace(step, ticket_id="", clock_key="", due_at=_EPOCH, fired_at=_EPOCH)
+        since = starts[max(0, bisect_right(starts, step.fired_at) - 1)]
+        kind = replace(step, ticket_id="", clock_key="", due_at=_EPOCH, fired_at=since)
         route = routes.get(kind)
         if route is None:
             route = routes[kind] = [

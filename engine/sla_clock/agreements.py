@@ -1,15 +1,19 @@
 """Agreement snapshots: the terms a clock runs under, copied from the config when attached.
 
 A clock keeps the terms it was attached with (DESIGN invariant 5), so a new version of
-the configuration changes new tickets only. Calendars are referred to by id and taken
-from the running configuration: a closure day added later applies to open tickets too.
+the configuration changes new tickets only. A ticket attaches the versions of the
+agreements in force at its creation (``ticket.created``'s occurred_at), whenever it
+attaches them: at creation, after a reclassification, in the daemon or the simulator.
+Calendars are referred to by id and taken from the running configuration: a closure
+day added later applies to open tickets too, and a version that moves a department to
+other hours names another calendar, which its tickets keep.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.business_time.calendar import BusinessCalendar
@@ -29,6 +33,9 @@ class Agreement:
     batch: bool
     targets_s: Mapping[Priority, Mapping[Metric, int]]
     steps: tuple[tuple[float, Tier], ...]
+    # From when the versions these terms come from were in force (the latest valid_from
+    # among them); None: from the beginning of time.
+    valid_from: datetime | None = None
     # The steps' fractions alone, which every measurement of a clock reads.
     fractions: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
@@ -37,7 +44,9 @@ class Agreement:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form, for the store."""
+        versioned = {} if self.valid_from is None else {"valid_from": self.valid_from.isoformat()}
         return {
+            **versioned,
             "kind": self.kind,
             "department": self.department,
             "service": self.service,
@@ -60,6 +69,10 @@ class Agreement:
             batch=data["batch"],
             targets_s={p: dict(m) for p, m in data["targets_s"].items()},
             steps=tuple((float(f), t) for f, t in data["steps"]),
+            # Snapshots stored before versions existed have none: from the beginning.
+            valid_from=(
+                datetime.fromisoformat(data["valid_from"]) if data.get("valid_from") else None
+            ),
         )
 
 
@@ -76,8 +89,19 @@ def _seconds(
     }
 
 
-def attach_sla(config: AgreementConfig, department_id: str, service_id: str) -> Agreement:
-    """The department's SLA for a service, or the contract's defaults when not ordered."""
+def _latest(*starts: datetime | None) -> datetime | None:
+    return max((start for start in starts if start is not None), default=None)
+
+
+def attach_sla(
+    config: AgreementConfig,
+    department_id: str,
+    service_id: str,
+    created_at: datetime | None = None,
+) -> Agreement:
+    """The department's SLA for a service, or the contract's defaults when not ordered,
+    in the versions in force at ``created_at`` (None: the first versions)."""
+    config = config.at(created_at)
     department = config.departments.get(department_id)
     if department is None:
         raise UnknownReference(f"unknown department {department_id!r}")
@@ -94,17 +118,23 @@ def attach_sla(config: AgreementConfig, department_id: str, service_id: str) -> 
         batch=service.batch,
         targets_s=_seconds(targets),
         steps=tuple((step.at, step.tier) for step in config.policy_for(department_id).steps),
+        valid_from=_latest(department.valid_from, config.general_contract.valid_from),
     )
 
 
 def attach_ola(
-    config: AgreementConfig, function: ProviderFunction, department_id: str, service_id: str
+    config: AgreementConfig,
+    function: ProviderFunction,
+    department_id: str,
+    service_id: str,
+    created_at: datetime | None = None,
 ) -> Agreement | None:
-    """The OLA of a provider function on this ticket's calendar, if the function has one."""
-    ola = config.olas.get(function)
+    """The OLA of a provider function on this ticket's calendar, if the function has one,
+    in the versions in force at ``created_at``."""
+    ola = config.at(created_at).olas.get(function)
     if ola is None:
         return None
-    sla = attach_sla(config, department_id, service_id)
+    sla = attach_sla(config, department_id, service_id, created_at)
     return Agreement(
         kind="ola",
         department=department_id,
@@ -114,6 +144,7 @@ def attach_ola(
         batch=sla.batch,
         targets_s=_seconds(ola.targets),
         steps=sla.steps,
+        valid_from=_latest(ola.valid_from, sla.valid_from),
     )
 
 

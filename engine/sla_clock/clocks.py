@@ -101,8 +101,9 @@ class TicketClocks:
     complete: bool = True  # whether ``clocks`` holds every clock of the ticket
 
 
-AttachSla = Callable[[str, str], Agreement]
-AttachOla = Callable[[ProviderFunction, str, str], Agreement | None]
+# (department, service, the ticket's creation): the versions in force then are attached.
+AttachSla = Callable[[str, str, datetime], Agreement]
+AttachOla = Callable[[ProviderFunction, str, str, datetime], Agreement | None]
 CalendarOf = Callable[[str, bool], BusinessCalendar]
 
 
@@ -172,7 +173,8 @@ def reading_clocks(
         return agreements[key]
 
     sla_id = sla_key(timeline.department, timeline.service)
-    sla = snapshot(sla_id, lambda: attach_sla(timeline.department, timeline.service))
+    created_at = timeline.created_at
+    sla = snapshot(sla_id, lambda: attach_sla(timeline.department, timeline.service, created_at))
     assert sla is not None  # attach_sla raises rather than return None
     clocks = []
     cycles = reading.new_cycles
@@ -182,7 +184,10 @@ def reading_clocks(
         if run.function is not None:
             key = ola_key(run.function, timeline.department, timeline.service)
             ola = snapshot(
-                key, partial(attach_ola, run.function, timeline.department, timeline.service)
+                key,
+                partial(
+                    attach_ola, run.function, timeline.department, timeline.service, created_at
+                ),
             )
             if ola is None:
                 continue  # the function has no OLA: nothing to measure

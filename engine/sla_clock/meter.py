@@ -4,25 +4,49 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from functools import cache, partial
 
 from engine.config import AgreementConfig
 from engine.events import TicketEvent
 from engine.sla_clock.agreements import Agreement, CalendarBook, attach_ola, attach_sla
 from engine.sla_clock.clocks import TicketClocks, reading_clocks, ticket_clocks
 from engine.sla_clock.timeline import READ_ORDER, Reading
+from engine.vocabulary import ProviderFunction
 
 
 class ClockMeter:
-    """Measures tickets' clocks under one configuration; pure, no I/O, no wall clock."""
+    """Measures tickets' clocks under one configuration; pure, no I/O, no wall clock.
 
-    def __init__(self, config: AgreementConfig) -> None:
+    A ticket attaches the versions of its agreements in force at its creation; with
+    ``versions_at``, every ticket attaches those in force then instead (what-if: a
+    draft version over a history that came before it).
+    """
+
+    def __init__(self, config: AgreementConfig, versions_at: datetime | None = None) -> None:
         self.config = config
+        self.versions_at = versions_at
         self.calendars = CalendarBook(config)
         # The configuration never changes under a meter, so neither does an attached
-        # agreement: attach each (department, service) or OLA once.
-        self._attach_sla = cache(partial(attach_sla, config))
-        self._attach_ola = cache(partial(attach_ola, config))
+        # agreement: attach each (department, service) or OLA once per span of time
+        # between two versions' starts.
+        self._slas: dict[tuple[int, str, str], Agreement] = {}
+        self._olas: dict[tuple[int, ProviderFunction, str, str], Agreement | None] = {}
+
+    def _attach_sla(self, department: str, service: str, created_at: datetime) -> Agreement:
+        at = self.versions_at or created_at
+        key = (self.config.era(at), department, service)
+        found = self._slas.get(key)
+        if found is None:
+            found = self._slas[key] = attach_sla(self.config, department, service, at)
+        return found
+
+    def _attach_ola(
+        self, function: ProviderFunction, department: str, service: str, created_at: datetime
+    ) -> Agreement | None:
+        at = self.versions_at or created_at
+        key = (self.config.era(at), function, department, service)
+        if key not in self._olas:
+            self._olas[key] = attach_ola(self.config, function, department, service, at)
+        return self._olas[key]
 
     def refusal(self, event: TicketEvent) -> str | None:
         """Why an event cannot be tracked under this configuration, or None when it can.

@@ -147,6 +147,30 @@ def test_simulate_compares_two_configurations(tmp_path: Path, config_dir: Path,
     assert (document["totals"]["breaches_a"], document["totals"]["breaches_b"]) == (2, 1)
 
 
+def test_simulate_compares_the_version_in_force_with_a_later_one(tmp_path: Path) -> None:
+    # KFF's customer advice, P3, in December 2026: 8h to respond under the agreement
+    # then in force, 4h under the example's version from 1 January 2027. Both answered
+    # after 6 business hours.
+    lines = []
+    for n, day in enumerate((7, 8)):
+        created = datetime(2026, 12, day, 8, tzinfo=CPH)
+        lines += [
+            event("ticket.created", f"K-{n}", 0, created, department="kff",
+                  service="kunderaadgivning", priority="P3", subject="Råd", requester={}),
+            event("ticket.responded", f"K-{n}", 1, created + timedelta(hours=6)),
+        ]  # fmt: skip
+    events = tmp_path / "december.jsonl"
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    result = run("simulate", "--config", str(EXAMPLE_CONFIG), "--compare-at", "2027-01-01",
+                 str(events), "--format", "json", "--until", "2026-12-20")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    response = next(r for r in document["compare"] if r["metric"] == "response")
+    assert (response["breached_a"], response["breached_b"]) == (0, 2)
+    assert (response["compliance_a_pct"], response["compliance_b_pct"]) == (100.0, 0.0)
+    assert document["totals"]["config_b"] == f"{EXAMPLE_CONFIG} at 2027-01-01T00:00:00+01:00"
+
+
 def test_simulate_refuses_a_file_with_lines_that_are_not_events(tmp_path: Path) -> None:
     events = _okf_p1(tmp_path / "e.jsonl")
     events.write_text(events.read_text() + '{"type": "ticket.created"}\nnot json\n')

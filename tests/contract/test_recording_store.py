@@ -12,6 +12,7 @@ import pytest
 from engine.config import load_config
 from engine.escalation import FiredStep
 from engine.events import TicketEvent, parse_event
+from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.clocks import TicketClocks
 from engine.sla_clock.meter import ClockMeter
 from engine.store.recording import MeasuredClock, MeasuredTicket, StoppedClock
@@ -111,6 +112,27 @@ async def test_a_ticket_keeps_its_snapshots_and_counts_its_events(backend: Backe
     assert json.loads(a.agreements) == {"sla:okf:opus-loen": clocks.agreements[
         "sla:okf:opus-loen"].to_json()}  # fmt: skip
     assert (json.loads(w.agreements), list(w.clock_keys), w.event_count) == ({}, [], 2)
+
+
+async def test_a_snapshot_keeps_the_version_it_was_attached_from(backend: Backend) -> None:
+    # KFF's customer advice, created in 2027: the example's second version of its SLA.
+    created = datetime(2027, 1, 4, 8, tzinfo=CPH)
+    creation = parse_event(json.dumps(event("ticket.created", "V", 0, created, department="kff",
+                        service="kunderaadgivning", priority="P3", subject="Råd")))  # fmt: skip
+    clocks = METER.measure([creation], {}, created)
+    assert clocks is not None
+    attached = clocks.agreements["sla:kff:kunderaadgivning"]
+    assert attached.valid_from == datetime(2027, 1, 1, tzinfo=CPH)
+    async with backend.recording.transaction() as store:
+        await store.add_tickets(["V"])
+        await store.write_tickets(
+            [MeasuredTicket("V", clocks, dict(clocks.agreements), 1)], created
+        )
+    async with backend.recording.transaction() as store:  # as read again after a restart
+        (locked,) = await store.lock_tickets(["V"])
+    kept = Agreement.from_json(json.loads(locked.agreements)["sla:kff:kunderaadgivning"])
+    assert kept == attached
+    assert (kept.valid_from, kept.calendar) == (attached.valid_from, "extended-saturday")
 
 
 async def test_clocks_are_written_and_a_stop_is_told_once(backend: Backend) -> None:

@@ -83,8 +83,13 @@ def history() -> list[TicketEvent]:
 
 
 async def daemon_fires(
-    db: asyncpg.Connection, events: list[TicketEvent], until: datetime
+    db: asyncpg.Connection,
+    events: list[TicketEvent],
+    until: datetime,
+    restart_after: int | None = None,
 ) -> set[tuple[Any, ...]]:
+    """Every step the daemon fires; ``restart_after`` events it starts again: a new
+    recorder, with a meter of a configuration loaded anew and nothing in memory."""
     await migrate(db)
     recorder = Recorder(ClockMeter(CONFIG), PostgresRecordingStore(db))
     composer = Composer(CONFIG)
@@ -93,7 +98,9 @@ async def daemon_fires(
         while (await fire_due(PostgresFiringStore(db), composer, now, 1000)).fired:
             pass  # each round fires what the last one claimed; stop when none is left
 
-    for current in events:
+    for index, current in enumerate(events):
+        if index == restart_after:
+            recorder = Recorder(ClockMeter(load_config(EXAMPLE_CONFIG)), PostgresRecordingStore(db))
         await fire_all(current.occurred_at)
         await recorder.record([current], current.occurred_at)
     await fire_all(until)
@@ -135,6 +142,76 @@ async def test_a_synthetic_quarter_fires_the_same_steps_in_both(db: asyncpg.Conn
     assert mine == daemon
     assert simulated.duplicates == len(lines) - len(unique)
     assert {_kind(clock_key) for _, clock_key, *_ in daemon} >= {"update", "ola response"}
+
+
+# KFF's agreement of 2027 (the example's second version): customer advice P3 response
+# 4h instead of 8h, and a calendar with Saturdays 10:00-14:00.
+NEW_YEAR = datetime(2027, 1, 1, tzinfo=CPH)
+
+
+def kff(ticket: str, created: datetime, department: str = "kff") -> dict[str, Any]:
+    """A ticket of customer advice, P3."""
+    fields = {"service": "kunderaadgivning", "priority": "P3", "subject": "Råd", "requester": {}}
+    return event("ticket.created", ticket, 0, created, department=department, **fields)
+
+
+def across_new_year() -> list[TicketEvent]:
+    """Tickets created on both sides of 1 January 2027, living across it."""
+    status = "ticket.status_changed"
+    events = [
+        kff("OLD", datetime(2026, 12, 30, 15, tzinfo=CPH)),  # response due in 2027
+        kff("REOPENED", datetime(2026, 12, 30, 9, tzinfo=CPH)),
+        event("ticket.responded", "REOPENED", 1, datetime(2026, 12, 30, 10, tzinfo=CPH)),
+        event(status, "REOPENED", 2, datetime(2026, 12, 31, 9, tzinfo=CPH), status="resolved"),
+        event(status, "REOPENED", 3, datetime(2027, 1, 2, 9, tzinfo=CPH), status="in_progress"),
+        kff("MOVED", datetime(2026, 12, 31, 11, tzinfo=CPH), department="okf"),
+        event("ticket.reclassified", "MOVED", 1, datetime(2027, 1, 2, 11, tzinfo=CPH),
+              department="kff"),
+        kff("NEW", datetime(2027, 1, 2, 10, tzinfo=CPH)),  # a Saturday: open from 2027
+        kff("MONDAY", datetime(2027, 1, 4, 8, tzinfo=CPH)),
+        *stream(25, seed=3, prefix="DEC", day=datetime(2026, 12, 30, 8, tzinfo=CPH)),
+        *stream(25, seed=4, prefix="JAN", day=datetime(2027, 1, 4, 8, tzinfo=CPH)),
+    ]  # fmt: skip
+    parsed = [parse_event(json.dumps(e)) for e in events]
+    return sorted(parsed, key=lambda e: e.occurred_at)
+
+
+async def test_the_simulator_and_the_daemon_agree_across_a_version_boundary(
+    db: asyncpg.Connection,
+) -> None:
+    events = across_new_year()
+    assert events[0].occurred_at < NEW_YEAR < events[-1].occurred_at
+    until = events[-1].occurred_at + timedelta(days=10)
+    # The daemon starts again half-way, in the new year.
+    restart = next(i for i, e in enumerate(events) if e.occurred_at > NEW_YEAR)
+    daemon = await daemon_fires(db, events, until, restart_after=restart)
+    simulated = simulate(ClockMeter(CONFIG), events, until)
+    mine = {(s.ticket_id, s.clock_key, s.step, s.tier, s.due_at) for s in simulated.steps}
+    assert len(mine) == len(simulated.steps)
+    assert mine == daemon
+    targets = {
+        (s.ticket_id, s.metric): s.target_s
+        for s in simulated.steps
+        if s.ticket_id in ("OLD", "REOPENED", "MOVED", "NEW", "MONDAY") and s.agreement == "sla"
+    }
+    hours = 3600.0
+    assert targets[("OLD", "response")] == 8 * hours  # created in 2026: the old target
+    assert targets[("MOVED", "response")] == 8 * hours  # reclassified in 2027 to KFF
+    assert targets[("REOPENED", "resolution")] == 40 * hours
+    assert targets[("NEW", "response")] == 4 * hours
+    assert targets[("MONDAY", "response")] == 4 * hours
+    # NEW's response is due on its Saturday under the new calendar (10:00 + 4h), and
+    # the ticket keeps the version's start in its stored snapshot, as the daemon wrote it.
+    new_steps = {s.step: s.due_at for s in simulated.steps if s.ticket_id == "NEW"
+                 and s.metric == "response"}  # fmt: skip
+    assert new_steps[1.0] == datetime(2027, 1, 2, 14, tzinfo=CPH)
+    async with PostgresRecordingStore(db).transaction() as store:
+        (new, old) = await store.lock_tickets(["NEW", "OLD"])
+    stored = {t.ticket_id: json.loads(t.agreements) for t in (new, old)}
+    assert stored["NEW"]["sla:kff:kunderaadgivning"]["valid_from"] == NEW_YEAR.isoformat()
+    assert stored["NEW"]["sla:kff:kunderaadgivning"]["calendar"] == "extended-saturday"
+    assert "valid_from" not in stored["OLD"]["sla:kff:kunderaadgivning"]
+    assert stored["OLD"]["sla:kff:kunderaadgivning"]["calendar"] == "extended"
 
 
 def _kind(clock_key: str) -> str:

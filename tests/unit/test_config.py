@@ -107,7 +107,8 @@ class TestUnknownReferences:
         )
         problem = only_problem(path.parent.parent)
         assert problem.key == "departments[0].calendar"
-        assert "unknown calendar 'weekends' (known: care-24-7, extended, office)" in str(problem)
+        known = "care-24-7, extended, extended-saturday, office"
+        assert f"unknown calendar 'weekends' (known: {known})" in str(problem)
 
     def test_function(self, edit_yaml: EditYaml) -> None:
         path = edit_yaml("catalog.yaml", lambda d: d["services"][0].update(function="network"))
@@ -159,7 +160,8 @@ class TestUnknownReferences:
         )
         problem = only_problem(path.parent)
         assert (problem.file, problem.key) == (str(path), "general_contract.default_calendar")
-        assert problem.message == ("unknown calendar 'ofice' (known: care-24-7, extended, office)")
+        known = "care-24-7, extended, extended-saturday, office"
+        assert problem.message == f"unknown calendar 'ofice' (known: {known})"
 
     def test_default_escalation_policy(self, edit_yaml: EditYaml) -> None:
         path = edit_yaml(
@@ -194,10 +196,15 @@ class TestUnknownReferences:
             lambda d: d["general_contract"]["positive_list"].remove("print"),
         )
         problems = problems_of(config_dir)
-        ordering = [
-            d for d in load_config(EXAMPLE_CONFIG).departments.values() if "print" in d.services
+        example = load_config(EXAMPLE_CONFIG)
+        ordering = [  # each version of a department that orders it: KFF's two
+            version
+            for department_id in example.departments
+            for version in example.versions_of_department(department_id)
+            if "print" in version.services
         ]
         assert len(problems) == len(ordering) > 0
+        assert len({p.line for p in problems if p.file.endswith("kff.yaml")}) == 2
         for problem in problems:
             assert problem.key.endswith(".services.print")
             assert "'print' is not on the general contract's positive list" in problem.message
