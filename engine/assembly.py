@@ -29,6 +29,7 @@ from engine.intake.recorder import Recorder
 from engine.intake.startup import QueueDepth, StartupBacklog
 from engine.metrics import business_time_histogram, target_buckets
 from engine.monthly.job import MonthlyReportJob, MonthlyReports
+from engine.monthly.satisfaction import satisfaction_source
 from engine.notify.amqp import AmqpChannel
 from engine.notify.email import SmtpChannel
 from engine.notify.notice import Channel, ChannelName
@@ -238,6 +239,7 @@ class Engine:
             PostgresReads(pool),
             PostgresMonthlyReportStore(pool),
             transient=is_transient,
+            extra_sections=satisfaction_source(PostgresReads(pool), lambda: running.current.config),
         )
         return MonthlyReportJob(
             reports,

@@ -337,6 +337,7 @@ def _html_report(args: argparse.Namespace, settings: Settings, config: Agreement
     from engine.monthly.document import MonthlyInputs, monthly_document
     from engine.monthly.job import read_inputs
     from engine.monthly.render import render_html
+    from engine.monthly.satisfaction import satisfaction_source
     from engine.store.postgres.reads import PostgresReads
 
     department = config.departments[args.department]
@@ -346,7 +347,8 @@ def _html_report(args: argparse.Namespace, settings: Settings, config: Agreement
 
     async def work(connection: Connection) -> MonthlyInputs:
         reads = PostgresReads(connection)
-        return await read_inputs(reads, config, department.id, args.month, now)
+        satisfaction = await satisfaction_source(reads, lambda: config)(department, args.month)
+        return await read_inputs(reads, config, department.id, args.month, now, satisfaction)
 
     inputs = _on_database(settings, work)
     if inputs is None:

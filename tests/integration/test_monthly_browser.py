@@ -5,14 +5,19 @@ as the SLA sheet's browser test; a missing browser fails. Screenshots are left i
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
 
+from engine.events import parse_event
+from engine.intake.recorder import Recorder
 from engine.monthly.job import MonthlyReports
+from engine.monthly.satisfaction import satisfaction_source
 from engine.notify.notice import Notice
+from engine.sla_clock.meter import ClockMeter
 from engine.store.errors import is_transient
 from engine.store.memory.monthly import MemoryMonthlyReportStore
 from engine.store.memory.outbox import MemoryOutboxStore
@@ -20,8 +25,15 @@ from engine.store.memory.reads import MemoryReads
 from engine.store.memory.recording import MemoryRecordingStore
 from engine.store.memory.tables import Tables
 from tests.integration.test_sheet_browser import browser, screenshot
-from tests.monthly_history import CONFIG, DATA_OWNER, STRATEGIC, record_history
-from tests.streams import CPH
+from tests.monthly_history import (
+    CONFIG,
+    DATA_OWNER,
+    MONDAY,
+    RECORDED_AT,
+    STRATEGIC,
+    record_history,
+)
+from tests.streams import CPH, event
 
 pytestmark = pytest.mark.integration
 __all__ = ["browser"]  # the fixture, shared with the sheet's test
@@ -31,8 +43,17 @@ async def reports_by_mail() -> dict[str, Notice]:
     """ØKF's November reports as the monthly job writes them, by recipient."""
     tables = Tables()
     await record_history(MemoryRecordingStore(tables))
-    reports = MonthlyReports(lambda: CONFIG, MemoryReads(tables), MemoryMonthlyReportStore(tables),
-                             transient=is_transient)  # fmt: skip
+    # Opus Løn's two November tickets rated 5 and 2 after their resolution.
+    ratings = [
+        parse_event(json.dumps(event("ticket.rated", ticket, 9, MONDAY + timedelta(days=2),
+                                     score=score)))
+        for ticket, score in (("OKF-A", 5), ("OKF-B", 2))
+    ]  # fmt: skip
+    await Recorder(ClockMeter(CONFIG), MemoryRecordingStore(tables)).record(ratings, RECORDED_AT)
+    reads = MemoryReads(tables)
+    reports = MonthlyReports(lambda: CONFIG, reads, MemoryMonthlyReportStore(tables),
+                             transient=is_transient,
+                             extra_sections=satisfaction_source(reads, lambda: CONFIG))  # fmt: skip
     opening = datetime(2026, 12, 1, 8, tzinfo=CPH)
     await reports.run_due(opening)
     claimed = await MemoryOutboxStore(tables).claim(opening, opening, 100)
@@ -79,6 +100,10 @@ async def test_the_it_lead_reads_the_departments_month(browser: Browser, tmp_pat
     ).to_contain_text("36.000 kr.")
     await expect(prices.locator("tfoot")).to_contain_text("36.000 kr.")
     await expect(page.get_by_role("heading", name="Udvikling over fire måneder")).to_be_visible()
+    satisfaction = page.locator("table", has_text="Tilfredshed pr. ydelse i november 2026")
+    rated = satisfaction.get_by_role("row", name="KMD Opus Løn", exact=False)
+    await expect(rated).to_contain_text("3,50")  # the mean of 5 and 2
+    await expect(rated).to_contain_text("50 %")  # one of two rated 4 or 5
     await screenshot(page, "monthly-okf-da.png")
 
 

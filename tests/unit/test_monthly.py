@@ -19,8 +19,10 @@ from engine.monthly.document import MonthlyInputs, TableSection, monthly_documen
 from engine.monthly.job import MonthlyReportJob, recipients
 from engine.monthly.period import Month, due_at, month_due
 from engine.monthly.render import render_csv, render_html, report_notice
+from engine.monthly.satisfaction import satisfaction_source
 from engine.notify.email import message_of
 from engine.reporting.compliance import ClockOutcome
+from engine.satisfaction import RatingCounts
 from engine.store.monthly import MonthlyReportClaim
 from tests.monthly_history import CONFIG
 from tests.services import poll
@@ -140,6 +142,57 @@ def test_a_section_from_elsewhere_plugs_in_before_the_price() -> None:
     assert [s.key for s in document.sections][-2:] == ["satisfaction", "price"]
     rows = list(csv.DictReader(io.StringIO(render_csv(document))))
     assert [r["score"] for r in rows if r["section"] == "satisfaction"] == ["4.5"]
+
+
+class _Ratings:
+    """The satisfaction read, answering with counts given (and noting what it was asked)."""
+
+    def __init__(self, counts: list[RatingCounts]) -> None:
+        self.counts = counts
+        self.asked: list[tuple[datetime, datetime, str | None]] = []
+
+    async def satisfaction_of_period(
+        self, start: datetime, end: datetime, department: str | None = None
+    ) -> list[RatingCounts]:
+        self.asked.append((start, end, department))
+        return self.counts
+
+
+async def test_the_satisfaction_section_reads_the_departments_month_per_service() -> None:
+    reads = _Ratings([
+        RatingCounts("okf", "opus-loen", (0, 1, 0, 1, 2)),
+        RatingCounts("okf", "datavarehus", (0, 0, 0, 0, 1)),
+    ])  # fmt: skip
+    sections = await satisfaction_source(reads, lambda: CONFIG)(CONFIG.departments["okf"], NOVEMBER)
+    assert reads.asked == [(NOVEMBER.start(CPH), NOVEMBER.end(CPH), "okf")]
+    document = monthly_document(MonthlyInputs(**{**vars(INPUTS), "extra_sections": sections}), "da")
+    assert [s.key for s in document.sections][-2:] == ["satisfaction", "price"]
+    part = section(document.sections, "satisfaction")
+    assert part.heading == "Brugernes tilfredshed"
+    assert part.caption == "Tilfredshed pr. ydelse i november 2026"
+    # Names, the mean with a Danish decimal comma, the share of 4-5 and each score.
+    assert part.rows == (
+        ("Datavarehus og ledelsesinformation", "1", "5,00", "100 %", "0", "0", "0", "0", "1"),
+        ("KMD Opus Løn", "4", "4,00", "75 %", "0", "1", "0", "1", "2"),
+    )
+    rows = list(csv.DictReader(io.StringIO(render_csv(document))))
+    assert [r["mean_score"] for r in rows if r["section"] == "satisfaction"] == ["5.0", "4.0"]
+    # A system owner's part holds only their services; English words.
+    owner = monthly_document(
+        MonthlyInputs(**{**vars(INPUTS), "extra_sections": sections}), "en",
+        frozenset({"datavarehus"}),
+    )  # fmt: skip
+    part = section(owner.sections, "satisfaction")
+    assert part.heading == "Users' satisfaction"
+    assert [row[0] for row in part.rows] == ["Datavarehus og ledelsesinformation"]
+    none = await satisfaction_source(_Ratings([]), lambda: CONFIG)(
+        CONFIG.departments["okf"], NOVEMBER
+    )
+    empty = section(
+        monthly_document(MonthlyInputs(**{**vars(INPUTS), "extra_sections": none}), "da").sections,
+        "satisfaction",
+    )
+    assert (empty.rows, empty.empty) == ((), "Ingen sager fra måneden er bedømt.")
 
 
 def test_the_html_is_static_accessible_and_escapes_names() -> None:
