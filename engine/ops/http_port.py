@@ -230,7 +230,10 @@ class HttpPort:
             return _problem(404, f"no ticket {ticket_id!r}: no event of it was recorded")
         # Off the loop, and after the connection went back to the pool: a ticket with
         # thousands of events takes a second to measure.
-        measure = partial(measure_ticket, self._thread_meter(), ticket_id, rows, datetime.now(UTC))
+        version = self.parts.running.current.version
+        measure = partial(
+            measure_ticket, self._thread_meter(), ticket_id, rows, datetime.now(UTC), version
+        )
         return web.json_response(await self._off_loop(measure))
 
     async def _worklist(self, request: web.Request) -> web.Response:

@@ -75,6 +75,10 @@ class ClockSummary(_Answer):
     metric: Metric
     agreement: AgreementKind
     agreement_key: str
+    agreement_valid_from: datetime | None = Field(
+        description="from when the agreement version the clock keeps (the one in force at "
+        "the ticket's creation) was in force; null: its first version"
+    )
     function: ProviderFunction | str | None
     priority: Priority
     state: ClockState
@@ -112,6 +116,10 @@ class _TicketFields(_Answer):
 class TicketState(_TicketFields):
     """``GET /tickets/{ticket_id}``: the ticket's clocks with their steps."""
 
+    config_version: str = Field(
+        description="the configuration the answering engine measured it with, as /readyz "
+        "and check-config name it"
+    )
     clocks: list[ClockDetail]
 
 
@@ -182,6 +190,7 @@ _CLOCK: dict[str, Any] = {
     "metric": "resolution",
     "agreement": "sla",
     "agreement_key": "sla:okf:opus-loen",
+    "agreement_valid_from": None,
     "function": "pc-software",
     "priority": "P2",
     "state": "running",
@@ -233,7 +242,11 @@ EXAMPLES: dict[str, Any] = {
         "checks": {"database": "ok", "broker": "ok", "intake": "ok"},
         "config": {"version": "88f98691f698", "loaded_at": _AS_OF},
     },
-    "TicketState": {**_TICKET, "clocks": [{**_CLOCK, "steps": _STEPS}]},
+    "TicketState": {
+        **_TICKET,
+        "config_version": "88f98691f698",
+        "clocks": [{**_CLOCK, "steps": _STEPS}],
+    },
     "WorklistPage": {
         "as_of": _AS_OF,
         "limit": 50,

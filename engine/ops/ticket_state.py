@@ -21,8 +21,16 @@ from engine.store.reads import TicketRows
 JSON = dict[str, Any]
 
 
-def measure_ticket(meter: ClockMeter, ticket_id: str, rows: TicketRows, now: datetime) -> JSON:
-    """The ticket's clocks as of ``now``, measured from its events.
+def measure_ticket(
+    meter: ClockMeter,
+    ticket_id: str,
+    rows: TicketRows,
+    now: datetime,
+    config_version: str | None = None,
+) -> JSON:
+    """The ticket's clocks as of ``now``, measured from its events; with ``config_version``
+    the answer names the configuration that measured it (the engine's, as ``/readyz``
+    does), so an operator rolling a change through replicas sees which one answered.
 
     CPU work in proportion to the ticket's events (a second for 6,000 of them), without
     I/O: the HTTP port runs it off the event loop.
@@ -35,6 +43,8 @@ def measure_ticket(meter: ClockMeter, ticket_id: str, rows: TicketRows, now: dat
     for clock_key, step, fired_at, status in rows.fired:
         steps.setdefault(clock_key, {})[step] = {"fired_at": fired_at.isoformat(), "status": status}
     state: JSON = {"ticket_id": ticket_id, "as_of": now.isoformat(), "events": len(events)}
+    if config_version is not None:
+        state["config_version"] = config_version
     try:
         measured = meter.measure(events, attached, now)
     except UnknownReference as exc:  # the configuration no longer knows its agreement
@@ -60,6 +70,8 @@ def _clock(clock: Clock, fired: dict[float, JSON]) -> JSON:
         "metric": clock.metric,
         "agreement": clock.agreement.kind,
         "agreement_key": clock.agreement_key,
+        # The agreement version the clock keeps: the one in force at the ticket's creation.
+        "agreement_valid_from": _iso(clock.agreement.valid_from),
         "function": clock.agreement.function,
         "priority": clock.priority,
         "state": clock.state,

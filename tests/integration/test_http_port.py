@@ -242,6 +242,12 @@ async def test_the_worklist_answers_open_tickets_by_next_deadline(
     _, single = await get_json(url(port, "/tickets/NEW"))
     assert [clock["key"] for clock in single["clocks"]] == [c["key"] for c in new["clocks"]]
     assert new["department"] == single["department"] == "okf"
+    assert model_errors("TicketState", single) == []
+    # It names the configuration that measured it, as /readyz does, and the version of the
+    # agreement each clock keeps (the example's ØKF has one, in force from the start).
+    _, ready = await get_json(url(port, "/readyz"))
+    assert single["config_version"] == ready["config"]["version"]
+    assert {clock["agreement_valid_from"] for clock in single["clocks"]} == {None}
 
 
 async def test_the_worklist_filters_and_pages(port: HttpPort, database_url: str) -> None:
