@@ -163,6 +163,7 @@ async def _serve(
     recorder = Recorder(
         running.meter,
         PostgresRecordingStore(pool),
+        cache_size=settings.history_cache_events,
         max_events_per_ticket=settings.max_events_per_ticket,
     )
     engine = Engine(settings, running, pool, connection, recorder, parts)

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         ge=1,
         description="events one ticket may hold; more are dead-lettered as ticket_limit",
     )
+    history_cache_events: int = Field(
+        default=100_000,
+        ge=0,
+        description="events intake keeps parsed, with their tickets' readings: a ticket "
+        "whose history fell out is read and parsed again at its next event",
+    )
     max_ahead_s: float = Field(
         default=MAX_AHEAD_S,
         ge=0,
