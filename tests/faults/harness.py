@@ -11,6 +11,7 @@ holding exactly the bad messages, each with its reason.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -38,6 +39,8 @@ from tests.streams import AHEAD_S, CPH, lines, stream
 PAST_MONDAY = datetime(2026, 6, 1, 8, tzinfo=CPH)
 # The digest window of config/notices.yaml (15m on every channel): keep them alike.
 DIGEST_WINDOW_S = 900
+# A reading of the intake queue taking longer counts as none (the broker restarting).
+QUEUE_READ_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -182,18 +185,23 @@ class Stage:
         """Messages waiting in the intake queue (a passive declare: cheap); None while the
         broker does not answer."""
         try:
-            if self.watch is None or self.watch.is_closed:
-                # Not robust: a robust channel answers a passive declare from its cache.
-                self.watch = await aio_pika.connect(AMQP_URL)
-            channel = await self.watch.channel()
-            try:
-                queue = await channel.declare_queue(topology.QUEUE, passive=True)
-                return int(queue.declaration_result.message_count or 0)
-            finally:
-                await channel.close()
-        except (OSError, aio_pika.exceptions.AMQPError):
-            self.watch = None  # restarted or away: connect again at the next look
+            return await asyncio.wait_for(self._queued(), QUEUE_READ_TIMEOUT_S)
+        except (OSError, RuntimeError, TimeoutError, aio_pika.exceptions.AMQPError):
+            # Restarted or away (aiormq says "closed" with a RuntimeError): a broken
+            # connection, closed by the broker if not yet; connect again at the next look.
+            self.watch = None
             return None
+
+    async def _queued(self) -> int:
+        if self.watch is None or self.watch.is_closed:
+            # Not robust: a robust channel answers a passive declare from its cache.
+            self.watch = await aio_pika.connect(AMQP_URL)
+        channel = await self.watch.channel()
+        try:
+            queue = await channel.declare_queue(topology.QUEUE, passive=True)
+            return int(queue.declaration_result.message_count or 0)
+        finally:
+            await channel.close()
 
     async def until_recorded(self, n: int, timeout_s: float = 300) -> None:
         async def enough() -> bool:
