@@ -19,13 +19,32 @@ from typing import Any
 from engine.config import AgreementConfig
 from engine.monthly.period import Month
 from engine.monthly.words import duration_words, month_words, percent_words, points_words, words
-from engine.reporting.compliance import ClockOutcome, ola_records, sla_records, total_records
+from engine.reporting.compliance import (
+    MEASURES,
+    ClockOutcome,
+    ola_records,
+    sla_records,
+    total_records,
+)
 from engine.reporting.names import Names
 from engine.sheet.words import Language, date_words, list_words, price_words
 
 MAX_BREACH_ROWS = 200
 """Breaches listed in the HTML; the CSV lists every one."""
 _METRIC_ORDER = {"response": 0, "resolution": 1, "update": 2}
+# The columns of a compliance table after its first (the service, or the function).
+_MEASURED = (
+    "priority",
+    "metric",
+    "tickets",
+    "met",
+    "breached",
+    "open",
+    "compliance",
+    "median",
+    "p90",
+    "target",
+)
 MONTHLY_COLUMNS = (
     "section",
     "month",
@@ -39,16 +58,7 @@ MONTHLY_COLUMNS = (
     "metric",
     "agreement",
     "ticket_id",
-    "tickets",
-    "met",
-    "breached",
-    "open",
-    "compliance_pct",
-    "median_s",
-    "p90_s",
-    "target_s",
-    "median_of_target_pct",
-    "p90_of_target_pct",
+    *MEASURES,
     "elapsed_s",
     "price_dkk",
     "amount_dkk",
@@ -259,23 +269,7 @@ def _compliance(ctx: _Context, clocks: Sequence[ClockOutcome]) -> TableSection:
         heading=w["compliance_heading"],
         intro=w["compliance_intro"],
         caption=w["compliance_caption"].format(month=ctx.month_text),
-        columns=tuple(
-            w[f"col_{c}"]
-            for c in (
-                "service",
-                "priority",
-                "metric",
-                "tickets",
-                "met",
-                "breached",
-                "open",
-                "compliance",
-                "median",
-                "p90",
-                "target",
-                "median_of_target",
-            )
-        ),
+        columns=tuple(w[f"col_{c}"] for c in ("service", *_MEASURED, "median_of_target")),
         numeric=(False, False, False, *(True,) * 9),
         rows=rows,
         empty=w["no_tickets"],
@@ -372,22 +366,7 @@ def _ola(ctx: _Context, ordered: Sequence[str], clocks: Sequence[ClockOutcome]) 
         heading=w["ola_heading"],
         intro=w["ola_intro"].format(functions=functions),
         caption=w["ola_caption"].format(month=ctx.month_text),
-        columns=tuple(
-            w[f"col_{c}"]
-            for c in (
-                "function",
-                "priority",
-                "metric",
-                "tickets",
-                "met",
-                "breached",
-                "open",
-                "compliance",
-                "median",
-                "p90",
-                "target",
-            )
-        ),
+        columns=tuple(w[f"col_{c}"] for c in ("function", *_MEASURED)),
         numeric=(False, False, False, *(True,) * 8),
         rows=tuple(
             (

@@ -109,6 +109,29 @@ async def test_the_backlog_is_recorded_before_any_step_fires_and_nothing_is_prem
     assert steps > 0  # the closed tickets' steps that were truly due fired too
 
 
+# A's response steps fall due from 08:07:30 to 08:30, its resolution steps from 09:00;
+# what follows it in the queue occurred from 08:31 on. Batches hold at most 50 messages,
+# so the one before L-1's (the 121st) lies wholly after 08:31.
+FILLER = PAST_MONDAY + timedelta(minutes=31)
+
+
+async def backlog_held_on_l1(db: asyncpg.Connection, database_url: str) -> asyncpg.Connection:
+    """A's creation and 400 notes queued, with ticket L-1's row locked (the connection
+    returned holds the lock) so that intake stops at L-1's note, the 121st message."""
+    await migrate(db)
+    await db.execute("INSERT INTO tickets (ticket_id) VALUES ('L-1')")
+    lock = await asyncpg.connect(database_url)
+    await lock.execute("BEGIN; SELECT 1 FROM tickets WHERE ticket_id = 'L-1' FOR UPDATE")
+    backlog = [
+        created("A", PAST_MONDAY),
+        *(note(f"F-{n}", FILLER + timedelta(seconds=n)) for n in range(119)),
+        note("L-1", FILLER + timedelta(seconds=119)),
+        *(note(f"F-{n}", FILLER + timedelta(seconds=n)) for n in range(120, 400)),
+    ]
+    await publish_events(lines(backlog), AMQP_URL)
+    return lock
+
+
 async def test_after_the_bound_steps_fire_up_to_what_intake_has_read_then_the_rest(
     settings: Settings,
     broker: aio_pika.abc.AbstractChannel,
@@ -117,21 +140,8 @@ async def test_after_the_bound_steps_fire_up_to_what_intake_has_read_then_the_re
     logs: Logs,
 ) -> None:
     # Intake is held on ticket L-1's row (locked here), a few batches into the backlog.
-    await migrate(db)
-    await db.execute("INSERT INTO tickets (ticket_id) VALUES ('L-1')")
-    lock = await asyncpg.connect(database_url)
-    await lock.execute("BEGIN; SELECT 1 FROM tickets WHERE ticket_id = 'L-1' FOR UPDATE")
-    # A's response steps fall due from 08:07:30 to 08:30, its resolution steps from
-    # 09:00; what follows it in the queue occurred from 08:31 on. Batches hold at most
-    # 50 messages, so the one before L-1's (the 121st) lies wholly after 08:31.
-    filler = PAST_MONDAY + timedelta(minutes=31)
-    backlog = [
-        created("A", PAST_MONDAY),
-        *(note(f"F-{n}", filler + timedelta(seconds=n)) for n in range(119)),
-        note("L-1", filler + timedelta(seconds=119)),
-        *(note(f"F-{n}", filler + timedelta(seconds=n)) for n in range(120, 400)),
-    ]
-    await publish_events(lines(backlog), AMQP_URL)
+    lock = await backlog_held_on_l1(db, database_url)
+    filler = FILLER
     # No hold of catch-ups: this is the rule of the read point alone (see the next test).
     bound = settings.model_copy(
         update={"startup_backlog_wait_s": 1.0, "startup_catch_up_hold_s": 0.0}
@@ -181,18 +191,7 @@ async def test_catch_ups_wait_while_intake_reads_the_past_then_fire(
 ) -> None:
     # As above, intake held on L-1's row; what it has read up to (08:31 on a past Monday)
     # is hours old, so every step it lets fire would be a catch-up: none fires yet.
-    await migrate(db)
-    await db.execute("INSERT INTO tickets (ticket_id) VALUES ('L-1')")
-    lock = await asyncpg.connect(database_url)
-    await lock.execute("BEGIN; SELECT 1 FROM tickets WHERE ticket_id = 'L-1' FOR UPDATE")
-    filler = PAST_MONDAY + timedelta(minutes=31)
-    backlog = [
-        created("A", PAST_MONDAY),
-        *(note(f"F-{n}", filler + timedelta(seconds=n)) for n in range(119)),
-        note("L-1", filler + timedelta(seconds=119)),
-        *(note(f"F-{n}", filler + timedelta(seconds=n)) for n in range(120, 400)),
-    ]
-    await publish_events(lines(backlog), AMQP_URL)
+    lock = await backlog_held_on_l1(db, database_url)
     held = settings.model_copy(
         update={"startup_backlog_wait_s": 1.0, "startup_catch_up_hold_s": 600.0}
     )
