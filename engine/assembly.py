@@ -48,6 +48,7 @@ from engine.store.postgres.monthly import PostgresMonthlyReportStore
 from engine.store.postgres.outbox import PostgresOutboxStore
 from engine.store.postgres.personal_data import PostgresPersonalData
 from engine.store.postgres.reads import PostgresReads
+from engine.store.postgres.statistics import StatisticsKeeper
 from engine.store.retention import PersonalDataPurger
 
 log = structlog.get_logger(__name__)
@@ -97,6 +98,11 @@ class Engine:
             retention_days=settings.personal_data_retention_days,
             interval_s=settings.personal_data_purge_interval_s,
         )
+        self._statistics = (
+            StatisticsKeeper(pool, interval_s=settings.analyze_interval_s)
+            if settings.analyze_interval_s
+            else None
+        )
         self._tasks: dict[str, asyncio.Task[None]] = {}  # the workers', once started
         self._feed: FeedPublisher | None = None
         self._monthly: MonthlyReportJob | None = None  # once started, when the settings ask
@@ -141,6 +147,8 @@ class Engine:
         self._parts.consuming = lambda: workers.consumer.consuming
         self._refresher.start()
         self._purger.start()
+        if self._statistics is not None:
+            self._statistics.start()
         if self._settings.monthly_reports:
             self._monthly = self._monthly_job(workers.sender)
             self._monthly.start()
@@ -187,6 +195,8 @@ class Engine:
         if self._monthly is not None:
             await self._monthly.stop()
         self._purger.stop()
+        if self._statistics is not None:
+            self._statistics.stop()
         await self._refresher.stop()
         for worker in self._tasks.values():
             worker.cancel()

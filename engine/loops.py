@@ -2,8 +2,8 @@
 process is told to stop, cycles of work that sleep between them, and periodic jobs.
 
 Periodic jobs run on APScheduler, and only for work that repeats (gauge refresh,
-personal-data purge); no deadline is ever kept there: the scheduler of steps reads
-its instants from PostgreSQL.
+personal-data purge, planner statistics); no deadline is ever kept there: the scheduler
+of steps reads its instants from PostgreSQL.
 """
 
 from __future__ import annotations

@@ -118,6 +118,12 @@ PERSONAL_DATA_PURGED = Counter(
     "sla_engine_personal_data_purged_tickets",
     "Closed tickets whose requesters' personal data was purged after the retention period.",
 )
+TABLES_ANALYZED = Counter(
+    "sla_engine_tables_analyzed",
+    "ANALYZE runs the engine made on its own tables, whose statistics had fallen behind "
+    "(autovacuum off or lagging).",
+    ["table"],
+)
 INTAKE_BATCH_SECONDS = Histogram(
     "sla_intake_batch_duration_seconds",
     "Time to record one batch of events and measure its tickets' clocks, commit included.",

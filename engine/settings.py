@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     personal_data_purge_interval_s: float = Field(
         default=3600.0, gt=0, description="how often closed tickets are looked over for purging"
     )
+    analyze_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="how often the engine looks for its tables whose planner statistics "
+        "fell behind (autovacuum off or lagging) and analyzes them; 0: never",
+    )
     monthly_reports: bool = Field(
         default=True,
         description="send each department's monthly report on the first working day of "
