@@ -28,7 +28,6 @@ from engine.business_time.calendar import to_us
 from engine.escalation.policy import BREACH, due_steps, next_due
 from engine.events import TicketEvent
 from engine.events.admission import MAX_EVENTS_PER_TICKET, TicketAdmission
-from engine.events.models import TicketAssigned
 from engine.reporting.compliance import ClockOutcome, outcome_of
 from engine.satisfaction import TicketRating, counted_rating
 from engine.sla_clock.agreements import Agreement
@@ -249,7 +248,7 @@ def _simulate_ticket(
     attached: dict[str, Agreement] = {}
     fired: dict[str, set[float]] = defaultdict(set)
     created = False
-    first_step = len(result.steps)
+    assignments = _Assignments.of(events)
     first = next((i for i, e in enumerate(events) if i and e.type in _RETROACTIVE), None)
     cuts = range(first, len(events)) if first is not None else range(0)
     measured: TicketClocks | None = None
@@ -271,7 +270,7 @@ def _simulate_ticket(
             attached.setdefault(key, agreement)  # a snapshot, once taken, is kept
         end_us = to_us(instant)
         for clock in measured.clocks:
-            _fire(ticket_id, clock, fired[clock.key], end_us, result)
+            _fire(ticket_id, clock, fired[clock.key], end_us, assignments, result)
     measured = meter.measure_more(
         None if measured is None else measured.reading, events, events[-1:], attached, until
     )
@@ -283,28 +282,39 @@ def _simulate_ticket(
         return created
     end_us = to_us(until)
     for clock in measured.clocks:
-        _fire(ticket_id, clock, fired[clock.key], end_us, result)
+        _fire(ticket_id, clock, fired[clock.key], end_us, assignments, result)
     result.outcomes += [_outcome(ticket_id, clock) for clock in measured.clocks]
     rating = counted_rating(events)
     if rating is not None:  # under the ticket's terms as they stand, as the store counts it
         at = measured.timeline
         result.ratings.append(TicketRating(ticket_id, at.department, at.service, rating.score))
-    _assign(events, result.steps, first_step)
     return True
 
 
-def _assign(events: Sequence[TicketEvent], steps: list[SimulatedStep], first: int) -> None:
-    """Give the ticket's steps (``steps[first:]``) its assignment at their due instants."""
-    assigned = [e for e in events if isinstance(e, TicketAssigned)]
-    if not assigned:
-        return  # unassigned throughout: the defaults
-    instants = [e.occurred_at for e in assigned]  # in READ_ORDER: by occurred_at
-    for index in range(first, len(steps)):
-        step = steps[index]
-        last = bisect_right(instants, step.due_at) - 1
-        if last >= 0:
-            event = assigned[last]
-            steps[index] = step._replace(assigned_function=event.function, assigned_team=event.team)
+class _Assignments(NamedTuple):
+    """A ticket's assignments in READ_ORDER (by occurred_at), to give each step the one
+    in force at its due instant as it fires, instead of remaking the step afterwards."""
+
+    at_us: list[int]  # when each took effect, in epoch microseconds
+    where: list[tuple[str, str | None]]  # (function, team)
+
+    @classmethod
+    def of(cls, events: Sequence[TicketEvent]) -> _Assignments:
+        """The assignments among a ticket's events (in READ_ORDER)."""
+        # The type string, not isinstance: isinstance on a pydantic model goes through
+        # ABCMeta, and this reads every event of a simulated year.
+        assigned = [e for e in events if e.type == "ticket.assigned"]
+        return cls(
+            [to_us(e.occurred_at) for e in assigned], [(e.function, e.team) for e in assigned]
+        )
+
+    def at(self, due_us: int) -> tuple[str | None, str | None]:
+        """The (function, team) of the latest assignment by ``due_us``; None while unassigned."""
+        last = bisect_right(self.at_us, due_us) - 1
+        return self.where[last] if last >= 0 else _UNASSIGNED
+
+
+_UNASSIGNED: tuple[None, None] = (None, None)
 
 
 def _fire(
@@ -312,18 +322,21 @@ def _fire(
     clock: Clock,
     fired: set[float],
     end_us: int,
+    assignments: _Assignments,
     result: Simulation,
 ) -> None:
     """Fire the clock's steps due by ``end_us`` (epoch microseconds) that have not fired
     (the policy's rule)."""
-    fractions, tiers = _split(clock.agreement.steps)
+    agreement = clock.agreement
+    fractions = agreement.fractions
     due_us = clock.due_us[: len(fractions)]
     soonest = next_due(fractions, due_us, fired)
     if soonest is None or soonest > end_us:  # the usual case, decided on integers
         return
-    agreement = clock.agreement
+    tiers = _tiers(agreement.steps)
     for due in due_steps(fractions, tiers, due_us, fired, end_us):
         fired.add(due.step)
+        function, team = assignments.at(due.due_at)
         result.steps.append(
             SimulatedStep(
                 due_at=clock.calendar.instant(due.due_at),
@@ -338,14 +351,16 @@ def _fire(
                 step=due.step,
                 tier=due.tier,
                 target_s=clock.target.total_seconds(),
+                assigned_function=function,
+                assigned_team=team,
             )
         )
 
 
 @cache
-def _split(steps: tuple[tuple[float, Tier], ...]) -> tuple[tuple[float, ...], tuple[Tier, ...]]:
-    """A policy's fractions and tiers apart (every clock under the policy shares them)."""
-    return tuple(fraction for fraction, _ in steps), tuple(tier for _, tier in steps)
+def _tiers(steps: tuple[tuple[float, Tier], ...]) -> tuple[Tier, ...]:
+    """A policy's tiers alone (every clock under the policy shares them)."""
+    return tuple(tier for _, tier in steps)
 
 
 # The order of the timeline: by due instant, then ticket, clock and step.
