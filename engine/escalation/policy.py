@@ -51,12 +51,14 @@ def due_steps(
     """
     if isinstance(now, datetime) and now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    due = [
-        StepDue(step, tier, at)
+    # Sorted as plain tuples, by instant then step (a clock's steps differ), before the
+    # steps are made: the simulator asks this of every clock that reaches a step.
+    due = sorted(
+        (at, step, tier)
         for step, tier, at in zip(steps, tiers, due_at, strict=True)
         if at is not None and at <= now and step not in fired
-    ]
-    return sorted(due, key=lambda s: (s.due_at, s.step))
+    )
+    return [StepDue(step, tier, at) for at, step, tier in due]
 
 
 def next_due(

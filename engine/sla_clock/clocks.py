@@ -275,21 +275,19 @@ def _measure(
     if 2 * before < len(bounds):
         end_us = bounds[2 * before + 1] if 2 * before + 1 < len(bounds) else as_of_us
         elapsed_us += calendar.elapsed_us(bounds[2 * before], min(end_us, as_of_us))
-    elapsed = _MICROSECOND * elapsed_us
-    stopped = run.stopped_at is not None
+    stopped_at = run.stopped_at
     # Ending exactly on the deadline meets the target; running up to it breaches it. A
     # clock stopped later than its deadline while no business time passed (the calendar
-    # closed after it) had reached the target running: its breach step fired.
+    # closed after it) had reached the target running: its breach step fired. (The stop
+    # instant is converted only for a clock that used up its target exactly: rarely.)
     deadline_us = due[-1]
-    late_stop = (
-        run.stopped_at is not None
-        and deadline_us is not None
-        and to_us(run.stopped_at) > deadline_us
-    )
     state: ClockState
-    if elapsed > target or (elapsed >= target and (not stopped or late_stop)):
+    if elapsed_us > target_us or (
+        elapsed_us == target_us
+        and (stopped_at is None or (deadline_us is not None and to_us(stopped_at) > deadline_us))
+    ):
         state = "breached"
-    elif stopped:
+    elif stopped_at is not None:
         state = "met"
     else:
         state = "running" if running else "paused"
@@ -301,10 +299,10 @@ def _measure(
         priority=priority,
         target=target,
         started_at=run.started_at,
-        stopped_at=run.stopped_at,
+        stopped_at=stopped_at,
         running=running,
         state=state,
-        elapsed=elapsed,
+        elapsed=_MICROSECOND * elapsed_us,
         fraction=elapsed_us / target_us,
         as_of=as_of,
         calendar=calendar,
