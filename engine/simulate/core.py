@@ -33,7 +33,7 @@ from engine.satisfaction import TicketRating, counted_rating
 from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
-from engine.sla_clock.timeline import READ_ORDER
+from engine.sla_clock.timeline import PAUSING, READ_ORDER
 from engine.vocabulary import Tier
 
 
@@ -224,9 +224,21 @@ def _simulate_share(share: tuple[int, int]) -> _Share:
 
 
 # Events that change a clock's target or agreement from the ticket's start (a retarget,
-# a reclassification). Once a ticket has had one, a later reopen is retroactive too: a
-# stopped clock keeps the priority it stopped under, and resumes under the latest.
+# a reclassification). Once a ticket has had one, an event that sets a stopped clock
+# running again is retroactive too: the clock keeps the priority it stopped under, and
+# resumes under the latest. A status change does so unless it pauses or stops (a reopen
+# resumes resolution and the OLA's clock), and so does an assignment (handed back to a
+# function, its OLA clock resumes).
 _RETROACTIVE = frozenset({"ticket.priority_changed", "ticket.reclassified"})
+_NOT_RESUMING = PAUSING | {"resolved", "closed"}
+
+
+def _retroactive(event: TicketEvent) -> bool:
+    """Whether the event may change clocks before its instant, once the ticket has had
+    a retarget or a reclassification (see _RETROACTIVE)."""
+    if event.type == "ticket.status_changed":
+        return event.status not in _NOT_RESUMING
+    return event.type == "ticket.assigned" or event.type in _RETROACTIVE
 
 
 def _simulate_ticket(
@@ -239,19 +251,24 @@ def _simulate_ticket(
     """Fire the ticket's steps; False when it was never created.
 
     The daemon measures after every event and fires what falls due before the next.
-    Before a ticket's first retarget or reclassification an event changes its clocks
-    only from the instant it occurred, so a step that falls due before the next event
-    falls due at that instant in every later measurement too: up to that event, one
-    measurement (just before it) decides. From it on, the ticket is measured after
-    every event, as the daemon measures it; what fired stays fired.
+    An event that is not retroactive (see _RETROACTIVE) changes the ticket's clocks only
+    from the instant it occurred, so a step that falls due before the next event falls
+    due at that instant in every later measurement too, until a retroactive event: up to
+    that event, one measurement (just before it) decides, and fires what the daemon's
+    measurements after each event before it fired. What fired stays fired.
     """
     attached: dict[str, Agreement] = {}
     fired: dict[str, set[float]] = defaultdict(set)
     created = False
     assignments = _Assignments.of(events)
     first = next((i for i, e in enumerate(events) if i and e.type in _RETROACTIVE), None)
-    cuts = range(first, len(events)) if first is not None else range(0)
+    cuts = (
+        []
+        if first is None
+        else [first, *(i for i in range(first + 1, len(events)) if _retroactive(events[i]))]
+    )
     measured: TicketClocks | None = None
+    read = 0  # the events the last measurement read
     for cut in cuts:
         instant = events[cut].occurred_at
         # Events come in READ_ORDER: each measurement reads on from the one before, as
@@ -259,10 +276,11 @@ def _simulate_ticket(
         measured = meter.measure_more(
             None if measured is None else measured.reading,
             events[:cut],
-            events[cut - 1 : cut],
+            events[read:cut],
             attached,
             instant,
         )
+        read = cut
         if measured is None:  # not created yet: the daemon waits too
             continue
         created = True
@@ -271,13 +289,10 @@ def _simulate_ticket(
         end_us = to_us(instant)
         for clock in measured.clocks:
             _fire(ticket_id, clock, fired[clock.key], end_us, assignments, result)
-    measured = meter.measure_more(
-        None if measured is None else measured.reading, events, events[-1:], attached, until
-    )
-    if measured is not None and not measured.complete:
-        # Read on from the last cut, it leaves out the update cycles that ended before
-        # that cut (their steps fired then); the outcomes need every clock.
-        measured = meter.measure(events, attached, until)
+    # Every event read again, not read on from the last cut: that would leave out the
+    # clocks that had stopped by then and the update cycles that had ended (their steps
+    # fired then), and the outcomes need every clock.
+    measured = meter.measure(events, attached, until)
     if measured is None:
         return created
     end_us = to_us(until)
