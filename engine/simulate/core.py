@@ -25,7 +25,7 @@ from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
 from engine.business_time.calendar import to_us
-from engine.escalation.policy import BREACH, due_steps, next_due
+from engine.escalation.policy import BREACH, due_in_order, next_due
 from engine.events import TicketEvent
 from engine.events.admission import MAX_EVENTS_PER_TICKET, TicketAdmission
 from engine.reporting.compliance import ClockOutcome, outcome_of
@@ -349,12 +349,12 @@ def _fire(
     if soonest is None or soonest > end_us:  # the usual case, decided on integers
         return
     tiers = _tiers(agreement.steps)
-    for due in due_steps(fractions, tiers, due_us, fired, end_us):
-        fired.add(due.step)
-        function, team = assignments.at(due.due_at)
+    for due_at, step, tier in due_in_order(fractions, tiers, due_us, fired, end_us):
+        fired.add(step)
+        function, team = assignments.at(due_at)
         result.steps.append(
             SimulatedStep(
-                due_at=clock.calendar.instant(due.due_at),
+                due_at=clock.calendar.instant(due_at),
                 ticket_id=ticket_id,
                 clock_key=clock.key,
                 metric=clock.metric,
@@ -363,8 +363,8 @@ def _fire(
                 service=agreement.service,
                 priority=clock.priority,
                 function=agreement.function,
-                step=due.step,
-                tier=due.tier,
+                step=step,
+                tier=tier,
                 target_s=clock.target.total_seconds(),
                 assigned_function=function,
                 assigned_team=team,
