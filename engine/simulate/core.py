@@ -258,7 +258,7 @@ def _simulate_ticket(
     measurements after each event before it fired. What fired stays fired.
     """
     attached: dict[str, Agreement] = {}
-    fired: dict[str, set[float]] = defaultdict(set)
+    fired: dict[str, set[float]] = {}
     created = False
     assignments = _Assignments.of(events)
     first = next((i for i, e in enumerate(events) if i and e.type in _RETROACTIVE), None)
@@ -288,7 +288,7 @@ def _simulate_ticket(
             attached.setdefault(key, agreement)  # a snapshot, once taken, is kept
         end_us = to_us(instant)
         for clock in measured.clocks:
-            _fire(ticket_id, clock, fired[clock.key], end_us, assignments, result)
+            _fire(ticket_id, clock, fired, end_us, assignments, result)
     # Every event read again, not read on from the last cut: that would leave out the
     # clocks that had stopped by then and the update cycles that had ended (their steps
     # fired then), and the outcomes need every clock.
@@ -297,7 +297,7 @@ def _simulate_ticket(
         return created
     end_us = to_us(until)
     for clock in measured.clocks:
-        _fire(ticket_id, clock, fired[clock.key], end_us, assignments, result)
+        _fire(ticket_id, clock, fired, end_us, assignments, result)
     result.outcomes += [_outcome(ticket_id, clock) for clock in measured.clocks]
     rating = counted_rating(events)
     if rating is not None:  # under the ticket's terms as they stand, as the store counts it
@@ -330,27 +330,33 @@ class _Assignments(NamedTuple):
 
 
 _UNASSIGNED: tuple[None, None] = (None, None)
+_NONE_FIRED: frozenset[float] = frozenset()
 
 
 def _fire(
     ticket_id: str,
     clock: Clock,
-    fired: set[float],
+    fired: dict[str, set[float]],
     end_us: int,
     assignments: _Assignments,
     result: Simulation,
 ) -> None:
     """Fire the clock's steps due by ``end_us`` (epoch microseconds) that have not fired
-    (the policy's rule)."""
+    (the policy's rule); ``fired`` holds the steps fired so far, by clock key."""
     agreement = clock.agreement
     fractions = agreement.fractions
     due_us = clock.due_us[: len(fractions)]
-    soonest = next_due(fractions, due_us, fired)
+    # A clock's set is made when its first step fires: most clocks fire none.
+    done = fired.get(clock.key)
+    soonest = next_due(fractions, due_us, done or _NONE_FIRED)
     if soonest is None or soonest > end_us:  # the usual case, decided on integers
         return
     tiers = _tiers(agreement.steps)
-    for due_at, step, tier in due_in_order(fractions, tiers, due_us, fired, end_us):
-        fired.add(step)
+    due = due_in_order(fractions, tiers, due_us, done or _NONE_FIRED, end_us)
+    if done is None:
+        done = fired[clock.key] = set()
+    for due_at, step, tier in due:
+        done.add(step)
         function, team = assignments.at(due_at)
         result.steps.append(
             SimulatedStep(

@@ -431,10 +431,9 @@ class Reading:
         # that the keys sort as the instants do (see ``ended_before``).
         # (isoformat of a naive UTC instant: a tenth of strftime's cost, per update event.)
         stamp = (_NAIVE_EPOCH + _MICROSECOND * at_us).isoformat(timespec="microseconds")
-        cycle = Run(f"update:{stamp}Z", "update", at)
-        if self.resolution.running:
-            cycle.resume(at_us)
-        self.cycle = cycle
+        # Running from its start while resolution runs (made so, as the response clock is).
+        bounds = [at_us] if self.resolution.running else []
+        self.cycle = Run(f"update:{stamp}Z", "update", at, shared=bounds, size=len(bounds))
 
     def _updated(self, at: datetime, at_us: int) -> None:
         """The requester heard from the provider: the update cycle running ends (kept)
