@@ -173,6 +173,8 @@ def reading_clocks(
     }
     clocks = []
     cycles = reading.new_cycles
+    if cycles and not _measures_updates(sla, timeline):
+        cycles = []  # the SLA sets no update target at any priority the ticket had
     kept = reading.kept
     for run in chain(timeline.runs, cycles) if cycles else timeline.runs:
         function = run.function
@@ -202,6 +204,17 @@ def reading_clocks(
 
 # An agreement, the key its snapshot is kept under, and its calendar.
 _Terms = tuple[Agreement, str, BusinessCalendar]
+
+
+def _measures_updates(sla: Agreement, timeline: Timeline) -> bool:
+    """Whether some update cycle of the ticket can have a target: cycles measure under
+    the SLA, at a priority the ticket had. Most agreements set update targets for a few
+    priorities only, and a ticket's cycles outnumber its other clocks."""
+    targets = sla.targets_s
+    return any(
+        targets.get(priority, _NO_TARGETS).get("update", 0) > 0
+        for _since, priority in timeline.priorities
+    )
 
 
 _NO_TARGETS: Mapping[Metric, int] = {}
