@@ -32,8 +32,8 @@ class ClockMeter:
         self._slas: dict[tuple[int, str, str], Agreement] = {}
         self._olas: dict[tuple[int, ProviderFunction, str, str], Agreement | None] = {}
         # The instants versions come into force, held here: ``config.era`` reads them
-        # from a pydantic private attribute, a slow look-up that every ticket's first
-        # measurement made once per agreement (a tenth of a simulated year's time).
+        # from a pydantic private attribute (about 2 us a look-up), and every ticket's
+        # first measurement asks once per agreement it attaches.
         self._version_starts = config.version_starts()
 
     def _era(self, at: datetime) -> int:
