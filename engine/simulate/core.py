@@ -19,13 +19,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from multiprocessing import get_context
 from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
 from engine.business_time.calendar import to_us
-from engine.escalation.policy import BREACH, due_in_order, next_due
+from engine.escalation.policy import BREACH, due_in_order
 from engine.events import TicketEvent
 from engine.events.admission import MAX_EVENTS_PER_TICKET, TicketAdmission
 from engine.reporting.compliance import ClockOutcome, outcome_of
@@ -34,7 +33,6 @@ from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
 from engine.sla_clock.timeline import PAUSING, READ_ORDER
-from engine.vocabulary import Tier
 
 
 class SimulatedStep(NamedTuple):
@@ -348,11 +346,9 @@ def _fire(
     due_us = clock.due_us[: len(fractions)]
     # A clock's set is made when its first step fires: most clocks fire none.
     done = fired.get(clock.key)
-    soonest = next_due(fractions, due_us, done or _NONE_FIRED)
-    if soonest is None or soonest > end_us:  # the usual case, decided on integers
+    due = due_in_order(fractions, agreement.tiers, due_us, done or _NONE_FIRED, end_us)
+    if not due:  # the usual case, decided on integers
         return
-    tiers = _tiers(agreement.steps)
-    due = due_in_order(fractions, tiers, due_us, done or _NONE_FIRED, end_us)
     if done is None:
         done = fired[clock.key] = set()
     for due_at, step, tier in due:
@@ -378,12 +374,6 @@ def _fire(
                 team,  # assigned_team
             )
         )
-
-
-@cache
-def _tiers(steps: tuple[tuple[float, Tier], ...]) -> tuple[Tier, ...]:
-    """A policy's tiers alone (every clock under the policy shares them)."""
-    return tuple(tier for _, tier in steps)
 
 
 # The order of the timeline: by due instant, then ticket, clock and step.

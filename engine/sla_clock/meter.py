@@ -35,10 +35,15 @@ class ClockMeter:
         # from a pydantic private attribute (about 2 us a look-up), and every ticket's
         # first measurement asks once per agreement it attaches.
         self._version_starts = config.version_starts()
+        # A ticket's attachments all ask at its creation: the last answer, kept for it.
+        self._era_at: datetime | None = None
+        self._era_index = 0
 
     def _era(self, at: datetime) -> int:
         """``config.era(at)``: the span of time between two version starts ``at`` is in."""
-        return bisect_right(self._version_starts, at)
+        if at is not self._era_at:
+            self._era_at, self._era_index = at, bisect_right(self._version_starts, at)
+        return self._era_index
 
     def _attach_sla(self, department: str, service: str, created_at: datetime) -> Agreement:
         at = self.versions_at or created_at
