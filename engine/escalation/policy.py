@@ -64,12 +64,13 @@ def due_in_order(
     year of steps, and a frozen dataclass costs about a microsecond to make."""
     if isinstance(now, datetime) and now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    # In the order of the tuples: by instant, then step (a clock's steps differ).
-    return sorted(
+    due = [
         (at, step, tier)
         for step, tier, at in zip(steps, tiers, due_at, strict=True)
         if at is not None and at <= now and step not in fired
-    )
+    ]
+    due.sort()  # in the order of the tuples: by instant, then step (a clock's steps differ)
+    return due
 
 
 def next_due(

@@ -355,23 +355,26 @@ def _fire(
         done.add(step)
         function, team = assignments.at(due_at)
         result.steps.append(
-            # Positional, in the fields' order: keywords make a named tuple at twice the
-            # cost, and a year fires hundreds of thousands of steps.
-            SimulatedStep(
-                clock.calendar.instant(due_at),
-                ticket_id,
-                clock.key,
-                clock.metric,
-                agreement.kind,  # agreement
-                agreement.department,
-                agreement.service,
-                clock.priority,
-                agreement.function,
-                step,
-                tier,
-                clock.target.total_seconds(),  # target_s
-                function,  # assigned_function
-                team,  # assigned_team
+            # The fields in their order, made with tuple.__new__ in C (see _as): a named
+            # tuple's own __new__ is Python code, and a year fires hundreds of thousands.
+            _as(
+                SimulatedStep,
+                (
+                    clock.calendar.instant(due_at),
+                    ticket_id,
+                    clock.key,
+                    clock.metric,
+                    agreement.kind,  # agreement
+                    agreement.department,
+                    agreement.service,
+                    clock.priority,
+                    agreement.function,
+                    step,
+                    tier,
+                    clock.target.total_seconds(),  # target_s
+                    function,  # assigned_function
+                    team,  # assigned_team
+                ),
             )
         )
 
@@ -382,17 +385,20 @@ _STEP_ORDER = attrgetter("due_at", "ticket_id", "clock_key", "step")
 
 def _outcome(ticket_id: str, clock: Clock) -> ClockOutcome:
     agreement = clock.agreement
-    # Positional, in the fields' order, as SimulatedStep is made.
-    return ClockOutcome(
-        ticket_id,
-        agreement.department,
-        agreement.service,
-        clock.priority,
-        clock.metric,
-        agreement.kind,  # agreement
-        agreement.function,
-        outcome_of(clock.state),  # measured at the end: its state is current
-        clock.running,
-        clock.elapsed.total_seconds(),  # elapsed_s
-        clock.target.total_seconds(),  # target_s
+    # The fields in their order, made as a SimulatedStep is.
+    return _as(
+        ClockOutcome,
+        (
+            ticket_id,
+            agreement.department,
+            agreement.service,
+            clock.priority,
+            clock.metric,
+            agreement.kind,  # agreement
+            agreement.function,
+            outcome_of(clock.state),  # measured at the end: its state is current
+            clock.running,
+            clock.elapsed.total_seconds(),  # elapsed_s
+            clock.target.total_seconds(),  # target_s
+        ),
     )
