@@ -5,13 +5,21 @@ both decide with these functions.
 """
 
 from engine.escalation.fired import FiredStep
-from engine.escalation.policy import StepDue, due_steps, next_due, reinstated, superseded
+from engine.escalation.policy import (
+    StepDue,
+    due_in_order,
+    due_steps,
+    next_due,
+    reinstated,
+    superseded,
+)
 from engine.escalation.recipients import Recipients, recipients
 
 __all__ = [
     "FiredStep",
     "Recipients",
     "StepDue",
+    "due_in_order",
     "due_steps",
     "next_due",
     "recipients",

@@ -19,23 +19,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from multiprocessing import get_context
 from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
 from engine.business_time.calendar import to_us
-from engine.escalation.policy import BREACH, due_steps, next_due
+from engine.escalation.policy import BREACH, due_in_order
 from engine.events import TicketEvent
 from engine.events.admission import MAX_EVENTS_PER_TICKET, TicketAdmission
-from engine.events.models import TicketAssigned
 from engine.reporting.compliance import ClockOutcome, outcome_of
 from engine.satisfaction import TicketRating, counted_rating
 from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.clocks import Clock, TicketClocks
 from engine.sla_clock.meter import ClockMeter
-from engine.sla_clock.timeline import READ_ORDER
-from engine.vocabulary import Tier
+from engine.sla_clock.timeline import PAUSING, READ_ORDER
 
 
 class SimulatedStep(NamedTuple):
@@ -225,9 +222,21 @@ def _simulate_share(share: tuple[int, int]) -> _Share:
 
 
 # Events that change a clock's target or agreement from the ticket's start (a retarget,
-# a reclassification). Once a ticket has had one, a later reopen is retroactive too: a
-# stopped clock keeps the priority it stopped under, and resumes under the latest.
+# a reclassification). Once a ticket has had one, an event that sets a stopped clock
+# running again is retroactive too: the clock keeps the priority it stopped under, and
+# resumes under the latest. A status change does so unless it pauses or stops (a reopen
+# resumes resolution and the OLA's clock), and so does an assignment (handed back to a
+# function, its OLA clock resumes).
 _RETROACTIVE = frozenset({"ticket.priority_changed", "ticket.reclassified"})
+_NOT_RESUMING = PAUSING | {"resolved", "closed"}
+
+
+def _retroactive(event: TicketEvent) -> bool:
+    """Whether the event may change clocks before its instant, once the ticket has had
+    a retarget or a reclassification (see _RETROACTIVE)."""
+    if event.type == "ticket.status_changed":
+        return event.status not in _NOT_RESUMING
+    return event.type == "ticket.assigned" or event.type in _RETROACTIVE
 
 
 def _simulate_ticket(
@@ -240,19 +249,24 @@ def _simulate_ticket(
     """Fire the ticket's steps; False when it was never created.
 
     The daemon measures after every event and fires what falls due before the next.
-    Before a ticket's first retarget or reclassification an event changes its clocks
-    only from the instant it occurred, so a step that falls due before the next event
-    falls due at that instant in every later measurement too: up to that event, one
-    measurement (just before it) decides. From it on, the ticket is measured after
-    every event, as the daemon measures it; what fired stays fired.
+    An event that is not retroactive (see _RETROACTIVE) changes the ticket's clocks only
+    from the instant it occurred, so a step that falls due before the next event falls
+    due at that instant in every later measurement too, until a retroactive event: up to
+    that event, one measurement (just before it) decides, and fires what the daemon's
+    measurements after each event before it fired. What fired stays fired.
     """
     attached: dict[str, Agreement] = {}
-    fired: dict[str, set[float]] = defaultdict(set)
+    fired: dict[str, set[float]] = {}
     created = False
-    first_step = len(result.steps)
+    assignments = _Assignments.of(events)
     first = next((i for i, e in enumerate(events) if i and e.type in _RETROACTIVE), None)
-    cuts = range(first, len(events)) if first is not None else range(0)
+    cuts = (
+        []
+        if first is None
+        else [first, *(i for i in range(first + 1, len(events)) if _retroactive(events[i]))]
+    )
     measured: TicketClocks | None = None
+    read = 0  # the events the last measurement read
     for cut in cuts:
         instant = events[cut].occurred_at
         # Events come in READ_ORDER: each measurement reads on from the one before, as
@@ -260,10 +274,11 @@ def _simulate_ticket(
         measured = meter.measure_more(
             None if measured is None else measured.reading,
             events[:cut],
-            events[cut - 1 : cut],
+            events[read:cut],
             attached,
             instant,
         )
+        read = cut
         if measured is None:  # not created yet: the daemon waits too
             continue
         created = True
@@ -271,81 +286,97 @@ def _simulate_ticket(
             attached.setdefault(key, agreement)  # a snapshot, once taken, is kept
         end_us = to_us(instant)
         for clock in measured.clocks:
-            _fire(ticket_id, clock, fired[clock.key], end_us, result)
-    measured = meter.measure_more(
-        None if measured is None else measured.reading, events, events[-1:], attached, until
-    )
-    if measured is not None and not measured.complete:
-        # Read on from the last cut, it leaves out the update cycles that ended before
-        # that cut (their steps fired then); the outcomes need every clock.
-        measured = meter.measure(events, attached, until)
+            _fire(ticket_id, clock, fired, end_us, assignments, result)
+    # Every event read again, not read on from the last cut: that would leave out the
+    # clocks that had stopped by then and the update cycles that had ended (their steps
+    # fired then), and the outcomes need every clock.
+    measured = meter.measure(events, attached, until)
     if measured is None:
         return created
     end_us = to_us(until)
     for clock in measured.clocks:
-        _fire(ticket_id, clock, fired[clock.key], end_us, result)
+        _fire(ticket_id, clock, fired, end_us, assignments, result)
     result.outcomes += [_outcome(ticket_id, clock) for clock in measured.clocks]
     rating = counted_rating(events)
     if rating is not None:  # under the ticket's terms as they stand, as the store counts it
         at = measured.timeline
         result.ratings.append(TicketRating(ticket_id, at.department, at.service, rating.score))
-    _assign(events, result.steps, first_step)
     return True
 
 
-def _assign(events: Sequence[TicketEvent], steps: list[SimulatedStep], first: int) -> None:
-    """Give the ticket's steps (``steps[first:]``) its assignment at their due instants."""
-    assigned = [e for e in events if isinstance(e, TicketAssigned)]
-    if not assigned:
-        return  # unassigned throughout: the defaults
-    instants = [e.occurred_at for e in assigned]  # in READ_ORDER: by occurred_at
-    for index in range(first, len(steps)):
-        step = steps[index]
-        last = bisect_right(instants, step.due_at) - 1
-        if last >= 0:
-            event = assigned[last]
-            steps[index] = step._replace(assigned_function=event.function, assigned_team=event.team)
+class _Assignments(NamedTuple):
+    """A ticket's assignments in READ_ORDER (by occurred_at), to give each step the one
+    in force at its due instant as it fires, instead of remaking the step afterwards."""
+
+    at_us: list[int]  # when each took effect, in epoch microseconds
+    where: list[tuple[str, str | None]]  # (function, team)
+
+    @classmethod
+    def of(cls, events: Sequence[TicketEvent]) -> _Assignments:
+        """The assignments among a ticket's events (in READ_ORDER)."""
+        # The type string, not isinstance: isinstance on a pydantic model goes through
+        # ABCMeta, and this reads every event of a simulated year.
+        assigned = [e for e in events if e.type == "ticket.assigned"]
+        return cls(
+            [to_us(e.occurred_at) for e in assigned], [(e.function, e.team) for e in assigned]
+        )
+
+    def at(self, due_us: int) -> tuple[str | None, str | None]:
+        """The (function, team) of the latest assignment by ``due_us``; None while unassigned."""
+        last = bisect_right(self.at_us, due_us) - 1
+        return self.where[last] if last >= 0 else _UNASSIGNED
+
+
+_UNASSIGNED: tuple[None, None] = (None, None)
+_NONE_FIRED: frozenset[float] = frozenset()
 
 
 def _fire(
     ticket_id: str,
     clock: Clock,
-    fired: set[float],
+    fired: dict[str, set[float]],
     end_us: int,
+    assignments: _Assignments,
     result: Simulation,
 ) -> None:
     """Fire the clock's steps due by ``end_us`` (epoch microseconds) that have not fired
-    (the policy's rule)."""
-    fractions, tiers = _split(clock.agreement.steps)
-    due_us = clock.due_us[: len(fractions)]
-    soonest = next_due(fractions, due_us, fired)
-    if soonest is None or soonest > end_us:  # the usual case, decided on integers
-        return
+    (the policy's rule); ``fired`` holds the steps fired so far, by clock key."""
     agreement = clock.agreement
-    for due in due_steps(fractions, tiers, due_us, fired, end_us):
-        fired.add(due.step)
+    fractions = agreement.fractions
+    due_us = clock.due_us[: len(fractions)]
+    # A clock's set is made when its first step fires: most clocks fire none.
+    done = fired.get(clock.key)
+    due = due_in_order(fractions, agreement.tiers, due_us, done or _NONE_FIRED, end_us)
+    if not due:  # the usual case, decided on integers
+        return
+    if done is None:
+        done = fired[clock.key] = set()
+    for due_at, step, tier in due:
+        done.add(step)
+        function, team = assignments.at(due_at)
         result.steps.append(
-            SimulatedStep(
-                due_at=clock.calendar.instant(due.due_at),
-                ticket_id=ticket_id,
-                clock_key=clock.key,
-                metric=clock.metric,
-                agreement=agreement.kind,
-                department=agreement.department,
-                service=agreement.service,
-                priority=clock.priority,
-                function=agreement.function,
-                step=due.step,
-                tier=due.tier,
-                target_s=clock.target.total_seconds(),
+            # The fields in their order, made with tuple.__new__ in C (see _as): a named
+            # tuple's own __new__ is Python code, and a year fires hundreds of thousands.
+            _as(
+                SimulatedStep,
+                (
+                    clock.calendar.instant(due_at),
+                    ticket_id,
+                    clock.key,
+                    clock.metric,
+                    agreement.kind,  # agreement
+                    agreement.department,
+                    agreement.service,
+                    clock.priority,
+                    agreement.function,
+                    step,
+                    tier,
+                    clock.target.total_seconds(),  # target_s
+                    function,  # assigned_function
+                    team,  # assigned_team
+                ),
             )
         )
-
-
-@cache
-def _split(steps: tuple[tuple[float, Tier], ...]) -> tuple[tuple[float, ...], tuple[Tier, ...]]:
-    """A policy's fractions and tiers apart (every clock under the policy shares them)."""
-    return tuple(fraction for fraction, _ in steps), tuple(tier for _, tier in steps)
 
 
 # The order of the timeline: by due instant, then ticket, clock and step.
@@ -354,16 +385,20 @@ _STEP_ORDER = attrgetter("due_at", "ticket_id", "clock_key", "step")
 
 def _outcome(ticket_id: str, clock: Clock) -> ClockOutcome:
     agreement = clock.agreement
-    return ClockOutcome(
-        ticket_id=ticket_id,
-        department=agreement.department,
-        service=agreement.service,
-        priority=clock.priority,
-        metric=clock.metric,
-        agreement=agreement.kind,
-        function=agreement.function,
-        outcome=outcome_of(clock.state),  # measured at the end: its state is current
-        running=clock.running,
-        elapsed_s=clock.elapsed.total_seconds(),
-        target_s=clock.target.total_seconds(),
+    # The fields in their order, made as a SimulatedStep is.
+    return _as(
+        ClockOutcome,
+        (
+            ticket_id,
+            agreement.department,
+            agreement.service,
+            clock.priority,
+            clock.metric,
+            agreement.kind,  # agreement
+            agreement.function,
+            outcome_of(clock.state),  # measured at the end: its state is current
+            clock.running,
+            clock.elapsed.total_seconds(),  # elapsed_s
+            clock.target.total_seconds(),  # target_s
+        ),
     )

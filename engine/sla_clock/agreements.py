@@ -36,11 +36,14 @@ class Agreement:
     # From when the versions these terms come from were in force (the latest valid_from
     # among them); None: from the beginning of time.
     valid_from: datetime | None = None
-    # The steps' fractions alone, which every measurement of a clock reads.
+    # The steps' fractions alone, which every measurement of a clock reads, and their
+    # tiers, which every step that fires in the simulator reads.
     fractions: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    tiers: tuple[Tier, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fractions", tuple(fraction for fraction, _ in self.steps))
+        object.__setattr__(self, "tiers", tuple(tier for _, tier in self.steps))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form, for the store."""

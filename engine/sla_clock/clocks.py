@@ -11,7 +11,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache, partial
+from functools import lru_cache
 from itertools import chain
 from typing import Literal, NamedTuple
 
@@ -161,50 +161,66 @@ def reading_clocks(
 ) -> TicketClocks:
     """Measure the clocks of a ticket's timeline as read so far, as ``ticket_clocks`` does."""
     timeline = reading.timeline
-    agreements: dict[str, Agreement] = {}
+    department, service, created_at = timeline.department, timeline.service, timeline.created_at
     as_of_us = reading.measured_us = to_us(as_of)
-
-    def snapshot(key: str, make: Callable[[], Agreement | None]) -> Agreement | None:
-        if key not in agreements:
-            found = attached.get(key) or make()
-            if found is None:
-                return None
-            agreements[key] = found
-        return agreements[key]
-
-    sla_id = sla_key(timeline.department, timeline.service)
-    created_at = timeline.created_at
-    sla = snapshot(sla_id, lambda: attach_sla(timeline.department, timeline.service, created_at))
-    assert sla is not None  # attach_sla raises rather than return None
+    sla_id = sla_key(department, service)
+    sla = attached.get(sla_id) or attach_sla(department, service, created_at)
+    agreements: dict[str, Agreement] = {sla_id: sla}
+    # Each agreement a run measures under, with its key and calendar, found once per
+    # measurement: a ticket's runs share a handful (the SLA, an OLA per function).
+    terms: dict[ProviderFunction | None, _Terms | None] = {
+        None: (sla, sla_id, calendar_of(sla.calendar, sla.batch))
+    }
     clocks = []
     cycles = reading.new_cycles
+    if cycles and not _measures_updates(sla, timeline):
+        cycles = []  # the SLA sets no update target at any priority the ticket had
     kept = reading.kept
     for run in chain(timeline.runs, cycles) if cycles else timeline.runs:
-        agreement, key = sla, sla_id
-        if run.function is not None:
-            key = ola_key(run.function, timeline.department, timeline.service)
-            ola = snapshot(
-                key,
-                partial(
-                    attach_ola, run.function, timeline.department, timeline.service, created_at
-                ),
+        function = run.function
+        if function in terms:
+            found = terms[function]
+        else:
+            assert function is not None  # the SLA's terms are there from the start
+            key = ola_key(function, department, service)
+            ola = attached.get(key) or attach_ola(function, department, service, created_at)
+            if ola is not None:
+                agreements[key] = ola
+            found = terms[function] = (
+                None if ola is None else (ola, key, calendar_of(ola.calendar, ola.batch))
             )
-            if ola is None:
-                continue  # the function has no OLA: nothing to measure
-            agreement = ola
+        if found is None:
+            continue  # the function has no OLA: nothing to measure
         if kept and run.key in kept:
             continue  # stopped as it was when last measured (see Reading.kept)
+        agreement, key, calendar = found
         priority = timeline.priority_at(run.stopped_at)
         seconds = agreement.targets_s.get(priority, _NO_TARGETS).get(run.metric)
         if seconds is None or seconds <= 0:
             continue  # the agreement sets no target for this metric
-        calendar = calendar_of(agreement.calendar, agreement.batch)
         clocks.append(_measure(run, agreement, key, priority, seconds, calendar, as_of, as_of_us))
     return TicketClocks(timeline, tuple(clocks), agreements, reading, reading.complete)
 
 
+# An agreement, the key its snapshot is kept under, and its calendar.
+_Terms = tuple[Agreement, str, BusinessCalendar]
+
+
+def _measures_updates(sla: Agreement, timeline: Timeline) -> bool:
+    """Whether some update cycle of the ticket can have a target: cycles measure under
+    the SLA, at a priority the ticket had. Most agreements set update targets for a few
+    priorities only, and a ticket's cycles outnumber its other clocks."""
+    targets = sla.targets_s
+    return any(
+        targets.get(priority, _NO_TARGETS).get("update", 0) > 0
+        for _since, priority in timeline.priorities
+    )
+
+
 _NO_TARGETS: Mapping[Metric, int] = {}
 _NONE_CLOSED = (0,)  # the sums of a run with no closed segment
+_MICROSECOND = timedelta(microseconds=1)  # times an int: the fastest exact timedelta
+_make_tuple = tuple.__new__
 
 
 @lru_cache(maxsize=4096)
@@ -214,10 +230,10 @@ def _target(seconds: int) -> timedelta:
 
 
 @lru_cache(maxsize=4096)
-def _needs(steps: tuple[tuple[float, Tier], ...], target_us: int) -> tuple[int, ...]:
+def _needs(fractions: tuple[float, ...], target_us: int) -> tuple[int, ...]:
     """Business time each step needs, and the target last: the same for every clock of a
     policy and target, so made once for them."""
-    return (*(round(target_us * fraction) for fraction, _tier in steps), target_us)
+    return (*(round(target_us * fraction) for fraction in fractions), target_us)
 
 
 def _measure(
@@ -234,7 +250,7 @@ def _measure(
     # touches. Business time each step needs, and the target itself last: the deadline.
     target_us = target_s * 1_000_000
     target = _target(target_s)
-    needs = _needs(agreement.steps, target_us)
+    needs = _needs(agreement.fractions, target_us)
     bounds = run.shared  # [start, end, start, end, ...], an odd number while running
     if len(bounds) != run.size:
         bounds = run.bounds_us  # a copy read on from this run: its own part
@@ -273,40 +289,43 @@ def _measure(
     if 2 * before < len(bounds):
         end_us = bounds[2 * before + 1] if 2 * before + 1 < len(bounds) else as_of_us
         elapsed_us += calendar.elapsed_us(bounds[2 * before], min(end_us, as_of_us))
-    elapsed = timedelta(microseconds=elapsed_us)
-    stopped = run.stopped_at is not None
+    stopped_at = run.stopped_at
     # Ending exactly on the deadline meets the target; running up to it breaches it. A
     # clock stopped later than its deadline while no business time passed (the calendar
-    # closed after it) had reached the target running: its breach step fired.
+    # closed after it) had reached the target running: its breach step fired. (The stop
+    # instant is converted only for a clock that used up its target exactly: rarely.)
     deadline_us = due[-1]
-    late_stop = (
-        run.stopped_at is not None
-        and deadline_us is not None
-        and to_us(run.stopped_at) > deadline_us
-    )
     state: ClockState
-    if elapsed > target or (elapsed >= target and (not stopped or late_stop)):
+    if elapsed_us > target_us or (
+        elapsed_us == target_us
+        and (stopped_at is None or (deadline_us is not None and to_us(stopped_at) > deadline_us))
+    ):
         state = "breached"
-    elif stopped:
+    elif stopped_at is not None:
         state = "met"
     else:
         state = "running" if running else "paused"
-    return Clock(
-        key=run.key,
-        metric=run.metric,
-        agreement=agreement,
-        agreement_key=agreement_key,
-        priority=priority,
-        target=target,
-        started_at=run.started_at,
-        stopped_at=run.stopped_at,
-        running=running,
-        state=state,
-        elapsed=elapsed,
-        fraction=elapsed_us / target_us,
-        as_of=as_of,
-        calendar=calendar,
-        due_us=tuple(due),
+    # The fields in their order, made with tuple.__new__ in C: a named tuple's own
+    # __new__ is Python code, and a year's simulation measures hundreds of thousands.
+    return _make_tuple(
+        Clock,
+        (
+            run.key,
+            run.metric,
+            agreement,
+            agreement_key,
+            priority,
+            target,
+            run.started_at,
+            stopped_at,
+            running,
+            state,
+            _MICROSECOND * elapsed_us,  # elapsed
+            elapsed_us / target_us,  # fraction
+            as_of,
+            calendar,
+            tuple(due),  # due_us
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
@@ -30,10 +31,23 @@ class ClockMeter:
         # between two versions' starts.
         self._slas: dict[tuple[int, str, str], Agreement] = {}
         self._olas: dict[tuple[int, ProviderFunction, str, str], Agreement | None] = {}
+        # The instants versions come into force, held here: ``config.era`` reads them
+        # from a pydantic private attribute (about 2 us a look-up), and every ticket's
+        # first measurement asks once per agreement it attaches.
+        self._version_starts = config.version_starts()
+        # A ticket's attachments all ask at its creation: the last answer, kept for it.
+        self._era_at: datetime | None = None
+        self._era_index = 0
+
+    def _era(self, at: datetime) -> int:
+        """``config.era(at)``: the span of time between two version starts ``at`` is in."""
+        if at is not self._era_at:
+            self._era_at, self._era_index = at, bisect_right(self._version_starts, at)
+        return self._era_index
 
     def _attach_sla(self, department: str, service: str, created_at: datetime) -> Agreement:
         at = self.versions_at or created_at
-        key = (self.config.era(at), department, service)
+        key = (self._era(at), department, service)
         found = self._slas.get(key)
         if found is None:
             found = self._slas[key] = attach_sla(self.config, department, service, at)
@@ -43,7 +57,7 @@ class ClockMeter:
         self, function: ProviderFunction, department: str, service: str, created_at: datetime
     ) -> Agreement | None:
         at = self.versions_at or created_at
-        key = (self.config.era(at), function, department, service)
+        key = (self._era(at), function, department, service)
         if key not in self._olas:
             self._olas[key] = attach_ola(self.config, function, department, service, at)
         return self._olas[key]

@@ -24,6 +24,7 @@ from engine.vocabulary import Level, Metric, Priority, ProviderFunction
 PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})
 _NAIVE_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)  # times an int: the fastest exact timedelta
 
 
 @dataclass(eq=False, slots=True)
@@ -429,11 +430,10 @@ class Reading:
         # leaves the keys (and fired steps) of the others as they were; of fixed width, so
         # that the keys sort as the instants do (see ``ended_before``).
         # (isoformat of a naive UTC instant: a tenth of strftime's cost, per update event.)
-        stamp = (_NAIVE_EPOCH + timedelta(microseconds=at_us)).isoformat(timespec="microseconds")
-        cycle = Run(f"update:{stamp}Z", "update", at)
-        if self.resolution.running:
-            cycle.resume(at_us)
-        self.cycle = cycle
+        stamp = (_NAIVE_EPOCH + _MICROSECOND * at_us).isoformat(timespec="microseconds")
+        # Running from its start while resolution runs (made so, as the response clock is).
+        bounds = [at_us] if self.resolution.running else []
+        self.cycle = Run(f"update:{stamp}Z", "update", at, shared=bounds, size=len(bounds))
 
     def _updated(self, at: datetime, at_us: int) -> None:
         """The requester heard from the provider: the update cycle running ends (kept)

@@ -12,12 +12,16 @@ from typing import Any
 
 import pytest
 
+from engine.business_time.calendar import to_us
 from engine.config import load_config
+from engine.escalation import due_steps
 from engine.events import TicketEvent, parse_event
 from engine.reporting.compliance import sla_records
 from engine.simulate.core import simulate
 from engine.simulate.render import print_comparison, print_simulation
+from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.meter import ClockMeter
+from engine.sla_clock.timeline import READ_ORDER
 from tests.helpers import EXAMPLE_CONFIG
 from tests.streams import CPH, event
 
@@ -110,6 +114,76 @@ def test_a_function_handed_the_ticket_back_fires_its_steps_once() -> None:
         "ola:2:server-network:response",
     }
     assert {step for _, step in fired} >= {0.5, 1.0, 2.0}
+
+
+def fired_after_every_event(events: list[TicketEvent], until: datetime) -> set[Any]:
+    """The steps fired measuring before every event and at the end, as the daemon does:
+    (ticket, clock, step, due instant)."""
+    ordered = sorted(events, key=READ_ORDER)
+    attached: dict[str, Agreement] = {}
+    fired: dict[str, set[float]] = {}
+    steps = set()
+    for n, instant in enumerate([*(e.occurred_at for e in ordered[1:]), until], start=1):
+        measured = METER.measure(ordered[:n], attached, instant)
+        if measured is None:
+            continue
+        for key, agreement in measured.agreements.items():
+            attached.setdefault(key, agreement)
+        for clock in measured.clocks:
+            done = fired.setdefault(clock.key, set())
+            tiers = [tier for _, tier in clock.agreement.steps]
+            due_us = clock.due_us[: len(tiers)]
+            for due in due_steps(clock.agreement.fractions, tiers, due_us, done, to_us(instant)):
+                done.add(due.step)
+                steps.add(
+                    (
+                        ordered[0].ticket_id,
+                        clock.key,
+                        due.step,
+                        to_us(clock.calendar.instant(due.due_at)),
+                    )
+                )
+    return steps
+
+
+def test_after_a_retarget_the_steps_are_those_of_a_measurement_before_every_event() -> None:
+    # The simulator measures only before the events that can move a step already due
+    # (retargets, reclassifications, reopens, hand-backs); pauses, stops, comments and
+    # responses in between change nothing before their instant.
+    status, change = "ticket.status_changed", "ticket.priority_changed"
+    public = {"visibility": "public", "body": "x"}
+    re = [
+        # Resolved under P4, upgraded while stopped, reopened under P1 long after.
+        created("RE", "P4"),
+        ev(change, "RE", 1, 1, priority="P4"),
+        ev("ticket.responded", "RE", 2, 5),
+        ev("ticket.commented", "RE", 3, 30, **public),
+        ev(status, "RE", 4, 60, status="resolved"),
+        ev(change, "RE", 5, 90, priority="P1"),
+        ev(status, "RE", 6, 300, status="in_progress"),
+        ev("ticket.commented", "RE", 7, 310, **public),
+        ev(status, "RE", 8, 320, status="pending_customer"),
+        ev(status, "RE", 9, 400, status="in_progress"),
+        ev(status, "RE", 10, 900, status="resolved"),
+    ]
+    hb = [
+        # Handed on, downgraded while away, handed back under the new priority.
+        created("HB", "P3"),
+        ev("ticket.assigned", "HB", 1, 1, function="pc-software"),
+        ev(change, "HB", 2, 2, priority="P1"),
+        ev("ticket.assigned", "HB", 3, 20, function="server-network"),
+        ev(change, "HB", 4, 40, priority="P2"),
+        ev("ticket.responded", "HB", 5, 45),
+        ev("ticket.assigned", "HB", 6, 200, function="pc-software"),
+        ev("ticket.commented", "HB", 7, 210, **public),
+        ev(status, "HB", 8, 600, status="resolved"),
+    ]
+    until = at(60 * 24 * 3)
+    run = simulate(METER, [*re, *hb], until)
+    simulated = {(s.ticket_id, s.clock_key, s.step, to_us(s.due_at)) for s in run.steps}
+    assert len(simulated) == len(run.steps)
+    assert simulated == fired_after_every_event(re, until) | fired_after_every_event(hb, until)
+    assert {s.metric for s in run.steps} >= {"response", "resolution", "update"}
 
 
 def test_duplicates_refusals_and_tickets_never_created_are_counted() -> None:
