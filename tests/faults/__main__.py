@@ -32,7 +32,8 @@ async def main() -> int:
         "--batch-size",
         type=int,
         default=500,
-        help="the engines' batch size: smaller puts more batches between faults",
+        help="the engines' batch size: smaller puts more batches between faults (not in "
+        "the backlog scenario, which drains with the engine's defaults, as bench-intake does)",
     )
     parser.add_argument(
         "--bench-intake",
