@@ -160,10 +160,10 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="how often closed tickets are looked over for purging"
     )
     analyze_interval_s: float = Field(
-        default=10.0,
+        default=60.0,
         ge=0,
         description="how often the engine looks for its tables whose planner statistics "
-        "fell behind (autovacuum off or lagging) and analyzes them; 0: never",
+        "fell behind (autovacuum off or lagging) and analyzes their indexed columns; 0: never",
     )
     monthly_reports: bool = Field(
         default=True,
