@@ -66,7 +66,8 @@ async def analyze_changed(pool: asyncpg.Pool, analyzed_at: dict[str, int]) -> li
         tables = []
         for row in await connection.fetch(GROWN, MIN_CHANGED_ROWS, CHANGED_SHARE):
             table, changed = row["relname"], row["changed"]
-            since = changed - analyzed_at.get(table, 0)
+            last = analyzed_at.get(table, 0)
+            since = changed - last if changed >= last else changed  # counters reset
             if since <= MIN_CHANGED_ROWS + CHANGED_SHARE * row["live"]:
                 continue  # analyzed by this process since it changed that much
             columns = ", ".join(_identifier(column) for column in row["columns"])
