@@ -27,6 +27,7 @@ from engine.intake import topology
 from engine.intake.consumer import IntakeConsumer, IntakeOptions
 from engine.intake.recorder import Recorder
 from engine.intake.startup import QueueDepth, StartupBacklog
+from engine.loops import Every
 from engine.metrics import business_time_histogram, target_buckets
 from engine.monthly.job import MonthlyReportJob, MonthlyReports
 from engine.monthly.satisfaction import satisfaction_source
@@ -99,7 +100,7 @@ class Engine:
             interval_s=settings.personal_data_purge_interval_s,
         )
         self._statistics = (
-            StatisticsKeeper(pool, interval_s=settings.analyze_interval_s)
+            Every(StatisticsKeeper(pool).refresh, settings.analyze_interval_s, "planner-statistics")
             if settings.analyze_interval_s
             else None
         )

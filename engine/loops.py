@@ -127,3 +127,22 @@ def run_every(job: Callable[[], Awaitable[None]], interval_s: float, name: str) 
     )
     periodic.start()
     return periodic
+
+
+class Every:
+    """``job`` run as ``run_every`` runs it, from ``start`` until ``stop``."""
+
+    def __init__(self, job: Callable[[], Awaitable[None]], interval_s: float, name: str) -> None:
+        self._job = job
+        self._interval_s = interval_s
+        self._name = name
+        self._periodic: AsyncIOScheduler | None = None
+
+    def start(self) -> None:
+        self._periodic = run_every(self._job, self._interval_s, self._name)
+
+    def stop(self) -> None:
+        """Stop running it (a run under way is not waited for); nothing if not started."""
+        if self._periodic is not None:
+            self._periodic.shutdown(wait=False)
+            self._periodic = None

@@ -16,12 +16,11 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from engine.loops import run_every
+from engine.loops import Every
 from engine.metrics import (
     AT_RISK,
     BREACH_WINDOWS,
@@ -151,18 +150,15 @@ class GaugeRefresher:
         self._connection = connection
         self._queues = queues
         self._zone = zone  # read at each refresh: the month's start follows a reload
-        self._interval_s = interval_s
         self._channel: AbstractRobustChannel | None = None
-        self._periodic: AsyncIOScheduler | None = None
+        self._every = Every(self.refresh, interval_s, "gauges")
 
     def start(self) -> None:
         """Refresh now and then every interval (a slow refresh is not stacked)."""
-        self._periodic = run_every(self.refresh, self._interval_s, "gauges")
+        self._every.start()
 
     async def stop(self) -> None:
-        if self._periodic is not None:
-            self._periodic.shutdown(wait=False)
-            self._periodic = None
+        self._every.stop()
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
         STORE_COLLECTOR.clear()

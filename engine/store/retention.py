@@ -20,9 +20,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from engine.loops import run_every
+from engine.loops import Every
 from engine.metrics import PERSONAL_DATA_PURGED
 from engine.store.personal_data import PersonalDataStore, Purged
 
@@ -53,16 +52,13 @@ class PersonalDataPurger:
     ) -> None:
         self._store = store
         self._retention = timedelta(days=retention_days)
-        self._interval_s = interval_s
-        self._periodic: AsyncIOScheduler | None = None
+        self._every = Every(self.purge, interval_s, "personal-data-purge")
 
     def start(self) -> None:
-        self._periodic = run_every(self.purge, self._interval_s, "personal-data-purge")
+        self._every.start()
 
     def stop(self) -> None:
-        if self._periodic is not None:
-            self._periodic.shutdown(wait=False)
-            self._periodic = None
+        self._every.stop()
 
     async def purge(self) -> None:
         """One purge; a failure is logged and the next run tries again."""

@@ -141,7 +141,7 @@ async def test_one_engine_analyzes_at_a_time(
 
 async def test_the_keeper_counts_what_it_analyzed(pool: asyncpg.Pool) -> None:
     before = TABLES_ANALYZED.labels(table="events")._value.get()
-    keeper = StatisticsKeeper(pool, interval_s=3600)
+    keeper = StatisticsKeeper(pool)
     deadline = time.monotonic() + 30
     while TABLES_ANALYZED.labels(table="events")._value.get() == before:
         assert time.monotonic() < deadline, "events was never analyzed"

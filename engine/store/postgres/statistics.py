@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncpg
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from engine.loops import run_every
 from engine.metrics import TABLES_ANALYZED
 
 log = structlog.get_logger(__name__)
@@ -83,22 +81,12 @@ def _identifier(name: str) -> str:
 
 
 class StatisticsKeeper:
-    """Runs ``analyze_changed`` every ``interval_s`` (APScheduler; a slow run is not
-    stacked)."""
+    """``analyze_changed`` with what this process analyzed last (``refresh`` is the
+    engine's periodic job)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, interval_s: float) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._interval_s = interval_s
-        self._periodic: AsyncIOScheduler | None = None
         self._analyzed_at: dict[str, int] = {}  # see analyze_changed
-
-    def start(self) -> None:
-        self._periodic = run_every(self.refresh, self._interval_s, "planner-statistics")
-
-    def stop(self) -> None:
-        if self._periodic is not None:
-            self._periodic.shutdown(wait=False)
-            self._periodic = None
 
     async def refresh(self) -> None:
         """One look; a failure is logged and the next run tries again."""
