@@ -23,11 +23,10 @@ from typing import Any
 import holidays
 
 from engine.business_time.spec import FIRST_YEAR, LAST_YEAR, CalendarSpec
-from engine.business_time.wall_time import EPOCH, offset_periods, wall_spans_to_utc
+from engine.business_time.wall_time import EPOCH, MICROSECOND, offset_periods, wall_spans_to_utc
 from engine.business_time.windows import WEEKDAYS, Window
 
 _ZERO = timedelta(0)
-_MICROSECOND = timedelta(microseconds=1)  # times an int: the fastest exact timedelta
 _MINUTE_US = 60_000_000
 _DAY_US = 86_400_000_000
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
@@ -182,7 +181,7 @@ class BusinessCalendar:
 
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         """Business time between two instants; zero when ``end`` is not after ``start``."""
-        return _MICROSECOND * self.elapsed_us(to_us(start), to_us(end))
+        return MICROSECOND * self.elapsed_us(to_us(start), to_us(end))
 
     def is_open(self, at: datetime) -> bool:
         """Whether ``at`` is open time: windows are open at their start, closed at their end."""
@@ -201,7 +200,7 @@ class BusinessCalendar:
         lo, hi = self._year_start_us(year), self._year_start_us(year + 1)
         self._cover(lo)
         self._cover(hi - 1)
-        return _MICROSECOND * (self._open_before(hi) - self._open_before(lo))
+        return MICROSECOND * (self._open_before(hi) - self._open_before(lo))
 
     # -- internals ----------------------------------------------------------------------
 

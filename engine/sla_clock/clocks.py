@@ -16,6 +16,7 @@ from itertools import chain
 from typing import Literal, NamedTuple
 
 from engine.business_time.calendar import BusinessCalendar, to_us
+from engine.business_time.wall_time import MICROSECOND
 from engine.events import TicketEvent
 from engine.sla_clock.agreements import Agreement
 from engine.sla_clock.timeline import PriorityOf, Reading, Run, Timeline
@@ -219,7 +220,6 @@ def _measures_updates(sla: Agreement, timeline: Timeline) -> bool:
 
 _NO_TARGETS: Mapping[Metric, int] = {}
 _NONE_CLOSED = (0,)  # the sums of a run with no closed segment
-_MICROSECOND = timedelta(microseconds=1)  # times an int: the fastest exact timedelta
 _make_tuple = tuple.__new__
 
 
@@ -320,7 +320,7 @@ def _measure(
             stopped_at,
             running,
             state,
-            _MICROSECOND * elapsed_us,  # elapsed
+            MICROSECOND * elapsed_us,  # elapsed
             elapsed_us / target_us,  # fraction
             as_of,
             calendar,

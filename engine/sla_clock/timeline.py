@@ -12,11 +12,12 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from operator import attrgetter, itemgetter
 from uuid import UUID
 
 from engine.business_time.calendar import BusinessCalendar, to_us
+from engine.business_time.wall_time import MICROSECOND
 from engine.events import TicketEvent
 from engine.events.models import Prioritised
 from engine.vocabulary import Level, Metric, Priority, ProviderFunction
@@ -24,7 +25,6 @@ from engine.vocabulary import Level, Metric, Priority, ProviderFunction
 PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})
 _NAIVE_EPOCH = datetime(1970, 1, 1)
-_MICROSECOND = timedelta(microseconds=1)  # times an int: the fastest exact timedelta
 
 
 @dataclass(eq=False, slots=True)
@@ -430,7 +430,7 @@ class Reading:
         # leaves the keys (and fired steps) of the others as they were; of fixed width, so
         # that the keys sort as the instants do (see ``ended_before``).
         # (isoformat of a naive UTC instant: a tenth of strftime's cost, per update event.)
-        stamp = (_NAIVE_EPOCH + _MICROSECOND * at_us).isoformat(timespec="microseconds")
+        stamp = (_NAIVE_EPOCH + MICROSECOND * at_us).isoformat(timespec="microseconds")
         # Running from its start while resolution runs (made so, as the response clock is).
         bounds = [at_us] if self.resolution.running else []
         self.cycle = Run(f"update:{stamp}Z", "update", at, shared=bounds, size=len(bounds))
