@@ -209,9 +209,8 @@ class Stage:
                 assert engine.process.poll() is None or engine.killed, engine.log_path.read_text()
             # Counting a million rows every 50 ms would keep one of two cores busy and slow
             # the drain it measures: while messages wait in the queue, not all are recorded.
-            # A queue that cannot be read now (the broker slow to answer under the drain,
-            # or restarting) is no reason to count either: seen in the full-size backlog,
-            # reads that timed out turned into a count every 50 ms for its last 200,000.
+            # A queue that cannot be read now (the broker restarting, or slow to answer)
+            # says nothing about it being empty: look again rather than count.
             queued = await self.queued()
             if queued is None or queued > 0:
                 return False

@@ -141,7 +141,6 @@ async def test_after_the_bound_steps_fire_up_to_what_intake_has_read_then_the_re
 ) -> None:
     # Intake is held on ticket L-1's row (locked here), a few batches into the backlog.
     lock = await backlog_held_on_l1(db, database_url)
-    filler = FILLER
     # No hold of catch-ups: this is the rule of the read point alone (see the next test).
     bound = settings.model_copy(
         update={"startup_backlog_wait_s": 1.0, "startup_catch_up_hold_s": 0.0}
@@ -167,7 +166,7 @@ async def test_after_the_bound_steps_fire_up_to_what_intake_has_read_then_the_re
             assert ready["startup_backlog"]["state"] == "catching up"
             assert ready["startup_backlog"]["outcome"] == "bound"
             until = datetime.fromisoformat(ready["startup_backlog"]["fires_until"])
-            assert filler <= until < filler + timedelta(seconds=119)
+            assert FILLER <= until < FILLER + timedelta(seconds=119)
             await lock.execute("ROLLBACK")  # intake goes on
 
             async def caught_up() -> bool:
