@@ -95,9 +95,11 @@ class FeedPublisher:
             if outcome is None
         ]
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        await self._store.settle(published)
+        # Counted as the broker confirmed them: a settle that fails after this leaves
+        # them to go out again when their claims lapse, and each time is counted.
         self.published += len(published)
         FEED_MESSAGES.labels("published").inc(len(published))
+        await self._store.settle(published)
         if failures:
             FEED_MESSAGES.labels("failed").inc(len(failures))
             # The unsettled ones go out again when their claim lapses.

@@ -3,9 +3,12 @@ change that made them, claimed once, settled unless a newer one came."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
@@ -106,3 +109,25 @@ async def test_a_claim_whose_ticket_moved_on_publishes_nothing_of_it(backend: Ba
         await backend.pool.execute("UPDATE tickets SET feed_version = 2 WHERE ticket_id = 'A'")
     claimed = await backend.feed.claim(NOW, 10, LEASE)
     assert [(t.ticket_id, t.version) for t in claimed] == [("B", 1)]
+
+
+@pytest.mark.integration
+async def test_settling_passes_a_row_being_given_a_newer_version(
+    postgres_backend: PostgresBackend,
+) -> None:
+    """A settle does not wait for a row another transaction holds (two engines' settle
+    and recording deadlocked that way, and the rolled-back settle republished its batch):
+    it leaves the row, which that transaction gives a newer version, and settles the rest."""
+    backend = postgres_backend
+    await record(backend, created("A"), created("B", "sof"))
+    claimed = await backend.feed.claim(NOW, 10, LEASE)
+    async with backend.pool.acquire() as writer, writer.transaction():
+        await writer.execute("UPDATE tickets SET feed_version = 2 WHERE ticket_id = 'A'")
+        await writer.execute(
+            "UPDATE sla_feed SET version = 2, claimed_until = NULL WHERE ticket_id = 'A'"
+        )
+        await asyncio.wait_for(
+            backend.feed.settle([(t.ticket_id, t.version) for t in claimed]), timeout=10
+        )
+    [again] = await backend.feed.claim(NOW, 10, LEASE)
+    assert (again.ticket_id, again.version) == ("A", 2)  # B settled, A's newer version waits

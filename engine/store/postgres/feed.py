@@ -33,9 +33,20 @@ FROM tickets AS t LEFT JOIN clocks AS c USING (ticket_id)
 WHERE t.ticket_id = ANY($1::text[])
 ORDER BY t.ticket_id, c.clock_key
 """
+# SKIP LOCKED: a row another transaction holds is being given a newer version (a
+# recording or a firing; nothing else writes a claimed row), which this settle would not
+# delete anyway. Waiting for it instead deadlocked against a recording that locks the
+# same rows in another order (seen with two engines): the settle was rolled back after
+# the publish, so the versions went out again when their claims lapsed. Should that
+# writer roll back, the row's claim lapses and it goes out again, same message_id.
 SETTLE_FEED = """
-DELETE FROM sla_feed USING unnest($1::text[], $2::bigint[]) AS p(ticket_id, version)
-WHERE sla_feed.ticket_id = p.ticket_id AND sla_feed.version <= p.version
+DELETE FROM sla_feed WHERE ticket_id IN (
+    SELECT f.ticket_id
+    FROM sla_feed AS f
+    JOIN unnest($1::text[], $2::bigint[]) AS p(ticket_id, version) USING (ticket_id)
+    WHERE f.version <= p.version
+    FOR UPDATE OF f SKIP LOCKED
+)
 """
 
 
