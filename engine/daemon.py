@@ -33,6 +33,7 @@ from engine.ops.http_port import READY_TIMEOUT_S, HttpPort, Parts
 from engine.ops.reload import Reloader, publish_in_force
 from engine.running import ConfigInForce, RunningConfig
 from engine.settings import Settings, redact_url
+from engine.store.connection import server_settings
 from engine.store.errors import is_transient
 from engine.store.migrate import migrate
 from engine.store.postgres.reads import PostgresReads
@@ -46,8 +47,10 @@ async def connect_database(settings: Settings, stopping: asyncio.Event) -> async
     """A migrated connection pool, retried until the database answers or we are stopped."""
 
     async def attempt() -> asyncpg.Pool:
+        url = settings.database_url.get_secret_value()
         pool = await asyncpg.create_pool(
-            settings.database_url.get_secret_value(),
+            url,
+            server_settings=server_settings(url, "pool"),
             min_size=1,
             max_size=4,
             # A statement stuck on a stalled network fails (and is retried) rather than

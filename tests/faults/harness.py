@@ -167,7 +167,9 @@ class Stage:
         """A count from the store; None while it cannot be read (away, or not migrated)."""
         try:
             if self.db is None or self.db.is_closed():
-                self.db = await asyncpg.connect(self.database_url)
+                self.db = await asyncpg.connect(
+                    self.database_url, server_settings={"application_name": "fault harness"}
+                )
             return int(await self.db.fetchval(sql))
         except asyncpg.UndefinedTableError:  # not migrated yet
             return None

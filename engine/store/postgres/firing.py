@@ -19,7 +19,7 @@ import structlog
 
 from engine.escalation import FiredStep
 from engine.notify.budget import Window
-from engine.store.connection import Connection
+from engine.store.connection import Connection, server_settings
 from engine.store.firing import ClockAdvance, ClockId, DueClock, DueListener, QueuedNotice
 from engine.store.outbox import BudgetKey, HeldNotice
 from engine.store.postgres import digests
@@ -255,7 +255,9 @@ class PostgresFiringStore:
 
         connection: asyncpg.Connection | None = None
         try:
-            connection = await asyncpg.connect(self._database_url)
+            connection = await asyncpg.connect(
+                self._database_url, server_settings=server_settings(self._database_url, "listen")
+            )
             await connection.add_listener(DUE_CHANNEL, notified)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("scheduler.listen_failed", error=repr(exc))
