@@ -21,13 +21,14 @@ from typing import Any
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractExchange, AbstractQueue, AbstractRobustChannel
 from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from engine.events import TicketEvent, parse_event
 from engine.events.admission import MAX_AHEAD_S, Horizon, Refusal
 from engine.intake.backlog import read_up_to
+from engine.intake.delivery import Delivery, Subscription
 from engine.intake.recorder import BatchOutcome, Recorder
 from engine.intake.topology import REASON_HEADER
 from engine.loops import until_done
@@ -133,9 +134,9 @@ class IntakeConsumer:
         # A deque and an event rather than an asyncio.Queue: put and get cost a loop
         # lookup and a waiter check per message, on the path of every event. Unbounded,
         # since the channel's prefetch bounds what the broker sends.
-        self._inbox: deque[AbstractIncomingMessage] = deque()
+        self._inbox: deque[Delivery] = deque()
         self._arrived = asyncio.Event()
-        self._consumer_tag: str | None = None
+        self._subscription: Subscription | None = None
         self._in_batches = 0  # messages taken from the inbox and not yet settled
         self.received = 0  # messages received from the broker since start
         # The instant the queue has been read up to: see ``engine.intake.backlog``.
@@ -145,7 +146,7 @@ class IntakeConsumer:
     @property
     def consuming(self) -> bool:
         """Whether messages are being taken from the queue."""
-        return self._consumer_tag is not None
+        return self._subscription is not None and self._subscription.consuming
 
     @property
     def held(self) -> int:
@@ -156,18 +157,21 @@ class IntakeConsumer:
         """Start receiving messages (at most the channel's prefetch at a time)."""
         INTAKE_LAST_PROCESSED.set_to_current_time()  # "stalled" counts from the start
         INTAKE_HELD.set_function(lambda: self.held)
-        self._consumer_tag = await self._queue.consume(self._receive)
+        channel = self._queue.channel
+        assert isinstance(channel, AbstractRobustChannel), "intake consumes on a robust channel"
+        self._subscription = Subscription(channel, self._queue.name, self._receive)
+        await self._subscription.start()
 
-    async def _receive(self, message: AbstractIncomingMessage) -> None:
+    def _receive(self, message: Delivery) -> None:
         self.received += 1
         self._inbox.append(message)
         self._arrived.set()
 
     async def stop_receiving(self) -> None:
         """Stop taking new messages; those already received are still processed or released."""
-        if self._consumer_tag is not None:
-            tag, self._consumer_tag = self._consumer_tag, None
-            await self._queue.cancel(tag)
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
+            await subscription.stop()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Process batches until ``stopping`` is set and the received messages are done.
@@ -192,7 +196,7 @@ class IntakeConsumer:
             for task in in_flight:
                 task.cancel()
 
-    async def _next_batch(self, stopping: asyncio.Event) -> list[AbstractIncomingMessage] | None:
+    async def _next_batch(self, stopping: asyncio.Event) -> list[Delivery] | None:
         while not self._inbox:
             if stopping.is_set():
                 return None
@@ -209,7 +213,7 @@ class IntakeConsumer:
 
     async def _process(
         self,
-        batch: list[AbstractIncomingMessage],
+        batch: list[Delivery],
         stopping: asyncio.Event,
         before: asyncio.Task[bool] | None,
     ) -> bool:
@@ -225,7 +229,7 @@ class IntakeConsumer:
 
     async def _process_in_order(
         self,
-        batch: list[AbstractIncomingMessage],
+        batch: list[Delivery],
         stopping: asyncio.Event,
         before: asyncio.Task[bool] | None,
     ) -> bool:
@@ -258,7 +262,7 @@ class IntakeConsumer:
             await self._settle_one(message)
         return in_order
 
-    async def _settle_one(self, message: AbstractIncomingMessage, requeue: bool = False) -> None:
+    async def _settle_one(self, message: Delivery, requeue: bool = False) -> None:
         """Ack (or nack) one message; one whose channel is gone is redelivered anyway."""
         try:
             if requeue:
@@ -270,7 +274,7 @@ class IntakeConsumer:
 
     async def _settle(
         self,
-        batch: list[AbstractIncomingMessage],
+        batch: list[Delivery],
         stopping: asyncio.Event,
         occurred: list[datetime] | None = None,
     ) -> bool:
@@ -278,8 +282,8 @@ class IntakeConsumer:
 
         The instants the recorded events occurred at are added to ``occurred``, if given.
         """
-        valid: list[tuple[AbstractIncomingMessage, TicketEvent]] = []
-        refused: list[tuple[AbstractIncomingMessage, Refusal]] = []
+        valid: list[tuple[Delivery, TicketEvent]] = []
+        refused: list[tuple[Delivery, Refusal]] = []
         horizon = Horizon.at(self._now(), self._max_ahead_s)
         # Read once: the batch is checked and measured under one configuration, even if
         # a reload puts another in force meanwhile.
@@ -322,7 +326,7 @@ class IntakeConsumer:
         )
 
     async def _refuse(
-        self, refused: list[tuple[AbstractIncomingMessage, Refusal]], stopping: asyncio.Event
+        self, refused: list[tuple[Delivery, Refusal]], stopping: asyncio.Event
     ) -> bool:
         """Dead-letter each message with its reason; False if stopped before all were.
 
@@ -332,9 +336,7 @@ class IntakeConsumer:
         """
         for message, refusal in refused:
 
-            async def attempt(
-                message: AbstractIncomingMessage = message, refusal: Refusal = refusal
-            ) -> bool:
+            async def attempt(message: Delivery = message, refusal: Refusal = refusal) -> bool:
                 await self._dead_letter(message, refusal)
                 return True
 
@@ -377,7 +379,7 @@ class IntakeConsumer:
                     observe(value)
 
     def _read(
-        self, message: AbstractIncomingMessage, horizon: Horizon, meter: ClockMeter
+        self, message: Delivery, horizon: Horizon, meter: ClockMeter
     ) -> TicketEvent | Refusal:
         """The message's event, or why it is refused; never raises, so that one message
         can only ever cost itself."""
@@ -388,7 +390,7 @@ class IntakeConsumer:
             return Refusal("internal_error", f"internal error reading the message: {exc!r}")
 
     def _check(
-        self, message: AbstractIncomingMessage, horizon: Horizon, meter: ClockMeter
+        self, message: Delivery, horizon: Horizon, meter: ClockMeter
     ) -> TicketEvent | Refusal:
         if len(message.body) > MAX_MESSAGE_BYTES:
             return Refusal(
@@ -407,7 +409,7 @@ class IntakeConsumer:
 
     async def _record(
         self,
-        valid: list[tuple[AbstractIncomingMessage, TicketEvent]],
+        valid: list[tuple[Delivery, TicketEvent]],
         stopping: asyncio.Event,
         meter: ClockMeter,
     ) -> BatchOutcome | None:
@@ -431,7 +433,7 @@ class IntakeConsumer:
             on_retry=count,
         )
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, refusal: Refusal) -> None:
+    async def _dead_letter(self, message: Delivery, refusal: Refusal) -> None:
         """Copy the message to the dead-letter exchange with its reason.
 
         Raises only when the broker takes neither the copy nor one with the engine's own
@@ -462,7 +464,7 @@ class IntakeConsumer:
 
     async def _publish_dead(
         self,
-        message: AbstractIncomingMessage,
+        message: Delivery,
         headers: dict[str, Any],
         with_properties: bool = True,
     ) -> None:
