@@ -72,12 +72,19 @@ async def queue_name() -> AsyncIterator[str]:
         await channel.queue_delete(name)
 
 
-async def declared(connection: AbstractRobustConnection, name: str) -> AbstractRobustChannel:
+async def subscribed(
+    connection: AbstractRobustConnection, name: str
+) -> tuple[Subscription, list[Delivery]]:
+    """The quorum queue declared on a robust channel, and a subscription to it started,
+    with the list its deliveries go to."""
     channel = await connection.channel()
     assert isinstance(channel, AbstractRobustChannel)
     await channel.set_qos(prefetch_count=100)
     await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
-    return channel
+    got: list[Delivery] = []
+    subscription = Subscription(channel, name, got.append)
+    await subscription.start()
+    return subscription, got
 
 
 async def publish(name: str, bodies: list[bytes]) -> None:
@@ -103,10 +110,7 @@ async def test_deliveries_come_in_order_and_one_multiple_ack_settles_them(
 ) -> None:
     connection = await aio_pika.connect_robust(AMQP_URL)
     async with connection:
-        channel = await declared(connection, queue_name)
-        got: list[Delivery] = []
-        subscription = Subscription(channel, queue_name, got.append)
-        await subscription.start()
+        subscription, got = await subscribed(connection, queue_name)
         assert subscription.consuming
         bodies = [f"m-{n}".encode() for n in range(30)]
         await publish(queue_name, bodies)
@@ -128,10 +132,7 @@ async def test_deliveries_come_in_order_and_one_multiple_ack_settles_them(
 async def test_a_nack_hands_a_message_back(queue_name: str) -> None:
     connection = await aio_pika.connect_robust(AMQP_URL)
     async with connection:
-        channel = await declared(connection, queue_name)
-        got: list[Delivery] = []
-        subscription = Subscription(channel, queue_name, got.append)
-        await subscription.start()
+        subscription, got = await subscribed(connection, queue_name)
         await publish(queue_name, [b"once", b"twice"])
 
         async def two() -> bool:
@@ -156,10 +157,7 @@ async def test_consuming_goes_on_after_the_connection_drops(queue_name: str) -> 
     try:
         connection = await aio_pika.connect_robust(url, reconnect_interval=0.2)
         async with connection:
-            channel = await declared(connection, queue_name)
-            got: list[Delivery] = []
-            subscription = Subscription(channel, queue_name, got.append)
-            await subscription.start()
+            subscription, got = await subscribed(connection, queue_name)
             await publish(queue_name, [b"before"])
 
             async def first() -> bool:
@@ -190,10 +188,7 @@ async def test_consuming_goes_on_after_the_connection_drops(queue_name: str) -> 
 async def test_consuming_goes_on_after_the_broker_cancels_the_consumer(queue_name: str) -> None:
     connection = await aio_pika.connect_robust(AMQP_URL)
     async with connection:
-        channel = await declared(connection, queue_name)
-        got: list[Delivery] = []
-        subscription = Subscription(channel, queue_name, got.append)
-        await subscription.start()
+        subscription, got = await subscribed(connection, queue_name)
         with capture_logs() as logs:
             # Deleting the queue cancels its consumers (basic.cancel from the broker).
             admin = await aio_pika.connect(AMQP_URL)
