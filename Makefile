@@ -21,7 +21,7 @@ RUN_CMD ?= $(BIN)/sla-engine check-config config && $(BIN)/sla-engine run
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv services services-test lint test test-faults run bench bench-intake bench-timers bench-simulate bench-long-ticket clean
+.PHONY: help venv services services-test lint test test-faults run bench bench-intake bench-timers bench-simulate bench-long-ticket bench-worklist clean
 
 help:
 	@echo "Targets:"
@@ -37,6 +37,7 @@ help:
 	@echo "  bench-timers  run benchmarks/timers.py (firing lateness with 1,000,000 open clocks)"
 	@echo "  bench-simulate  run benchmarks/simulate.py (a synthetic year replayed in memory; no services)"
 	@echo "  bench-long-ticket  run benchmarks/long_ticket.py (the cost of a ticket's 100th, 1,000th and 10,000th event; no services)"
+	@echo "  bench-worklist  run benchmarks/worklist.py (GET /tickets per filter with 1,000,000 open clocks; real PostgreSQL)"
 	@echo "  clean     remove $(VENV) and caches"
 
 venv: $(STAMP)
@@ -107,6 +108,9 @@ bench-simulate: venv
 
 bench-long-ticket: venv
 	$(BIN)/python -m benchmarks.long_ticket
+
+bench-worklist: venv services
+	$(BIN)/python -m benchmarks.worklist
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

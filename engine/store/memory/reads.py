@@ -279,7 +279,9 @@ def _clock_passes(clock: ClockRow, query: WorklistQuery) -> bool:
 
 
 def _breached(clock: ClockRow, now: datetime) -> bool:
-    return clock.state == "breached" or _overdue(clock, now)
+    """A running clock by its deadline (a breached one's is before the instant it was
+    measured, so no later than now); any other as it stopped or paused."""
+    return _overdue(clock, now) if clock.running else clock.state == "breached"
 
 
 def _live_state(clock: ClockRow, now: datetime) -> str:

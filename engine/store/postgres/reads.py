@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engine.satisfaction import RatingCounts
@@ -67,42 +68,119 @@ TICKETS_WITHOUT_STEPS = """
 SELECT DISTINCT ticket_id FROM clocks WHERE cardinality(steps) = 0
 AND ticket_id > $1 ORDER BY ticket_id LIMIT $2
 """
-# The worklist (see WorklistQuery): the clocks that pass the clock filters ($2 scope all,
-# $3 metric, $8 state at $1, $10 breaching within) of the tickets that pass the ticket
-# filters ($4 to $7, $15), one row per ticket with the next deadline among them; $9 breached.
-# Keyset pagination after ($12 deadline, $13 ticket id) when $11: a row inserted before
-# the cursor moves no later row. Ids compare byte-wise (COLLATE "C"), as Python's do.
-WORKLIST = """
-WITH chosen AS (
-    SELECT c.ticket_id, c.running, c.deadline,
-           coalesce(c.state = 'breached' OR (c.running AND c.deadline <= $1), false) AS breached,
-           CASE WHEN c.state = 'breached' OR (c.running AND c.deadline <= $1) THEN 'breached'
-                WHEN c.stopped_at IS NOT NULL THEN c.state
-                WHEN c.running THEN 'running'
-                ELSE 'paused' END AS live_state
-    FROM clocks AS c JOIN tickets AS t USING (ticket_id)
-    WHERE ($2 OR c.stopped_at IS NULL)
-      AND ($3::text IS NULL OR c.metric = $3)
-      AND ($4::text IS NULL OR t.department = $4)
-      AND ($5::text IS NULL OR t.service = $5)
-      AND ($6::text IS NULL OR t.priority = $6)
-      AND ($7::text IS NULL OR t.assigned_function = $7)
-      AND ($15::text IS NULL OR t.assigned_team = $15)
-), listed AS (
-    SELECT ticket_id, min(deadline) FILTER (WHERE running) AS next_deadline
-    FROM chosen
-    WHERE ($8::text IS NULL OR live_state = $8)
-      AND ($10::interval IS NULL OR (running AND NOT breached AND deadline <= $1 + $10))
-    GROUP BY ticket_id
-    HAVING $9::boolean IS NULL OR bool_or(breached) = $9
+# The worklist (see WorklistQuery), read in the order it lists tickets so that a page
+# costs a page's worth of index entries (migration 010), never a scan of the open clocks.
+# The parameters every part shares: $1 now, $2 scope all, the clock filters ($3 metric,
+# $8 state at $1, $10 breaching within), the ticket filters ($4 to $7, $11), $9 breached.
+# A running clock is breached when its deadline has passed (a running clock measured
+# breached has its deadline before the instant it was measured, so before now); any
+# other clock when it stopped or paused breached. Ids compare byte-wise (COLLATE "C"), as
+# Python's do. The parts are assembled once, here, from constant text.
+_BREACHED = """(CASE WHEN {c}.running THEN coalesce({c}.deadline <= $1, false)
+      ELSE {c}.state = 'breached' END)"""
+_CHOSEN = """($2::boolean OR {c}.stopped_at IS NULL)
+  AND ($3::text IS NULL OR {c}.metric = $3)
+  AND ($8::text IS NULL OR $8 = CASE WHEN BREACHED THEN 'breached'
+                                     WHEN {c}.stopped_at IS NOT NULL THEN {c}.state
+                                     WHEN {c}.running THEN 'running' ELSE 'paused' END)
+  AND ($10::interval IS NULL
+       OR ({c}.running AND {c}.deadline > $1 AND {c}.deadline <= $1 + $10))""".replace(
+    "BREACHED", _BREACHED
 )
-SELECT ticket_id, next_deadline FROM listed
-WHERE NOT $11
-   OR (coalesce(next_deadline, 'infinity'), ticket_id COLLATE "C")
-      > (coalesce($12::timestamptz, 'infinity'), $13::text COLLATE "C")
-ORDER BY coalesce(next_deadline, 'infinity'), ticket_id COLLATE "C"
-LIMIT $14
+_TICKET = """($4::text IS NULL OR t.department = $4)
+  AND ($5::text IS NULL OR t.service = $5)
+  AND ($6::text IS NULL OR t.priority = $6)
+  AND ($7::text IS NULL OR t.assigned_function = $7)
+  AND ($11::text IS NULL OR t.assigned_team = $11)"""
+# Whether one of the ticket's chosen clocks is breached, as $9 asks: a statement for each
+# answer, so that the planner joins the test (an EXISTS under an OR stays a sub-plan,
+# which it hashes over every clock when it expects many rows).
+_BREACHED_EXISTS = """EXISTS (
+    SELECT 1 FROM clocks AS b WHERE b.ticket_id = c.ticket_id AND {chosen} AND {breached})
+""".format(chosen=_CHOSEN.format(c="b"), breached=_BREACHED.format(c="b"))
+_BREACHED_FILTERS = {
+    None: "$9::boolean IS NULL",
+    True: "$9::boolean AND " + _BREACHED_EXISTS,
+    False: "NOT $9::boolean AND NOT " + _BREACHED_EXISTS,
+}
+
+
+def _sql(text: str, breached: bool | None = None) -> str:
+    return (
+        text.replace("CHOSEN_E", _CHOSEN.format(c="e"))
+        .replace("CHOSEN_D", _CHOSEN.format(c="d"))
+        .replace("CHOSEN_C", _CHOSEN.format(c="c"))
+        .replace("TICKET_T", _TICKET)
+        .replace("BREACHED_FILTER", _BREACHED_FILTERS[breached])
+    )
+
+
+# The tickets with a chosen running clock, by their next deadline: each ticket at its
+# earliest chosen clock (no other chosen clock of it comes before), candidates within
+# ($12, $13] and after the keyset ($14 deadline, $15 ticket id) when $14 is given.
+_BY_DEADLINE = """
+SELECT c.ticket_id, c.deadline AS next_deadline
+FROM clocks AS c JOIN tickets AS t USING (ticket_id)
+WHERE c.deadline IS NOT NULL
+  AND ($12::timestamptz IS NULL OR c.deadline > $12)
+  AND ($13::timestamptz IS NULL OR c.deadline <= $13)
+  AND ($14::timestamptz IS NULL
+       OR (c.deadline, c.ticket_id COLLATE "C") > ($14, $15::text COLLATE "C"))
+  AND CHOSEN_C AND TICKET_T
+  AND NOT EXISTS (
+      SELECT 1 FROM clocks AS e
+      WHERE e.ticket_id = c.ticket_id AND e.deadline IS NOT NULL AND CHOSEN_E
+        AND (e.deadline, e.clock_key) < (c.deadline, c.clock_key))
+  AND BREACHED_FILTER
+ORDER BY c.deadline, c.ticket_id COLLATE "C"
+LIMIT $16
 """
+WORKLIST_BY_DEADLINE = {b: _sql(_BY_DEADLINE, b) for b in _BREACHED_FILTERS}
+# The tickets whose chosen clocks have no deadline (paused; stopped ones too with scope
+# all), listed after every other, by id after $12; each at its first such clock.
+_WITHOUT_DEADLINE = """
+SELECT c.ticket_id, NULL::timestamptz AS next_deadline
+FROM clocks AS c JOIN tickets AS t USING (ticket_id)
+WHERE c.deadline IS NULL
+  AND c.ticket_id COLLATE "C" > $12::text COLLATE "C"
+  AND CHOSEN_C AND TICKET_T
+  AND NOT EXISTS (
+      SELECT 1 FROM clocks AS e
+      WHERE e.ticket_id = c.ticket_id AND e.deadline IS NOT NULL AND CHOSEN_E)
+  AND NOT EXISTS (
+      SELECT 1 FROM clocks AS d
+      WHERE d.ticket_id = c.ticket_id AND d.deadline IS NULL AND CHOSEN_D
+        AND d.clock_key < c.clock_key)
+  AND BREACHED_FILTER
+ORDER BY c.ticket_id COLLATE "C"
+LIMIT $13
+"""
+WORKLIST_WITHOUT_DEADLINE = {b: _sql(_WITHOUT_DEADLINE, b) for b in _BREACHED_FILTERS}
+# When the filters ask for breached tickets: those breached by a clock that is not
+# running (paused or stopped breached), with their next deadline, where it is after $12
+# or there is none (the overdue ones come from WORKLIST_BY_DEADLINE); after the keyset
+# ($14 deadline, $15 ticket id) when $13.
+WORKLIST_BREACHED_WAITING = _sql("""
+WITH breached AS (
+    SELECT DISTINCT c.ticket_id
+    FROM clocks AS c JOIN tickets AS t USING (ticket_id)
+    WHERE c.deadline IS NULL AND NOT c.running AND c.state = 'breached'
+      AND CHOSEN_C AND TICKET_T
+), keyed AS (
+    SELECT c.ticket_id, (
+        SELECT min(e.deadline) FROM clocks AS e
+        WHERE e.ticket_id = c.ticket_id AND e.deadline IS NOT NULL AND CHOSEN_E
+    ) AS next_deadline
+    FROM breached AS c
+)
+SELECT ticket_id, next_deadline FROM keyed
+WHERE ($9::boolean IS NULL OR $9)  -- breached, or the state asked is
+  AND (next_deadline IS NULL OR next_deadline > $12)
+  AND (NOT $13 OR (coalesce(next_deadline, 'infinity'), ticket_id COLLATE "C")
+                  > (coalesce($14::timestamptz, 'infinity'), $15::text COLLATE "C"))
+ORDER BY coalesce(next_deadline, 'infinity'), ticket_id COLLATE "C"
+LIMIT $16
+""")
 TICKETS_AGREEMENTS = """
 SELECT ticket_id, agreements::text AS agreements FROM tickets WHERE ticket_id = ANY($1::text[])
 """
@@ -148,6 +226,47 @@ GROUP BY t.department, t.service
 # Rows per round trip of a cursor: few enough to keep memory flat, enough that the
 # round trips do not dominate a read of millions of rows.
 PREFETCH_ROWS = 5_000
+
+
+@dataclass(frozen=True)
+class WorklistPlan:
+    """How a worklist query reads: first the tickets listed by a running clock's deadline
+    (when ``by_deadline``: candidates' deadlines after ``lowest`` and at or before
+    ``highest``, where given), then either the tickets without one or, when the query
+    asks for breached tickets, those breached by a clock that is not running."""
+
+    by_deadline: bool
+    lowest: datetime | None
+    highest: datetime | None
+    breached_waiting: bool
+
+    def in_deadline_part(self, after: WorklistKey) -> bool:
+        """Whether the row ``after`` is one the deadline part lists."""
+        deadline = after.next_deadline
+        return deadline is not None and (self.highest is None or deadline <= self.highest)
+
+
+def worklist_plan(query: WorklistQuery) -> WorklistPlan | None:
+    """The plan of ``query``; None when no ticket can pass its filters."""
+    now, state, breached = query.now, query.state, query.breached
+    if state == "breached":
+        if breached is False:
+            return None
+        breached = True  # every chosen clock is
+    elif state is not None and breached is True:
+        return None  # running, paused and met clocks are not breached
+    lowest: datetime | None = None
+    highest: datetime | None = None
+    if state == "running" or breached is False or query.breaching_within is not None:
+        lowest = now  # a clock due at or before now is breached
+    if state == "breached" or breached is True:
+        highest = now  # later, the breach is a clock's that is not running
+    if query.breaching_within is not None:
+        within = now + query.breaching_within
+        highest = within if highest is None else min(highest, within)
+    empty = lowest is not None and highest is not None and highest <= lowest
+    by_deadline = state in (None, "running", "breached") and not empty
+    return WorklistPlan(by_deadline, lowest, highest, breached_waiting=breached is True)
 
 
 class PostgresReads:
@@ -213,27 +332,70 @@ class PostgresReads:
 
     async def worklist(self, query: WorklistQuery) -> list[WorklistKey]:
         """Up to ``query.limit`` tickets after ``query.after``, in worklist order."""
+        plan = worklist_plan(query)
+        if plan is None:
+            return []
         after = query.after
-        async with borrow(self._source, self._acquire_timeout_s) as connection:
-            rows = await connection.fetch(
-                WORKLIST,
-                query.now,
-                query.scope == "all",
-                query.metric,
-                query.department,
-                query.service,
-                query.priority,
-                query.function,
-                query.state,
-                query.breached,
-                query.breaching_within,
-                after is not None,
-                None if after is None else after.next_deadline,
-                "" if after is None else after.ticket_id,
-                query.limit,
-                query.team,
+        shared = (
+            query.now,
+            query.scope == "all",
+            query.metric,
+            query.department,
+            query.service,
+            query.priority,
+            query.function,
+            query.state,
+            query.breached,
+            query.breaching_within,
+            query.team,
+        )
+        found: list[WorklistKey] = []
+        async with (
+            borrow(self._source, self._acquire_timeout_s) as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            # Each statement planned for its values: a filter left out is then no
+            # condition at all, and a deadline bound an index range. A page reads a few
+            # hundred rows: compiling it (JIT, for the estimate of all rows) costs more.
+            await connection.execute(
+                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off;"
+                " SET LOCAL enable_sort = off"
             )
-        return [WorklistKey(row["next_deadline"], row["ticket_id"]) for row in rows]
+            if plan.by_deadline and (after is None or plan.in_deadline_part(after)):
+                rows = await connection.fetch(
+                    WORKLIST_BY_DEADLINE[query.breached],
+                    *shared,
+                    plan.lowest,
+                    plan.highest,
+                    None if after is None else after.next_deadline,
+                    "" if after is None else after.ticket_id,
+                    query.limit,
+                )
+                found += [WorklistKey(row["next_deadline"], row["ticket_id"]) for row in rows]
+                after = None  # the rest starts at its beginning
+            missing = query.limit - len(found)
+            if missing <= 0:
+                return found
+            if plan.breached_waiting:
+                # After the deadline part, or after a key of this part.
+                rows = await connection.fetch(
+                    WORKLIST_BREACHED_WAITING,
+                    *shared,
+                    plan.highest,
+                    after is not None,
+                    None if after is None else after.next_deadline,
+                    "" if after is None else after.ticket_id,
+                    missing,
+                )
+            else:
+                # Every ticket without a deadline comes after every one with a deadline.
+                rows = await connection.fetch(
+                    WORKLIST_WITHOUT_DEADLINE[query.breached],
+                    *shared,
+                    "" if after is None or after.next_deadline is not None else after.ticket_id,
+                    missing,
+                )
+        return found + [WorklistKey(row["next_deadline"], row["ticket_id"]) for row in rows]
 
     async def tickets(self, ticket_ids: Sequence[str]) -> dict[str, TicketRows]:
         """The rows of each ticket that has any, read in one snapshot."""
