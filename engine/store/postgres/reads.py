@@ -357,6 +357,9 @@ class PostgresReads:
             # Each statement planned for its values: a filter left out is then no
             # condition at all, and a deadline bound an index range. A page reads a few
             # hundred rows: compiling it (JIT, for the estimate of all rows) costs more.
+            # No sort where an index gives the order: the planner estimates the
+            # anti-joins at a row or so, and would sort them all rather than walk the
+            # index and stop at the page's end (1.4 s instead of 20 ms, seen).
             await connection.execute(
                 "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off;"
                 " SET LOCAL enable_sort = off"
