@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from uuid import UUID, uuid5
 import aiohttp
 import asyncpg
 
+from benchmarks.timers import percentile
 from engine.config import load_versioned
 from engine.events import parse_event
 from engine.intake.recorder import Recorder
@@ -152,7 +152,8 @@ async def load(database_url: str, running: RunningConfig, open_target: int, seed
         recorder = Recorder(running.meter(), PostgresRecordingStore(connection))
         now = datetime.now(UTC)
         began, tickets, chunk = time.perf_counter(), 0, 20_000
-        while (opened := await open_clocks(connection)) < open_target:
+        opened = await open_clocks(connection)
+        while opened < open_target:
             # Enough tickets for what is missing, at the clocks per ticket seen so far.
             per_ticket = opened / tickets if tickets else 3.0
             more = max(100, min(chunk, int((open_target - opened) / per_ticket) + 1))
@@ -160,8 +161,9 @@ async def load(database_url: str, running: RunningConfig, open_target: int, seed
                 events = [parse_event(body) for body in bodies]
                 await recorder.record(events, now, [body.encode() for body in bodies])
             tickets += more
+            opened = await open_clocks(connection)
             print(
-                f"  {tickets:,} tickets, {await open_clocks(connection):,} open clocks,"
+                f"  {tickets:,} tickets, {opened:,} open clocks,"
                 f" {time.perf_counter() - began:.0f} s",
                 flush=True,
             )
@@ -169,11 +171,6 @@ async def load(database_url: str, running: RunningConfig, open_target: int, seed
         return tickets
     finally:
         await connection.close()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Timings(NamedTuple):
@@ -212,21 +209,16 @@ async def measure(port: HttpPort, reads: PostgresReads, rounds: int) -> list[Tim
                         answer[timed].append((time.perf_counter() - began) * 1000)
                     listed = listed or len(body["items"])
                     cursor = body["next_cursor"]
-                    if cursor is None:
-                        raise SystemExit(f"{name}: fewer than five pages; load more tickets")
+                    if cursor is None:  # a small load: this filter has no fifth page
+                        break
             found.append(Timings(name, listed, query, answer))
     return found
 
 
 def figures(values: list[float]) -> str:
+    if not values:
+        return f"{'-':>6} / {'-':>6}"
     return f"{percentile(values, 0.5):6.1f} / {percentile(values, 0.99):6.1f}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def main() -> None:
@@ -257,7 +249,7 @@ async def main() -> None:
         print(f"{clocks:,} open clocks in schema {schema}")
         pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
         reads = PostgresReads(pool)
-        port = HttpPort(Parts(running, database_url, tickets=reads), "127.0.0.1", free_port())
+        port = HttpPort(Parts(running, database_url, tickets=reads), "127.0.0.1", 0)
         await port.start()
         try:
             results = await measure(port, reads, args.rounds)
@@ -273,7 +265,10 @@ async def main() -> None:
                 f"  {figures(t.answer[0])}  {figures(t.answer[1])}"
             )
         for page, label in ((0, "first"), (1, "fifth")):
-            worst = max(results, key=lambda t: percentile(t.query[page], 0.99))
+            timed = [t for t in results if t.query[page]]
+            if not timed:
+                continue
+            worst = max(timed, key=lambda t: percentile(t.query[page], 0.99))
             print(
                 f"worst query p99, {label} page: {percentile(worst.query[page], 0.99):.1f} ms"
                 f" ({worst.name}); goal: 50 ms or less for each filter"

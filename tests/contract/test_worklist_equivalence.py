@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from engine.store.memory.reads import MemoryReads
 from engine.store.memory.tables import ClockRow, Tables, TicketRow
 from engine.store.migrate import migrate
-from engine.store.postgres.reads import PostgresReads, worklist_plan
+from engine.store.postgres.reads import PostgresReads
 from engine.store.reads import WorklistKey, WorklistQuery
 from tests.contract.read_seeding import MemorySeeder, PostgresSeeder
 from tests.contract.test_read_store import MINUTE, NOW, clock, ticket
@@ -162,20 +162,3 @@ async def test_postgres_lists_what_memory_lists(
             middle = await memory.worklist(replace(query, limit=1))
             cursor = replace(query, after=middle[0])
             assert await postgres.worklist(cursor) == await memory.worklist(cursor), query
-
-
-def test_the_plan_refuses_filters_no_ticket_can_pass() -> None:
-    query = WorklistQuery(now=NOW, limit=5)
-    for state in ("running", "paused", "met"):
-        assert worklist_plan(replace(query, state=state, breached=True)) is None
-    assert worklist_plan(replace(query, state="breached", breached=False)) is None
-    # Breaching within a span and breached: no clock is both; nothing is read by deadline.
-    plan = worklist_plan(replace(query, breached=True, breaching_within=timedelta(hours=1)))
-    assert plan is not None
-    assert not plan.by_deadline
-    # Breached: the overdue by deadline, up to now, then those breached while waiting.
-    plan = worklist_plan(replace(query, breached=True))
-    assert plan is not None
-    assert plan.by_deadline
-    assert plan.breached_waiting
-    assert (plan.lowest, plan.highest) == (None, NOW)

@@ -6,6 +6,8 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
+
 from engine.satisfaction import RatingCounts
 from engine.store.postgres.database import Database, borrow
 from engine.store.reads import (
@@ -75,18 +77,27 @@ AND ticket_id > $1 ORDER BY ticket_id LIMIT $2
 # A running clock is breached when its deadline has passed (a running clock measured
 # breached has its deadline before the instant it was measured, so before now); any
 # other clock when it stopped or paused breached. Ids compare byte-wise (COLLATE "C"), as
-# Python's do. The parts are assembled once, here, from constant text.
-_BREACHED = """(CASE WHEN {c}.running THEN coalesce({c}.deadline <= $1, false)
+# Python's do. The statements are made once, here, from constant text.
+
+
+def _breached(c: str) -> str:
+    """Whether clock ``c`` is breached at $1."""
+    return f"""(CASE WHEN {c}.running THEN coalesce({c}.deadline <= $1, false)
       ELSE {c}.state = 'breached' END)"""
-_CHOSEN = """($2::boolean OR {c}.stopped_at IS NULL)
+
+
+def _chosen(c: str) -> str:
+    """Whether clock ``c`` passes the clock filters."""
+    return f"""($2::boolean OR {c}.stopped_at IS NULL)
   AND ($3::text IS NULL OR {c}.metric = $3)
-  AND ($8::text IS NULL OR $8 = CASE WHEN BREACHED THEN 'breached'
+  AND ($8::text IS NULL OR $8 = CASE WHEN {_breached(c)} THEN 'breached'
                                      WHEN {c}.stopped_at IS NOT NULL THEN {c}.state
                                      WHEN {c}.running THEN 'running' ELSE 'paused' END)
   AND ($10::interval IS NULL
-       OR ({c}.running AND {c}.deadline > $1 AND {c}.deadline <= $1 + $10))""".replace(
-    "BREACHED", _BREACHED
-)
+       OR ({c}.running AND {c}.deadline > $1 AND {c}.deadline <= $1 + $10))"""
+
+
+# Whether ticket ``t`` passes the ticket filters.
 _TICKET = """($4::text IS NULL OR t.department = $4)
   AND ($5::text IS NULL OR t.service = $5)
   AND ($6::text IS NULL OR t.priority = $6)
@@ -95,9 +106,10 @@ _TICKET = """($4::text IS NULL OR t.department = $4)
 # Whether one of the ticket's chosen clocks is breached, as $9 asks: a statement for each
 # answer, so that the planner joins the test (an EXISTS under an OR stays a sub-plan,
 # which it hashes over every clock when it expects many rows).
-_BREACHED_EXISTS = """EXISTS (
-    SELECT 1 FROM clocks AS b WHERE b.ticket_id = c.ticket_id AND {chosen} AND {breached})
-""".format(chosen=_CHOSEN.format(c="b"), breached=_BREACHED.format(c="b"))
+_BREACHED_EXISTS = f"""EXISTS (
+    SELECT 1 FROM clocks AS b
+    WHERE b.ticket_id = c.ticket_id AND {_chosen("b")} AND {_breached("b")})
+"""
 _BREACHED_FILTERS = {
     None: "$9::boolean IS NULL",
     True: "$9::boolean AND " + _BREACHED_EXISTS,
@@ -105,20 +117,11 @@ _BREACHED_FILTERS = {
 }
 
 
-def _sql(text: str, breached: bool | None = None) -> str:
-    return (
-        text.replace("CHOSEN_E", _CHOSEN.format(c="e"))
-        .replace("CHOSEN_D", _CHOSEN.format(c="d"))
-        .replace("CHOSEN_C", _CHOSEN.format(c="c"))
-        .replace("TICKET_T", _TICKET)
-        .replace("BREACHED_FILTER", _BREACHED_FILTERS[breached])
-    )
-
-
-# The tickets with a chosen running clock, by their next deadline: each ticket at its
-# earliest chosen clock (no other chosen clock of it comes before), candidates within
-# ($12, $13] and after the keyset ($14 deadline, $15 ticket id) when $14 is given.
-_BY_DEADLINE = """
+def _by_deadline(breached: str) -> str:
+    """The tickets with a chosen running clock, by their next deadline: each ticket at its
+    earliest chosen clock (no other chosen clock of it comes before), candidates within
+    ($12, $13] and after the keyset ($14 deadline, $15 ticket id) when $14 is given."""
+    return f"""
 SELECT c.ticket_id, c.deadline AS next_deadline
 FROM clocks AS c JOIN tickets AS t USING (ticket_id)
 WHERE c.deadline IS NOT NULL
@@ -126,50 +129,55 @@ WHERE c.deadline IS NOT NULL
   AND ($13::timestamptz IS NULL OR c.deadline <= $13)
   AND ($14::timestamptz IS NULL
        OR (c.deadline, c.ticket_id COLLATE "C") > ($14, $15::text COLLATE "C"))
-  AND CHOSEN_C AND TICKET_T
+  AND {_chosen("c")} AND {_TICKET}
   AND NOT EXISTS (
       SELECT 1 FROM clocks AS e
-      WHERE e.ticket_id = c.ticket_id AND e.deadline IS NOT NULL AND CHOSEN_E
+      WHERE e.ticket_id = c.ticket_id AND e.deadline IS NOT NULL AND {_chosen("e")}
         AND (e.deadline, e.clock_key) < (c.deadline, c.clock_key))
-  AND BREACHED_FILTER
+  AND {breached}
 ORDER BY c.deadline, c.ticket_id COLLATE "C"
 LIMIT $16
 """
-WORKLIST_BY_DEADLINE = {b: _sql(_BY_DEADLINE, b) for b in _BREACHED_FILTERS}
-# The tickets whose chosen clocks have no deadline (paused; stopped ones too with scope
-# all), listed after every other, by id after $12; each at its first such clock.
-_WITHOUT_DEADLINE = """
+
+
+def _without_deadline(breached: str) -> str:
+    """The tickets whose chosen clocks have no deadline (paused; stopped ones too with
+    scope all), listed after every other, by id after $12; each at its first such clock."""
+    return f"""
 SELECT c.ticket_id, NULL::timestamptz AS next_deadline
 FROM clocks AS c JOIN tickets AS t USING (ticket_id)
 WHERE c.deadline IS NULL
   AND c.ticket_id COLLATE "C" > $12::text COLLATE "C"
-  AND CHOSEN_C AND TICKET_T
+  AND {_chosen("c")} AND {_TICKET}
   AND NOT EXISTS (
       SELECT 1 FROM clocks AS e
-      WHERE e.ticket_id = c.ticket_id AND e.deadline IS NOT NULL AND CHOSEN_E)
+      WHERE e.ticket_id = c.ticket_id AND e.deadline IS NOT NULL AND {_chosen("e")})
   AND NOT EXISTS (
       SELECT 1 FROM clocks AS d
-      WHERE d.ticket_id = c.ticket_id AND d.deadline IS NULL AND CHOSEN_D
+      WHERE d.ticket_id = c.ticket_id AND d.deadline IS NULL AND {_chosen("d")}
         AND d.clock_key < c.clock_key)
-  AND BREACHED_FILTER
+  AND {breached}
 ORDER BY c.ticket_id COLLATE "C"
 LIMIT $13
 """
-WORKLIST_WITHOUT_DEADLINE = {b: _sql(_WITHOUT_DEADLINE, b) for b in _BREACHED_FILTERS}
+
+
+WORKLIST_BY_DEADLINE = {b: _by_deadline(text) for b, text in _BREACHED_FILTERS.items()}
+WORKLIST_WITHOUT_DEADLINE = {b: _without_deadline(text) for b, text in _BREACHED_FILTERS.items()}
 # When the filters ask for breached tickets: those breached by a clock that is not
 # running (paused or stopped breached), with their next deadline, where it is after $12
 # or there is none (the overdue ones come from WORKLIST_BY_DEADLINE); after the keyset
 # ($14 deadline, $15 ticket id) when $13.
-WORKLIST_BREACHED_WAITING = _sql("""
+WORKLIST_BREACHED_WAITING = f"""
 WITH breached AS (
     SELECT DISTINCT c.ticket_id
     FROM clocks AS c JOIN tickets AS t USING (ticket_id)
     WHERE c.deadline IS NULL AND NOT c.running AND c.state = 'breached'
-      AND CHOSEN_C AND TICKET_T
+      AND {_chosen("c")} AND {_TICKET}
 ), keyed AS (
     SELECT c.ticket_id, (
         SELECT min(e.deadline) FROM clocks AS e
-        WHERE e.ticket_id = c.ticket_id AND e.deadline IS NOT NULL AND CHOSEN_E
+        WHERE e.ticket_id = c.ticket_id AND e.deadline IS NOT NULL AND {_chosen("e")}
     ) AS next_deadline
     FROM breached AS c
 )
@@ -180,7 +188,7 @@ WHERE ($9::boolean IS NULL OR $9)  -- breached, or the state asked is
                   > (coalesce($14::timestamptz, 'infinity'), $15::text COLLATE "C"))
 ORDER BY coalesce(next_deadline, 'infinity'), ticket_id COLLATE "C"
 LIMIT $16
-""")
+"""
 TICKETS_AGREEMENTS = """
 SELECT ticket_id, agreements::text AS agreements FROM tickets WHERE ticket_id = ANY($1::text[])
 """
@@ -267,6 +275,10 @@ def worklist_plan(query: WorklistQuery) -> WorklistPlan | None:
     empty = lowest is not None and highest is not None and highest <= lowest
     by_deadline = state in (None, "running", "breached") and not empty
     return WorklistPlan(by_deadline, lowest, highest, breached_waiting=breached is True)
+
+
+def _worklist_keys(rows: Sequence[asyncpg.Record]) -> list[WorklistKey]:
+    return [WorklistKey(row["next_deadline"], row["ticket_id"]) for row in rows]
 
 
 class PostgresReads:
@@ -374,7 +386,7 @@ class PostgresReads:
                     "" if after is None else after.ticket_id,
                     query.limit,
                 )
-                found += [WorklistKey(row["next_deadline"], row["ticket_id"]) for row in rows]
+                found += _worklist_keys(rows)
                 after = None  # the rest starts at its beginning
             missing = query.limit - len(found)
             if missing <= 0:
@@ -398,7 +410,7 @@ class PostgresReads:
                     "" if after is None or after.next_deadline is not None else after.ticket_id,
                     missing,
                 )
-        return found + [WorklistKey(row["next_deadline"], row["ticket_id"]) for row in rows]
+        return found + _worklist_keys(rows)
 
     async def tickets(self, ticket_ids: Sequence[str]) -> dict[str, TicketRows]:
         """The rows of each ticket that has any, read in one snapshot."""
