@@ -34,24 +34,31 @@ IDS = ["T1", "T10", "T10a", "T2", "t1", "Å", "Z"]  # byte order is not case ord
 DEPARTMENTS = ["okf", "sof"]
 FUNCTIONS = ["servicedesk", "second_line", None]
 TEAMS = ["okf-team", None]
+PRIORITIES = ["P1", "P2"]
 METRICS = ["response", "resolution", "update"]
 KEYS = ["response", "resolution", "update:1", "update:2", "ola:1"]
 
 
 @st.composite
-def clocks(draw: st.DrawFn, ticket_id: str, key: str) -> ClockRow:
+def clocks(draw: st.DrawFn, ticket_id: str, key: str, priority: str) -> ClockRow:
+    """A clock of the ticket; one not stopped carries its ticket's priority, as the
+    recorder keeps it (tests/integration/test_open_clock_priority.py)."""
     metric = draw(st.sampled_from(METRICS))
     # Deadlines on seven instants around now: ties, the overdue, the due now; and none.
     steps = draw(st.one_of(st.none(), st.integers(min_value=-3, max_value=3)))
     deadline = None if steps is None else NOW + steps * 30 * MINUTE
     kind = draw(st.sampled_from(["running", "running", "paused", "stopped"]))
     if kind == "running":
-        return clock(ticket_id, key, metric=metric, deadline=deadline,
+        return clock(ticket_id, key, metric=metric, deadline=deadline, priority=priority,
                      state=draw(st.sampled_from(["running", "breached"])))  # fmt: skip
     ends = ["paused", "breached"] if kind == "paused" else ["met", "breached"]
     state = draw(st.sampled_from(ends))
-    stopped = None if kind == "paused" else NOW - 5 * MINUTE
-    return clock(ticket_id, key, metric=metric, running=False, state=state, stopped_at=stopped)
+    if kind == "paused":
+        return clock(ticket_id, key, metric=metric, running=False, state=state,
+                     priority=priority)  # fmt: skip
+    return clock(ticket_id, key, metric=metric, running=False, state=state,
+                 stopped_at=NOW - 5 * MINUTE,
+                 priority=draw(st.sampled_from(PRIORITIES)))  # fmt: skip
 
 
 @st.composite
@@ -59,6 +66,7 @@ def worlds(draw: st.DrawFn) -> tuple[list[TicketRow], list[ClockRow]]:
     """Tickets with up to four clocks each; some clocks' tickets have no row."""
     rows, clock_rows = [], []
     for ticket_id in draw(st.lists(st.sampled_from(IDS), max_size=10, unique=True)):
+        priority = draw(st.sampled_from(PRIORITIES))
         if draw(st.integers(min_value=0, max_value=9)) > 0:
             rows.append(
                 ticket(
@@ -66,13 +74,13 @@ def worlds(draw: st.DrawFn) -> tuple[list[TicketRow], list[ClockRow]]:
                     NOW - timedelta(days=1),
                     department=draw(st.sampled_from(DEPARTMENTS)),
                     service=draw(st.sampled_from(["opus-loen", "esdh"])),
-                    priority=draw(st.sampled_from(["P1", "P2"])),
+                    priority=priority,
                     assigned_function=draw(st.sampled_from(FUNCTIONS)),
                     assigned_team=draw(st.sampled_from(TEAMS)),
                 )
             )
         for key in draw(st.lists(st.sampled_from(KEYS), max_size=4, unique=True)):
-            clock_rows.append(draw(clocks(ticket_id, key)))
+            clock_rows.append(draw(clocks(ticket_id, key, priority)))
     return rows, clock_rows
 
 

@@ -1,0 +1,149 @@
+"""The store's invariant the worklist's priority index rests on: every clock that has not
+stopped carries its ticket's current priority.
+
+The recorder measures every clock that has not stopped for good at each event of a
+ticket, and the core gives a clock the priority in force at its stop (the current one
+while it has none), so the clock rows and the ticket's row agree in one transaction. The
+worklist on PostgreSQL reads running clocks of one priority along an index on their own
+priority column (migration 011); if a clock kept a priority the ticket had left, a ticket
+would drop out of its priority's worklist. Random lives of tickets (priority changes,
+pauses, resolutions, reopenings, reclassifications, events late and out of order, in
+random batches) through the real recorder and PostgreSQL must keep the invariant after
+every batch.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.config import load_config
+from engine.events import TicketEvent, parse_event
+from engine.intake.recorder import Recorder
+from engine.sla_clock.meter import ClockMeter
+from engine.store.migrate import migrate
+from engine.store.postgres.recording import PostgresRecordingStore
+from tests.helpers import EXAMPLE_CONFIG
+from tests.services import own_schema
+from tests.streams import CPH, ORDERED, event
+
+pytestmark = pytest.mark.integration
+MONDAY = datetime(2026, 11, 23, 9, tzinfo=CPH)
+METER = ClockMeter(load_config(EXAMPLE_CONFIG))
+PRIORITIES = ["P1", "P2", "P3", "P4"]
+# Open clocks whose priority is not their ticket's.
+DIFFERING = """
+SELECT c.ticket_id, c.clock_key, c.priority AS clock, t.priority AS ticket
+FROM clocks AS c JOIN tickets AS t USING (ticket_id)
+WHERE c.stopped_at IS NULL AND c.priority IS DISTINCT FROM t.priority
+"""
+# What may happen to a ticket after its creation, with the fields each change takes.
+CHANGES: list[tuple[str, dict[str, Any]]] = [
+    ("ticket.priority_changed", {"priority": "P1"}),
+    ("ticket.priority_changed", {"priority": "P2"}),
+    ("ticket.priority_changed", {"priority": "P3"}),
+    ("ticket.priority_changed", {"priority": "P4"}),
+    ("ticket.priority_changed", {"impact": "high", "urgency": "low"}),
+    ("ticket.responded", {}),
+    ("ticket.status_changed", {"status": "pending_customer"}),
+    ("ticket.status_changed", {"status": "in_progress"}),
+    ("ticket.status_changed", {"status": "resolved"}),
+    ("ticket.assigned", {"function": "pc-software"}),
+    ("ticket.assigned", {"function": "server-network"}),
+    ("ticket.commented", {"visibility": "public", "body": "Vi ser på det"}),
+    ("ticket.reclassified", {"department": "okf", "service": "esdh"}),
+    ("ticket.reclassified", {"service": "print"}),
+]
+
+
+@st.composite
+def lives(draw: st.DrawFn) -> list[list[TicketEvent]]:
+    """Up to four tickets' events, in batches as a backlog after an outage brings them:
+    the order of arrival shuffled a little, so some events arrive after later ones."""
+    arriving: list[TicketEvent] = []
+    for n in range(draw(st.integers(min_value=1, max_value=4))):
+        ticket = f"P-{n}"
+        department = draw(st.sampled_from(sorted(ORDERED)))
+        at = MONDAY + timedelta(minutes=draw(st.integers(0, 600)))
+        events = [event("ticket.created", ticket, 0, at, department=department,
+                        service=ORDERED[department][0],
+                        priority=draw(st.sampled_from(PRIORITIES)), subject="Sag",
+                        requester={"name": "B"})]  # fmt: skip
+        for seq, (type_, fields) in enumerate(draw(st.lists(st.sampled_from(CHANGES), max_size=8))):
+            at += timedelta(minutes=draw(st.integers(0, 300)))
+            events.append(event(type_, ticket, seq + 1, at, **fields))
+        arriving += [parse_event(json.dumps(e)) for e in events]
+    arriving.sort(key=lambda e: e.occurred_at)
+    shuffle = random.Random(draw(st.integers(0, 2**16)))
+    for i in range(len(arriving) - 1):  # neighbours swap: late events
+        if shuffle.random() < 0.3:
+            arriving[i], arriving[i + 1] = arriving[i + 1], arriving[i]
+    cuts = sorted(draw(st.lists(st.integers(1, len(arriving)), max_size=4, unique=True)))
+    return [arriving[a:b] for a, b in zip([0, *cuts], [*cuts, len(arriving)], strict=True) if a < b]
+
+
+@pytest.fixture
+async def db() -> Any:
+    async with own_schema("prio") as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await migrate(connection)
+            yield connection
+        finally:
+            await connection.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches=lives())
+async def test_every_open_clock_carries_its_tickets_current_priority(
+    db: asyncpg.Connection, batches: list[list[TicketEvent]]
+) -> None:
+    await db.execute(f"TRUNCATE {', '.join(await recorded_tables(db))}")
+    recorder = Recorder(METER, PostgresRecordingStore(db))
+    now = MONDAY + timedelta(days=3)
+    for batch in batches:
+        now += timedelta(minutes=1)
+        await recorder.record(batch, now)
+        assert [dict(row) for row in await db.fetch(DIFFERING)] == []
+
+
+async def test_a_raised_priority_moves_the_open_clocks_and_not_the_stopped_ones(
+    db: asyncpg.Connection,
+) -> None:
+    recorder = Recorder(METER, PostgresRecordingStore(db))
+    created = ev("ticket.created", 0, 0, department="okf", service="opus-loen", priority="P3",
+                 subject="Løn", requester={"name": "B"})  # fmt: skip
+    await recorder.record([created, ev("ticket.responded", 1, 5)], at(6))
+    await recorder.record([ev("ticket.priority_changed", 2, 10, priority="P1")], at(11))
+    rows = await db.fetch("SELECT clock_key, priority, stopped_at IS NULL AS open FROM clocks")
+    clocks = {row["clock_key"]: (row["priority"], row["open"]) for row in rows}
+    assert clocks["response"] == ("P3", False)  # met at P3, before the change
+    assert clocks["resolution"] == ("P1", True)
+    assert await db.fetchval("SELECT priority FROM tickets") == "P1"
+    assert await db.fetch(DIFFERING) == []
+
+
+def at(minutes: int) -> datetime:
+    return MONDAY + timedelta(minutes=minutes)
+
+
+def ev(type_: str, seq: int, minutes: int, **fields: Any) -> TicketEvent:
+    return parse_event(json.dumps(event(type_, "P-1", seq, at(minutes), **fields)))
+
+
+async def recorded_tables(db: asyncpg.Connection) -> list[str]:
+    """Every table of the schema but the migrations' record."""
+    rows = await db.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        " AND tablename <> 'schema_migrations'"
+    )
+    return [f'"{row["tablename"]}"' for row in rows]
