@@ -130,8 +130,8 @@ WHERE c.deadline IS NOT NULL
   AND ($14::timestamptz IS NULL
        OR (c.deadline, c.ticket_id COLLATE "C") > ($14, $15::text COLLATE "C"))
   AND {_chosen("c")} AND {_TICKET}
-  -- A running clock carries its ticket's current priority (migration 011): one priority
-  -- is read along its own index.
+  -- A running clock carries its ticket's current priority: the index passes over the
+  -- other priorities itself (migration 011).
   AND ($6::text IS NULL OR c.priority = $6)
   AND NOT EXISTS (
       SELECT 1 FROM clocks AS e
