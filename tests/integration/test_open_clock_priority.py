@@ -7,9 +7,11 @@ while it has none), so the clock rows and the ticket's row agree in one transact
 worklist on PostgreSQL reads running clocks of one priority along an index on their own
 priority column (migration 011); if a clock kept a priority the ticket had left, a ticket
 would drop out of its priority's worklist. Random lives of tickets (priority changes,
-pauses, resolutions, reopenings, reclassifications, events late and out of order, in
-random batches) through the real recorder and PostgreSQL must keep the invariant after
-every batch.
+pauses, resolutions, reopenings, closings, reclassifications, events late and out of
+order, in random batches) through the real recorder and PostgreSQL, recorded by two
+recorders in turn (two engines, each with its own memory of the tickets) and under two
+priority matrices in turn (a configuration reloaded), must keep the invariant after every
+batch, and each priority's worklist must list the open tickets of that priority.
 """
 
 from __future__ import annotations
@@ -29,20 +31,41 @@ from engine.events import TicketEvent, parse_event
 from engine.intake.recorder import Recorder
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
+from engine.store.postgres.reads import PostgresReads
 from engine.store.postgres.recording import PostgresRecordingStore
+from engine.store.reads import WorklistQuery
 from tests.helpers import EXAMPLE_CONFIG
 from tests.services import own_schema
 from tests.streams import CPH, ORDERED, event
 
 pytestmark = pytest.mark.integration
 MONDAY = datetime(2026, 11, 23, 9, tzinfo=CPH)
-METER = ClockMeter(load_config(EXAMPLE_CONFIG))
+CONFIG = load_config(EXAMPLE_CONFIG)
+METER = ClockMeter(CONFIG)
+# The configuration reloaded with another matrix: each priority turned around.
+_MATRIX = CONFIG.general_contract.priority_matrix
+_TURNED = {"P1": "P4", "P2": "P3", "P3": "P2", "P4": "P1"}
+_SWAPPED_MATRIX = {i: {u: _TURNED[p] for u, p in row.items()} for i, row in _MATRIX.items()}
+SWAPPED = ClockMeter(
+    CONFIG.model_copy(
+        update={
+            "general_contract": CONFIG.general_contract.model_copy(
+                update={"priority_matrix": _SWAPPED_MATRIX}
+            )
+        }
+    )
+)
 PRIORITIES = ["P1", "P2", "P3", "P4"]
 # Open clocks whose priority is not their ticket's.
 DIFFERING = """
 SELECT c.ticket_id, c.clock_key, c.priority AS clock, t.priority AS ticket
 FROM clocks AS c JOIN tickets AS t USING (ticket_id)
 WHERE c.stopped_at IS NULL AND c.priority IS DISTINCT FROM t.priority
+"""
+# The tickets of a priority with an open clock, by id.
+OPEN_OF_PRIORITY = """
+SELECT DISTINCT ticket_id FROM clocks AS c JOIN tickets AS t USING (ticket_id)
+WHERE c.stopped_at IS NULL AND t.priority = $1 ORDER BY ticket_id
 """
 # What may happen to a ticket after its creation, with the fields each change takes.
 CHANGES: list[tuple[str, dict[str, Any]]] = [
@@ -51,13 +74,17 @@ CHANGES: list[tuple[str, dict[str, Any]]] = [
     ("ticket.priority_changed", {"priority": "P3"}),
     ("ticket.priority_changed", {"priority": "P4"}),
     ("ticket.priority_changed", {"impact": "high", "urgency": "low"}),
+    ("ticket.priority_changed", {"impact": "low", "urgency": "high"}),
     ("ticket.responded", {}),
     ("ticket.status_changed", {"status": "pending_customer"}),
     ("ticket.status_changed", {"status": "in_progress"}),
     ("ticket.status_changed", {"status": "resolved"}),
+    ("ticket.status_changed", {"status": "closed"}),
+    ("ticket.status_changed", {"status": "pending_third_party"}),
     ("ticket.assigned", {"function": "pc-software"}),
     ("ticket.assigned", {"function": "server-network"}),
     ("ticket.commented", {"visibility": "public", "body": "Vi ser på det"}),
+    ("ticket.commented", {"visibility": "public", "body": "Tak", "author_role": "requester"}),
     ("ticket.reclassified", {"department": "okf", "service": "esdh"}),
     ("ticket.reclassified", {"service": "print"}),
 ]
@@ -66,16 +93,21 @@ CHANGES: list[tuple[str, dict[str, Any]]] = [
 @st.composite
 def lives(draw: st.DrawFn) -> list[list[TicketEvent]]:
     """Up to four tickets' events, in batches as a backlog after an outage brings them:
-    the order of arrival shuffled a little, so some events arrive after later ones."""
+    the order of arrival shuffled a little, so some events arrive after later ones.
+    A ticket may be created with impact and urgency instead of a priority."""
     arriving: list[TicketEvent] = []
     for n in range(draw(st.integers(min_value=1, max_value=4))):
         ticket = f"P-{n}"
         department = draw(st.sampled_from(sorted(ORDERED)))
         at = MONDAY + timedelta(minutes=draw(st.integers(0, 600)))
+        graded = draw(
+            st.sampled_from(
+                [{"priority": p} for p in PRIORITIES] + [{"impact": "high", "urgency": "medium"}]
+            )
+        )
         events = [event("ticket.created", ticket, 0, at, department=department,
-                        service=ORDERED[department][0],
-                        priority=draw(st.sampled_from(PRIORITIES)), subject="Sag",
-                        requester={"name": "B"})]  # fmt: skip
+                        service=ORDERED[department][0], subject="Sag",
+                        requester={"name": "B"}, **graded)]  # fmt: skip
         for seq, (type_, fields) in enumerate(draw(st.lists(st.sampled_from(CHANGES), max_size=8))):
             at += timedelta(minutes=draw(st.integers(0, 300)))
             events.append(event(type_, ticket, seq + 1, at, **fields))
@@ -103,17 +135,28 @@ async def db() -> Any:
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(batches=lives())
+@given(batches=lives(), turns=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=5,
+                                        max_size=5))  # fmt: skip
 async def test_every_open_clock_carries_its_tickets_current_priority(
-    db: asyncpg.Connection, batches: list[list[TicketEvent]]
+    db: asyncpg.Connection, batches: list[list[TicketEvent]], turns: list[tuple[bool, bool]]
 ) -> None:
     await db.execute(f"TRUNCATE {', '.join(await recorded_tables(db))}")
-    recorder = Recorder(METER, PostgresRecordingStore(db))
+    store = PostgresRecordingStore(db)
+    recorders = (Recorder(METER, store), Recorder(METER, store))
     now = MONDAY + timedelta(days=3)
-    for batch in batches:
+    # Each batch by one of two recorders, under one of two matrices.
+    for batch, (second, swapped) in zip(batches, turns, strict=False):
         now += timedelta(minutes=1)
-        await recorder.record(batch, now)
+        await recorders[second].record(batch, now, meter=SWAPPED if swapped else METER)
         assert [dict(row) for row in await db.fetch(DIFFERING)] == []
+    # Each priority's worklist, read along the clocks' priority, lists the tickets of
+    # that priority with an open clock.
+    for priority in PRIORITIES:
+        expected = await db.fetch(OPEN_OF_PRIORITY, priority)
+        listed = await PostgresReads(db).worklist(
+            WorklistQuery(now=now, limit=50, priority=priority)
+        )
+        assert sorted(key.ticket_id for key in listed) == [row[0] for row in expected]
 
 
 async def test_a_raised_priority_moves_the_open_clocks_and_not_the_stopped_ones(
