@@ -35,7 +35,6 @@ from engine.store.postgres.reads import PostgresReads
 from engine.store.postgres.recording import PostgresRecordingStore
 from engine.store.reads import WorklistQuery
 from tests.helpers import EXAMPLE_CONFIG
-from tests.services import own_schema
 from tests.streams import CPH, ORDERED, event
 
 pytestmark = pytest.mark.integration
@@ -122,14 +121,10 @@ def lives(draw: st.DrawFn) -> list[list[TicketEvent]]:
 
 
 @pytest.fixture
-async def db() -> Any:
-    async with own_schema("prio") as url:
-        connection = await asyncpg.connect(url)
-        try:
-            await migrate(connection)
-            yield connection
-        finally:
-            await connection.close()
+async def migrated(db: asyncpg.Connection) -> asyncpg.Connection:
+    """The test's own schema (tests/conftest.py), migrated."""
+    await migrate(db)
+    return db
 
 
 @settings(
@@ -138,41 +133,43 @@ async def db() -> Any:
 @given(batches=lives(), turns=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=5,
                                         max_size=5))  # fmt: skip
 async def test_every_open_clock_carries_its_tickets_current_priority(
-    db: asyncpg.Connection, batches: list[list[TicketEvent]], turns: list[tuple[bool, bool]]
+    migrated: asyncpg.Connection, batches: list[list[TicketEvent]], turns: list[tuple[bool, bool]]
 ) -> None:
-    await db.execute(f"TRUNCATE {', '.join(await recorded_tables(db))}")
-    store = PostgresRecordingStore(db)
+    await migrated.execute(f"TRUNCATE {', '.join(await recorded_tables(migrated))}")
+    store = PostgresRecordingStore(migrated)
     recorders = (Recorder(METER, store), Recorder(METER, store))
     now = MONDAY + timedelta(days=3)
     # Each batch by one of two recorders, under one of two matrices.
     for batch, (second, swapped) in zip(batches, turns, strict=False):
         now += timedelta(minutes=1)
         await recorders[second].record(batch, now, meter=SWAPPED if swapped else METER)
-        assert [dict(row) for row in await db.fetch(DIFFERING)] == []
+        assert [dict(row) for row in await migrated.fetch(DIFFERING)] == []
     # Each priority's worklist, read along the clocks' priority, lists the tickets of
     # that priority with an open clock.
     for priority in PRIORITIES:
-        expected = await db.fetch(OPEN_OF_PRIORITY, priority)
-        listed = await PostgresReads(db).worklist(
+        expected = await migrated.fetch(OPEN_OF_PRIORITY, priority)
+        listed = await PostgresReads(migrated).worklist(
             WorklistQuery(now=now, limit=50, priority=priority)
         )
         assert sorted(key.ticket_id for key in listed) == [row[0] for row in expected]
 
 
 async def test_a_raised_priority_moves_the_open_clocks_and_not_the_stopped_ones(
-    db: asyncpg.Connection,
+    migrated: asyncpg.Connection,
 ) -> None:
-    recorder = Recorder(METER, PostgresRecordingStore(db))
+    recorder = Recorder(METER, PostgresRecordingStore(migrated))
     created = ev("ticket.created", 0, 0, department="okf", service="opus-loen", priority="P3",
                  subject="Løn", requester={"name": "B"})  # fmt: skip
     await recorder.record([created, ev("ticket.responded", 1, 5)], at(6))
     await recorder.record([ev("ticket.priority_changed", 2, 10, priority="P1")], at(11))
-    rows = await db.fetch("SELECT clock_key, priority, stopped_at IS NULL AS open FROM clocks")
+    rows = await migrated.fetch(
+        "SELECT clock_key, priority, stopped_at IS NULL AS open FROM clocks"
+    )
     clocks = {row["clock_key"]: (row["priority"], row["open"]) for row in rows}
     assert clocks["response"] == ("P3", False)  # met at P3, before the change
     assert clocks["resolution"] == ("P1", True)
-    assert await db.fetchval("SELECT priority FROM tickets") == "P1"
-    assert await db.fetch(DIFFERING) == []
+    assert await migrated.fetchval("SELECT priority FROM tickets") == "P1"
+    assert await migrated.fetch(DIFFERING) == []
 
 
 def at(minutes: int) -> datetime:
