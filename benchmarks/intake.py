@@ -8,6 +8,10 @@ Run: ``make bench-intake`` (or ``.venv/bin/python -m benchmarks.intake [--ticket
 2. Engine: the messages published to ``helpdesk.tickets`` while no engine runs, then
    ``sla-engine run`` started as a process; timed from its ``engine.started`` log line
    until every event is in the database.
+3. The CPU time each spent per event over its drain (this process's for the raw
+   ceiling, the engine processes' from ``/proc``), and the share of the drain the engine
+   was on a CPU: a figure that moves less from day to day than the ratio of the rates,
+   whose ceiling is mostly the database's speed and the engine's mostly its own CPU.
 
 Uses the local RabbitMQ and PostgreSQL (``SLA_ENGINE_AMQP_URL``, ``SLA_ENGINE_DATABASE_URL``
 override them), a schema of its own in the database and a queue of its own for step 1;
@@ -29,6 +33,7 @@ import tempfile
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
@@ -100,7 +105,25 @@ def make_events(tickets: int, seed: int = 42) -> list[bytes]:
     return [json.dumps(event).encode() for _, event in events]
 
 
-async def raw_ceiling(bodies: list[bytes], schema: str) -> float:
+class Drain(NamedTuple):
+    """A drain's events a second, its seconds, and the CPU seconds its consumers spent."""
+
+    rate: float
+    seconds: float
+    cpu_s: float
+
+    def cpu_us_per_event(self, events: int) -> float:
+        return self.cpu_s / events * 1e6
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process so far (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # utime and stime, the 14th and 15th fields of stat(5), after the command's ")".
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def raw_ceiling(bodies: list[bytes], schema: str) -> Drain:
     """Events a second with no engine logic: consume, insert one row each, multi-ack."""
     connection = await aio_pika.connect_robust(AMQP_URL)
     db = await asyncpg.connect(f"{DATABASE_URL}?search_path={schema}")
@@ -124,7 +147,7 @@ async def raw_ceiling(bodies: list[bytes], schema: str) -> float:
         await channel.set_qos(prefetch_count=PREFETCH)
         inbox: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
         await queue.consume(inbox.put)
-        began, done = time.perf_counter(), 0
+        began, done, cpu = time.perf_counter(), 0, time.process_time()
         while done < len(bodies):
             batch = [await inbox.get()]
             while len(batch) < BATCH and not inbox.empty():
@@ -140,8 +163,9 @@ async def raw_ceiling(bodies: list[bytes], schema: str) -> float:
             await batch[-1].ack(multiple=True)
             done += len(batch)
         seconds = time.perf_counter() - began
+        cpu = time.process_time() - cpu
         await channel.queue_delete(RAW_QUEUE)
-        return len(bodies) / seconds
+        return Drain(len(bodies) / seconds, seconds, cpu)
     finally:
         await db.close()
         await connection.close()
@@ -153,8 +177,8 @@ async def _ready(channel: aio_pika.abc.AbstractChannel) -> int:
     return queue.declaration_result.message_count or 0
 
 
-async def engine_rate(bodies: list[bytes], schema: str, engines: int) -> tuple[float, float]:
-    """Events a second of ``sla-engine run`` draining them as a backlog; and the drain time."""
+async def engine_rate(bodies: list[bytes], schema: str, engines: int) -> Drain:
+    """``sla-engine run`` draining the events as a backlog."""
     connection = await aio_pika.connect_robust(AMQP_URL)
     async with connection:
         channel = await connection.channel()
@@ -191,6 +215,7 @@ async def engine_rate(bodies: list[bytes], schema: str, engines: int) -> tuple[f
                 log.seek(0)
                 if '"engine.started"' in log.read():
                     began = time.perf_counter()
+                    cpu = sum(cpu_seconds(p.pid) for p in processes)
             await asyncio.sleep(0.01)
         # Counting 200,000 rows costs the database real CPU on this 2-core machine, so
         # watch the broker's queue (cheap) until it is empty, and only then the table.
@@ -204,6 +229,7 @@ async def engine_rate(bodies: list[bytes], schema: str, engines: int) -> tuple[f
             running()
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - began
+        cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -211,7 +237,7 @@ async def engine_rate(bodies: list[bytes], schema: str, engines: int) -> tuple[f
             process.wait(60)
         files.close()
         await db.close()
-    return len(bodies) / seconds, seconds
+    return Drain(len(bodies) / seconds, seconds, cpu)
 
 
 async def main() -> None:
@@ -232,11 +258,17 @@ async def main() -> None:
     try:
         print(f"{len(bodies):,} events for {args.tickets:,} tickets")
         raw = await raw_ceiling(bodies, schema)
-        print(f"raw ceiling (aio-pika + asyncpg, batches of {BATCH}): {raw:10,.0f} events/s")
-        rate, seconds = await engine_rate(bodies, schema, args.engines)
+        print(f"raw ceiling (aio-pika + asyncpg, batches of {BATCH}): {raw.rate:10,.0f} events/s")
+        engine = await engine_rate(bodies, schema, args.engines)
         label = f"{args.engines} x sla-engine run" if args.engines > 1 else "sla-engine run"
-        print(f"engine ({label}, drained in {seconds:.1f} s): {rate:10,.0f} events/s")
-        print(f"engine / raw ceiling: {rate / raw:.2f}")
+        print(f"engine ({label}, drained in {engine.seconds:.1f} s): {engine.rate:10,.0f} events/s")
+        print(f"engine / raw ceiling: {engine.rate / raw.rate:.2f}")
+        events = len(bodies)
+        busy = engine.cpu_s / (engine.seconds * args.engines)
+        print(
+            f"CPU per event: raw ceiling {raw.cpu_us_per_event(events):.0f} µs, engine"
+            f" {engine.cpu_us_per_event(events):.0f} µs (on a CPU {busy:.0%} of its drain)"
+        )
     finally:
         await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await admin.close()
