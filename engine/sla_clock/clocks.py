@@ -196,8 +196,9 @@ def reading_clocks(
             continue  # stopped as it was when last measured (see Reading.kept)
         agreement, key, calendar = found
         # A clock that has not stopped takes the ticket's current priority, as the
-        # ticket's row does: the worklist reads one priority along the clocks' own
-        # column (migration 011), so every open clock is measured again at each event.
+        # ticket's row does, and the recorder measures every open clock again at each
+        # event of its ticket: the worklist reads one priority along the clocks' own
+        # column (migration 011) and relies on both.
         priority = timeline.priority_at(run.stopped_at)
         seconds = agreement.targets_s.get(priority, _NO_TARGETS).get(run.metric)
         if seconds is None or seconds <= 0:

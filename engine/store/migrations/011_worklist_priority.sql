@@ -1,4 +1,4 @@
--- The worklist of one priority (GET /tickets?priority=P1) walks the running clocks by
+-- The worklist of one priority (GET /tickets?priority=P1) walked the running clocks by
 -- deadline and checked each one's ticket: P1 is a few per cent of the tickets, so a page
 -- fetched about 50 times its rows and missed the worklist's 50 ms (benchmarks/worklist.py).
 -- With the clock's priority in the index, the walk passes over the other priorities in
