@@ -36,6 +36,7 @@ import asyncpg
 from benchmarks.timers import percentile
 from engine.config import load_versioned
 from engine.events import parse_event
+from engine.events.fields import SCHEMA_VERSION
 from engine.intake.recorder import Recorder
 from engine.ops.http_port import HttpPort, Parts
 from engine.ops.worklist import worklist_query
@@ -92,7 +93,7 @@ def ticket_events(n: int, now: datetime, rng: random.Random) -> list[str]:
     def add(type_: str, **fields: object) -> None:
         nonlocal seq, at
         event = {
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSION,
             "event_id": str(uuid5(NAMESPACE, f"{ticket}/{seq}")),
             "type": type_,
             "ticket_id": ticket,
@@ -139,16 +140,24 @@ def batches(first: int, tickets: int, now: datetime, seed: int) -> Iterator[list
         yield batch
 
 
-async def open_clocks(connection: asyncpg.Connection) -> int:
+async def open_clocks(connection: asyncpg.Connection | asyncpg.Pool) -> int:
     count: int = await connection.fetchval("SELECT count(*) FROM clocks WHERE stopped_at IS NULL")
     return count
+
+
+async def migrated(database_url: str) -> None:
+    """The schema's tables, or a kept schema's with the migrations written since."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await migrate(connection)
+    finally:
+        await connection.close()
 
 
 async def load(database_url: str, running: RunningConfig, open_target: int, seed: int) -> int:
     """Record tickets until ``open_target`` clocks are open; the tickets recorded."""
     connection = await asyncpg.connect(database_url)
     try:
-        await migrate(connection)
         recorder = Recorder(running.meter(), PostgresRecordingStore(connection))
         now = datetime.now(UTC)
         began, tickets, chunk = time.perf_counter(), 0, 20_000
@@ -239,21 +248,13 @@ async def main() -> None:
     database_url = f"{DATABASE_URL}?search_path={schema}"
     pool = None
     try:
+        await migrated(database_url)
         if not args.schema:
             began = time.perf_counter()
             tickets = await load(database_url, running, args.open_clocks, args.seed)
             print(f"recorded {tickets:,} open tickets in {time.perf_counter() - began:.0f} s")
-        else:  # a kept schema gets the migrations written since (their indexes)
-            connection = await asyncpg.connect(database_url)
-            try:
-                await migrate(connection)
-            finally:
-                await connection.close()
-        clocks = await admin.fetchval(
-            f'SELECT count(*) FROM "{schema}".clocks WHERE stopped_at IS NULL'
-        )
-        print(f"{clocks:,} open clocks in schema {schema}")
         pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
+        print(f"{await open_clocks(pool):,} open clocks in schema {schema}")
         reads = PostgresReads(pool)
         port = HttpPort(Parts(running, database_url, tickets=reads), "127.0.0.1", 0)
         await port.start()
