@@ -25,7 +25,6 @@ the code costs.
 """
 
 import argparse
-import gc
 import statistics
 import time
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from engine.cli.shared import tune_gc
 from engine.config import load_config
 from engine.escalation import next_due
 from engine.events import TicketEvent, event_adapter
@@ -129,13 +129,6 @@ def timed_ms(
             if len(times) >= 5 and time.perf_counter() - began >= budget_s:
                 break
     return times
-
-
-def tune_gc() -> None:
-    """The daemon's setting (engine.cli), as ``make bench-simulate`` takes it."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 def main() -> None:

@@ -9,9 +9,10 @@ Run: ``.venv/bin/python -m benchmarks.simulate [--tickets N]``.
 3. Runs ``simulate`` over them up to the end of the year, timed alone: events per second,
    against the goal of 100,000 events a second.
 
-``--tune-gc`` collects cyclic garbage as rarely as ``sla-engine run`` does (freeze, then
-thresholds 50,000 / 50 / 100): millions of live parsed events make the default collector
-walk them again and again, which shows in both rates.
+``--tune-gc`` collects cyclic garbage as ``sla-engine simulate`` does (``tune_gc`` in
+``engine.cli.shared``: freeze, then a young threshold of 200,000): millions of live
+parsed events make the default collector walk them again and again, which shows in both
+rates.
 
 Prints the totals (events applied, duplicates, refused, tickets, steps fired and
 breaches, clock outcomes), the three rates, the wall time and the peak RSS of the
@@ -19,7 +20,6 @@ process, which holds the year's lines and parsed events at once.
 """
 
 import argparse
-import gc
 import json
 import os
 import resource
@@ -29,6 +29,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from engine.cli.shared import tune_gc
 from engine.config import load_config
 from engine.events import TicketEvent, parse_event
 from engine.simulate.core import Simulation, simulate
@@ -45,13 +46,6 @@ def generate(year: int, tickets: int, seed: int) -> list[bytes]:
     config = load_config(REPO / "config")
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     return [dumps(event).encode() for event in year_events(year, tickets, seed, config)]
-
-
-def tune_gc() -> None:
-    """The daemon's setting (engine.cli): the objects alive now are left out of collections."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 def print_totals(run: Simulation, offered: int) -> None:

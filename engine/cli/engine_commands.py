@@ -88,7 +88,7 @@ def run(settings_file: Path | None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
-    tune_gc()
+    tune_gc(settings.prefetch)
     try:
         asyncio.run(serve(settings, config))
     except StartupError as exc:
