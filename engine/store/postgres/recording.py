@@ -153,6 +153,7 @@ UPSERT_CLOCKS = """
 WITH before AS (
     SELECT c.ticket_id, c.clock_key, c.stopped_at
     FROM clocks AS c JOIN staged_clocks AS s USING (ticket_id, clock_key)
+    WHERE s.stopped_at IS NOT NULL
 ), written AS (
     INSERT INTO clocks (ticket_id, clock_key, metric, agreement_kind, agreement_key,
         department, service, function, priority, calendar, target_s, state, running,
@@ -165,8 +166,8 @@ WITH before AS (
         'epoch'::timestamptz + next_due_us * interval '1 microsecond',
         $1::timestamptz,
         steps::float8[], tiers::text[],
-        (SELECT array_agg('epoch'::timestamptz + u * interval '1 microsecond' ORDER BY n)
-         FROM unnest(step_due_us::bigint[]) WITH ORDINALITY AS d(u, n))
+        ARRAY(SELECT 'epoch'::timestamptz + u * interval '1 microsecond'
+              FROM unnest(step_due_us::bigint[]) WITH ORDINALITY AS d(u, n) ORDER BY n)
     FROM staged_clocks
     ON CONFLICT (ticket_id, clock_key) DO UPDATE SET
         metric = EXCLUDED.metric, agreement_kind = EXCLUDED.agreement_kind,
