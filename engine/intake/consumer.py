@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import aio_pika
 import structlog
@@ -138,6 +139,9 @@ class IntakeConsumer:
         self._arrived = asyncio.Event()
         self._subscription: Subscription | None = None
         self._in_batches = 0  # messages taken from the inbox and not yet settled
+        # The tickets of each batch in flight, by the task recording it: a batch records
+        # first, apart, the events of tickets that no other batch in flight holds.
+        self._held_tickets: dict[asyncio.Task[Any], set[str]] = {}
         self.received = 0  # messages received from the broker since start
         # The instant the queue has been read up to: see ``engine.intake.backlog``.
         self.read_up_to: datetime | None = None
@@ -176,11 +180,12 @@ class IntakeConsumer:
     async def run(self, stopping: asyncio.Event) -> None:
         """Process batches until ``stopping`` is set and the received messages are done.
 
-        Up to ``pipeline`` batches are in flight at once, each in its own transaction,
-        so that one batch is read and checked while the database writes another's. A
-        batch that shares a ticket with the one before waits for its commit at its first
-        statement, before it is measured: in a backlog nearly every batch does (on the
-        200,000-event benchmark that wait is over half the statements' time).
+        Up to ``pipeline`` batches are in flight at once, so that one batch is read,
+        checked and measured while the database writes another's. A transaction that
+        shares a ticket with another in flight waits for its commit at its first
+        statement (the ticket rows are the locks), and in a backlog nearly every pair of
+        batches shares some: so a batch records the events of tickets no other batch in
+        flight holds first, in a transaction of their own, and the rest after.
         Acks still go out in delivery order: a batch acks only after the batch before it.
         """
         in_flight: deque[asyncio.Task[bool]] = deque()
@@ -229,6 +234,9 @@ class IntakeConsumer:
             return await self._process_in_order(batch, stopping, before)
         finally:
             self._in_batches -= len(batch)
+            task = asyncio.current_task()
+            if task is not None:
+                self._held_tickets.pop(task, None)
 
     async def _process_in_order(
         self,
@@ -302,7 +310,7 @@ class IntakeConsumer:
         if not valid:
             return True
         try:
-            outcome = await self._record(valid, stopping, meter)
+            outcomes = await self._record_in_parts(valid, stopping, meter)
         except Exception as exc:
             # Not the database but this code failing on some event: find the message
             # that does it and dead-letter it, rather than stall the queue on it.
@@ -316,17 +324,52 @@ class IntakeConsumer:
                 )
             failed = Refusal("internal_error", f"internal error: {exc!r}")
             return await self._refuse([(valid[0][0], failed)], stopping)
-        if outcome is None:
+        if outcomes is None:
             return False
-        self._count(outcome)
+        by_store: dict[UUID, Refusal] = {}
+        for outcome in outcomes:
+            by_store.update(outcome.refused)
         if occurred is not None:
             occurred.extend(event.occurred_at for _, event in valid)
         # Committed without these: were the engine to stop before they are dead-lettered,
         # their redelivery finds the others recorded and these refused again.
         return await self._refuse(
-            [(m, outcome.refused[e.event_id]) for m, e in valid if e.event_id in outcome.refused],
-            stopping,
+            [(m, by_store[e.event_id]) for m, e in valid if e.event_id in by_store], stopping
         )
+
+    async def _record_in_parts(
+        self,
+        valid: list[tuple[Delivery, TicketEvent]],
+        stopping: asyncio.Event,
+        meter: ClockMeter,
+    ) -> list[BatchOutcome] | None:
+        """Record the events of tickets that no other batch in flight holds, then the
+        rest, each part in a transaction of its own; None if stopped before both were.
+
+        The first part does not wait for the other batches' commits, so it is measured
+        while the database writes theirs. Were the engine to stop between the two, the
+        batch is not acknowledged: its redelivery finds the first part recorded, and
+        records the rest.
+        """
+        # Only waiting is saved: whatever the parts, the ticket rows' locks keep each
+        # ticket's transactions in order, here and across engines.
+        task = asyncio.current_task()
+        held: set[str] = set()
+        for other, tickets in self._held_tickets.items():
+            if other is not task:
+                held |= tickets
+        if task is not None:
+            self._held_tickets[task] = {event.ticket_id for _, event in valid}
+        free = [pair for pair in valid if pair[1].ticket_id not in held]
+        parts = [free, [pair for pair in valid if pair[1].ticket_id in held]]
+        outcomes = []
+        for part in parts if free and len(free) < len(valid) else [valid]:
+            outcome = await self._record(part, stopping, meter)
+            if outcome is None:
+                return None
+            self._count(outcome)  # committed, whatever becomes of the other part
+            outcomes.append(outcome)
+        return outcomes
 
     async def _refuse(
         self, refused: list[tuple[Delivery, Refusal]], stopping: asyncio.Event
