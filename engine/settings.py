@@ -48,8 +48,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=3000,
         ge=1,
-        description="events recorded per transaction; larger batches meet fewer of the "
-        "tickets the batch before still holds locked",
+        description="events taken and acknowledged together, recorded in at most two "
+        "transactions (the tickets no other batch in flight holds first)",
     )
     max_events_per_ticket: int = Field(
         default=MAX_EVENTS_PER_TICKET,
