@@ -32,8 +32,9 @@ def load_settings(path: Path | None, exit_code: int = 1) -> Settings:
 # batch, 45 ms on average), and the middle generation, let grow for fifty of them,
 # paused the loop for a second. On the 200,000-event benchmark (2026-12-04, in turn with
 # the code before) the collector took 6.3-6.9 s of the engine's CPU, 13-16 % of it; with
-# this threshold and the middle generation collected every second young collection,
-# 1.3-1.8 s (4-5 %), and no pause over 0.66 s.
+# this threshold and the middle generation collected at every third young collection
+# (CPython collects a generation once its count exceeds the threshold: 2), 1.3-1.8 s
+# (4-5 %), and no pause over 0.76 s.
 YOUNG_THRESHOLD = 200_000
 # What one message held unsettled keeps alive for the collector, counted loosely: its
 # frames and properties, its parsed event, its ticket's locked row, timeline and clocks.
@@ -53,8 +54,8 @@ def tune_gc(held_messages: int = 0) -> None:
     again: a fifth of the engine's CPU while draining a backlog. The configuration,
     loaded once, is moved out of the collector's sight altogether. ``held_messages``:
     the most messages intake holds at once (its prefetch), whose work the young
-    generation's threshold stays above; the middle generation is collected every second
-    young collection, so that no collection walks more than about three young
+    generation's threshold stays above; the middle generation is collected at every
+    third young collection, so that no collection walks more than about four young
     generations' worth.
     """
     gc.collect()

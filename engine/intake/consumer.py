@@ -1,7 +1,8 @@
 """Consume ticket events from RabbitMQ into PostgreSQL, acknowledging only committed work.
 
-Messages are taken in batches: a batch's valid events are recorded in one transaction and
-the whole batch is acknowledged with one multiple-ack after the commit. A message that can
+Messages are taken in batches: a batch's valid events are recorded in at most two
+transactions (see ``IntakeConsumer.run``) and the whole batch is acknowledged with one
+multiple-ack after both commit. A message that can
 never be recorded (not JSON, not the contract, an unknown department) is copied to the
 dead-letter exchange with its reason before that ack. While PostgreSQL is away the batch
 stays unacknowledged and is retried with backoff; the bounded prefetch then holds the
@@ -18,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import aio_pika
 import structlog
@@ -55,6 +55,10 @@ MAX_MESSAGE_BYTES = 160 * 1024
 
 # Duplicate event ids named in one log line; the count is always whole.
 _LOGGED_IDS = 20
+
+
+# Messages recorded in one transaction, and what it did.
+_Part = tuple[list[tuple[Delivery, TicketEvent]], BatchOutcome]
 
 
 @dataclass
@@ -309,42 +313,55 @@ class IntakeConsumer:
             return False
         if not valid:
             return True
+        committed: list[_Part] = []
         try:
-            outcomes = await self._record_in_parts(valid, stopping, meter)
+            done = await self._record_in_parts(valid, stopping, meter, committed)
         except Exception as exc:
             # Not the database but this code failing on some event: find the message
-            # that does it and dead-letter it, rather than stall the queue on it.
-            one = {"event_id": str(valid[0][1].event_id), "ticket_id": valid[0][1].ticket_id}
+            # that does it and dead-letter it, rather than stall the queue on it. A part
+            # already committed stays so, and only the rest is tried one by one.
+            recorded = {id(message) for part, _ in committed for message, _ in part}
+            rest = [pair for pair in valid if id(pair[0]) not in recorded]
+            one = {"event_id": str(rest[0][1].event_id), "ticket_id": rest[0][1].ticket_id}
             log.exception(
-                "intake.record_failed", events=len(valid), **(one if len(valid) == 1 else {})
+                "intake.record_failed", events=len(rest), **(one if len(rest) == 1 else {})
             )
-            if len(valid) > 1:
+            if not await self._committed(committed, stopping, occurred):
+                return False
+            if len(rest) > 1:
                 return all(
-                    [await self._settle([message], stopping, occurred) for message, _ in valid]
+                    [await self._settle([message], stopping, occurred) for message, _ in rest]
                 )
             failed = Refusal("internal_error", f"internal error: {exc!r}")
-            return await self._refuse([(valid[0][0], failed)], stopping)
-        if outcomes is None:
-            return False
-        by_store: dict[UUID, Refusal] = {}
-        for outcome in outcomes:
-            by_store.update(outcome.refused)
-        if occurred is not None:
-            occurred.extend(event.occurred_at for _, event in valid)
-        # Committed without these: were the engine to stop before they are dead-lettered,
-        # their redelivery finds the others recorded and these refused again.
-        return await self._refuse(
-            [(m, by_store[e.event_id]) for m, e in valid if e.event_id in by_store], stopping
-        )
+            return await self._refuse([(rest[0][0], failed)], stopping)
+        # Counted whatever becomes of a part not committed: a redelivery finds it in.
+        return await self._committed(committed, stopping, occurred) and done
+
+    async def _committed(
+        self, committed: list[_Part], stopping: asyncio.Event, occurred: list[datetime] | None
+    ) -> bool:
+        """Count committed parts and dead-letter what the store refused of them; False if
+        stopped before all were. Were the engine to stop before they are dead-lettered,
+        their redelivery finds the others recorded and these refused again."""
+        refused: list[tuple[Delivery, Refusal]] = []
+        for part, outcome in committed:
+            self._count(outcome)
+            if occurred is not None:
+                occurred.extend(event.occurred_at for _, event in part)
+            refused += [(m, outcome.refused[e.event_id]) for m, e in part
+                        if e.event_id in outcome.refused]  # fmt: skip
+        return await self._refuse(refused, stopping)
 
     async def _record_in_parts(
         self,
         valid: list[tuple[Delivery, TicketEvent]],
         stopping: asyncio.Event,
         meter: ClockMeter,
-    ) -> list[BatchOutcome] | None:
+        committed: list[_Part],
+    ) -> bool:
         """Record the events of tickets that no other batch in flight holds, then the
-        rest, each part in a transaction of its own; None if stopped before both were.
+        rest, each part in a transaction of its own, adding each to ``committed`` as it
+        commits; False if stopped before both were.
 
         The first part does not wait for the other batches' commits, so it is measured
         while the database writes theirs. Were the engine to stop between the two, the
@@ -362,14 +379,12 @@ class IntakeConsumer:
             self._held_tickets[task] = {event.ticket_id for _, event in valid}
         free = [pair for pair in valid if pair[1].ticket_id not in held]
         parts = [free, [pair for pair in valid if pair[1].ticket_id in held]]
-        outcomes = []
         for part in parts if free and len(free) < len(valid) else [valid]:
             outcome = await self._record(part, stopping, meter)
             if outcome is None:
-                return None
-            self._count(outcome)  # committed, whatever becomes of the other part
-            outcomes.append(outcome)
-        return outcomes
+                return False
+            committed.append((part, outcome))
+        return True
 
     async def _refuse(
         self, refused: list[tuple[Delivery, Refusal]], stopping: asyncio.Event

@@ -24,7 +24,7 @@ CREATED = {"department": "okf", "service": "opus-loen", "priority": "P1", "subje
 class _Delivered:
     """A message as intake holds it; its acks are written down."""
 
-    def __init__(self, body: dict[str, Any], acks: list[tuple[str, bool]]) -> None:
+    def __init__(self, body: dict[str, Any], acks: list[tuple[str, Any]]) -> None:
         self.body = json.dumps(body).encode()
         self.message_id = str(body["event_id"])
         self.headers: dict[str, Any] = {}
@@ -33,7 +33,7 @@ class _Delivered:
         self._acks = acks
 
     async def ack(self, multiple: bool = False) -> None:
-        self._acks.append((self.message_id, multiple))
+        self._acks.append(("ack", self.message_id))
 
 
 class _GatedRecorder(Recorder):
@@ -41,11 +41,13 @@ class _GatedRecorder(Recorder):
     start to its commit as PostgreSQL's ticket rows are; its first transaction waits at
     ``gate``, as one whose writes the database has not finished."""
 
-    def __init__(self, gate: asyncio.Event) -> None:
+    def __init__(self, gate: asyncio.Event, log: list[tuple[str, Any]]) -> None:
         super().__init__(METER, MemoryRecordingStore(Tables()))
         self.gate = gate
+        self.log = log  # commits and acks, in the order they happened
         self.calls: list[list[str]] = []  # the tickets of each transaction, as it began
         self.done: list[list[str]] = []  # ... as it committed
+        self.fail_once: list[str] | None = None  # a transaction of these tickets raises
         self._locked: set[str] = set()
         self._unlocked = asyncio.Condition()
 
@@ -65,53 +67,90 @@ class _GatedRecorder(Recorder):
         try:
             if first:
                 await self.gate.wait()
+            if tickets == self.fail_once:
+                self.fail_once = None
+                raise RuntimeError("a bug on this event")
             outcome = await super().record(events, now, bodies, meter)
         finally:
             async with self._unlocked:
                 self._locked.difference_update(tickets)
                 self._unlocked.notify_all()
         self.done.append(tickets)
+        self.log.append(("commit", tickets))
         return outcome
 
 
-async def test_a_batch_records_its_tickets_free_of_the_batch_before_without_waiting() -> None:
+def _two_batches(
+    recorder_log: list[tuple[str, Any]], held: tuple[str, ...] = ("A",)
+) -> tuple[IntakeConsumer, _GatedRecorder, asyncio.Event, list[str]]:
+    """A consumer holding two batches: the first creates A and B (and D, to be as long as
+    the second), the second creates C and answers the ``held`` tickets; the first
+    batch's transaction waits for the gate."""
     gate = asyncio.Event()
-    recorder = _GatedRecorder(gate)
+    recorder = _GatedRecorder(gate, recorder_log)
+    first = ["A", "B"] if len(held) == 1 else ["A", "B", "D"]
     consumer = IntakeConsumer(
         queue=None,  # type: ignore[arg-type]
         dead_letters=None,  # type: ignore[arg-type]
         recorder=recorder,
-        options=IntakeOptions(batch_size=2),
+        options=IntakeOptions(batch_size=len(first)),
         now=lambda: MONDAY,
     )
-    acks: list[tuple[str, bool]] = []
-
-    def deliver(type_: str, ticket: str, seq: int, **fields: Any) -> str:
-        message = _Delivered(event(type_, ticket, seq, MONDAY, **fields), acks)
+    messages = [("ticket.created", ticket, 0, CREATED) for ticket in first]
+    messages.append(("ticket.created", "C", 0, CREATED))  # a ticket the first does not hold
+    messages += [("ticket.responded", ticket, 1, {}) for ticket in held]  # ones it holds
+    ids = []
+    for type_, ticket, seq, fields in messages:
+        message = _Delivered(event(type_, ticket, seq, MONDAY, **fields), recorder_log)
         consumer._receive(message)  # type: ignore[arg-type]
-        return message.message_id
+        ids.append(message.message_id)
+    return consumer, recorder, gate, ids
 
-    deliver("ticket.created", "A", 0, **CREATED)
-    first_last = deliver("ticket.created", "B", 0, **CREATED)
-    deliver("ticket.created", "C", 0, **CREATED)  # a ticket the first batch does not hold
-    second_last = deliver("ticket.responded", "A", 1)  # one it holds
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+async def test_a_batch_records_its_tickets_free_of_the_batch_before_without_waiting() -> None:
+    log: list[tuple[str, Any]] = []
+    consumer, recorder, gate, ids = _two_batches(log)
     stopping = asyncio.Event()
     stopping.set()  # the inbox is still worked off
     running = asyncio.create_task(consumer.run(stopping))
-
-    async def until(condition: Any) -> None:
-        async with asyncio.timeout(5):
-            while not condition():
-                await asyncio.sleep(0.001)
-
-    # The second batch's ticket C is recorded while the first batch is still writing.
-    await until(lambda: recorder.done == [["C"]])
-    assert recorder.calls == [["A", "B"], ["C"], ["A"]]  # A waits for the first batch
-    assert acks == []  # nothing acknowledged before the batch before it is in
-    gate.set()
+    try:
+        # The second batch's ticket C is recorded while the first batch is still writing.
+        await _until(lambda: recorder.done == [["C"]])
+        assert recorder.calls == [["A", "B"], ["C"], ["A"]]  # A waits for the first batch
+    finally:
+        gate.set()
     await running
-    assert recorder.calls == [["A", "B"], ["C"], ["A"]]
     assert recorder.done == [["C"], ["A", "B"], ["A"]]
-    assert acks == [(first_last, True), (second_last, True)]
+    # Each batch acked once, in delivery order, and the second only once both its parts
+    # committed.
+    assert [entry for entry in log if entry[0] == "ack"] == [("ack", ids[1]), ("ack", ids[3])]
+    assert log.index(("ack", ids[3])) > log.index(("commit", ["A"]))
+    assert log.index(("ack", ids[1])) > log.index(("commit", ["A", "B"]))
     assert consumer.stats.recorded == 4
     assert consumer._held_tickets == {}  # nothing held once the batches are done
+
+
+async def test_a_part_that_fails_is_tried_alone_and_the_committed_part_is_not_again() -> None:
+    log: list[tuple[str, Any]] = []
+    consumer, recorder, gate, ids = _two_batches(log, held=("A", "B"))
+    recorder.fail_once = ["A", "B"]  # the second batch's second part, once
+    stopping = asyncio.Event()
+    stopping.set()
+    running = asyncio.create_task(consumer.run(stopping))
+    try:
+        await _until(lambda: recorder.done == [["C"]])
+    finally:
+        gate.set()
+    await running
+    # The failed part is tried again one message at a time; the committed one is not.
+    assert recorder.calls == [["A", "B", "D"], ["C"], ["A", "B"], ["A"], ["B"]]
+    assert recorder.done == [["C"], ["A", "B", "D"], ["A"], ["B"]]
+    assert consumer.stats.recorded == 6
+    assert consumer.stats.duplicates == 0
+    assert [entry for entry in log if entry[0] == "ack"] == [("ack", ids[2]), ("ack", ids[5])]
