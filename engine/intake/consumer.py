@@ -2,11 +2,10 @@
 
 Messages are taken in batches: a batch's valid events are recorded in at most two
 transactions (see ``IntakeConsumer.run``) and the whole batch is acknowledged with one
-multiple-ack after both commit. A message that can
-never be recorded (not JSON, not the contract, an unknown department) is copied to the
-dead-letter exchange with its reason before that ack. While PostgreSQL is away the batch
-stays unacknowledged and is retried with backoff; the bounded prefetch then holds the
-rest of the queue at the broker.
+multiple-ack after both commit. A message that can never be recorded (not JSON, not the
+contract, an unknown department) is copied to the dead-letter exchange with its reason
+before that ack. While PostgreSQL is away the batch stays unacknowledged and is retried
+with backoff; the bounded prefetch then holds the rest of the queue at the broker.
 """
 
 from __future__ import annotations
