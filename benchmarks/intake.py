@@ -1,6 +1,7 @@
 """Intake throughput: drain a backlog of ticket events, against this machine's raw ceiling.
 
-Run: ``make bench-intake`` (or ``.venv/bin/python -m benchmarks.intake [--tickets N]``).
+Run: ``make bench-intake`` (or ``.venv/bin/python -m benchmarks.intake [--tickets N]
+[--rounds N]``).
 
 1. Raw ceiling: the same messages, consumed with aio-pika in batches (the engine's batch
    size and prefetch) with one multi-ack and inserted into one table with asyncpg, no
@@ -12,6 +13,12 @@ Run: ``make bench-intake`` (or ``.venv/bin/python -m benchmarks.intake [--ticket
    ceiling, the engine processes' from ``/proc``), and the share of the drain the engine
    was on a CPU: a figure that moves less from day to day than the ratio of the rates,
    whose ceiling is mostly the database's speed and the engine's mostly its own CPU.
+
+This machine's speed wanders from minute to minute: the same code drained at 0.40 and
+at 0.64 of a ceiling measured once before it, in two runs back to back (2026-12-04).
+So each of several rounds (``--rounds``) sets an engine drain against the mean of the
+raw ceilings measured just before and just after it, and the median of the rounds'
+ratios is the figure.
 
 Uses the local RabbitMQ and PostgreSQL (``SLA_ENGINE_AMQP_URL``, ``SLA_ENGINE_DATABASE_URL``
 override them), a schema of its own in the database and a queue of its own for step 1;
@@ -27,6 +34,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,6 +173,7 @@ async def raw_ceiling(bodies: list[bytes], schema: str) -> Drain:
         seconds = time.perf_counter() - began
         cpu = time.process_time() - cpu
         await channel.queue_delete(RAW_QUEUE)
+        await db.execute("DROP TABLE raw_events")  # the next raw drain starts empty too
         return Drain(len(bodies) / seconds, seconds, cpu)
     finally:
         await db.close()
@@ -250,27 +259,53 @@ async def main() -> None:
         help="engine processes consuming at once (DESIGN's "
         "scale-out: competing consumers); the raw ceiling stays one process",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="engine drains, each against the raw ceilings measured just before and after it",
+    )
     args = parser.parse_args()
     bodies = make_events(args.tickets)
-    schema = f"bench_{int(time.time())}"
+    events = len(bodies)
     admin = await asyncpg.connect(DATABASE_URL)
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    schemas: list[str] = []
+
+    async def new_schema() -> str:
+        schemas.append(f"bench_{int(time.time())}_{len(schemas)}")
+        await admin.execute(f'CREATE SCHEMA "{schemas[-1]}"')
+        return schemas[-1]
+
     try:
-        print(f"{len(bodies):,} events for {args.tickets:,} tickets")
-        raw = await raw_ceiling(bodies, schema)
-        print(f"raw ceiling (aio-pika + asyncpg, batches of {BATCH}): {raw.rate:10,.0f} events/s")
-        engine = await engine_rate(bodies, schema, args.engines)
+        print(f"{events:,} events for {args.tickets:,} tickets, {args.rounds} rounds")
+        raw_schema = await new_schema()
+        raws = [await raw_ceiling(bodies, raw_schema)]
         label = f"{args.engines} x sla-engine run" if args.engines > 1 else "sla-engine run"
-        print(f"engine ({label}, drained in {engine.seconds:.1f} s): {engine.rate:10,.0f} events/s")
-        print(f"engine / raw ceiling: {engine.rate / raw.rate:.2f}")
-        events = len(bodies)
-        busy = engine.cpu_s / (engine.seconds * args.engines)
+        ratios = []
+        for round_ in range(1, args.rounds + 1):
+            engine = await engine_rate(bodies, await new_schema(), args.engines)
+            raws.append(await raw_ceiling(bodies, raw_schema))
+            before, after = raws[-2], raws[-1]
+            ceiling = (before.rate + after.rate) / 2
+            ratios.append(engine.rate / ceiling)
+            raw_cpu = (before.cpu_s + after.cpu_s) / 2 / events * 1e6
+            busy = engine.cpu_s / (engine.seconds * args.engines)
+            print(
+                f"round {round_}: raw ceiling (aio-pika + asyncpg, batches of {BATCH})"
+                f" {before.rate:,.0f} before and {after.rate:,.0f} after; engine ({label},"
+                f" drained in {engine.seconds:.1f} s) {engine.rate:,.0f} events/s:"
+                f" {ratios[-1]:.2f} of the ceiling; CPU per event: raw ceiling"
+                f" {raw_cpu:.0f} µs, engine {engine.cpu_us_per_event(events):.0f} µs"
+                f" (on a CPU {busy:.0%} of its drain)"
+            )
+        listed = ", ".join(f"{ratio:.2f}" for ratio in ratios)
         print(
-            f"CPU per event: raw ceiling {raw.cpu_us_per_event(events):.0f} µs, engine"
-            f" {engine.cpu_us_per_event(events):.0f} µs (on a CPU {busy:.0%} of its drain)"
+            f"engine / raw ceiling: {statistics.median(ratios):.2f}"
+            f" (median of {len(ratios)} rounds: {listed})"
         )
     finally:
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        for schema in schemas:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await admin.close()
 
 
