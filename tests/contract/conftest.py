@@ -65,6 +65,9 @@ class Backend(Protocol):
     async def clock(self, ticket_id: str, clock_key: str) -> tuple[str, datetime | None]:
         """The clock's state and next due instant."""
 
+    async def measured(self, ticket_id: str, clock_key: str) -> tuple[datetime, float]:
+        """When the clock's row was last written, and the elapsed seconds it holds."""
+
     async def notice(self, notice_id: UUID) -> dict[str, Any]:
         """The outbox row of a notice."""
 
@@ -106,6 +109,10 @@ class MemoryBackend:
     async def clock(self, ticket_id: str, clock_key: str) -> tuple[str, datetime | None]:
         row = self.tables.clocks[(ticket_id, clock_key)]
         return row.state, row.next_due_at
+
+    async def measured(self, ticket_id: str, clock_key: str) -> tuple[datetime, float]:
+        row = self.tables.clocks[(ticket_id, clock_key)]
+        return row.measured_at, row.elapsed_s
 
     async def notice(self, notice_id: UUID) -> dict[str, Any]:
         return vars(self.tables.outbox[notice_id])
@@ -158,6 +165,15 @@ class PostgresBackend:
         )
         assert row is not None
         return row["state"], row["next_due_at"]
+
+    async def measured(self, ticket_id: str, clock_key: str) -> tuple[datetime, float]:
+        row = await self.pool.fetchrow(
+            "SELECT measured_at, elapsed_s FROM clocks WHERE ticket_id = $1 AND clock_key = $2",
+            ticket_id,
+            clock_key,
+        )
+        assert row is not None
+        return row["measured_at"], row["elapsed_s"]
 
     async def notice(self, notice_id: UUID) -> dict[str, Any]:
         row = await self.pool.fetchrow("SELECT * FROM outbox WHERE notice_id = $1", notice_id)

@@ -154,6 +154,29 @@ async def test_clocks_are_written_and_a_stop_is_told_once(backend: Backend) -> N
         await backend.clock("A", "resolution")
 
 
+async def test_a_clock_measured_as_its_row_stands_is_not_written_again(
+    backend: Backend,
+) -> None:
+    first, responded = created("A"), ev("ticket.responded", "A", 1, 5)
+    minute = [MONDAY + timedelta(minutes=m) for m in range(7)]
+    async with backend.recording.transaction() as store:
+        await store.write_clocks(written("A", measure([first], 1)), minute[1])
+    # Measured again later with nothing new: both clocks still run toward the same
+    # deadlines, so their rows keep the first measurement (a minute of business time).
+    async with backend.recording.transaction() as store:
+        assert await store.write_clocks(written("A", measure([first], 4)), minute[4]) == []
+    assert await backend.measured("A", "response") == (minute[1], 60.0)
+    assert await backend.measured("A", "resolution") == (minute[1], 60.0)
+    # The response stops: that clock is written (and told stopped), the other is not.
+    async with backend.recording.transaction() as store:
+        assert await store.write_clocks(
+            written("A", measure([first, responded], 6)), minute[6]
+        ) == [StoppedClock("response", "sla", 300.0)]
+    assert await backend.measured("A", "response") == (minute[6], 300.0)
+    assert await backend.measured("A", "resolution") == (minute[1], 60.0)
+    assert (await backend.clock("A", "response"))[0] == "met"
+
+
 async def test_steps_are_superseded_and_restored(backend: Backend) -> None:
     await backend.add_clock("A", "response", (MONDAY, MONDAY + timedelta(minutes=5)))
     step = FiredStep(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
@@ -133,7 +134,7 @@ class MemoryRecordingTransaction:
             clock, agreement = measured.clock, measured.clock.agreement
             key = (measured.ticket_id, clock.key)
             before = self._tables.clocks.get(key)
-            self._tables.clocks[key] = ClockRow(
+            row = ClockRow(
                 ticket_id=measured.ticket_id,
                 clock_key=clock.key,
                 metric=clock.metric,
@@ -158,6 +159,9 @@ class MemoryRecordingTransaction:
                 tiers=[tier for _fraction, tier in agreement.steps],
                 step_due_at=[_instant(us) for us in clock.due_us[: len(agreement.steps)]],
             )
+            if before is not None and _unchanged(before, row):
+                continue  # as in PostgreSQL: not written again, so stopped before if at all
+            self._tables.clocks[key] = row
             if clock.stopped_at is not None and (before is None or before.stopped_at is None):
                 stopped.append(
                     StoppedClock(clock.metric, agreement.kind, clock.elapsed.total_seconds())
@@ -212,3 +216,12 @@ class MemoryRecordingStore:
             yield batch
         if batch.announced is not None:  # as NOTIFY: only once committed
             self._tables.announce_due(batch.announced)
+
+
+def _unchanged(before: ClockRow, after: ClockRow) -> bool:
+    """Whether a clock measured again says what its row says (PostgreSQL's
+    ``UPSERT_CLOCKS`` then keeps the row): all but the instant it was measured at, and a
+    running clock's elapsed time and fraction, which are as of that instant."""
+    if after.running:
+        after = replace(after, elapsed_s=before.elapsed_s, fraction=before.fraction)
+    return replace(after, measured_at=before.measured_at) == before

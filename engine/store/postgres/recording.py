@@ -149,6 +149,11 @@ ON CONFLICT (ticket_id) DO UPDATE SET
 # Every clock of a batch is measured at the same instant, the one parameter.
 # It returns the clocks that it stopped: every sub-statement of a WITH sees the table as
 # it was before the upsert, so ``before`` holds the previous stop (none for a new clock).
+# A clock that the batch's events did not change (a running resolution clock when the
+# ticket goes in progress, say) is not written again: a new row version, its WAL and its
+# index entries for nothing. Its row stays as measured then; a running clock's elapsed_s
+# and fraction are as of its measured_at, and nothing reads them as of any other instant.
+# Not written, a row is not returned either: it stopped, if at all, in an earlier batch.
 UPSERT_CLOCKS = """
 WITH before AS (
     SELECT c.ticket_id, c.clock_key, c.stopped_at
@@ -180,6 +185,19 @@ WITH before AS (
         deadline = EXCLUDED.deadline, next_due_at = EXCLUDED.next_due_at,
         measured_at = EXCLUDED.measured_at, steps = EXCLUDED.steps,
         tiers = EXCLUDED.tiers, step_due_at = EXCLUDED.step_due_at
+    WHERE (clocks.metric, clocks.agreement_kind, clocks.agreement_key, clocks.department,
+           clocks.service, clocks.function, clocks.priority, clocks.calendar,
+           clocks.target_s, clocks.state, clocks.running, clocks.started_at,
+           clocks.stopped_at, clocks.deadline, clocks.next_due_at, clocks.steps,
+           clocks.tiers, clocks.step_due_at)
+        IS DISTINCT FROM (EXCLUDED.metric, EXCLUDED.agreement_kind, EXCLUDED.agreement_key,
+           EXCLUDED.department, EXCLUDED.service, EXCLUDED.function, EXCLUDED.priority,
+           EXCLUDED.calendar, EXCLUDED.target_s, EXCLUDED.state, EXCLUDED.running,
+           EXCLUDED.started_at, EXCLUDED.stopped_at, EXCLUDED.deadline,
+           EXCLUDED.next_due_at, EXCLUDED.steps, EXCLUDED.tiers, EXCLUDED.step_due_at)
+        OR (NOT EXCLUDED.running
+            AND (clocks.elapsed_s, clocks.fraction)
+                IS DISTINCT FROM (EXCLUDED.elapsed_s, EXCLUDED.fraction))
     RETURNING ticket_id, clock_key, metric, agreement_kind, elapsed_s, stopped_at
 )
 SELECT w.metric, w.agreement_kind, w.elapsed_s
