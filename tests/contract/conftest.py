@@ -157,22 +157,19 @@ class PostgresBackend:
                 list(TIERS), list(due),
             )  # fmt: skip
 
-    async def clock(self, ticket_id: str, clock_key: str) -> tuple[str, datetime | None]:
+    async def _clock_row(self, ticket_id: str, clock_key: str) -> asyncpg.Record:
         row = await self.pool.fetchrow(
-            "SELECT state, next_due_at FROM clocks WHERE ticket_id = $1 AND clock_key = $2",
-            ticket_id,
-            clock_key,
+            "SELECT * FROM clocks WHERE ticket_id = $1 AND clock_key = $2", ticket_id, clock_key
         )
         assert row is not None
+        return row
+
+    async def clock(self, ticket_id: str, clock_key: str) -> tuple[str, datetime | None]:
+        row = await self._clock_row(ticket_id, clock_key)
         return row["state"], row["next_due_at"]
 
     async def measured(self, ticket_id: str, clock_key: str) -> tuple[datetime, float]:
-        row = await self.pool.fetchrow(
-            "SELECT measured_at, elapsed_s FROM clocks WHERE ticket_id = $1 AND clock_key = $2",
-            ticket_id,
-            clock_key,
-        )
-        assert row is not None
+        row = await self._clock_row(ticket_id, clock_key)
         return row["measured_at"], row["elapsed_s"]
 
     async def notice(self, notice_id: UUID) -> dict[str, Any]:
