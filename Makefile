@@ -21,7 +21,7 @@ RUN_CMD ?= $(BIN)/sla-engine check-config config && $(BIN)/sla-engine run
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv services services-test lint test test-faults run bench bench-intake bench-timers bench-simulate bench-long-ticket bench-worklist clean
+.PHONY: help venv services services-test lint test test-faults run bench bench-intake bench-timers bench-simulate bench-long-ticket bench-worklist bench-recording clean
 
 help:
 	@echo "Targets:"
@@ -38,6 +38,7 @@ help:
 	@echo "  bench-simulate  run benchmarks/simulate.py (a synthetic year replayed in memory; no services)"
 	@echo "  bench-long-ticket  run benchmarks/long_ticket.py (the cost of a ticket's 100th, 1,000th and 10,000th event; no services)"
 	@echo "  bench-worklist  run benchmarks/worklist.py (GET /tickets per filter with 1,000,000 open clocks; real PostgreSQL)"
+	@echo "  bench-recording  run benchmarks/recording.py (the engine's own CPU per event recording bench-intake's events; real PostgreSQL, no broker)"
 	@echo "  clean     remove $(VENV) and caches"
 
 venv: $(STAMP)
@@ -111,6 +112,9 @@ bench-long-ticket: venv
 
 bench-worklist: venv services
 	$(BIN)/python -m benchmarks.worklist
+
+bench-recording: venv services
+	$(BIN)/python -m benchmarks.recording
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
