@@ -11,7 +11,7 @@ daemon's batch size, each message parsed and checked against the configuration, 
 batch recorded by the ``Recorder`` through the PostgreSQL recording adapter (its
 tickets locked, its clocks measured and written) with the daemon's history cache and
 its collector thresholds (``tune_gc`` with the prefetch). What it leaves out is
-consuming from RabbitMQ (about 65 µs a message through aiormq here) and keeping two
+consuming from RabbitMQ, which bench-intake's engine drains count, and keeping two
 batches in flight.
 
 Each round records into a schema of its own and prints this process's CPU time per
