@@ -45,6 +45,13 @@ log = structlog.get_logger(__name__)
 
 _NO_STEPS: Mapping[float, tuple[datetime, bool]] = {}
 
+# A ticket's clocks as a commit wrote them: the ticket's feed version after it, and each
+# clock's key with its row as the store compares it (``_as_written``). Tuples of strings,
+# numbers and instants: the collector stops tracking such a tuple once it survives a
+# collection, where a dict is let go only by a full one, and the cache holds thousands.
+_Written = tuple[int, tuple[tuple[str, tuple[object, ...]], ...]]
+_NONE_WRITTEN: dict[str, tuple[object, ...]] = {}
+
 
 @dataclass(frozen=True)
 class BatchOutcome:
@@ -79,6 +86,7 @@ class _Measurement:
     stopped: list[StoppedClock] = field(default_factory=list)
     history: dict[str, list[TicketEvent]] = field(default_factory=dict)
     readings: dict[str, Reading] = field(default_factory=dict)
+    written: dict[str, _Written] = field(default_factory=dict)
     rated: list[TicketRating] = field(default_factory=list)
 
 
@@ -116,6 +124,9 @@ class Recorder:
         self._cached_events = 0
         self._cache_size = cache_size
         self._snapshot_cache: dict[str, tuple[set[str], dict[str, Agreement]]] = {}
+        # What this process's commits last wrote of each kept ticket's clocks, by the
+        # feed version they left: while the row still has it, no other write has been.
+        self._written: dict[str, _Written] = {}
 
     @property
     def meter(self) -> ClockMeter:
@@ -156,7 +167,7 @@ class Recorder:
             changed = sorted(new)
             measurement = await self._measure_again(store, changed, locked, new, now, meter)
         # Committed: what the next batch may take from memory.
-        self._keep(measurement.history, measurement.readings, meter)
+        self._keep(measurement, meter)
         kinds: Counter[tuple[str, str]] = Counter((e.type, e.channel) for e in fresh)
         admitted = [e for e in events if e.event_id not in refused]
         return BatchOutcome(
@@ -177,11 +188,13 @@ class Recorder:
         steps' instants the scheduler could not fire them.
         """
         meter = self._meter_now()
+        for ticket_id in ticket_ids:
+            self._written.pop(ticket_id, None)  # their rows are in question: all written
         async with self.store.transaction() as store:
             locked = await store.lock_tickets(sorted(set(ticket_ids)))
             present = [ticket.ticket_id for ticket in locked]
             measurement = await self._measure_again(store, present, locked, {}, now, meter)
-        self._keep(measurement.history, measurement.readings, meter)
+        self._keep(measurement, meter)
         return len(present)
 
     async def _admit(
@@ -300,7 +313,8 @@ class Recorder:
         # new row version, so nothing is written twice or deleted to be re-added.
         await store.write_tickets(tickets, now)
         fired = await store.fired_steps(changed)
-        stopped = await self._write_clocks(store, measured, rows, fired, new, now)
+        written: dict[str, _Written] = {}
+        stopped = await self._write_clocks(store, measured, rows, fired, new, now, written)
         kept, rated = _ratings(measured, history, new)
         if kept:
             await store.write_ratings(kept)
@@ -309,6 +323,7 @@ class Recorder:
             stopped=stopped,
             history=history,
             readings={t: clocks.reading for t, clocks in measured if clocks is not None},
+            written=written,
             rated=rated,
         )
 
@@ -320,9 +335,17 @@ class Recorder:
         fired: FiredSteps,
         new: Mapping[str, Sequence[TicketEvent]],
         now: datetime,
+        written: dict[str, _Written],
     ) -> list[StoppedClock]:
         """Write the measured clocks, with their next due instants and the standing of
-        their fired steps; remove those that no longer apply."""
+        their fired steps; remove those that no longer apply. What the commit will have
+        written of each ticket's clocks goes into ``written``.
+
+        A clock whose row stands as this process last wrote it is not handed to the store
+        at all (in a backlog, one row in three or more): making its row, sending it and
+        comparing it there cost as much as writing it. The store would leave such a row
+        as it is anyway (see ``write_clocks``), so the outcome is the same.
+        """
         clocks: list[MeasuredClock] = []
         undone: list[StepKey] = []
         restored: list[StepKey] = []
@@ -331,13 +354,22 @@ class Recorder:
         for ticket_id, ticket_clocks in measured:
             if ticket_clocks is None:
                 continue
+            row = rows[ticket_id]
+            last = self._written.get(ticket_id)
+            # Another process's commit (a firing, another engine) raised the version since:
+            # the rows may be anything, so every clock is written.
+            unchanged = last is not None and last[0] == row.feed_version
+            standing = dict(last[1]) if last is not None and unchanged else _NONE_WRITTEN
+            now_written = []
             for clock in ticket_clocks.clocks:
                 steps_fired = fired.get((ticket_id, clock.key), _NO_STEPS)
                 fractions = clock.agreement.fractions
                 due_us = clock.due_us[: len(fractions)]
-                clocks.append(
-                    MeasuredClock(ticket_id, clock, next_due(fractions, due_us, steps_fired))
-                )
+                next_due_us = next_due(fractions, due_us, steps_fired)
+                as_written = _as_written(clock, next_due_us)
+                now_written.append((clock.key, as_written))
+                if standing.get(clock.key) != as_written:
+                    clocks.append(MeasuredClock(ticket_id, clock, next_due_us))
                 if steps_fired:
                     # An event new in this batch that occurred before a step fired may
                     # undo it.
@@ -345,24 +377,26 @@ class Recorder:
                     superseding, restoring = _changed_steps(ticket_id, clock, steps_fired, late)
                     undone += superseding
                     restored += restoring
+            written[ticket_id] = (row.feed_version + 1, tuple(now_written))
             # A clock that no longer applies (its agreement sets no target any more, or a
             # late event ended the ticket before it).
             measured_keys = [clock.key for clock in ticket_clocks.clocks]
             reading = ticket_clocks.reading
-            if reading.whole and rows[ticket_id].event_count:
+            if reading.whole and row.event_count:
                 # Every clock measured afresh, but the row names only those last written:
                 # update cycles that ended earlier are in the store alone.
                 kept[ticket_id] = measured_keys
             else:
                 gone += [
                     (ticket_id, key)
-                    for key in set(rows[ticket_id].clock_keys).difference(measured_keys)
+                    for key in set(row.clock_keys).difference(measured_keys)
                     if not reading.left_out(key)
                 ]
         if undone:
             await store.supersede_steps(undone, now)
         if restored:
             await store.restore_steps(restored)
+        # Of the clocks written: one left as it stood was announced when it was written.
         earliest = min((c.next_due_us for c in clocks if c.next_due_us is not None), default=None)
         if earliest is not None:
             await store.announce_due(from_utc_us(earliest))
@@ -391,18 +425,15 @@ class Recorder:
             self._snapshot_cache[text] = parsed
         return parsed
 
-    def _keep(
-        self,
-        history: Mapping[str, list[TicketEvent]],
-        readings: Mapping[str, Reading],
-        meter: ClockMeter,
-    ) -> None:
-        """Keep committed histories and their readings, the most recently measured last;
-        the oldest go first."""
+    def _keep(self, measurement: _Measurement, meter: ClockMeter) -> None:
+        """Keep committed histories, their readings and the clocks written, the most
+        recently measured last; the oldest go first."""
+        readings = measurement.readings
         if meter is not self._readings_meter:
             readings = {}  # made before a reload that a later batch has seen: not kept
+        written = measurement.written
         kept = self._histories
-        for ticket_id, events in history.items():
+        for ticket_id, events in measurement.history.items():
             before = kept.pop(ticket_id, None)
             self._cached_events += len(events) - (len(before) if before is not None else 0)
             kept[ticket_id] = events
@@ -411,10 +442,16 @@ class Recorder:
                 self._readings[ticket_id] = reading
             else:  # not measured (waiting, or unmeasurable): what is kept is of fewer events
                 self._readings.pop(ticket_id, None)
+            rows = written.get(ticket_id)
+            if rows is not None:
+                self._written[ticket_id] = rows
+            else:
+                self._written.pop(ticket_id, None)
         while self._cached_events > self._cache_size and kept:
             ticket_id, events = kept.popitem(last=False)
             self._cached_events -= len(events)
             self._readings.pop(ticket_id, None)
+            self._written.pop(ticket_id, None)
 
     async def _events_of(
         self,
@@ -531,6 +568,30 @@ def _ratings(
                 TicketRating(ticket_id, timeline.department, timeline.service, rating.score)
             )
     return kept, rated
+
+
+def _as_written(clock: Clock, next_due_us: int | None) -> tuple[object, ...]:
+    """What of a clock's row ``write_clocks`` compares to decide whether to write it: its
+    agreement, priority (and so target), state, start, stop, step instants and deadline,
+    next due instant, and a stopped clock's business time (a running clock's is as of
+    when its row was written, and not compared).
+
+    The agreement goes by its key: a ticket's snapshot under a key is never replaced
+    (snapshots are only added), so the key stands for its kind, owners, calendar and
+    steps; and the tuple holds nothing the collector tracks (see ``_Written``).
+    """
+    return (
+        clock.metric,
+        clock.agreement_key,
+        clock.priority,
+        clock.state,
+        clock.running,
+        clock.started_at,
+        clock.stopped_at,
+        clock.due_us,
+        next_due_us,
+        None if clock.running else clock.elapsed,
+    )
 
 
 def _instant(us: int | None) -> datetime | None:

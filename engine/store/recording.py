@@ -37,6 +37,10 @@ class LockedTicket:
     agreements: str  # the JSON text of every agreement snapshot attached, by key
     clock_keys: Sequence[str]
     event_count: int  # the events recorded for it before this batch
+    # The version of its clocks (the SLA feed's): every commit that writes them raises it
+    # by one (a measured ticket's ``write_tickets``, a firing's ``advance``), so a writer
+    # that knows the version its own write left knows whether the rows are still those.
+    feed_version: int
 
 
 class MeasuredTicket(NamedTuple):
@@ -114,7 +118,8 @@ class RecordingTransaction(Protocol):
         ...
 
     async def write_tickets(self, tickets: Sequence[MeasuredTicket], now: datetime) -> None:
-        """Write what the measurement says of each ticket, and its count of events."""
+        """Write what the measurement says of each ticket, and its count of events; a
+        measured ticket's (one with clocks) ``feed_version`` goes up by one."""
         ...
 
     async def write_clocks(

@@ -96,6 +96,23 @@ async def test_steps_fired_make_a_new_version(backend: Backend) -> None:
     assert response.state == "breached"
 
 
+async def test_the_locked_row_shows_the_version_the_last_write_left(backend: Backend) -> None:
+    """The recorder trusts the clock rows it wrote while the version stands as its commit
+    left it: every commit that writes clocks raises it by one, and nothing else does."""
+
+    async def versions() -> dict[str, int]:
+        async with backend.recording.transaction() as store:
+            return {t.ticket_id: t.feed_version for t in await store.lock_tickets(["A", "B"])}
+
+    await record(backend, created("A"), ev("ticket.responded", "B", 1, 0.5))
+    assert await versions() == {"A": 1, "B": 0}  # B waits for its creation: not measured
+    await record(backend, ev("ticket.responded", "A", 1, 0.5), minutes=2)
+    assert await versions() == {"A": 2, "B": 0}
+    firing = await fire_due(backend.firing, Composer(CONFIG), NOW + timedelta(hours=8), 100)
+    assert firing.fired
+    assert await versions() == {"A": 3, "B": 0}
+
+
 async def test_a_claim_whose_ticket_moved_on_publishes_nothing_of_it(backend: Backend) -> None:
     """The version read with the clocks is the one claimed, or the ticket is left to the
     claimer of its newer version: two publishers never send one version."""

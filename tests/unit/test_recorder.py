@@ -3,6 +3,7 @@ undoes and announces, all or nothing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -194,17 +195,40 @@ async def test_stopped_clocks_are_not_written_again_and_go_when_a_late_event_end
     cycles = sorted(key for _, key in tables.clocks if key.startswith("update:"))
     states = [tables.clocks[("A", key)].state for key in cycles]
     assert states == ["met", "met", "met", "running"]
-    # A cycle is written while it runs, in the batch that ends it and the next (an event
-    # at the instant it ended could still retarget it); then never again. So is the
-    # response clock, stopped at 5 and measured so at 6 and 21.
-    assert written == [
-        ["resolution", cycles[0], cycles[1], cycles[2]],
-        ["resolution", cycles[1], cycles[2], cycles[3]],
-    ]
+    # Only a clock whose row changes is handed to the store: the cycle that ends and the
+    # one that starts. The running resolution clock, the response clock stopped at 5 and
+    # the cycles that ended before stand as this recorder wrote them.
+    assert written == [[cycles[1], cycles[2]], [cycles[2], cycles[3]]]
     # Word comes late that the ticket was closed at 10: the later cycles never were.
     await recorder.record([ev("ticket.status_changed", "A", 5, 10, status="closed")], at(62))
     assert sorted(key for _, key in tables.clocks if key.startswith("update:")) == cycles[:1]
     assert tables.clocks[("A", cycles[0])].stopped_at == at(10)
+
+
+async def test_a_clock_another_commit_wrote_since_is_written_again(
+    recorder: Recorder, tables: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await recorder.record([created("A")], at(1))
+    written: list[list[str]] = []
+    write = MemoryRecordingTransaction.write_clocks
+
+    async def spy(self: MemoryRecordingTransaction, clocks: Any, now: datetime) -> Any:
+        written.append([c.clock.key for c in clocks])
+        return await write(self, clocks, now)
+
+    monkeypatch.setattr(MemoryRecordingTransaction, "write_clocks", spy)
+    in_progress = ev("ticket.status_changed", "A", 1, 2, status="in_progress")
+    await recorder.record([in_progress], at(3))
+    assert written == []  # nothing the clocks show changed: no row handed over
+    # Another process (a firing, another engine) writes the response clock, raising the
+    # ticket's version as every such commit does.
+    row = tables.clocks[("A", "response")]
+    tables.clocks[("A", "response")] = replace(row, next_due_at=at(9))
+    tables.feed_changed("A", at(4))
+    await recorder.record([ev("ticket.commented", "A", 2, 4, visibility="internal",
+                              body="Ser på det")], at(5))  # fmt: skip
+    assert [sorted(keys) for keys in written] == [["resolution", "response"]]  # all of them
+    assert tables.clocks[("A", "response")].next_due_at == at(7.5)
 
 
 def rated(ticket: str, seq: int, minutes: float, score: int, **fields: Any) -> TicketEvent:

@@ -45,7 +45,11 @@ class MemoryRecordingTransaction:
         rows = [self._tables.tickets[t] for t in sorted(ticket_ids) if t in self._tables.tickets]
         return [
             LockedTicket(
-                row.ticket_id, json.dumps(row.agreements), list(row.clock_keys), row.event_count
+                row.ticket_id,
+                json.dumps(row.agreements),
+                list(row.clock_keys),
+                row.event_count,
+                row.feed_version,
             )
             for row in rows
         ]

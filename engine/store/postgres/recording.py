@@ -90,7 +90,7 @@ ADD_TICKETS = """
 INSERT INTO tickets (ticket_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING
 """
 LOCK_TICKETS = """
-SELECT ticket_id, agreements::text AS agreements, clock_keys, event_count
+SELECT ticket_id, agreements::text AS agreements, clock_keys, event_count, feed_version
 FROM tickets
 WHERE ticket_id = ANY($1::text[])
 ORDER BY ticket_id
@@ -242,10 +242,7 @@ class PostgresRecordingTransaction:
     async def lock_tickets(self, ticket_ids: Sequence[str]) -> list[LockedTicket]:
         """Lock the rows of the known tickets among these, in ticket order."""
         rows = await self._connection.fetch(LOCK_TICKETS, ticket_ids)
-        return [
-            LockedTicket(row["ticket_id"], row["agreements"], row["clock_keys"], row["event_count"])
-            for row in rows
-        ]
+        return [LockedTicket(*row) for row in rows]
 
     async def creations(self, ticket_ids: Sequence[str]) -> dict[str, UUID]:
         """The id of the stored ``ticket.created`` of each ticket that has one."""
