@@ -16,7 +16,7 @@ in UTC (``astimezone(UTC)``) or with ``<``, ``<=``, ``>``, ``>=``, whose orderin
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -164,6 +164,35 @@ class BusinessCalendar:
                     j = bisect_left(cum_end, target, i)
                     return ends[j] - cum_end[j] + target
             self._extend_forward()  # the deadline lies beyond the built years
+
+    def add_each_us(self, start_us: int, durations: Sequence[int]) -> list[int]:
+        """``add_us`` of each duration from one start: a clock's steps and deadline.
+
+        The interval the start lies in is looked up once rather than once per duration:
+        every event measures the running clocks of its ticket again, each with a handful
+        of steps.
+        """
+        s = start_us
+        if not self._lo_us <= s < self._hi_us:
+            self._cover(s)
+        starts, ends, cum, cum_end = self._starts, self._ends, self._cum, self._cum_end
+        i = bisect_right(ends, s)  # the first interval ending after s
+        if i == len(ends):
+            return [self.add_us(s, dur) for dur in durations]
+        begin = starts[i]
+        done = cum[i] + (s - begin if s > begin else 0)  # open time up to s, from the first
+        built = cum_end[-1]
+        found = []
+        for dur in durations:
+            target = done + dur
+            if dur == 0:
+                found.append(s if s > begin else begin)
+            elif target <= built:
+                j = bisect_left(cum_end, target, i)
+                found.append(ends[j] - cum_end[j] + target)
+            else:  # beyond the built years: add_us builds them
+                found.append(self.add_us(s, dur))
+        return found
 
     def elapsed_us(self, start_us: int, end_us: int) -> int:
         """``elapsed`` in epoch microseconds."""

@@ -270,21 +270,24 @@ def _measure(
     running = len(bounds) % 2 == 1
     open_us = bounds[-1] if running else None
     add_us = calendar.add_us
-    due: list[int | None]
+    due: Sequence[int | None]
     if open_us is not None and not spent:  # the usual case: it all lies ahead
-        due = [add_us(open_us, need) if need > 0 else None for need in needs]
+        due = calendar.add_each_us(open_us, needs)
+        if 0 in needs:  # a step that needs no time: no time passed reaches it either
+            due = [None if need == 0 else us for need, us in zip(needs, due, strict=True)]
     else:
         # A step the closed segments reached falls in the first whose sum reaches it (none
         # for a step that needs no time at all: no time passed reaches it either).
-        due = []
+        reached: list[int | None] = []
         for need in needs:
             if need <= spent:
                 i = bisect_left(sums, need)
-                due.append(add_us(bounds[2 * i - 2], need - sums[i - 1]) if i else None)
+                reached.append(add_us(bounds[2 * i - 2], need - sums[i - 1]) if i else None)
             elif open_us is not None:
-                due.append(add_us(open_us, need - spent))
+                reached.append(add_us(open_us, need - spent))
             else:  # not running: no instant it falls due at
-                due.append(None)
+                reached.append(None)
+        due = reached
     # Business time up to as_of: the closed segments that ended by then, and the part of
     # the next one (closed or open) before it; the later ones start after it.
     ended = not closed or bounds[2 * closed - 1] <= as_of_us  # the usual case

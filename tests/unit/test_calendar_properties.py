@@ -107,6 +107,24 @@ def test_deadline_is_the_earliest_instant(
 
 
 @SETTINGS
+@given(
+    calendars(),
+    instants,
+    # a clock's steps and deadline; some reach past the years the calendar has built
+    st.lists(st.integers(min_value=0, max_value=3000 * 3600 * 10**6), min_size=1, max_size=6),
+)
+def test_adding_each_duration_from_one_start_is_adding_them_one_by_one(
+    cal: tuple[dict[str, Any], BusinessCalendar], start: datetime, durations: list[int]
+) -> None:
+    config, business = cal
+    start_us = round(start.timestamp() * 1e6)
+    # A calendar of its own for each: what one has built must not decide the answers.
+    one_by_one = BusinessCalendar.from_config(config)
+    expected = [one_by_one.add_us(start_us, d) for d in durations]
+    assert business.add_each_us(start_us, durations) == expected
+
+
+@SETTINGS
 @given(calendars(), instants, instants, instants)
 def test_elapsed_is_additive(
     cal: tuple[dict[str, Any], BusinessCalendar], a: datetime, b: datetime, c: datetime
