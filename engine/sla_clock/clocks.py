@@ -269,25 +269,13 @@ def _measure(
     spent = sums[-1]  # business time in the closed segments
     running = len(bounds) % 2 == 1
     open_us = bounds[-1] if running else None
-    add_us = calendar.add_us
-    due: Sequence[int | None]
-    if open_us is not None and not spent:  # the usual case: it all lies ahead
-        due = calendar.add_each_us(open_us, needs)
-        if 0 in needs:  # a step that needs no time: no time passed reaches it either
-            due = [None if need == 0 else us for need, us in zip(needs, due, strict=True)]
+    size = len(bounds)
+    memo = run.due
+    if memo is not None and memo[2] == size and memo[0] is calendar and memo[1] == needs:
+        due_us = memo[3]  # measured before, and not moved since: the same instants
     else:
-        # A step the closed segments reached falls in the first whose sum reaches it (none
-        # for a step that needs no time at all: no time passed reaches it either).
-        reached: list[int | None] = []
-        for need in needs:
-            if need <= spent:
-                i = bisect_left(sums, need)
-                reached.append(add_us(bounds[2 * i - 2], need - sums[i - 1]) if i else None)
-            elif open_us is not None:
-                reached.append(add_us(open_us, need - spent))
-            else:  # not running: no instant it falls due at
-                reached.append(None)
-        due = reached
+        due_us = _due(calendar, needs, bounds, sums, spent, open_us)
+        run.due = (calendar, needs, size, due_us)
     # Business time up to as_of: the closed segments that ended by then, and the part of
     # the next one (closed or open) before it; the later ones start after it.
     ended = not closed or bounds[2 * closed - 1] <= as_of_us  # the usual case
@@ -301,7 +289,7 @@ def _measure(
     # clock stopped later than its deadline while no business time passed (the calendar
     # closed after it) had reached the target running: its breach step fired. (The stop
     # instant is converted only for a clock that used up its target exactly: rarely.)
-    deadline_us = due[-1]
+    deadline_us = due_us[-1]
     state: ClockState
     if elapsed_us > target_us or (
         elapsed_us == target_us
@@ -331,9 +319,39 @@ def _measure(
             elapsed_us / target_us,  # fraction
             as_of,
             calendar,
-            tuple(due),  # due_us
+            due_us,
         ),
     )
+
+
+def _due(
+    calendar: BusinessCalendar,
+    needs: tuple[int, ...],
+    bounds: Sequence[int],
+    sums: Sequence[int],
+    spent: int,
+    open_us: int | None,
+) -> tuple[int | None, ...]:
+    """When each step and, last, the target fall due (None: no instant they do)."""
+    due: Sequence[int | None]
+    if open_us is not None and not spent:  # the usual case: it all lies ahead
+        due = calendar.add_each_us(open_us, needs)
+        if 0 in needs:  # a step that needs no time: no time passed reaches it either
+            due = [None if need == 0 else us for need, us in zip(needs, due, strict=True)]
+        return tuple(due)
+    # A step the closed segments reached falls in the first whose sum reaches it (none
+    # for a step that needs no time at all: no time passed reaches it either).
+    add_us = calendar.add_us
+    reached: list[int | None] = []
+    for need in needs:
+        if need <= spent:
+            i = bisect_left(sums, need)
+            reached.append(add_us(bounds[2 * i - 2], need - sums[i - 1]) if i else None)
+        elif open_us is not None:
+            reached.append(add_us(open_us, need - spent))
+        else:  # not running: no instant it falls due at
+            reached.append(None)
+    return tuple(reached)
 
 
 def _ended(bounds: list[int], at_us: int) -> int:

@@ -49,6 +49,14 @@ class Run:
     # each event. A closed segment never changes, so the sums stay true as the run grows;
     # the lists are shared as the bounds are (see _closed_sums in clocks.py).
     sums: dict[BusinessCalendar, list[int]] | None = field(default=None, repr=False)
+    # The instants the steps and target fell due at when last measured: the calendar and
+    # the business time each needs, the number of bounds then, and the instants (see
+    # _measure in clocks.py). The first ``size`` bounds never change, so the instants
+    # hold for as long as ``size`` does: a running clock measured again at a later event
+    # of its ticket that did not move it is not worked out again. Copied with the run.
+    due: tuple[BusinessCalendar, tuple[int, ...], int, tuple[int | None, ...]] | None = (
+        field(default=None, repr=False)
+    )
 
     @property
     def bounds_us(self) -> list[int]:
@@ -104,6 +112,7 @@ class Run:
             self.shared,
             self.size,
             sums,
+            self.due,
         )
 
     def _append(self, us: int) -> None:
