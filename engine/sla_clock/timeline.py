@@ -54,8 +54,8 @@ class Run:
     # _measure in clocks.py). The first ``size`` bounds never change, so the instants
     # hold for as long as ``size`` does: a running clock measured again at a later event
     # of its ticket that did not move it is not worked out again. Copied with the run.
-    due: tuple[BusinessCalendar, tuple[int, ...], int, tuple[int | None, ...]] | None = (
-        field(default=None, repr=False)
+    due: tuple[BusinessCalendar, tuple[int, ...], int, tuple[int | None, ...]] | None = field(
+        default=None, repr=False
     )
 
     @property
