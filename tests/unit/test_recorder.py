@@ -176,11 +176,8 @@ def public(ticket: str, seq: int, minutes: float) -> TicketEvent:
     return ev("ticket.commented", ticket, seq, minutes, visibility="public", body="Status")
 
 
-async def test_stopped_clocks_are_not_written_again_and_go_when_a_late_event_ends_them(
-    recorder: Recorder, tables: Tables, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await recorder.record([created("A"), ev("ticket.responded", "A", 1, 5)], at(6))
-    await recorder.record([public("A", 2, 20)], at(21))
+def handed_to_store(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """From now on, the keys of the clocks each batch hands the store to write."""
     written: list[list[str]] = []
     write = MemoryRecordingTransaction.write_clocks
 
@@ -188,10 +185,18 @@ async def test_stopped_clocks_are_not_written_again_and_go_when_a_late_event_end
         written.append([c.clock.key for c in clocks])
         return await write(self, clocks, now)
 
-    with monkeypatch.context() as patch:
-        patch.setattr(MemoryRecordingTransaction, "write_clocks", spy)
-        await recorder.record([public("A", 3, 40)], at(41))
-        await recorder.record([public("A", 4, 60)], at(61))
+    monkeypatch.setattr(MemoryRecordingTransaction, "write_clocks", spy)
+    return written
+
+
+async def test_stopped_clocks_are_not_written_again_and_go_when_a_late_event_ends_them(
+    recorder: Recorder, tables: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await recorder.record([created("A"), ev("ticket.responded", "A", 1, 5)], at(6))
+    await recorder.record([public("A", 2, 20)], at(21))
+    written = handed_to_store(monkeypatch)
+    await recorder.record([public("A", 3, 40)], at(41))
+    await recorder.record([public("A", 4, 60)], at(61))
     cycles = sorted(key for _, key in tables.clocks if key.startswith("update:"))
     states = [tables.clocks[("A", key)].state for key in cycles]
     assert states == ["met", "met", "met", "running"]
@@ -209,14 +214,7 @@ async def test_a_clock_another_commit_wrote_since_is_written_again(
     recorder: Recorder, tables: Tables, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await recorder.record([created("A")], at(1))
-    written: list[list[str]] = []
-    write = MemoryRecordingTransaction.write_clocks
-
-    async def spy(self: MemoryRecordingTransaction, clocks: Any, now: datetime) -> Any:
-        written.append([c.clock.key for c in clocks])
-        return await write(self, clocks, now)
-
-    monkeypatch.setattr(MemoryRecordingTransaction, "write_clocks", spy)
+    written = handed_to_store(monkeypatch)
     in_progress = ev("ticket.status_changed", "A", 1, 2, status="in_progress")
     await recorder.record([in_progress], at(3))
     assert written == []  # nothing the clocks show changed: no row handed over

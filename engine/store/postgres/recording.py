@@ -242,7 +242,16 @@ class PostgresRecordingTransaction:
     async def lock_tickets(self, ticket_ids: Sequence[str]) -> list[LockedTicket]:
         """Lock the rows of the known tickets among these, in ticket order."""
         rows = await self._connection.fetch(LOCK_TICKETS, ticket_ids)
-        return [LockedTicket(*row) for row in rows]
+        return [
+            LockedTicket(
+                row["ticket_id"],
+                row["agreements"],
+                row["clock_keys"],
+                row["event_count"],
+                row["feed_version"],
+            )
+            for row in rows
+        ]
 
     async def creations(self, ticket_ids: Sequence[str]) -> dict[str, UUID]:
         """The id of the stored ``ticket.created`` of each ticket that has one."""
