@@ -298,7 +298,10 @@ class Recorder:
                 ticket_id,
                 events,
                 new.get(ticket_id, ()),
-                readings.get(ticket_id),
+                # Taken out of the cache: it is read on in place, and what it says is
+                # kept again only once the transaction commits (``_keep``). A batch that
+                # rolls back leaves none for the ticket, and the next reads it afresh.
+                readings.pop(ticket_id, None),
                 attached,
                 now,
             )
@@ -531,7 +534,7 @@ def _measure(
     try:
         # The reading kept is of the committed events: it serves when the row's count of
         # them is what it read (measure_more checks), so that no process added any since.
-        return meter.measure_more(reading, events, new, attached, now)
+        return meter.measure_more(reading, events, new, attached, now, in_place=True)
     except UnknownReference as exc:
         # The event was checked against the configuration when it arrived; only a
         # configuration that since dropped the department or service gets here. The

@@ -285,6 +285,7 @@ def _simulate_ticket(
             events[read:cut],
             attached,
             instant,
+            in_place=True,  # the measurement before is done with
         )
         read = cut
         if measured is None:  # not created yet: the daemon waits too

@@ -100,6 +100,8 @@ class ClockMeter:
         new: Sequence[TicketEvent],
         attached: Mapping[str, Agreement],
         as_of: datetime,
+        *,
+        in_place: bool = False,
     ) -> TicketClocks | None:
         """``measure(events, ...)``, where ``new`` are the last of ``events`` to come and
         ``reading`` (a ``TicketClocks.reading``) what the ones before them said.
@@ -107,12 +109,15 @@ class ClockMeter:
         When the new events all come after the last one read (in READ_ORDER), only they
         are read, and the cost does not grow with the ticket's history; otherwise (no
         reading, a reading of other events, a late event) every event is read again.
+        ``in_place``: the caller gives ``reading`` up, and it is read on itself
+        (``Reading.read_on``) rather than copied (``Reading.extended``), which leaves it
+        as it was to be read on from again.
         """
         if reading is not None and reading.count + len(new) == len(events):
             ordered = sorted(new, key=READ_ORDER) if len(new) > 1 else new
             if reading.follows(ordered):
                 return reading_clocks(
-                    reading.extended(ordered),
+                    reading.read_on(ordered) if in_place else reading.extended(ordered),
                     attached=attached,
                     attach_sla=self._attach_sla,
                     attach_ola=self._attach_ola,

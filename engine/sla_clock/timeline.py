@@ -359,6 +359,44 @@ class Reading:
             )
         return reading
 
+    def read_on(self, events: Sequence[TicketEvent]) -> Reading:
+        """This reading, having read on through ``events`` (in READ_ORDER, see ``follows``)
+        in place: what ``extended`` gives, without copying a run.
+
+        For a caller that gives the reading up: one kept for a ticket no longer says
+        what its committed events say until the transaction that read on commits (the
+        recorder takes it out of its cache meanwhile, see ``Recorder._measure_again``).
+        """
+        final_us = self._final_before()
+        # The clocks stopped for good by then, as they stand before the events: a run's
+        # bounds are only appended to, so one the events did not move has the same
+        # number of them, the same stop and the same function (see ``_compared``).
+        stopped = (
+            []
+            if final_us is None
+            else [
+                (run, run.size, run.stopped_at, run.function)
+                for run in self.timeline.runs
+                if run.stopped_at is not None and to_us(run.stopped_at) <= final_us
+            ]
+        )
+        self.measured_cycles = (
+            0
+            if final_us is None
+            else bisect_right(self.settled, final_us, hi=self.settled_size, key=_stopped_us)
+        )
+        self.measured_us = None
+        self.whole = False
+        self.kept = frozenset()
+        self._read(events)
+        if not self.whole and stopped:
+            self.kept = frozenset(
+                run.key
+                for run, size, stopped_at, function in stopped
+                if run.size == size and run.stopped_at == stopped_at and run.function == function
+            )
+        return self
+
     def _read(self, ordered: Sequence[TicketEvent]) -> None:
         """Read events in READ_ORDER, each after the last one read."""
         if not ordered:

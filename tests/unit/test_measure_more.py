@@ -157,10 +157,17 @@ def test_measuring_on_gives_what_measuring_everything_gives(
                 METER.measure_more(reading, [*before, *dropped], dropped, attached, as_of)
             same(METER.measure_more(reading, before, [], attached, as_of),
                  METER.measure(before, attached, as_of))  # fmt: skip
-        measured = METER.measure_more(reading, events, new, attached, as_of)
+        # The recorder gives the reading up (in place); the simulator keeps it (a copy).
+        in_place = data.draw(st.booleans(), label="read on in place")
+        measured = METER.measure_more(reading, events, new, attached, as_of, in_place=in_place)
         full = METER.measure(events, attached, as_of)
         same(measured, full)
         stored = kept(stored, measured)
+        if full is not None and measured is not None:
+            # A clock left out as kept is one the new events left stopped as it was.
+            stops = {clock.key: clock.stopped_at for clock in full.clocks}
+            for key in measured.reading.kept:
+                assert stops.get(key, START) is not None, f"{key} runs again but was kept"
         if full is not None:
             # What the recorder keeps of the clocks left out is what they are: measured
             # when they had ended (unless this instant is earlier than their end).
@@ -243,6 +250,41 @@ def test_events_in_order_are_read_on_without_reading_the_history_again(
     # Each reading was left as it was read: measuring on from one again is the same.
     again = METER.measure_more(readings[10], events[:12], events[11:12], {}, START)
     same(again, METER.measure(events[:12], {}, START))
+
+
+def test_reading_on_in_place_gives_the_reading_itself_read_on() -> None:
+    events = _flips()
+    first = METER.measure(events[:30], {}, START)
+    assert first is not None
+    reading, at_end = first.reading, events[-1].occurred_at
+    measured = METER.measure_more(reading, events, events[30:], {}, at_end, in_place=True)
+    assert measured is not None
+    assert measured.reading is reading
+    assert reading.count == len(events)
+    same(measured, METER.measure(events, {}, at_end))
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_a_clock_stopped_by_the_last_measurement_that_runs_again_is_measured_again(
+    in_place: bool,
+) -> None:
+    events = [
+        event("ticket.created", 0, uuid4(), department="buf", service="esdh", subject="Sag",
+              priority="P2"),
+        event("ticket.status_changed", 60, uuid4(), status="resolved"),
+        event("ticket.rated", 90, uuid4(), score=4),
+    ]  # fmt: skip
+    first = METER.measure(events, {}, START + timedelta(minutes=120))
+    assert first is not None
+    reopened = event("ticket.status_changed", 150, uuid4(), status="in_progress")
+    as_of = START + timedelta(minutes=180)
+    measured = METER.measure_more(
+        first.reading, [*events, reopened], [reopened], {}, as_of, in_place=in_place
+    )
+    assert measured is not None
+    # The response stays as it stopped; resolution runs again.
+    assert measured.reading.kept == {"response"}
+    same(measured, METER.measure([*events, reopened], {}, as_of))
 
 
 def test_a_late_event_or_a_reading_of_other_events_measures_everything_again() -> None:
