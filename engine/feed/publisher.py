@@ -125,6 +125,10 @@ class FeedPublisher:
                 type="sla.ticket",
             ),
             routing_key=routing_key(ticket, message.state),
+            # A version no frontend's queue is bound for is nobody's loss: the broker
+            # drops it, as a topic exchange does. Mandatory, it came back in full for
+            # nothing (a Basic.Return, its header and body, read and parsed here).
+            mandatory=False,
         )
 
     async def _ready_exchange(self) -> AbstractExchange:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
+import aiormq
 import asyncpg
 import pytest
 from jsonschema import Draft202012Validator
@@ -193,3 +194,29 @@ async def test_two_publishers_publish_each_version_once(feed: Feed) -> None:
     assert first.published > 0
     assert second.published > 0
     assert first.published + second.published == len(tickets)
+
+
+async def test_a_version_no_queue_is_bound_for_is_settled_and_not_returned(
+    feed: Feed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frontends bind what they show; the rest the broker drops, sending nothing back."""
+    returned: list[object] = []
+    on_return = aiormq.Channel._on_return_frame
+
+    async def spied(channel: aiormq.Channel, frame: Any) -> None:
+        returned.append(frame)
+        await on_return(channel, frame)
+
+    monkeypatch.setattr(aiormq.Channel, "_on_return_frame", spied)
+    await feed.queue.unbind(FEED_EXCHANGE, "sla.#")
+    await feed.queue.bind(FEED_EXCHANGE, "sla.buf.#")  # another department's
+    feed.now = (MONDAY + timedelta(minutes=1)).astimezone(UTC)
+    await feed.record(ev("ticket.created", 0, 0, department="okf", service="opus-loen",
+                         priority="P3", subject="Løn"))  # fmt: skip
+    publisher = feed.publisher()
+    await publisher.publish_batch()
+    assert publisher.published == 1
+    async with feed.pool.acquire() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM sla_feed") == 0
+    await feed.nothing_more()
+    assert returned == []
