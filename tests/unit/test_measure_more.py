@@ -157,7 +157,7 @@ def test_measuring_on_gives_what_measuring_everything_gives(
                 METER.measure_more(reading, [*before, *dropped], dropped, attached, as_of)
             same(METER.measure_more(reading, before, [], attached, as_of),
                  METER.measure(before, attached, as_of))  # fmt: skip
-        # The recorder gives the reading up (in place); the simulator keeps it (a copy).
+        # The recorder and the simulator give the reading up (in place); others copy it.
         in_place = data.draw(st.booleans(), label="read on in place")
         measured = METER.measure_more(reading, events, new, attached, as_of, in_place=in_place)
         full = METER.measure(events, attached, as_of)
