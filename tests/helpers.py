@@ -46,3 +46,13 @@ async def migrated_up_to(db: asyncpg.Connection, count: int) -> None:
                 migration.version,
                 migration.name,
             )
+
+
+def counting(function: Callable[..., Any], calls: list[object]) -> Callable[..., Any]:
+    """``function``, appending the arguments of each call to ``calls``: a spy."""
+
+    def counted(*args: Any) -> Any:
+        calls.append(args)
+        return function(*args)
+
+    return counted

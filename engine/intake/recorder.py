@@ -316,8 +316,7 @@ class Recorder:
         # new row version, so nothing is written twice or deleted to be re-added.
         await store.write_tickets(tickets, now)
         fired = await store.fired_steps(changed)
-        written: dict[str, _Written] = {}
-        stopped = await self._write_clocks(store, measured, rows, fired, new, now, written)
+        stopped, written = await self._write_clocks(store, measured, rows, fired, new, now)
         kept, rated = _ratings(measured, history, new)
         if kept:
             await store.write_ratings(kept)
@@ -338,11 +337,10 @@ class Recorder:
         fired: FiredSteps,
         new: Mapping[str, Sequence[TicketEvent]],
         now: datetime,
-        written: dict[str, _Written],
-    ) -> list[StoppedClock]:
+    ) -> tuple[list[StoppedClock], dict[str, _Written]]:
         """Write the measured clocks, with their next due instants and the standing of
-        their fired steps; remove those that no longer apply. What the commit will have
-        written of each ticket's clocks goes into ``written``.
+        their fired steps; remove those that no longer apply. The clocks this write
+        stopped, and what the commit will have written of each ticket's clocks.
 
         A clock whose row stands as this process last wrote it is not handed to the store
         at all (over a third of them in bench-intake's backlog): making its row, copying
@@ -354,6 +352,7 @@ class Recorder:
         restored: list[StepKey] = []
         gone: list[tuple[str, str]] = []
         kept: dict[str, list[str]] = {}
+        written: dict[str, _Written] = {}
         for ticket_id, ticket_clocks in measured:
             if ticket_clocks is None:
                 continue
@@ -411,7 +410,7 @@ class Recorder:
             await store.remove_clocks(gone)
         if kept:
             await store.keep_only_clocks(kept)
-        return stopped
+        return stopped, written
 
     def _snapshots(self, text: str) -> tuple[set[str], dict[str, Agreement]]:
         """A ticket's stored snapshots: their keys, and the agreements they hold.

@@ -309,11 +309,15 @@ class Reading:
     def extended(self, events: Sequence[TicketEvent]) -> Reading:
         """A copy that has read on through ``events`` (in READ_ORDER, see ``follows``).
 
-        This reading stays as it was: a batch whose transaction rolls back leaves the
-        reading kept for its ticket as it was committed.
+        This reading stays as it was, to be read on from again: for a caller that keeps
+        it. One that gives it up reads on in place (``read_on``) and copies nothing.
         """
+        return self._copy().read_on(events)
+
+    def _copy(self) -> Reading:
+        """A copy to read on: its own timeline and runs, the ended cycles shared (see
+        ``settled``), as runs share their bounds."""
         timeline = self.timeline
-        final_us = self._final_before()
         runs = {id(run): run.copy() for run in timeline.runs}
         copied = Timeline(
             ticket_id=timeline.ticket_id,
@@ -327,7 +331,7 @@ class Reading:
             closed_at=timeline.closed_at,
             assigned_team=timeline.assigned_team,
         )
-        reading = Reading(
+        return Reading(
             copied,
             runs[id(self.response)],
             runs[id(self.resolution)],
@@ -340,28 +344,15 @@ class Reading:
             None if self.cycle is None else self.cycle.copy(),
             self.settled,
             self.settled_size,
-            0
-            if final_us is None
-            else bisect_right(self.settled, final_us, hi=self.settled_size, key=_stopped_us),
-            None,
-            False,
+            self.measured_cycles,
+            self.measured_us,
+            self.whole,
+            self.kept,
         )
-        reading._read(events)
-        if not reading.whole and final_us is not None:
-            # A clock stopped for good that the new events neither resumed nor moved
-            # measures as it did then.
-            reading.kept = frozenset(
-                run.key
-                for run in timeline.runs
-                if run.stopped_at is not None
-                and to_us(run.stopped_at) <= final_us
-                and _compared(runs[id(run)]) == _compared(run)
-            )
-        return reading
 
     def read_on(self, events: Sequence[TicketEvent]) -> Reading:
         """This reading, having read on through ``events`` (in READ_ORDER, see ``follows``)
-        in place: what ``extended`` gives, without copying a run.
+        in place.
 
         For a caller that gives the reading up: one kept for a ticket no longer says
         what its committed events say until the transaction that read on commits (the

@@ -21,7 +21,7 @@ from engine.intake.recorder import Recorder
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate, migrations
 from engine.store.postgres.recording import PostgresRecordingStore
-from tests.helpers import EXAMPLE_CONFIG, migrated_up_to
+from tests.helpers import EXAMPLE_CONFIG, counting, migrated_up_to
 from tests.integration.conftest import RunningEngine
 from tests.services import AMQP_URL, poll
 from tests.streams import CPH, event, lines, stream, ticket_events
@@ -326,14 +326,10 @@ async def test_a_batch_that_fails_leaves_no_reading_of_what_it_rolled_back(
     # The reading the batch read on in place went with it: the same process reads the
     # committed events afresh, and the rolled-back response is not among them.
     measured_everything: list[object] = []
-    measure = recorder.meter.measure
-
-    def counted(*args: Any) -> Any:
-        measured_everything.append(args)
-        return measure(*args)
-
     with monkeypatch.context() as patch:
-        patch.setattr(recorder.meter, "measure", counted)
+        patch.setattr(
+            recorder.meter, "measure", counting(recorder.meter.measure, measured_everything)
+        )
         await recorder.record([working], now)
     assert len(measured_everything) == 1
     response = await db.fetchrow("SELECT * FROM clocks WHERE clock_key = 'response'")

@@ -14,6 +14,7 @@ from engine.intake.recorder import Recorder
 from engine.store.memory.recording import MemoryRecordingStore, MemoryRecordingTransaction
 from engine.store.memory.tables import StepRow, Tables
 from engine.store.recording import StoppedClock
+from tests.helpers import counting
 from tests.unit.test_simulate import METER, at, ev
 
 
@@ -105,19 +106,11 @@ async def test_a_batch_that_fails_leaves_the_tables_and_the_kept_history_as_they
     # committed events afresh, and the rolled-back response is not among them.
     measured_everything: list[object] = []
     with monkeypatch.context() as patch:
-        patch.setattr(METER, "measure", _counting(METER.measure, measured_everything))
+        patch.setattr(METER, "measure", counting(METER.measure, measured_everything))
         await recorder.record([ev("ticket.status_changed", "A", 2, 6, status="in_progress")],
                               at(20))  # fmt: skip
     assert len(measured_everything) == 1
     assert tables.clocks[("A", "response")].state == "breached"
-
-
-def _counting(measure: Any, calls: list[object]) -> Any:
-    def counted(*args: Any) -> Any:
-        calls.append(args)
-        return measure(*args)
-
-    return counted
 
 
 async def test_a_recorder_reads_what_another_recorded(tables: Tables) -> None:
