@@ -59,9 +59,10 @@ class Settings(BaseSettings):
     history_cache_events: int = Field(
         default=100_000,
         ge=0,
-        description="events intake keeps parsed, with their tickets' readings and the "
-        "clock rows it last wrote: a ticket whose history fell out is read and parsed "
-        "again at its next event, and all its clocks written",
+        description="events intake keeps in memory (their texts, parsed again only "
+        "when a ticket's reading cannot read on), with their tickets' readings and the "
+        "clock rows it last wrote: a ticket whose history fell out is read from the "
+        "database and parsed again at its next event, and all its clocks written",
     )
     max_ahead_s: float = Field(
         default=MAX_AHEAD_S,

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import chain
-from typing import Any
+from typing import Any, overload
 from uuid import UUID
 
 import structlog
@@ -78,13 +77,67 @@ class BatchOutcome:
         return len(self.duplicate_ids)
 
 
+class _History(Sequence[TicketEvent]):
+    """A ticket's events in one batch: those committed before it, held as their JSON
+    texts and parsed only when read, then the batch's new ones.
+
+    The recorder keeps the texts between batches rather than the parsed events: a
+    parsed event is four or five objects that the collector walks at every collection
+    until the cache drops them, where a tuple of strings it stops tracking after one.
+    A ticket whose kept reading reads on (nearly every event, see ``measure_more``)
+    asks only how many events it has; the others (a late event, a reload, a rating)
+    parse them.
+    """
+
+    __slots__ = ("_committed", "_events", "_new", "texts")
+
+    def __init__(
+        self,
+        committed: tuple[str, ...],
+        new: Sequence[TicketEvent],
+        new_texts: Sequence[str],
+        parsed: list[TicketEvent] | None = None,
+    ) -> None:
+        """``parsed``: the committed events, where the caller has parsed them already."""
+        self._committed = committed
+        self._new = new
+        self._events = [*parsed, *new] if parsed is not None else None
+        # What the cache keeps of the ticket once the batch commits.
+        self.texts = committed + tuple(new_texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @overload
+    def __getitem__(self, index: int) -> TicketEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TicketEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> TicketEvent | list[TicketEvent]:
+        return self._read()[index]
+
+    def __iter__(self) -> Iterator[TicketEvent]:
+        return iter(self._read())
+
+    def _read(self) -> list[TicketEvent]:
+        if self._events is None:
+            self._events = [*_parsed(self._committed), *self._new]
+        return self._events
+
+
+def _parsed(texts: Sequence[str]) -> list[TicketEvent]:
+    """Events from the JSON texts they were recorded as."""
+    return [event_adapter.validate_json(text) for text in texts]
+
+
 @dataclass
 class _Measurement:
     """What measuring a batch's tickets again said, and what to keep of it once committed."""
 
     waiting: int = 0  # tickets still waiting for their creation
     stopped: list[StoppedClock] = field(default_factory=list)
-    history: dict[str, list[TicketEvent]] = field(default_factory=dict)
+    history: dict[str, _History] = field(default_factory=dict)
     readings: dict[str, Reading] = field(default_factory=dict)
     written: dict[str, _Written] = field(default_factory=dict)
     rated: list[TicketRating] = field(default_factory=list)
@@ -95,7 +148,7 @@ class Recorder:
 
     A ticket is measured again from all its events each time one arrives; most of them
     came through this process moments before, so each ticket's committed events are kept
-    parsed (a bounded cache of about ``cache_size`` events), with their number. The
+    (their texts, see ``_History``; a bounded cache of about ``cache_size`` events). The
     ticket's row counts its events under the same lock: when the two numbers agree, no
     process has recorded an event of the ticket since (events are only ever added), and
     the store is not asked for them at all. Beside them is kept what reading them said
@@ -119,7 +172,7 @@ class Recorder:
         self._readings_meter: ClockMeter | None = None
         self.store = store
         self.max_events_per_ticket = max_events_per_ticket
-        self._histories: OrderedDict[str, list[TicketEvent]] = OrderedDict()
+        self._histories: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self._readings: dict[str, Reading] = {}  # of the committed histories, where known
         self._cached_events = 0
         self._cache_size = cache_size
@@ -160,12 +213,18 @@ class Recorder:
             locked = await store.lock_tickets(ticket_ids)
             refused = await self._admit(store, by_id, locked)
             inserted = await store.add_events(list(by_id.values()))
-            fresh = [by_id[event_id][0] for event_id in inserted]
+            fresh = []
             new: dict[str, list[TicketEvent]] = defaultdict(list)
-            for event in fresh:
+            new_texts: dict[str, list[str]] = defaultdict(list)
+            for event_id in inserted:
+                event, text = by_id[event_id]
+                fresh.append(event)
                 new[event.ticket_id].append(event)
+                new_texts[event.ticket_id].append(text)
             changed = sorted(new)
-            measurement = await self._measure_again(store, changed, locked, new, now, meter)
+            measurement = await self._measure_again(
+                store, changed, locked, new, now, meter, new_texts
+            )
         # Committed: what the next batch may take from memory.
         self._keep(measurement, meter)
         kinds: Counter[tuple[str, str]] = Counter((e.type, e.channel) for e in fresh)
@@ -258,7 +317,7 @@ class Recorder:
             if kept is None or len(kept) != counted[ticket_id]:
                 unknown.append(ticket_id)
                 continue
-            first = next((e for e in kept if e.type == "ticket.created"), None)
+            first = next((e for e in _parsed(kept) if e.type == "ticket.created"), None)
             if first is not None:
                 found[ticket_id] = first.event_id
         if unknown:
@@ -273,10 +332,12 @@ class Recorder:
         new: Mapping[str, list[TicketEvent]],
         now: datetime,
         meter: ClockMeter,
+        new_texts: Mapping[str, list[str]] | None = None,
     ) -> _Measurement:
         """Measure the clocks of locked tickets and write them back.
 
-        ``new`` holds the events this batch inserted, by ticket.
+        ``new`` holds the events this batch inserted, by ticket, and ``new_texts`` their
+        texts as stored.
         """
         if not changed:
             return _Measurement()
@@ -286,7 +347,7 @@ class Recorder:
             self._readings_meter = meter
         rows = {ticket.ticket_id: ticket for ticket in locked}
         counted = {ticket_id: rows[ticket_id].event_count for ticket_id in changed}
-        history = await self._events_of(store, changed, counted, new)
+        history = await self._events_of(store, changed, counted, new, new_texts or {})
         readings = self._readings
         measured: list[tuple[str, TicketClocks | None]] = []
         tickets: list[MeasuredTicket] = []
@@ -441,7 +502,7 @@ class Recorder:
         for ticket_id, events in measurement.history.items():
             before = kept.pop(ticket_id, None)
             self._cached_events += len(events) - (len(before) if before is not None else 0)
-            kept[ticket_id] = events
+            kept[ticket_id] = events.texts
             reading = readings.get(ticket_id)
             if reading is not None:
                 self._readings[ticket_id] = reading
@@ -453,8 +514,8 @@ class Recorder:
             else:
                 self._written.pop(ticket_id, None)
         while self._cached_events > self._cache_size and kept:
-            ticket_id, events = kept.popitem(last=False)
-            self._cached_events -= len(events)
+            ticket_id, texts = kept.popitem(last=False)
+            self._cached_events -= len(texts)
             self._readings.pop(ticket_id, None)
             self._written.pop(ticket_id, None)
 
@@ -464,21 +525,24 @@ class Recorder:
         ticket_ids: list[str],
         counted: Mapping[str, int],
         new: Mapping[str, list[TicketEvent]],
-    ) -> dict[str, list[TicketEvent]]:
+        new_texts: Mapping[str, list[str]],
+    ) -> dict[str, _History]:
         """Every event of each locked ticket: ``counted`` is the number its row holds
-        (before this batch), ``new`` the events this batch inserted."""
-        history: dict[str, list[TicketEvent]] = {}
+        (before this batch), ``new`` the events this batch inserted, with their texts."""
+        history: dict[str, _History] = {}
         unknown = []
         for ticket_id in ticket_ids:
             kept = self._histories.get(ticket_id)
             if kept is None and counted[ticket_id] == 0:
-                kept = []  # a new ticket: its row counts no events yet
+                kept = ()  # a new ticket: its row counts no events yet
             if kept is not None and len(kept) == counted[ticket_id]:
-                history[ticket_id] = kept + new.get(ticket_id, [])
+                history[ticket_id] = _History(
+                    kept, new.get(ticket_id, []), new_texts.get(ticket_id, [])
+                )
             else:
                 unknown.append(ticket_id)
         if unknown:
-            history.update(await self._read_events(store, unknown, new))
+            history.update(await self._read_events(store, unknown, new, new_texts))
         return history
 
     async def _read_events(
@@ -486,25 +550,28 @@ class Recorder:
         store: RecordingTransaction,
         ticket_ids: list[str],
         new: Mapping[str, list[TicketEvent]],
-    ) -> dict[str, list[TicketEvent]]:
-        # Ids first: the events this process has parsed are taken as they are, and only
-        # the others' payloads (another process recorded them) are read and parsed.
+        new_texts: Mapping[str, list[str]],
+    ) -> dict[str, _History]:
+        # What the cache holds of these tickets is not all they have (another process
+        # recorded some, or the cache let them go): the events committed before this
+        # batch are read from the store and parsed, the batch's own are those it inserted.
         ids = await store.event_ids(ticket_ids)
-        known: dict[UUID, TicketEvent | None] = {event_id: None for _, event_id in ids}
-        for ticket_id in ticket_ids:
-            for parsed in chain(self._histories.get(ticket_id, ()), new.get(ticket_id, ())):
-                if parsed.event_id in known:
-                    known[parsed.event_id] = parsed
-        missing = [event_id for event_id, event in known.items() if event is None]
-        if missing:
-            read = [event_adapter.validate_json(text) for text in await store.payloads(missing)]
-            known.update((event.event_id, event) for event in read)
-        history: dict[str, list[TicketEvent]] = {ticket_id: [] for ticket_id in ticket_ids}
-        for ticket_id, event_id in ids:
-            event = known[event_id]
-            assert event is not None  # read just above
-            history[ticket_id].append(event)
-        return history
+        inserted = {event.event_id for ticket_id in ticket_ids for event in new.get(ticket_id, ())}
+        before = [event_id for _, event_id in ids if event_id not in inserted]
+        texts = await store.payloads(before) if before else []
+        committed: dict[str, tuple[list[str], list[TicketEvent]]] = {
+            ticket_id: ([], []) for ticket_id in ticket_ids
+        }
+        for text, event in zip(texts, _parsed(texts), strict=True):
+            kept_texts, parsed = committed[event.ticket_id]
+            kept_texts.append(text)
+            parsed.append(event)
+        return {
+            ticket_id: _History(
+                tuple(kept_texts), new.get(ticket_id, []), new_texts.get(ticket_id, []), parsed
+            )
+            for ticket_id, (kept_texts, parsed) in committed.items()
+        }
 
 
 def _duplicates(events: Sequence[TicketEvent], inserted: Sequence[UUID]) -> list[str]:
@@ -524,7 +591,7 @@ def _duplicates(events: Sequence[TicketEvent], inserted: Sequence[UUID]) -> list
 def _measure(
     meter: ClockMeter,
     ticket_id: str,
-    events: list[TicketEvent],
+    events: Sequence[TicketEvent],
     new: Sequence[TicketEvent],
     reading: Reading | None,
     attached: dict[str, Agreement],
@@ -544,7 +611,7 @@ def _measure(
 
 def _ratings(
     measured: Sequence[tuple[str, TicketClocks | None]],
-    history: Mapping[str, list[TicketEvent]],
+    history: Mapping[str, Sequence[TicketEvent]],
     new: Mapping[str, Sequence[TicketEvent]],
 ) -> tuple[list[CountedRating], list[TicketRating]]:
     """The ratings to keep as their tickets' counted ones, and those that begin to count.

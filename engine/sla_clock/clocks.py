@@ -271,11 +271,11 @@ def _measure(
     open_us = bounds[-1] if running else None
     size = len(bounds)
     memo = run.due
-    if memo is not None and memo[2] == size and memo[0] is calendar and memo[1] == needs:
-        due_us = memo[3]  # measured before, and not moved since: the same instants
+    if memo is not None and memo[1] == size and run.due_calendar is calendar and memo[0] == needs:
+        due_us = memo[2]  # measured before, and not moved since: the same instants
     else:
         due_us = _due(calendar, needs, bounds, sums, spent, open_us)
-        run.due = (calendar, needs, size, due_us)
+        run.due, run.due_calendar = (needs, size, due_us), calendar
     # Business time up to as_of: the closed segments that ended by then, and the part of
     # the next one (closed or open) before it; the later ones start after it.
     ended = not closed or bounds[2 * closed - 1] <= as_of_us  # the usual case

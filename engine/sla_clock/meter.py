@@ -38,6 +38,10 @@ class ClockMeter:
         # A ticket's attachments all ask at its creation: the last answer, kept for it.
         self._era_at: datetime | None = None
         self._era_index = 0
+        # One bound method for every reading to hold, not one made at each creation: a
+        # reading is kept for as long as its ticket's events are (see Recorder), and each
+        # object it holds is one more for the collector to walk.
+        self._priority_of = config.priority
 
     def _era(self, at: datetime) -> int:
         """``config.era(at)``: the span of time between two version starts ``at`` is in."""
@@ -89,7 +93,7 @@ class ClockMeter:
             attach_sla=self._attach_sla,
             attach_ola=self._attach_ola,
             calendar_of=self.calendars.get,
-            priority_of=self.config.priority,
+            priority_of=self._priority_of,
             as_of=as_of,
         )
 

@@ -24,6 +24,8 @@ from engine.vocabulary import Level, Metric, Priority, ProviderFunction
 
 PriorityOf = Callable[[Level, Level], Priority]
 PAUSING = frozenset({"pending_customer", "pending_third_party"})
+# No clock kept: one shared empty set rather than one per reading (see Reading.kept).
+_NONE_KEPT: frozenset[str] = frozenset()
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
@@ -54,9 +56,12 @@ class Run:
     # _measure in clocks.py). The first ``size`` bounds never change, so the instants
     # hold for as long as ``size`` does: a running clock measured again at a later event
     # of its ticket that did not move it is not worked out again. Copied with the run.
-    due: tuple[BusinessCalendar, tuple[int, ...], int, tuple[int | None, ...]] | None = field(
+    # The calendar apart: a tuple of numbers alone is one the collector stops tracking,
+    # and the recorder keeps runs for as long as their tickets' readings.
+    due: tuple[tuple[int, ...], int, tuple[int | None, ...]] | None = field(
         default=None, repr=False
     )
+    due_calendar: BusinessCalendar | None = field(default=None, repr=False)
 
     @property
     def bounds_us(self) -> list[int]:
@@ -113,6 +118,7 @@ class Run:
             self.size,
             sums,
             self.due,
+            self.due_calendar,
         )
 
     def _append(self, us: int) -> None:
@@ -235,7 +241,7 @@ class Reading:
     # Keys of the clocks that had stopped for good by the instant the reading this one
     # read on from was measured at, and that the events read since left as they were:
     # that measurement held them as they stay, and they are left out of this one's.
-    kept: frozenset[str] = field(default=frozenset(), compare=False)
+    kept: frozenset[str] = field(default=_NONE_KEPT, compare=False)
 
     @classmethod
     def of(cls, events: Iterable[TicketEvent], priority_of: PriorityOf) -> Reading | None:
@@ -378,14 +384,15 @@ class Reading:
         )
         self.measured_us = None
         self.whole = False
-        self.kept = frozenset()
+        self.kept = _NONE_KEPT
         self._read(events)
         if not self.whole and stopped:
-            self.kept = frozenset(
+            kept = frozenset(
                 run.key
                 for run, size, stopped_at, function in stopped
                 if run.size == size and run.stopped_at == stopped_at and run.function == function
             )
+            self.kept = kept or _NONE_KEPT
         return self
 
     def _read(self, ordered: Sequence[TicketEvent]) -> None:
