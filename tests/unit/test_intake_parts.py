@@ -154,3 +154,31 @@ async def test_a_part_that_fails_is_tried_alone_and_the_committed_part_is_not_ag
     assert consumer.stats.recorded == 6
     assert consumer.stats.duplicates == 0
     assert [entry for entry in log if entry[0] == "ack"] == [("ack", ids[2]), ("ack", ids[5])]
+
+
+async def test_a_batch_is_taken_once_the_pipeline_has_room_with_all_that_came_meanwhile() -> None:
+    log: list[tuple[str, Any]] = []
+    consumer, recorder, gate, _ids = _two_batches(log)  # batches of two: A B, then C A
+    stopping = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stopping))
+    try:
+        # Both places in the pipeline taken: the first batch writing, the second
+        # recorded and waiting to ack after it.
+        await _until(lambda: recorder.done == [["C"]])
+        first = _Delivered(event("ticket.created", "E", 0, MONDAY, **CREATED), log)
+        consumer._receive(first)  # type: ignore[arg-type]
+        # Let every ready task run (no I/O here, so a few turns of the loop are all it
+        # takes): the consumer must leave the message in its inbox, not take it alone.
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert len(consumer._inbox) == 1
+        second = _Delivered(event("ticket.created", "F", 0, MONDAY, **CREATED), log)
+        consumer._receive(second)  # type: ignore[arg-type]
+    finally:
+        gate.set()
+    await _until(lambda: len(recorder.done) == 4)
+    stopping.set()
+    await running
+    # The two that came while the pipeline was full went out as one batch.
+    assert recorder.calls == [["A", "B"], ["C"], ["A"], ["E", "F"]]
+    assert consumer.stats.batches == 3
