@@ -89,7 +89,7 @@ class _History(Sequence[TicketEvent]):
     parse them.
     """
 
-    __slots__ = ("_committed", "_events", "_new", "texts")
+    __slots__ = ("_events", "_new", "texts")
 
     def __init__(
         self,
@@ -99,7 +99,6 @@ class _History(Sequence[TicketEvent]):
         parsed: list[TicketEvent] | None = None,
     ) -> None:
         """``parsed``: the committed events, where the caller has parsed them already."""
-        self._committed = committed
         self._new = new
         self._events = [*parsed, *new] if parsed is not None else None
         # What the cache keeps of the ticket once the batch commits.
@@ -122,7 +121,8 @@ class _History(Sequence[TicketEvent]):
 
     def _read(self) -> list[TicketEvent]:
         if self._events is None:
-            self._events = [*_parsed(self._committed), *self._new]
+            committed = self.texts[: len(self.texts) - len(self._new)]
+            self._events = [*_parsed(committed), *self._new]
         return self._events
 
 
@@ -252,7 +252,7 @@ class Recorder:
         async with self.store.transaction() as store:
             locked = await store.lock_tickets(sorted(set(ticket_ids)))
             present = [ticket.ticket_id for ticket in locked]
-            measurement = await self._measure_again(store, present, locked, {}, now, meter)
+            measurement = await self._measure_again(store, present, locked, {}, now, meter, {})
         self._keep(measurement, meter)
         return len(present)
 
@@ -317,7 +317,9 @@ class Recorder:
             if kept is None or len(kept) != counted[ticket_id]:
                 unknown.append(ticket_id)
                 continue
-            first = next((e for e in _parsed(kept) if e.type == "ticket.created"), None)
+            # Parsed one at a time: the creation is nearly always the first.
+            parsed = (event_adapter.validate_json(text) for text in kept)
+            first = next((e for e in parsed if e.type == "ticket.created"), None)
             if first is not None:
                 found[ticket_id] = first.event_id
         if unknown:
@@ -332,7 +334,7 @@ class Recorder:
         new: Mapping[str, list[TicketEvent]],
         now: datetime,
         meter: ClockMeter,
-        new_texts: Mapping[str, list[str]] | None = None,
+        new_texts: Mapping[str, list[str]],
     ) -> _Measurement:
         """Measure the clocks of locked tickets and write them back.
 
@@ -347,7 +349,7 @@ class Recorder:
             self._readings_meter = meter
         rows = {ticket.ticket_id: ticket for ticket in locked}
         counted = {ticket_id: rows[ticket_id].event_count for ticket_id in changed}
-        history = await self._events_of(store, changed, counted, new, new_texts or {})
+        history = await self._events_of(store, changed, counted, new, new_texts)
         readings = self._readings
         measured: list[tuple[str, TicketClocks | None]] = []
         tickets: list[MeasuredTicket] = []
