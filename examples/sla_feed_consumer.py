@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python examples/sla_feed_consumer.py [AMQP_URL] [BINDING]``
 (default ``amqp://guest:guest@127.0.0.1:5672/`` and ``sla.#``; ``sla.okf.*`` for one
-department, ``sla.*.breached`` for every ticket breaching now).
+department). A binding on one state only (``sla.*.breached``) would hear tickets enter
+it and never leave it: their resolution is routed ``sla.<department>.stopped``.
 
 It binds a queue of its own to ``helpdesk.sla``, keeps per ticket the message with the
 highest ``version`` and drops any other (a duplicate after a crash, or an older version
@@ -32,6 +33,7 @@ async def follow(url: str, binding: str) -> None:
         # exclusive one suits a screen that reads the current state at start anyway.
         queue = await channel.declare_queue(exclusive=True)
         await queue.bind(exchange, binding)
+        print(f"following helpdesk.sla ({binding})", flush=True)
         async with queue.iterator() as messages:
             async for message in messages:
                 async with message.process():
@@ -44,7 +46,8 @@ async def follow(url: str, binding: str) -> None:
                     due = min((c["deadline"] for c in running if c["deadline"]), default=None)
                     print(
                         f"{body['ticket_id']} v{body['version']}: {body['state']}"
-                        f" ({body['department']}, {body['priority']}), next deadline {due}"
+                        f" ({body['department']}, {body['priority']}), next deadline {due}",
+                        flush=True,
                     )
 
 

@@ -82,10 +82,12 @@ class FeedPublisher:
         ticket's next one, so it publishes fewer, later, and loses nothing.
         """
         began = time.monotonic()
+        # Before the first claim: the engine declares the exchange as it starts, so that
+        # a frontend binding its queue before any ticket changes finds it.
+        exchange = await self._ready_exchange()
         claimed = await self._store.claim(self._now(), self._batch_size, self._lease)
         if not claimed:
             return self._idle_s
-        exchange = await self._ready_exchange()
         outcomes = await asyncio.gather(
             *(self._publish(exchange, ticket) for ticket in claimed), return_exceptions=True
         )

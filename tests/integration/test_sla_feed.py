@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -220,3 +221,53 @@ async def test_a_version_no_queue_is_bound_for_is_settled_and_not_returned(
         assert await connection.fetchval("SELECT count(*) FROM sla_feed") == 0
     await feed.nothing_more()
     assert returned == []
+
+
+async def test_the_example_consumer_shows_each_new_version_once(feed: Feed) -> None:
+    # docs/EVENTS.md points frontend authors at it: it must follow the feed as it says.
+    consumer = await asyncio.create_subprocess_exec(
+        sys.executable, str(REPO / "examples" / "sla_feed_consumer.py"), AMQP_URL, "sla.okf.*",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert consumer.stdout is not None
+    lines: list[str] = []
+
+    async def printed(n: int) -> list[str]:
+        assert consumer.stdout is not None
+        while len(lines) < n:
+            lines.append((await asyncio.wait_for(consumer.stdout.readline(), 20)).decode())
+        return lines[:n]
+
+    try:
+        assert await printed(1) == ["following helpdesk.sla (sla.okf.*)\n"]
+        publisher = feed.publisher()
+        feed.now = (MONDAY + timedelta(minutes=1)).astimezone(UTC)
+        await feed.record(ev("ticket.created", 0, 0, department="okf", service="opus-loen",
+                             priority="P3", subject="Løn"))  # fmt: skip
+        await publisher.publish_batch()
+        [(key, first)] = await feed.received(1)
+        feed.now = (MONDAY + timedelta(minutes=6)).astimezone(UTC)
+        await feed.record(ev("ticket.responded", 1, 5))
+        await publisher.publish_batch()
+        await feed.received(1)
+        # Another department's ticket: not bound. Then the first version again (a stale
+        # one, as after a crash), and a ticket after it: the consumer's queue is in order,
+        # so once the last is shown the stale one has been read and dropped.
+        other = parse_event(json.dumps(event(
+            "ticket.created", "SOF-1", 0, MONDAY + timedelta(minutes=7), department="sof",
+            service="omsorgssystem", priority="P3", subject="Omsorg")))  # fmt: skip
+        await feed.record(other)
+        await publisher.publish_batch()
+        channel = await feed.connection.channel()
+        exchange = await channel.get_exchange(FEED_EXCHANGE)
+        await exchange.publish(aio_pika.Message(json.dumps(first).encode()), routing_key=key)
+        last = parse_event(json.dumps(event(
+            "ticket.created", "LAST-1", 0, MONDAY + timedelta(minutes=8), department="okf",
+            service="esdh", priority="P2", subject="Sag")))  # fmt: skip
+        await feed.record(last)
+        await publisher.publish_batch()
+        shown = [line.split(":")[0] for line in (await printed(4))[1:]]
+        assert shown == ["LIFE-1 v1", "LIFE-1 v2", "LAST-1 v1"]
+    finally:
+        consumer.terminate()
+        await consumer.wait()
