@@ -27,7 +27,7 @@ help:
 	@echo "Targets:"
 	@echo "  venv      create $(VENV) (Python >= 3.11) and pip install -e '.[test]' when pyproject.toml changed"
 	@echo "  services  ensure PostgreSQL and RabbitMQ are installed and running (deploy/ensure-services.sh)"
-	@echo "  services-test  services, plus Debian's prometheus (promtool, a server) and chromium (browser tests)"
+	@echo "  services-test  services, plus Debian's prometheus (promtool, a server), chromium (browser tests) and nginx (the proxy test)"
 	@echo "  lint      ruff check ., ruff format --check (the Python sources) and mypy"
 	@echo "  test      venv + services-test, lint, then pytest (extra args: PYTEST_ARGS='...')"
 	@echo "  test-faults  the fault and load scenarios at full size, and their table (tests/faults; about an hour), then the intake fuzz test with FUZZ_EXAMPLES (500) examples"
@@ -74,10 +74,11 @@ test run: export SLA_ENGINE_ALLOW_TRUST_AUTH := 1
 services:
 	bash deploy/ensure-services.sh
 
-# The tests also need Debian's prometheus package (promtool, and a real server) and its
-# chromium (the SLA sheet's pages are checked in a real browser).
+# The tests also need Debian's prometheus package (promtool, and a real server), its
+# chromium (the SLA sheet's pages are checked in a real browser) and its nginx (the HTTP
+# port behind the reverse proxy the README describes).
 services-test:
-	bash deploy/ensure-services.sh --with-prometheus --with-browser
+	bash deploy/ensure-services.sh --with-prometheus --with-browser --with-proxy
 
 lint: venv
 	$(BIN)/ruff check .

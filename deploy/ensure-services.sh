@@ -27,15 +27,22 @@
 # With --with-browser (make test) it also makes sure Debian's chromium package is
 # installed: the browser tests open the SLA sheet's pages in it, driven by playwright
 # (whose own browser download cannot be reached from every machine).
+#
+# With --with-proxy (make test) it also makes sure Debian's nginx package is installed:
+# a test puts the HTTP port behind deploy/nginx/sla-engine.conf, the reverse proxy the
+# README describes, in an nginx of its own on a free port; the package's own service is
+# left stopped where the install would start it.
 set -euo pipefail
 
 WITH_PROMETHEUS=0
 WITH_BROWSER=0
+WITH_PROXY=0
 for arg in "$@"; do
     case "$arg" in
         --with-prometheus) WITH_PROMETHEUS=1 ;;
         --with-browser) WITH_BROWSER=1 ;;
-        *) echo "ensure-services: unknown argument: $arg (known: --with-prometheus, --with-browser)" >&2; exit 2 ;;
+        --with-proxy) WITH_PROXY=1 ;;
+        *) echo "ensure-services: unknown argument: $arg (known: --with-prometheus, --with-browser, --with-proxy)" >&2; exit 2 ;;
     esac
 done
 
@@ -322,6 +329,26 @@ ensure_browser() {
     echo "chromium: installed, $(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
 }
 
+# The proxy test runs /usr/sbin/nginx, the path Debian's package installs.
+ensure_proxy() {
+    # openssl makes the test's certificate.
+    if [[ -x /usr/sbin/nginx ]] && command -v openssl >/dev/null; then
+        echo "nginx: $(/usr/sbin/nginx -v 2>&1 | head -n 1)"
+        return
+    fi
+    apt_install --no-install-recommends nginx openssl
+    [[ -x /usr/sbin/nginx ]] || die "nginx: installed, but /usr/sbin/nginx is missing"
+    # Installed for its binary: do not leave it serving port 80.
+    if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now nginx >/dev/null 2>&1 \
+            || note "nginx: could not stop the package's service (it may be serving :80)"
+    elif [[ -s /run/nginx.pid ]]; then
+        /usr/sbin/nginx -s quit >/dev/null 2>&1 \
+            || note "nginx: could not stop the package's server (it may be serving :80)"
+    fi
+    echo "nginx: installed, $(/usr/sbin/nginx -v 2>&1 | head -n 1)"
+}
+
 ensure_postgresql
 ensure_rabbitmq
 if ((WITH_PROMETHEUS)); then
@@ -329,4 +356,7 @@ if ((WITH_PROMETHEUS)); then
 fi
 if ((WITH_BROWSER)); then
     ensure_browser
+fi
+if ((WITH_PROXY)); then
+    ensure_proxy
 fi

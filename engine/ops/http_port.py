@@ -38,7 +38,9 @@ from engine.ops.worklist import (
     worklist_page,
     worklist_query,
 )
+from engine.reporting.names import Names
 from engine.reporting.report import clock_outcomes
+from engine.reporting.satisfaction import satisfaction_of_period
 from engine.reporting.window import DATE_ZONE, check_window, parse_instant
 from engine.running import ConfigInForce, RunningConfig
 from engine.sheet import LANGUAGES, Language, choose_language, render_department, render_index
@@ -100,6 +102,7 @@ class HttpPort:
         app.router.add_get("/functions/{function_id}/compliance", self._function)
         app.router.add_get("/openapi.json", self._openapi)
         app.router.add_post("/reload", self._reload)
+        self.app = app  # its routes are the port: the OpenAPI test compares them
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.port = port
         self._database_probe: asyncio.Task[str] | None = None
@@ -156,6 +159,13 @@ class HttpPort:
         # user too (SIGHUP; systemctl reload).
         if not _loopback(request.remote):
             return _problem(403, "POST /reload is answered on the loopback address only")
+        # A reverse proxy on this host makes every outside caller a loopback one: what it
+        # relays carries its headers, and is refused whatever the proxy lets through.
+        relayed = sorted(name for name in _PROXY_HEADERS if name in request.headers)
+        if relayed:
+            return _problem(
+                403, f"POST /reload is not answered through a proxy (it sent {', '.join(relayed)})"
+            )
         if self.parts.reload is None:
             return _problem(503, "this engine does not reload its configuration")
         outcome = await self.parts.reload("http")
@@ -277,12 +287,26 @@ class HttpPort:
         reads = self.parts.tickets
         if reads is None:
             return _not_connected()
+        names = Names(self.parts.meter.config)
         try:
             outcomes = await clock_outcomes(reads, start, end, now, department, function)
+            # The requesters rate a department's service, not a function's work.
+            satisfaction = (
+                await satisfaction_of_period(reads, start, end, department)
+                if function is None
+                else None
+            )
         except _UNREACHABLE as exc:
             return _unreachable(exc)
         period = f"tickets created in [{start.isoformat()}, {end.isoformat()})"
-        count = partial(compliance_document, outcomes, period, function=function)
+        count = partial(
+            compliance_document,
+            outcomes,
+            period,
+            names,
+            function=function,
+            satisfaction=satisfaction,
+        )
         return web.json_response(await self._off_loop(count))
 
     async def _sheets_moved(self, request: web.Request) -> web.Response:
@@ -338,6 +362,9 @@ class HttpPort:
 
 
 T = TypeVar("T")
+# Headers a reverse proxy adds to what it relays (RFC 7239, the de facto X-Forwarded-*
+# and X-Real-IP, and the Via every HTTP proxy must add): a caller on this host sends none.
+_PROXY_HEADERS = ("Forwarded", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
 _UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.ops.reload import ReloadStatus
 from engine.ops.worklist import DEFAULT_PAGE, MAX_PAGE
 from engine.sheet.words import LANGUAGES
 from engine.sla_clock.clocks import ClockState
@@ -154,7 +155,9 @@ class _Measures(_Answer):
 
 class SlaRow(_Measures):
     department: str
+    department_name: str
     service: str
+    service_name: str
     priority: Priority
     metric: Metric
     agreement: Literal["sla", "default"]
@@ -162,16 +165,63 @@ class SlaRow(_Measures):
 
 class OlaRow(_Measures):
     function: ProviderFunction | str
+    function_name: str
     priority: Priority
     metric: Metric
 
 
+class TotalRow(_Answer):
+    """A department's SLA clocks over its services, priorities and metrics (``service``
+    null), or one service's."""
+
+    department: str
+    department_name: str
+    service: str | None
+    service_name: str | None = None
+    tickets: int
+    met: int
+    breached: int
+    open: int
+    compliance_pct: float | None
+
+
+class SatisfactionRow(_Answer):
+    """The requesters' ratings (1-5) of one service's tickets."""
+
+    department: str
+    department_name: str
+    service: str
+    service_name: str
+    ratings: int
+    mean_score: float | None
+    satisfied_pct: float | None = Field(description="the share rated 4 or 5")
+    score_1: int
+    score_2: int
+    score_3: int
+    score_4: int
+    score_5: int
+
+
 class Compliance(_Answer):
-    """The counts ``sla-engine report --format json`` prints, for one department or function."""
+    """What ``sla-engine report --department ID --format json`` prints; a provider
+    function's answer has its OLA rows only, and no satisfaction."""
 
     period: str
     sla: list[SlaRow]
     ola: list[OlaRow]
+    satisfaction: list[SatisfactionRow] | None = Field(
+        default=None, description="a department's only"
+    )
+    totals: list[TotalRow]
+
+
+class ReloadAnswer(_Answer):
+    """What ``POST /reload`` did, as ``sla-engine reload`` prints it."""
+
+    status: ReloadStatus
+    version: str = Field(description="the configuration in force after the reload")
+    previous: str = Field(description="the configuration in force before it")
+    problems: list[str] = Field(description="why the files were refused, file and key each")
 
 
 _MODELS: tuple[type[BaseModel], ...] = (
@@ -181,6 +231,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     TicketState,
     WorklistPage,
     Compliance,
+    ReloadAnswer,
 )
 
 # Examples: each is checked against its schema by the tests.
@@ -234,8 +285,16 @@ _MEASURES = {
     "median_of_target_pct": 18.8,
     "p90_of_target_pct": 68.8,
 }
+_NAMES = {"department_name": "Økonomiforvaltningen", "service_name": "KMD Opus Løn"}
+_TOTAL = {"tickets": 41, "met": 38, "breached": 2, "open": 1, "compliance_pct": 95.0}
 EXAMPLES: dict[str, Any] = {
     "Problem": {"status": 400, "title": "Bad Request", "detail": "limit: too large"},
+    "ReloadAnswer": {
+        "status": "reloaded",
+        "version": "5d0e43a1c2b7",
+        "previous": "88f98691f698",
+        "problems": [],
+    },
     "Health": {"status": "ok"},
     "Readiness": {
         "status": "ready",
@@ -263,9 +322,42 @@ EXAMPLES: dict[str, Any] = {
                 "metric": "resolution",
                 "agreement": "sla",
                 **_MEASURES,
+                **_NAMES,
             }
         ],
-        "ola": [{"function": "pc-software", "priority": "P2", "metric": "resolution", **_MEASURES}],
+        "ola": [
+            {
+                "function": "pc-software",
+                "priority": "P2",
+                "metric": "resolution",
+                **_MEASURES,
+                "function_name": "PC og Software",
+            }
+        ],
+        "satisfaction": [
+            {
+                "department": "okf",
+                "service": "opus-loen",
+                "ratings": 12,
+                "mean_score": 4.25,
+                "satisfied_pct": 83.3,
+                "score_1": 0,
+                "score_2": 1,
+                "score_3": 1,
+                "score_4": 4,
+                "score_5": 6,
+                **_NAMES,
+            }
+        ],
+        "totals": [
+            {
+                "department": "okf",
+                "service": None,
+                **_TOTAL,
+                "department_name": "Økonomiforvaltningen",
+            },
+            {"department": "okf", "service": "opus-loen", **_TOTAL, **_NAMES},
+        ],
     },
 }
 
@@ -381,6 +473,10 @@ def _paths() -> dict[str, Any]:
                           "400": _problem("not a ticket id of the event contract"),
                           "404": _problem("no event of the ticket was recorded"),
                           "503": _problem(_NOT_READY)}}},
+        "/departments": {"get": {
+            "summary": "Redirects to /departments/ (the pages link relatively)",
+            "responses": {"308": {"description": "to /departments/, with the same query",
+                                  "headers": {"Location": {"schema": {"type": "string"}}}}}}},
         "/departments/": {"get": {
             "summary": "The SLA sheets' index: the departments and the service catalog",
             "description": "An HTML page, the same as `sla-engine sheet` writes, from the "
@@ -415,6 +511,19 @@ def _paths() -> dict[str, Any]:
                           "400": _problem("from/to unreadable or an empty window"),
                           "404": _problem("no such provider function in the configuration"),
                           "503": _problem(_NOT_READY)}}},
+        "/reload": {"post": {
+            "summary": "Load the configuration again, as SIGHUP does",
+            "description": "The one request that changes what the engine does, so it is "
+                           "answered only to a caller on the engine's own host: from the "
+                           "loopback address, and not relayed by a proxy (a request with "
+                           "Forwarded, Via, X-Forwarded-For, X-Forwarded-Host or X-Real-IP "
+                           "is refused). What `sla-engine reload` calls.",
+            "responses": {"200": _json("ReloadAnswer", "reloaded, or the files unchanged"),
+                          "403": _problem("not from the loopback address, or through a "
+                                          "proxy"),
+                          "422": _json("ReloadAnswer", "refused: the engine runs on as it "
+                                       "was; the problems name file and key"),
+                          "503": _problem("this engine does not reload")}}},
     }  # fmt: skip
 
 
@@ -432,8 +541,8 @@ def openapi_document() -> dict[str, Any]:
             "title": "sla-engine HTTP port",
             "version": API_VERSION,
             "description": "Health, metrics, tickets' SLA state, the agents' worklist, "
-            "compliance and the departments' SLA sheets, read only. Errors are RFC 9457 "
-            "problem documents.",
+            "compliance and the departments' SLA sheets, read only; and POST /reload for "
+            "the engine's own host. Errors are RFC 9457 problem documents.",
         },
         "paths": _paths(),
         "components": {"schemas": dict(sorted(schemas.items()))},

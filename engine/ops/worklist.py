@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.config.durations import Duration
 from engine.ops.ticket_state import JSON, measure_ticket
-from engine.reporting.compliance import ClockOutcome, ola_records, sla_records
-from engine.reporting.report import report_document
+from engine.reporting.compliance import ClockOutcome
+from engine.reporting.names import Names
+from engine.reporting.report import report_json
+from engine.satisfaction import RatingCounts
 from engine.sla_clock.meter import ClockMeter
 from engine.store.reads import ClockScope, LiveState, TicketRows, WorklistKey, WorklistQuery
 from engine.vocabulary import Metric, Priority, ProviderFunction
@@ -138,11 +140,18 @@ def worklist_page(
 
 
 def compliance_document(
-    outcomes: Sequence[ClockOutcome], period: str, *, function: str | None = None
+    outcomes: Sequence[ClockOutcome],
+    period: str,
+    names: Names,
+    *,
+    function: str | None = None,
+    satisfaction: Sequence[RatingCounts] | None = None,
 ) -> dict[str, Any]:
-    """``{"period", "sla", "ola"}`` of the clocks: a function's has OLA rows only."""
-    sla = [] if function is not None else sla_records(outcomes)
-    return report_document(sla, ola_records(outcomes), period)
+    """A department's counts as ``report --department ID --format json`` prints them
+    (with its ``satisfaction``), or a function's OLA counts in the same shape."""
+    if function is not None:
+        outcomes = [outcome for outcome in outcomes if outcome.agreement == "ola"]
+    return report_json(outcomes, period, satisfaction=satisfaction, names=names)
 
 
 def _reasons(exc: ValidationError) -> str:

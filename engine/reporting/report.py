@@ -123,18 +123,15 @@ def render_report(
     ``total`` (a department's with the service empty).
     """
     clocks = list(outcomes)
+    if fmt == "json":
+        document = report_json(clocks, period, satisfaction=satisfaction, names=names)
+        json.dump(document, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return
     sla = sla_records(clocks)
     ola = ola_records(clocks)
     totals = _totals(clocks) if names is not None else []
-    if fmt == "json":
-        document = report_document(sla, ola, period)
-        if satisfaction is not None:
-            document["satisfaction"] = satisfaction_records(satisfaction)
-        if names is not None:
-            document = _named_document(document, totals, names)
-        json.dump(document, out, ensure_ascii=False, indent=2)
-        out.write("\n")
-    elif fmt in ("csv", "jsonl"):
+    if fmt in ("csv", "jsonl"):
         flat = (
             [{"period": period, "section": "sla", **r} for r in sla]
             + [{"period": period, "section": "ola", "agreement": "ola", **r} for r in ola]
@@ -163,6 +160,24 @@ def render_report(
             write([shown(r) for r in totals], TOTAL_COLUMNS, fmt, out)
         if satisfaction is not None:
             write_satisfaction_table(satisfaction, out, period, shown)
+
+
+def report_json(
+    outcomes: Sequence[ClockOutcome],
+    period: str,
+    *,
+    satisfaction: Sequence[RatingCounts] | None = None,
+    names: Names | None = None,
+) -> dict[str, Any]:
+    """The report as ``report --format json`` prints it and the HTTP port's compliance
+    endpoints answer: ``{"period", "sla", "ola"}``, with ``satisfaction`` its records,
+    and with ``names`` the ids' names beside them and the ``totals``."""
+    document = report_document(sla_records(outcomes), ola_records(outcomes), period)
+    if satisfaction is not None:
+        document["satisfaction"] = satisfaction_records(satisfaction)
+    if names is not None:
+        document = _named_document(document, _totals(outcomes), names)
+    return document
 
 
 def _totals(clocks: Sequence[ClockOutcome]) -> list[dict[str, Any]]:
@@ -196,8 +211,8 @@ def _named_document(
 
 
 def report_document(sla: Sequence[Record], ola: Sequence[Record], period: str) -> dict[str, Any]:
-    """The report as one JSON object, ``{"period", "sla", "ola"}``: what ``report --format
-    json`` prints and the HTTP port's compliance endpoints answer."""
+    """The counts as one JSON object, ``{"period", "sla", "ola"}``: the heart of
+    ``report_json`` and of the monthly report's figures."""
     return {
         "period": period,
         "sla": [_only(record, SLA_COLUMNS) for record in sla],

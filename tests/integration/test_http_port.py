@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +26,7 @@ from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.postgres.reads import PostgresReads
 from engine.store.postgres.recording import PostgresRecordingStore
+from tests.daemons import SLA_ENGINE
 from tests.helpers import EXAMPLE_CONFIG
 from tests.openapi_check import DOCUMENT, model_errors
 from tests.services import get_json, poll
@@ -314,6 +317,38 @@ async def test_compliance_of_a_department_and_a_function(port: HttpPort, databas
     status, default = await get_json(url(port, "/departments/okf/compliance"))
     assert status == 200
     assert default["period"].startswith("tickets created in [")
+
+
+async def test_a_departments_compliance_is_what_the_report_command_prints(
+    port: HttpPort, database_url: str
+) -> None:
+    await worklist_tickets(database_url)
+    done = datetime.now(UTC) - timedelta(days=9)
+    await record(database_url, event("ticket.rated", "DONE", 3, done, score=4))
+    window = ("2000-01-01", "2100-01-01")
+    status, answered = await get_json(
+        url(port, f"/departments/okf/compliance?from={window[0]}&to={window[1]}")
+    )
+    assert status == 200, answered
+    assert model_errors("Compliance", answered) == []
+    printed = subprocess.run(
+        [SLA_ENGINE, "report", "--department", "okf", "--from", window[0], "--to", window[1],
+         "--format", "json", "--config", str(EXAMPLE_CONFIG)],
+        capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, "SLA_ENGINE_DATABASE_URL": database_url},
+    )  # fmt: skip
+    assert answered == json.loads(printed.stdout)
+    # Not two empty documents: the rating, names and totals are there.
+    assert [row["ratings"] for row in answered["satisfaction"]] == [1]
+    assert {row["department_name"] for row in answered["sla"]} == {"Økonomiforvaltningen"}
+    assert [row["tickets"] for row in answered["totals"] if row["service"] is None] == [3]
+    status, function = await get_json(
+        url(port, f"/functions/pc-software/compliance?from={window[0]}&to={window[1]}")
+    )
+    assert status == 200
+    assert model_errors("Compliance", function) == []
+    assert (function["sla"], function["totals"], "satisfaction" in function) == ([], [], False)
+    assert {row["function_name"] for row in function["ola"]} == {"PC og Software"}
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from engine.config import load_versioned
+from engine.ops.http_port import HttpPort, Parts
 from engine.ops.openapi import openapi_text
-from tests.helpers import REPO
+from engine.running import ConfigInForce, RunningConfig
+from tests.helpers import EXAMPLE_CONFIG, REPO
 from tests.openapi_check import DOCUMENT, errors, model_errors
+
+NOW = datetime(2026, 12, 4, 9, tzinfo=UTC)
 
 
 def test_the_committed_document_is_the_generated_one() -> None:
@@ -18,27 +24,48 @@ def test_the_committed_document_is_the_generated_one() -> None:
     )
 
 
+def responses() -> list[tuple[str, str, dict[str, Any]]]:
+    """Each answer the document describes: ``(path and method, status, response)``."""
+    return [
+        (f"{method.upper()} {path}", status, response)
+        for path, item in DOCUMENT["paths"].items()
+        for method, operation in item.items()
+        for status, response in operation["responses"].items()
+    ]
+
+
 def examples() -> list[tuple[str, dict[str, Any], Any]]:
     found = []
-    for path, item in DOCUMENT["paths"].items():
-        for status, response in item["get"]["responses"].items():
-            for media, content in response["content"].items():
-                if "example" in content:
-                    found.append(
-                        (f"{path} {status} {media}", content["schema"], content["example"])
-                    )
+    for where, status, response in responses():
+        for media, content in response.get("content", {}).items():
+            if "example" in content:
+                found.append((f"{where} {status} {media}", content["schema"], content["example"]))
     return found
 
 
 def test_every_json_answer_has_an_example() -> None:
     described = [
-        (path, status)
-        for path, item in DOCUMENT["paths"].items()
-        for status, response in item["get"]["responses"].items()
-        if "$ref" in response["content"].get("application/json", {}).get("schema", {})
-        or "application/problem+json" in response["content"]
+        (where, status)
+        for where, status, response in responses()
+        if "$ref" in response.get("content", {}).get("application/json", {}).get("schema", {})
+        or "application/problem+json" in response.get("content", {})
     ]
     assert len(described) == len(examples()) > 15
+
+
+def test_every_route_of_the_port_is_described() -> None:
+    # The whole port, the one write and the redirect included: a route added to the
+    # port and not to the document fails here.
+    running = RunningConfig(ConfigInForce(load_versioned(EXAMPLE_CONFIG), NOW))
+    port = HttpPort(Parts(running, ""), "127.0.0.1", 0)
+    routes = {
+        f"{route.method} {route.resource.canonical}"
+        for route in port.app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    described = {where for where, _, _ in responses()}
+    assert routes == described
+    assert "POST /reload" in described
 
 
 @pytest.mark.parametrize(("where", "schema", "example"), examples(), ids=lambda v: str(v)[:40])

@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from engine.config import ConfigError, LoadedConfig, Problem, load_versioned
 from engine.intake.recorder import Recorder
 from engine.ops.http_port import HttpPort, Parts, _loopback
-from engine.ops.reload import Reloader
+from engine.ops.reload import Reloader, ReloadOutcome
 from engine.ops.reload_client import reload_url
 from engine.running import ConfigInForce, RunningConfig
 from engine.store.memory.recording import MemoryRecordingStore, MemoryRecordingTransaction
@@ -239,6 +239,41 @@ class TestReloadEndpoint:
         request = make_mocked_request("POST", "/reload", transport=transport)
         answer = await port._reload(request)
         assert (answer.status, asked) == (403, [])
+
+    @pytest.mark.parametrize(
+        "header",
+        ["Forwarded", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP", "x-real-ip"],
+    )
+    async def test_a_loopback_caller_relayed_by_a_proxy_is_refused_with_403(
+        self, header: str
+    ) -> None:
+        asked: list[str] = []
+
+        async def reload(trigger: str) -> Any:
+            asked.append(trigger)
+            raise AssertionError("not to be called")
+
+        port = HttpPort(Parts(in_force(EXAMPLE_CONFIG), "", reload=reload), "127.0.0.1", 0)
+        request = make_mocked_request(
+            "POST", "/reload", headers={header: "10.1.2.3"}, transport=FakeTransport("127.0.0.1")
+        )
+        answer = await port._reload(request)
+        assert (answer.status, asked) == (403, [])
+        assert answer.content_type == "application/problem+json"
+        assert isinstance(answer.body, bytes)
+        assert b"through a proxy" in answer.body
+
+    async def test_a_loopback_caller_without_proxy_headers_reloads(self) -> None:
+        asked: list[str] = []
+
+        async def reload(trigger: str) -> Any:
+            asked.append(trigger)
+            return ReloadOutcome("unchanged", "v1", "v1", ())
+
+        port = HttpPort(Parts(in_force(EXAMPLE_CONFIG), "", reload=reload), "127.0.0.1", 0)
+        request = make_mocked_request("POST", "/reload", transport=FakeTransport("127.0.0.1"))
+        answer = await port._reload(request)
+        assert (answer.status, asked) == (200, ["http"])
 
     @pytest.mark.parametrize(
         ("host", "url"),

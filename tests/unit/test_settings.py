@@ -23,6 +23,17 @@ def test_defaults_fit_the_local_services(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.batch_size == 3000
 
 
+def test_the_http_port_listens_on_this_host_only_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The port has no logins: reaching it from elsewhere is a choice made in the
+    # settings, behind a reverse proxy or a firewall (README).
+    for name in ("SLA_ENGINE_HTTP_HOST", "SLA_ENGINE_HTTP_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.load()
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8321)
+
+
 def test_environment_wins_over_the_settings_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
