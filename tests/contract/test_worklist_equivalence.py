@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 
 IDS = ["T1", "T10", "T10a", "T2", "t1", "Å", "Z"]  # byte order is not case order
 DEPARTMENTS = ["okf", "sof"]
+SERVICES = ["opus-loen", "esdh"]
 FUNCTIONS = ["servicedesk", "second_line", None]
 TEAMS = ["okf-team", None]
 PRIORITIES = ["P1", "P2"]
@@ -40,9 +41,12 @@ KEYS = ["response", "resolution", "update:1", "update:2", "ola:1"]
 
 
 @st.composite
-def clocks(draw: st.DrawFn, ticket_id: str, key: str, priority: str) -> ClockRow:
-    """A clock of the ticket; one not stopped carries its ticket's priority, as the
-    recorder keeps it (tests/integration/test_open_clock_priority.py)."""
+def clocks(
+    draw: st.DrawFn, ticket_id: str, key: str, priority: str, department: str, service: str
+) -> ClockRow:
+    """A clock of the ticket; one not stopped carries its ticket's priority, department
+    and service, as the recorder keeps them (tests/integration/test_open_clock_priority.py)."""
+    same = {"department": department, "service": service}
     metric = draw(st.sampled_from(METRICS))
     # Deadlines on seven instants around now: ties, the overdue, the due now; and none.
     steps = draw(st.one_of(st.none(), st.integers(min_value=-3, max_value=3)))
@@ -50,12 +54,12 @@ def clocks(draw: st.DrawFn, ticket_id: str, key: str, priority: str) -> ClockRow
     kind = draw(st.sampled_from(["running", "running", "paused", "stopped"]))
     if kind == "running":
         return clock(ticket_id, key, metric=metric, deadline=deadline, priority=priority,
-                     state=draw(st.sampled_from(["running", "breached"])))  # fmt: skip
+                     state=draw(st.sampled_from(["running", "breached"])), **same)  # fmt: skip
     ends = ["paused", "breached"] if kind == "paused" else ["met", "breached"]
     state = draw(st.sampled_from(ends))
     if kind == "paused":
         return clock(ticket_id, key, metric=metric, running=False, state=state,
-                     priority=priority)  # fmt: skip
+                     priority=priority, **same)  # fmt: skip
     return clock(ticket_id, key, metric=metric, running=False, state=state,
                  stopped_at=NOW - 5 * MINUTE,
                  priority=draw(st.sampled_from(PRIORITIES)))  # fmt: skip
@@ -67,26 +71,29 @@ def worlds(draw: st.DrawFn) -> tuple[list[TicketRow], list[ClockRow]]:
     rows, clock_rows = [], []
     for ticket_id in draw(st.lists(st.sampled_from(IDS), max_size=10, unique=True)):
         priority = draw(st.sampled_from(PRIORITIES))
+        department = draw(st.sampled_from(DEPARTMENTS))
+        service = draw(st.sampled_from(SERVICES))
         if draw(st.integers(min_value=0, max_value=9)) > 0:
             rows.append(
                 ticket(
                     ticket_id,
                     NOW - timedelta(days=1),
-                    department=draw(st.sampled_from(DEPARTMENTS)),
-                    service=draw(st.sampled_from(["opus-loen", "esdh"])),
+                    department=department,
+                    service=service,
                     priority=priority,
                     assigned_function=draw(st.sampled_from(FUNCTIONS)),
                     assigned_team=draw(st.sampled_from(TEAMS)),
                 )
             )
         for key in draw(st.lists(st.sampled_from(KEYS), max_size=4, unique=True)):
-            clock_rows.append(draw(clocks(ticket_id, key, priority)))
+            clock_rows.append(draw(clocks(ticket_id, key, priority, department, service)))
     return rows, clock_rows
 
 
 # Each filter with its values; a query sets none, one, two or three of them.
 FILTERS: dict[str, list[Any]] = {
     "department": DEPARTMENTS,
+    "service": SERVICES,
     "priority": ["P1"],
     "function": ["second_line"],
     "team": ["okf-team"],

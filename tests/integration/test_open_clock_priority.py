@@ -1,5 +1,5 @@
-"""The store's invariant the worklist's priority index rests on: every clock that has not
-stopped carries its ticket's current priority.
+"""The store's invariant the worklist's index rests on: every clock that has not stopped
+carries its ticket's current priority, department and service.
 
 The recorder measures every clock that has not stopped for good at each event of a
 ticket, and the core gives a clock the priority in force at its stop (the current one
@@ -54,11 +54,18 @@ TURNED = ClockMeter(
     )
 )
 PRIORITIES = ["P1", "P2", "P3", "P4"]
-# Open clocks whose priority is not their ticket's.
+# Open clocks whose priority, department or service is not their ticket's.
 DIFFERING = """
-SELECT c.ticket_id, c.clock_key, c.priority AS clock, t.priority AS ticket
+SELECT c.ticket_id, c.clock_key, c.priority, t.priority AS ticket_priority,
+       c.department, t.department AS ticket_department, c.service, t.service AS ticket_service
 FROM clocks AS c JOIN tickets AS t USING (ticket_id)
-WHERE c.stopped_at IS NULL AND c.priority IS DISTINCT FROM t.priority
+WHERE c.stopped_at IS NULL AND (c.priority IS DISTINCT FROM t.priority
+    OR c.department IS DISTINCT FROM t.department OR c.service IS DISTINCT FROM t.service)
+"""
+# The tickets of a department with an open clock, by id.
+OPEN_OF_DEPARTMENT = """
+SELECT DISTINCT ticket_id FROM clocks AS c JOIN tickets AS t USING (ticket_id)
+WHERE c.stopped_at IS NULL AND t.department = $1 ORDER BY ticket_id
 """
 # The tickets of a priority with an open clock, by id.
 OPEN_OF_PRIORITY = """
@@ -84,6 +91,8 @@ CHANGES: list[tuple[str, dict[str, Any]]] = [
     ("ticket.commented", {"visibility": "public", "body": "Vi ser på det"}),
     ("ticket.commented", {"visibility": "public", "body": "Tak", "author_role": "requester"}),
     ("ticket.reclassified", {"department": "okf", "service": "esdh"}),
+    ("ticket.reclassified", {"department": "sof", "service": "omsorgssystem"}),
+    ("ticket.reclassified", {"department": "buf"}),
     ("ticket.reclassified", {"service": "print"}),
 ]
 
@@ -143,7 +152,7 @@ async def migrated(db: asyncpg.Connection) -> asyncpg.Connection:
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(batches=lives())
-async def test_every_open_clock_carries_its_tickets_current_priority(
+async def test_every_open_clock_carries_its_tickets_current_priority_and_department(
     migrated: asyncpg.Connection, batches: list[Batch]
 ) -> None:
     await migrated.execute(f"TRUNCATE {', '.join(await recorded_tables(migrated))}")
@@ -161,6 +170,13 @@ async def test_every_open_clock_carries_its_tickets_current_priority(
         expected = await migrated.fetch(OPEN_OF_PRIORITY, priority)
         listed = await PostgresReads(migrated).worklist(
             WorklistQuery(now=now, limit=50, priority=priority)
+        )
+        assert sorted(key.ticket_id for key in listed) == [row[0] for row in expected]
+    # And each department's, read along the clocks' department.
+    for department in sorted(ORDERED):
+        expected = await migrated.fetch(OPEN_OF_DEPARTMENT, department)
+        listed = await PostgresReads(migrated).worklist(
+            WorklistQuery(now=now, limit=50, department=department)
         )
         assert sorted(key.ticket_id for key in listed) == [row[0] for row in expected]
 

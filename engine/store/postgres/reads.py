@@ -130,9 +130,11 @@ WHERE c.deadline IS NOT NULL
   AND ($14::timestamptz IS NULL
        OR (c.deadline, c.ticket_id COLLATE "C") > ($14, $15::text COLLATE "C"))
   AND {_chosen("c")} AND {_TICKET}
-  -- A running clock carries its ticket's current priority: the index passes over the
-  -- other priorities itself (migration 011).
+  -- A running clock carries its ticket's current priority, department and service:
+  -- the index passes over the others itself (migrations 011 and 012).
   AND ($6::text IS NULL OR c.priority = $6)
+  AND ($4::text IS NULL OR c.department = $4)
+  AND ($5::text IS NULL OR c.service = $5)
   AND NOT EXISTS (
       SELECT 1 FROM clocks AS e
       WHERE e.ticket_id = c.ticket_id AND e.deadline IS NOT NULL AND {_chosen("e")}
