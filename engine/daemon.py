@@ -29,7 +29,7 @@ from engine.intake.consumer import IntakeConsumer
 from engine.intake.recorder import Recorder
 from engine.loops import until_done
 from engine.metrics import set_build_info
-from engine.ops.http_port import READY_TIMEOUT_S, HttpPort, Parts
+from engine.ops.http_port import HttpPort, Parts
 from engine.ops.reload import Reloader, publish_in_force
 from engine.running import ConfigInForce, RunningConfig
 from engine.settings import Settings, redact_url
@@ -76,6 +76,27 @@ async def connect_database(settings: Settings, stopping: asyncio.Event) -> async
     )
 
 
+def port_reads_pool(settings: Settings) -> asyncpg.Pool:
+    """The HTTP port's own pool: its reads never take a connection intake, the
+    scheduler or the sender wait for, and a frontend's flood of worklist requests waits
+    here instead. Read only and with a statement timeout, enforced by PostgreSQL: the
+    port changes nothing, and a slow query ends rather than hold a connection. Opens
+    its connections when asked (``min_size`` 0), so it needs no retrying of its own."""
+    url = settings.database_url.get_secret_value()
+    timeout_ms = round(settings.http_statement_timeout_s * 1000)
+    return asyncpg.create_pool(
+        url,
+        server_settings={
+            **server_settings(url, "http"),
+            "default_transaction_read_only": "on",
+            "statement_timeout": str(timeout_ms),
+        },
+        min_size=0,
+        max_size=settings.http_db_connections,
+        command_timeout=settings.http_statement_timeout_s + 5,
+    )
+
+
 async def connect_broker(
     settings: Settings, stopping: asyncio.Event
 ) -> AbstractRobustConnection | None:
@@ -92,6 +113,11 @@ async def connect_broker(
         max_delay_s=settings.db_retry_max_s,
         event="broker.unavailable",
     )
+
+
+# How long an HTTP request waits for one of the port's connections before it is
+# answered 503: a burst of frontends queues briefly, a flood is told to come back.
+PORT_ACQUIRE_TIMEOUT_S = 5.0
 
 
 class StartupError(Exception):
@@ -156,7 +182,24 @@ async def _serve(
     if pool is None:
         log.info("engine.stopped", reason="stopped before the database answered")
         return
-    parts.tickets = PostgresReads(pool, acquire_timeout_s=READY_TIMEOUT_S)
+    reads_pool = await port_reads_pool(settings)
+    try:
+        parts.tickets = PostgresReads(reads_pool, acquire_timeout_s=PORT_ACQUIRE_TIMEOUT_S)
+        await _run_engine(settings, running, parts, stopping, on_started, pool)
+    finally:
+        parts.tickets = None
+        await reads_pool.close()
+
+
+async def _run_engine(
+    settings: Settings,
+    running: RunningConfig,
+    parts: Parts,
+    stopping: asyncio.Event,
+    on_started: Callable[[IntakeConsumer], None] | None,
+    pool: asyncpg.Pool,
+) -> None:
+    """Connect to the broker, then run the engine on ``pool`` until ``stopping``."""
     connection = await connect_broker(settings, stopping)
     if connection is None:
         await pool.close()

@@ -147,6 +147,19 @@ class Settings(BaseSettings):
         "0.0.0.0 exposes it beyond this machine",
     )
     http_port: int = Field(default=8321, ge=0, le=65535, description="the HTTP port")
+    http_db_connections: int = Field(
+        default=2,
+        ge=1,
+        le=50,
+        description="PostgreSQL connections of the HTTP port's own (read-only) pool: its "
+        "requests beyond these wait, and never for intake's connections",
+    )
+    http_statement_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="longest statement of an HTTP request (a worklist page, a compliance "
+        "period); a slower one is cancelled and answered 503",
+    )
     gauges_refresh_s: float = Field(
         default=15.0,
         gt=0,

@@ -234,6 +234,8 @@ class HttpPort:
             return _not_connected()
         try:
             rows = await tickets.ticket(ticket_id)
+        except asyncpg.QueryCanceledError:
+            return _too_slow()
         except _UNREACHABLE as exc:
             return _unreachable(exc)
         if rows is None:
@@ -258,6 +260,8 @@ class HttpPort:
         try:
             keys = await reads.worklist(query)
             rows = await reads.tickets([key.ticket_id for key in keys[: query.limit - 1]])
+        except asyncpg.QueryCanceledError:
+            return _too_slow()
         except _UNREACHABLE as exc:
             return _unreachable(exc)
         page = partial(worklist_page, self._thread_meter(), query, keys, rows)
@@ -296,6 +300,8 @@ class HttpPort:
                 if function is None
                 else None
             )
+        except asyncpg.QueryCanceledError:
+            return _too_slow()
         except _UNREACHABLE as exc:
             return _unreachable(exc)
         period = f"tickets created in [{start.isoformat()}, {end.isoformat()})"
@@ -385,6 +391,14 @@ def _not_connected() -> web.Response:
 
 def _unreachable(exc: BaseException) -> web.Response:
     return _problem(503, f"the database is unreachable: {exc.__class__.__name__}")
+
+
+def _too_slow() -> web.Response:
+    return _problem(
+        503,
+        "the query took longer than the port allows (SLA_ENGINE_HTTP_STATEMENT_TIMEOUT_S): "
+        "narrow it (more filters, a shorter period) or try again when the engine is less busy",
+    )
 
 
 def _period(query: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:

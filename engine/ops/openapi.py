@@ -400,7 +400,10 @@ def _enum(values: tuple[str, ...] | Any) -> dict[str, Any]:
     return {"type": "string", "enum": list(values)}
 
 
-_NOT_READY = "not connected to the database yet, or it is unreachable"
+_NOT_READY = (
+    "not connected to the database yet, it is unreachable, or the query took "
+    "longer than the port allows"
+)
 _PERIOD = [
     _query("from", "first day (YYYY-MM-DD, midnight in Copenhagen) or RFC 3339 instant; "
            "default: the first of this month", {"type": "string"}),

@@ -17,17 +17,20 @@ import asyncpg
 import pytest
 
 from engine.config import load_versioned
+from engine.daemon import port_reads_pool
 from engine.events import parse_event
 from engine.intake.recorder import Recorder
 from engine.ops import http_port
 from engine.ops.http_port import HttpPort, Parts
 from engine.running import ConfigInForce, RunningConfig
+from engine.settings import Settings
 from engine.sla_clock.meter import ClockMeter
 from engine.store.migrate import migrate
 from engine.store.postgres.reads import PostgresReads
 from engine.store.postgres.recording import PostgresRecordingStore
 from tests.daemons import SLA_ENGINE
 from tests.helpers import EXAMPLE_CONFIG
+from tests.integration.conftest import RunningEngine
 from tests.openapi_check import DOCUMENT, model_errors
 from tests.services import get_json, poll
 from tests.streams import CPH, event
@@ -372,3 +375,60 @@ async def test_the_port_serves_its_committed_openapi_document(port: HttpPort) ->
     assert model_errors("Readiness", ready) == []
     _, health = await get_json(url(port, "/healthz"))
     assert model_errors("Health", health) == []
+
+
+async def test_the_ports_own_pool_reads_only_and_cuts_slow_statements(database_url: str) -> None:
+    pool = await port_reads_pool(Settings(database_url=database_url, http_statement_timeout_s=0.2))
+    try:
+        async with pool.acquire() as connection:
+            assert await connection.fetchval("SHOW default_transaction_read_only") == "on"
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await connection.execute("CREATE TABLE written_by_the_port (x int)")
+            with pytest.raises(asyncpg.QueryCanceledError):
+                await connection.execute("SELECT pg_sleep(5)")
+            name = "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+            assert await connection.fetchval(name) == "sla-engine http"
+    finally:
+        await pool.close()
+
+
+async def test_the_running_engine_reads_for_the_port_on_connections_of_its_own(
+    engine: RunningEngine, settings: Settings, database_url: str
+) -> None:
+    await worklist_tickets(database_url)
+    status, page = await get_json(f"http://127.0.0.1:{settings.http_port}/tickets")
+    assert status == 200, page
+    assert ids(page)
+    connection = await asyncpg.connect(database_url)
+    try:
+        names = await connection.fetch(
+            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()"
+        )
+    finally:
+        await connection.close()
+    assert "sla-engine http" in {row[0] for row in names}
+
+
+class SlowReads(PostgresReads):
+    """Reads whose every statement PostgreSQL cancelled at the statement timeout."""
+
+    async def worklist(self, query: Any) -> Any:
+        raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
+
+    async def ticket(self, ticket_id: str) -> Any:
+        raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
+
+
+async def test_a_statement_cut_at_the_timeout_is_a_503_problem(database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=0, max_size=1)
+    serving = HttpPort(Parts(RUNNING, database_url, tickets=SlowReads(pool)), "127.0.0.1", 0)
+    await serving.start()
+    try:
+        for path in ("/tickets", "/tickets/T-1"):
+            status, problem = await get_json(url(serving, path))
+            assert (status, problem["status"]) == (503, 503), path
+            assert model_errors("Problem", problem) == []
+            assert "SLA_ENGINE_HTTP_STATEMENT_TIMEOUT_S" in problem["detail"]
+    finally:
+        await serving.stop()
+        await pool.close()
