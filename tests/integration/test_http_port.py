@@ -432,3 +432,41 @@ async def test_a_statement_cut_at_the_timeout_is_a_503_problem(database_url: str
     finally:
         await serving.stop()
         await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "held_name"),
+    [("/tickets?limit=200", "worklist_page"),
+     ("/departments/okf/compliance?from=2000-01-01&to=2100-01-01", "compliance_document")],
+)  # fmt: skip
+async def test_a_page_and_the_compliance_are_made_off_the_event_loop(
+    port: HttpPort,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    held_name: str,
+) -> None:
+    await worklist_tickets(database_url)
+    # The work waits for the test's /healthz answer, which the loop gives only if the
+    # work is not on it.
+    working, release = threading.Event(), threading.Event()
+    released: list[bool] = []
+    work = getattr(http_port, held_name)
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        working.set()
+        released.append(release.wait(timeout=5))
+        return work(*args, **kwargs)
+
+    monkeypatch.setattr(http_port, held_name, held)
+    answer = asyncio.create_task(get_json(url(port, path)))
+
+    async def started() -> bool:
+        return working.is_set()
+
+    await poll(started, timeout_s=10, what=f"{held_name} to start")
+    assert await get_json(url(port, "/healthz")) == (200, {"status": "ok"})
+    release.set()
+    status, body = await asyncio.wait_for(answer, 10)
+    assert released == [True], f"{held_name} held the event loop"
+    assert status == 200, body
