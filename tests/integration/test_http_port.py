@@ -220,12 +220,21 @@ async def worklist_tickets(database_url: str) -> None:
         event("ticket.status_changed", "DONE", 2, old + timedelta(minutes=9), status="resolved"),
         event("ticket.created", "SOF", 0, old, department="sof", service="omsorgssystem",
               priority="P2", subject="Omsorg", requester={"name": "B"}),
-        event("ticket.assigned", "SOF", 1, old + timedelta(minutes=1), function="pc-software"),
+        event("ticket.assigned", "SOF", 1, old + timedelta(minutes=1), function="pc-software",
+              team="pc-team-2"),
     )  # fmt: skip
 
 
 def ids(page: dict[str, Any]) -> list[str]:
     return [item["ticket_id"] for item in page["items"]]
+
+
+def page_of(answer: tuple[int, Any]) -> list[dict[str, Any]]:
+    """The clocks of a GET /tickets/{id} answer that was 200."""
+    status, ticket = answer
+    assert status == 200, ticket
+    clocks: list[dict[str, Any]] = ticket["clocks"]
+    return clocks
 
 
 async def test_the_worklist_answers_open_tickets_by_next_deadline(
@@ -244,11 +253,25 @@ async def test_the_worklist_answers_open_tickets_by_next_deadline(
     new = page["items"][-1]
     assert {clock["key"] for clock in new["clocks"]} == {"response", "resolution"}
     assert all("steps" not in clock for item in page["items"] for clock in item["clocks"])
-    # The row is the ticket as GET /tickets/{id} measures it, without the steps.
+
+    # Each row is the ticket as GET /tickets/{id} measures it, without the steps (and
+    # without what a measurement at another instant tells otherwise).
+    def measured_alike(ticket: dict[str, Any]) -> dict[str, Any]:
+        moving = {"as_of", "config_version", "next_deadline"}
+        return {
+            **{key: value for key, value in ticket.items() if key not in moving},
+            "clocks": [
+                {k: v for k, v in clock.items() if k not in {"steps", "elapsed_s", "fraction"}}
+                for clock in ticket["clocks"]
+            ],
+        }
+
+    for item in page["items"]:
+        _, single = await get_json(url(port, f"/tickets/{item['ticket_id']}"))
+        assert model_errors("TicketState", single) == []
+        assert measured_alike(item) == measured_alike(single)
     _, single = await get_json(url(port, "/tickets/NEW"))
-    assert [clock["key"] for clock in single["clocks"]] == [c["key"] for c in new["clocks"]]
     assert new["department"] == single["department"] == "okf"
-    assert model_errors("TicketState", single) == []
     # It names the configuration that measured it, as /readyz does, and the version of the
     # agreement each clock keeps (the example's ØKF has one, in force from the start).
     _, ready = await get_json(url(port, "/readyz"))
@@ -268,6 +291,27 @@ async def test_the_worklist_filters_and_pages(port: HttpPort, database_url: str)
     assert ids(page) == ["DONE"]
     _, page = await get_json(url(port, "/tickets?priority=P4&metric=response"))
     assert ids(page) == ["NEW"]
+    _, page = await get_json(url(port, "/tickets?service=omsorgssystem"))
+    assert ids(page) == ["SOF"]
+    _, page = await get_json(url(port, "/tickets?team=pc-team-2"))
+    assert ids(page) == ["SOF"]
+    _, page = await get_json(url(port, "/tickets?team=nobodys-team"))
+    assert ids(page) == []
+    _, page = await get_json(url(port, "/tickets?breached=true"))
+    assert sorted(ids(page)) == ["OLD", "SOF"]
+    _, page = await get_json(url(port, "/tickets?state=breached&department=okf"))
+    assert ids(page) == ["OLD"]
+    # NEW, created seconds ago, breaches within its targets, the others are past theirs.
+    new_deadline = min(
+        clock["deadline"] for clock in page_of(await get_json(url(port, "/tickets/NEW")))
+        if clock["running"]
+    )  # fmt: skip
+    within = datetime.fromisoformat(new_deadline) - datetime.now(UTC) + timedelta(hours=1)
+    span = f"{int(within.total_seconds() // 3600) + 1}h"
+    _, page = await get_json(url(port, f"/tickets?breaching_within={span}"))
+    assert ids(page) == ["NEW"]
+    _, page = await get_json(url(port, "/tickets?breaching_within=1s"))
+    assert ids(page) == []
     seen: list[str] = []
     cursor = ""
     for _ in range(4):
@@ -470,3 +514,34 @@ async def test_a_page_and_the_compliance_are_made_off_the_event_loop(
     status, body = await asyncio.wait_for(answer, 10)
     assert released == [True], f"{held_name} held the event loop"
     assert status == 200, body
+
+
+async def test_a_cursor_holds_across_tickets_added_between_pages(
+    port: HttpPort, database_url: str
+) -> None:
+    await worklist_tickets(database_url)
+    _, first = await get_json(url(port, "/tickets?limit=1"))
+    assert len(ids(first)) == 1
+    assert first["next_cursor"] is not None
+    # Added meanwhile: one overdue since long before (it sorts before the cursor) and one
+    # created now with a later deadline than every other (after it).
+    long_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    await record(
+        database_url,
+        event("ticket.created", "BEFORE", 0, long_ago, department="okf", service="opus-loen",
+              priority="P1", subject="Løn", requester={"name": "B"}),
+        event("ticket.created", "AFTER", 0, datetime.now(UTC) - timedelta(seconds=1),
+              department="okf", service="opus-loen", priority="P4", subject="Løn",
+              requester={"name": "B"}),
+    )  # fmt: skip
+    seen, cursor = ids(first), first["next_cursor"]
+    while cursor is not None:
+        status, page = await get_json(url(port, f"/tickets?limit=1&cursor={cursor}"))
+        assert status == 200, page
+        seen += ids(page)
+        cursor = page["next_cursor"]
+    assert "BEFORE" not in seen  # behind the cursor: shown again from the first page
+    assert len(seen) == len(set(seen))  # nothing repeated
+    assert sorted(seen) == ["AFTER", "NEW", "OLD", "SOF"]
+    _, again = await get_json(url(port, "/tickets?limit=1"))
+    assert ids(again) == ["BEFORE"]
