@@ -331,12 +331,26 @@ ensure_browser() {
 
 # The proxy test runs /usr/sbin/nginx, the path Debian's package installs.
 ensure_proxy() {
-    # openssl makes the test's certificate.
-    if [[ -x /usr/sbin/nginx ]] && command -v openssl >/dev/null; then
+    # openssl makes the test's certificate, htpasswd (apache2-utils) its password file,
+    # as the README tells administrators to.
+    if [[ -x /usr/sbin/nginx ]] && command -v openssl >/dev/null && command -v htpasswd >/dev/null; then
         echo "nginx: $(/usr/sbin/nginx -v 2>&1 | head -n 1)"
         return
     fi
-    apt_install --no-install-recommends nginx openssl
+    # The package starts a server of its own on :80, and its install fails if :80 is
+    # taken: tell invoke-rc.d to start nothing while it installs (unless the machine
+    # already has a policy of its own).
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\n# ensure-services: nothing starts while nginx installs\nexit 101\n' \
+            >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        trap 'rm -f "$ERR_FILE" /usr/sbin/policy-rc.d' EXIT
+        apt_install --no-install-recommends nginx openssl apache2-utils
+        rm -f /usr/sbin/policy-rc.d
+        trap 'rm -f "$ERR_FILE"' EXIT
+    else
+        apt_install --no-install-recommends nginx openssl apache2-utils
+    fi
     [[ -x /usr/sbin/nginx ]] || die "nginx: installed, but /usr/sbin/nginx is missing"
     # Installed for its binary: do not leave it serving port 80.
     if [[ -d /run/systemd/system ]]; then

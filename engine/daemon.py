@@ -83,7 +83,8 @@ def port_reads_pool(settings: Settings) -> asyncpg.Pool:
     port changes nothing, and a slow query ends rather than hold a connection. Opens
     its connections when asked (``min_size`` 0), so it needs no retrying of its own."""
     url = settings.database_url.get_secret_value()
-    timeout_ms = round(settings.http_statement_timeout_s * 1000)
+    # At least a millisecond: 0 would mean no timeout at all to PostgreSQL.
+    timeout_ms = max(1, round(settings.http_statement_timeout_s * 1000))
     return asyncpg.create_pool(
         url,
         server_settings={
@@ -184,11 +185,17 @@ async def _serve(
         return
     reads_pool = await port_reads_pool(settings)
     try:
+        parts.read_timeout_s = settings.http_statement_timeout_s
         parts.tickets = PostgresReads(reads_pool, acquire_timeout_s=PORT_ACQUIRE_TIMEOUT_S)
         await _run_engine(settings, running, parts, stopping, on_started, pool)
     finally:
         parts.tickets = None
-        await reads_pool.close()
+        # A request still reading holds its connection: the stop waits for it this long,
+        # then cuts it (its client gets a 503), as the engine's own pool does.
+        try:
+            await asyncio.wait_for(reads_pool.close(), timeout=5)
+        except TimeoutError:
+            reads_pool.terminate()
 
 
 async def _run_engine(

@@ -1,9 +1,10 @@
 """A frontend's SLA feed consumer: the latest SLA state of every ticket, kept in memory.
 
 Run: ``.venv/bin/python examples/sla_feed_consumer.py [AMQP_URL] [BINDING]``
-(default ``amqp://guest:guest@127.0.0.1:5672/`` and ``sla.#``; ``sla.okf.*`` for one
-department). A binding on one state only (``sla.*.breached``) would hear tickets enter
-it and never leave it: their resolution is routed ``sla.<department>.stopped``.
+(default ``amqp://guest:guest@127.0.0.1:5672/`` and ``sla.#``). A narrower binding hears
+tickets arrive and not leave: with ``sla.*.breached`` a ticket's resolution is routed
+``sla.<department>.stopped``, with ``sla.okf.*`` a ticket reclassified to sof goes on
+under ``sla.sof.<state>``. A list of tickets binds ``sla.#`` and filters on the body.
 
 It binds a queue of its own to ``helpdesk.sla``, keeps per ticket the message with the
 highest ``version`` and drops any other (a duplicate after a crash, or an older version

@@ -76,6 +76,9 @@ class Parts:
     startup: Callable[[], dict[str, Any]] | None = None
     # POST /reload: load the configuration again (``engine.ops.reload``); None: not offered.
     reload: Callable[[str], Awaitable[ReloadOutcome]] | None = None
+    # The longest a request reads the database, all its statements together: a period's
+    # compliance is read through a cursor, whose fetches PostgreSQL times one by one.
+    read_timeout_s: float = 30.0
 
     @property
     def meter(self) -> ClockMeter:
@@ -293,16 +296,20 @@ class HttpPort:
         if reads is None:
             return _not_connected()
         names = Names(self.parts.meter.config)
+        reading = asyncio.timeout(self.parts.read_timeout_s)
         try:
-            outcomes = await clock_outcomes(reads, start, end, now, department, function)
-            # The requesters rate a department's service, not a function's work.
-            satisfaction = (
-                await satisfaction_of_period(reads, start, end, department)
-                if function is None
-                else None
-            )
+            async with reading:
+                outcomes = await clock_outcomes(reads, start, end, now, department, function)
+                # The requesters rate a department's service, not a function's work.
+                satisfaction = (
+                    await satisfaction_of_period(reads, start, end, department)
+                    if function is None
+                    else None
+                )
         except asyncpg.QueryCanceledError:
             return _too_slow()
+        except TimeoutError as exc:
+            return _too_slow() if reading.expired() else _unreachable(exc)
         except _UNREACHABLE as exc:
             return _unreachable(exc)
         period = f"tickets created in [{start.isoformat()}, {end.isoformat()})"
@@ -375,7 +382,9 @@ class HttpPort:
 # Headers a reverse proxy adds to what it relays (RFC 7239, the de facto X-Forwarded-*
 # and X-Real-IP, and the Via every HTTP proxy must add): a caller on this host sends none.
 _PROXY_HEADERS = ("Forwarded", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
-_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError)
+# The database away, no connection of the port's free in time (TimeoutError), or the
+# port's pool closing as the engine stops (InterfaceError).
+_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
 def _loopback(remote: str | None) -> bool:
@@ -394,6 +403,12 @@ def _not_connected() -> web.Response:
 
 
 def _unreachable(exc: BaseException) -> web.Response:
+    if isinstance(exc, TimeoutError):
+        return _problem(
+            503,
+            "no database connection of the port was free in time (SLA_ENGINE_HTTP_DB_"
+            "CONNECTIONS, all busy), or the database does not answer: try again",
+        )
     return _problem(503, f"the database is unreachable: {exc.__class__.__name__}")
 
 

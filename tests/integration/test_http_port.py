@@ -440,17 +440,22 @@ async def test_the_running_engine_reads_for_the_port_on_connections_of_its_own(
     engine: RunningEngine, settings: Settings, database_url: str
 ) -> None:
     await worklist_tickets(database_url)
-    status, page = await get_json(f"http://127.0.0.1:{settings.http_port}/tickets")
-    assert status == 200, page
-    assert ids(page)
     connection = await asyncpg.connect(database_url)
+    port_backends = (
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'sla-engine http'"
+    )
     try:
-        names = await connection.fetch(
-            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()"
-        )
+        # Another test's closed pool may linger in the list: only a new one counts.
+        before = {row[0] for row in await connection.fetch(port_backends)}
+        status, page = await get_json(f"http://127.0.0.1:{settings.http_port}/tickets")
+        assert status == 200, page
+        assert ids(page)
+        after = {row[0] for row in await connection.fetch(port_backends)}
     finally:
         await connection.close()
-    assert "sla-engine http" in {row[0] for row in names}
+    # The port's pool opens its connections when asked (min_size 0): this request's.
+    assert after - before
 
 
 class SlowReads(PostgresReads):
@@ -461,6 +466,38 @@ class SlowReads(PostgresReads):
 
     async def ticket(self, ticket_id: str) -> Any:
         raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
+
+
+class EndlessPeriod(PostgresReads):
+    """A period whose clocks come one fetch at a time, each within the statement timeout,
+    and never end; and a worklist read while the port's pool closes."""
+
+    async def clocks_of_period(self, *args: Any, **kwargs: Any) -> Any:
+        while True:
+            await asyncio.sleep(0.05)  # one fetch, well within its statement timeout
+            if False:  # an async generator that never yields a clock
+                yield
+
+    async def worklist(self, query: Any) -> Any:
+        raise asyncpg.InterfaceError("cannot call Pool.acquire(): pool is closing")
+
+
+async def test_a_compliance_read_is_cut_at_the_timeout_of_the_whole(database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=0, max_size=1)
+    parts = Parts(RUNNING, database_url, tickets=EndlessPeriod(pool), read_timeout_s=0.3)
+    serving = HttpPort(parts, "127.0.0.1", 0)
+    await serving.start()
+    try:
+        status, problem = await get_json(url(serving, "/departments/okf/compliance"))
+        assert (status, problem["status"]) == (503, 503)
+        assert "SLA_ENGINE_HTTP_STATEMENT_TIMEOUT_S" in problem["detail"]
+        # As the engine stops: a 503 problem, not a 500.
+        status, problem = await get_json(url(serving, "/tickets"))
+        assert (status, problem["status"]) == (503, 503)
+        assert model_errors("Problem", problem) == []
+    finally:
+        await serving.stop()
+        await pool.close()
 
 
 async def test_a_statement_cut_at_the_timeout_is_a_503_problem(database_url: str) -> None:

@@ -1,6 +1,7 @@
 """The HTTP port behind ``deploy/nginx/sla-engine.conf``, in a real nginx (Debian's, which
 ``make test`` installs): TLS, a password, read only, /healthz open, /metrics not published,
-and POST /reload refused."""
+and POST /reload refused: by nginx, and by the engine when a changed site lets it
+through."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,14 +70,16 @@ def certificate(folder: Path) -> tuple[Path, Path]:
 class Proxy:
     """An nginx with the shipped site in front of ``engine_port``, on a port of its own."""
 
-    def __init__(self, folder: Path, engine_port: int) -> None:
+    def __init__(self, folder: Path, engine_port: int, text: str) -> None:
         self.port = free_port()
         cert, key = certificate(folder)
         passwords = folder / "htpasswd"
-        passwords.write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        # As the README has administrators make it: bcrypt, with Debian's htpasswd.
+        subprocess.run(["htpasswd", "-cbB", str(passwords), USER, PASSWORD],
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
         (folder / "site.conf").write_text(
             site(
-                SITE_FILE.read_text(),
+                text,
                 {
                     "server": f"127.0.0.1:{engine_port}",
                     "listen": f"127.0.0.1:{self.port} ssl",
@@ -149,6 +153,15 @@ class Proxy:
 async def proxied(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Proxy, list[str]]]:
     """The shipped proxy in front of an HTTP port that offers POST /reload, and the
     reloads the port was asked for."""
+    async with behind(SITE_FILE.read_text(), database_url, tmp_path) as serving:
+        yield serving
+
+
+@asynccontextmanager
+async def behind(
+    text: str, database_url: str, folder: Path
+) -> AsyncIterator[tuple[Proxy, list[str]]]:
+    """The site ``text`` in an nginx in front of a port that offers POST /reload."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     async with pool.acquire() as connection:
         await migrate(connection)
@@ -164,7 +177,7 @@ async def proxied(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Prox
     proxy: Proxy | None = None
     try:
         await port.start()
-        proxy = Proxy(tmp_path, port.port)
+        proxy = Proxy(folder, port.port, text)
         await proxy.start()
         yield proxy, reloads
     finally:
@@ -189,6 +202,7 @@ async def test_with_the_password_the_port_answers_as_it_does_itself(
     proxy, _ = proxied
     status, headers, body = await proxy.ask("GET", "/tickets?department=okf&limit=5")
     assert status == 200, body
+    assert headers["Strict-Transport-Security"] == "max-age=31536000"
     assert model_errors("WorklistPage", _json(body)) == []
     status, headers, body = await proxy.ask("GET", "/tickets/NEVER-SEEN")
     assert (status, headers["Content-Type"].split(";")[0]) == (404, "application/problem+json")
@@ -234,3 +248,21 @@ async def test_the_proxy_passes_reads_only(proxied: tuple[Proxy, list[str]], met
 
 def _json(body: bytes) -> Any:
     return json.loads(body)
+
+
+async def test_a_reload_let_through_by_a_changed_site_is_refused_by_the_engine(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The site's limit_except taken out, as a careless edit might: the engine still
+    # refuses a POST /reload that comes through the proxy (its X-Forwarded-For).
+    shipped = SITE_FILE.read_text()
+    opened = re.sub(r"\n\s*limit_except GET \{\s*deny all;\s*\}", "", shipped)
+    assert "limit_except" not in opened
+    async with behind(opened, database_url, tmp_path) as (proxy, reloads):
+        status, headers, body = await proxy.ask("POST", "/reload")
+        assert (status, headers["Content-Type"].split(";")[0]) == (
+            403,
+            "application/problem+json",
+        )
+        assert "through a proxy" in _json(body)["detail"]
+        assert reloads == []
