@@ -147,7 +147,12 @@ async def serve(
         loop.add_signal_handler(signal.SIGHUP, reloader.on_signal)
     set_build_info()
     publish_in_force(running.current)
-    parts = Parts(running, settings.database_url.get_secret_value(), reload=reloader.reload)
+    parts = Parts(
+        running,
+        settings.database_url.get_secret_value(),
+        reload=reloader.reload,
+        read_timeout_s=settings.http_statement_timeout_s,
+    )
     port = HttpPort(parts, settings.http_host, settings.http_port)
     try:
         await port.start()
@@ -185,7 +190,6 @@ async def _serve(
         return
     reads_pool = await port_reads_pool(settings)
     try:
-        parts.read_timeout_s = settings.http_statement_timeout_s
         parts.tickets = PostgresReads(reads_pool, acquire_timeout_s=PORT_ACQUIRE_TIMEOUT_S)
         await _run_engine(settings, running, parts, stopping, on_started, pool)
     finally:

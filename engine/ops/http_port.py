@@ -34,13 +34,12 @@ from engine.ops.reload import ReloadOutcome
 from engine.ops.ticket_state import measure_ticket
 from engine.ops.worklist import (
     BadRequest,
-    compliance_document,
     once,
     worklist_page,
     worklist_query,
 )
 from engine.reporting.names import Names
-from engine.reporting.report import clock_outcomes
+from engine.reporting.report import clock_outcomes, report_json
 from engine.reporting.satisfaction import satisfaction_of_period
 from engine.reporting.window import DATE_ZONE, check_window, parse_instant
 from engine.running import ConfigInForce, RunningConfig
@@ -238,10 +237,8 @@ class HttpPort:
             return _not_connected()
         try:
             rows = await tickets.ticket(ticket_id)
-        except asyncpg.QueryCanceledError:
-            return _too_slow()
-        except _UNREACHABLE as exc:
-            return _unreachable(exc)
+        except _READ_FAILED as exc:
+            return _read_failed(exc)
         if rows is None:
             return _problem(404, f"no ticket {ticket_id!r}: no event of it was recorded")
         # Off the loop, and after the connection went back to the pool: a ticket with
@@ -264,10 +261,8 @@ class HttpPort:
         try:
             keys = await reads.worklist(query)
             rows = await reads.tickets([key.ticket_id for key in keys[: query.limit - 1]])
-        except asyncpg.QueryCanceledError:
-            return _too_slow()
-        except _UNREACHABLE as exc:
-            return _unreachable(exc)
+        except _READ_FAILED as exc:
+            return _read_failed(exc)
         page = partial(worklist_page, self._thread_meter(), query, keys, rows)
         return await self._json_off_loop(page)
 
@@ -306,21 +301,11 @@ class HttpPort:
                     if function is None
                     else None
                 )
-        except asyncpg.QueryCanceledError:
-            return _too_slow()
-        except TimeoutError as exc:
-            return _too_slow() if reading.expired() else _unreachable(exc)
-        except _UNREACHABLE as exc:
-            return _unreachable(exc)
+        except _READ_FAILED as exc:
+            return _read_failed(exc, cut=reading.expired())
         period = f"tickets created in [{start.isoformat()}, {end.isoformat()})"
-        count = partial(
-            compliance_document,
-            outcomes,
-            period,
-            names,
-            function=function,
-            satisfaction=satisfaction,
-        )
+        # A function's clocks are its OLA clocks only (the store's choice): no SLA rows.
+        count = partial(report_json, outcomes, period, satisfaction=satisfaction, names=names)
         return await self._json_off_loop(count)
 
     async def _sheets_moved(self, request: web.Request) -> web.Response:
@@ -382,9 +367,16 @@ class HttpPort:
 # Headers a reverse proxy adds to what it relays (RFC 7239, the de facto X-Forwarded-*
 # and X-Real-IP, and the Via every HTTP proxy must add): a caller on this host sends none.
 _PROXY_HEADERS = ("Forwarded", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
-# The database away, no connection of the port's free in time (TimeoutError), or the
-# port's pool closing as the engine stops (InterfaceError).
-_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+# What a read of the database may fail with and the port answers 503 to: the database
+# away, no connection of the port's free in time (TimeoutError), the port's pool closing
+# as the engine stops (InterfaceError), or a statement cancelled at the timeout.
+_READ_FAILED = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.QueryCanceledError,
+)
 
 
 def _loopback(remote: str | None) -> bool:
@@ -402,7 +394,15 @@ def _not_connected() -> web.Response:
     return _problem(503, "the engine is not connected to its database yet")
 
 
-def _unreachable(exc: BaseException) -> web.Response:
+def _read_failed(exc: BaseException, *, cut: bool = False) -> web.Response:
+    """The 503 problem of a failed read; ``cut``: the request's own time ran out."""
+    if cut or isinstance(exc, asyncpg.QueryCanceledError):
+        return _problem(
+            503,
+            "the query took longer than the port allows (SLA_ENGINE_HTTP_STATEMENT_TIMEOUT_S):"
+            " narrow it (more filters, a shorter period) or try again when the engine is less"
+            " busy",
+        )
     if isinstance(exc, TimeoutError):
         return _problem(
             503,
@@ -410,14 +410,6 @@ def _unreachable(exc: BaseException) -> web.Response:
             "CONNECTIONS, all busy), or the database does not answer: try again",
         )
     return _problem(503, f"the database is unreachable: {exc.__class__.__name__}")
-
-
-def _too_slow() -> web.Response:
-    return _problem(
-        503,
-        "the query took longer than the port allows (SLA_ENGINE_HTTP_STATEMENT_TIMEOUT_S): "
-        "narrow it (more filters, a shorter period) or try again when the engine is less busy",
-    )
 
 
 def _period(query: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:

@@ -42,7 +42,7 @@ def measure_ticket(
         key: Agreement.from_json(value) for key, value in json.loads(rows.agreements).items()
     }
     steps: dict[str, dict[float, JSON]] = {}
-    for clock_key, step, fired_at, status in rows.fired:
+    for clock_key, step, fired_at, status in rows.fired if with_steps else ():
         steps.setdefault(clock_key, {})[step] = {"fired_at": fired_at.isoformat(), "status": status}
     state: JSON = {"ticket_id": ticket_id, "as_of": now.isoformat(), "events": len(events)}
     if config_version is not None:

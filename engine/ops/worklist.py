@@ -1,9 +1,8 @@
-"""The agents' worklist and the compliance figures, as the HTTP port answers them: pure.
+"""The agents' worklist, as the HTTP port answers it: pure.
 
 ``worklist_query`` reads a request's query string into a ``WorklistQuery`` (or says what
 is wrong with it, for a 400), ``worklist_page`` measures the listed tickets' clocks as
-``GET /tickets/{id}`` does, without their steps, and ``compliance_document`` counts a
-period's clocks as ``sla-engine report --format json`` does.
+``GET /tickets/{id}`` does, without their steps.
 """
 
 from __future__ import annotations
@@ -14,16 +13,12 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.config.durations import Duration
 from engine.ops.ticket_state import JSON, measure_ticket
-from engine.reporting.compliance import ClockOutcome
-from engine.reporting.names import Names
-from engine.reporting.report import report_json
-from engine.satisfaction import RatingCounts
 from engine.sla_clock.meter import ClockMeter
 from engine.store.reads import ClockScope, LiveState, TicketRows, WorklistKey, WorklistQuery
 from engine.vocabulary import Metric, Priority, ProviderFunction
@@ -135,21 +130,6 @@ def worklist_page(
         "items": items,
         "next_cursor": encode_cursor(shown[-1]) if more and shown else None,
     }
-
-
-def compliance_document(
-    outcomes: Sequence[ClockOutcome],
-    period: str,
-    names: Names,
-    *,
-    function: str | None = None,
-    satisfaction: Sequence[RatingCounts] | None = None,
-) -> dict[str, Any]:
-    """A department's counts as ``report --department ID --format json`` prints them
-    (with its ``satisfaction``), or a function's OLA counts in the same shape."""
-    if function is not None:
-        outcomes = [outcome for outcome in outcomes if outcome.agreement == "ola"]
-    return report_json(outcomes, period, satisfaction=satisfaction, names=names)
 
 
 def _reasons(exc: ValidationError) -> str:

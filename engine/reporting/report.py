@@ -181,7 +181,11 @@ def report_json(
     """The report as ``report --format json`` prints it and the HTTP port's compliance
     endpoints answer: ``{"period", "sla", "ola"}``, with ``satisfaction`` its records,
     and with ``names`` the ids' names beside them and the ``totals``."""
-    document = report_document(sla_records(outcomes), ola_records(outcomes), period)
+    document: dict[str, Any] = {
+        "period": period,
+        "sla": [_only(record, SLA_COLUMNS) for record in sla_records(outcomes)],
+        "ola": [_only(record, OLA_COLUMNS) for record in ola_records(outcomes)],
+    }
     if satisfaction is not None:
         document["satisfaction"] = satisfaction_records(satisfaction)
     if names is not None:
@@ -216,16 +220,6 @@ def _named_document(
             else {}
         ),
         "totals": [names.with_names(_only(r, TOTAL_COLUMNS)) for r in totals],
-    }
-
-
-def report_document(sla: Sequence[Record], ola: Sequence[Record], period: str) -> dict[str, Any]:
-    """The counts as one JSON object, ``{"period", "sla", "ola"}``: the heart of
-    ``report_json`` and of the monthly report's figures."""
-    return {
-        "period": period,
-        "sla": [_only(record, SLA_COLUMNS) for record in sla],
-        "ola": [_only(record, OLA_COLUMNS) for record in ola],
     }
 
 
